@@ -1,0 +1,250 @@
+"""The tracker: NMEA in, fences evaluated, messages queued and published.
+
+``Tracker`` is the pure, synchronous core: feed it serial bytes and the time, and it fills the
+outbox. ``run`` is the asyncio loop that wires a board's ports to it: a GNSS line source, an
+``open_connection`` for MQTT, storage and a clock. Only this module reads the clock.
+"""
+
+import asyncio
+
+from tracker import wire
+from tracker.compat import const, ticks_diff, ticks_ms
+from tracker.fence import FenceEngine, FenceSet
+from tracker.mqtt import MQTTClient
+from tracker.nmea import NmeaParser
+from tracker.outbox import Outbox
+
+FIRMWARE_VERSION = "0.1.0"
+
+_REPORT_INTERVAL_S = const(10)
+_MOVE_REPORT_M = const(50)
+_FENCES_FILE = "fences.json"
+
+
+class Tracker:
+    """Turns GNSS epochs into OwnTracks messages in the outbox.
+
+    :param device_id: the device id (topic and ``dev`` field)
+    :param outbox: an :class:`tracker.outbox.Outbox`
+    :param fence_set: the active :class:`tracker.fence.FenceSet`, or None
+    :param report_interval_s: a location is queued at least this often while fixes are valid
+    """
+
+    def __init__(self, device_id, outbox, fence_set=None, report_interval_s=_REPORT_INTERVAL_S,
+                 move_report_m=_MOVE_REPORT_M, battery=None):
+        self.device_id = device_id
+        self.outbox = outbox
+        self.report_interval_s = report_interval_s
+        self.move_report_m = move_report_m
+        self.battery = battery
+        self.parser = NmeaParser(self._on_fix)
+        self.fence_set = fence_set
+        self.engine = FenceEngine(fence_set, self._on_transition) if fence_set else None
+        self.invalid_epochs = 0
+        self.fixes = 0
+        self.last_fix_t = 0
+        self._last_fix_ms = 0
+        self._now_ms = 0
+        self._last_report_t = 0
+        self._last_report_lat = 0
+        self._last_report_lon = 0
+        self._entered_since_report = False
+
+    # -- input ----------------------------------------------------------------------------------
+    def feed(self, chunk, now_ms):
+        """Parse serial bytes from the GNSS module received at ``now_ms`` (ticks)."""
+        self._now_ms = now_ms
+        self.parser.feed(chunk)
+
+    def feed_line(self, line, now_ms):
+        """Parse one NMEA line received at ``now_ms`` (ticks)."""
+        self._now_ms = now_ms
+        self.parser.feed_line(line)
+
+    def end_of_stream(self, now_ms):
+        """The GNSS stream ended: emit the epoch still being assembled."""
+        self._now_ms = now_ms
+        self.parser.flush()
+
+    def apply_fences(self, text):
+        """Swap in a new compiled fence set; raises ``ValueError`` and keeps the old one if bad."""
+        new_set = FenceSet.from_json(text)
+        if self.engine is None:
+            self.engine = FenceEngine(new_set, self._on_transition)
+        else:
+            self.engine.set_fences(new_set)
+        self.fence_set = new_set
+        return new_set
+
+    # -- time -----------------------------------------------------------------------------------
+    def now_s(self):
+        """Device wall time: GNSS time of the last fix plus the ticks elapsed since it."""
+        if not self.last_fix_t:
+            return 0
+        return self.last_fix_t + ticks_diff(self._now_ms, self._last_fix_ms) // 1000
+
+    # -- core -----------------------------------------------------------------------------------
+    def _on_fix(self, fix):
+        if not fix.valid:
+            self.invalid_epochs += 1
+            return
+        self.fixes += 1
+        self.last_fix_t = fix.t
+        self._last_fix_ms = self._now_ms
+        if self.engine is not None:
+            self.engine.update(fix.t, fix.lat_e6, fix.lon_e6, fix.acc_cm)
+        trigger = self._report_trigger(fix)
+        if trigger:
+            self._queue_location(fix, trigger)
+
+    def _report_trigger(self, fix):
+        if self._entered_since_report:
+            return "c"
+        if not self._last_report_t or fix.t - self._last_report_t >= self.report_interval_s:
+            return "t"
+        if _approx_distance_m(self._last_report_lat, self._last_report_lon,
+                              fix.lat_e6, fix.lon_e6) >= self.move_report_m:
+            return "v"
+        return ""
+
+    def _queue_location(self, fix, trigger):
+        seq = self.outbox.next_seq()
+        regions = ()
+        if self.engine is not None:
+            ids = self.fence_set.ids
+            regions = [ids[i] for i in self.engine.inside]
+        payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
+                                self._battery_pct(), trigger)
+        self.outbox.put(seq, wire.KIND_LOCATION, payload)
+        self._last_report_t = fix.t
+        self._last_report_lat = fix.lat_e6
+        self._last_report_lon = fix.lon_e6
+        self._entered_since_report = False
+
+    def _on_transition(self, entering, index, tst, lat_e6, lon_e6):
+        seq = self.outbox.next_seq()
+        payload = wire.transition(self.device_id, seq, entering, self.fence_set.ids[index],
+                                  self.fence_set.names[index], tst, lat_e6, lon_e6,
+                                  self.parser.fix.acc_cm, self.now_s())
+        self.outbox.put(seq, wire.KIND_EVENT, payload)
+        self._entered_since_report = True
+
+    def _battery_pct(self):
+        return self.battery.percent() if self.battery is not None else -1
+
+    def status(self, online):
+        """The retained status message (``online`` false doubles as the last will)."""
+        return wire.status(self.device_id, online, self.now_s(),
+                           self.fence_set.version if self.fence_set else "",
+                           len(self.outbox), self._battery_pct(), FIRMWARE_VERSION)
+
+
+def _approx_distance_m(lat1_e6, lon1_e6, lat2_e6, lon2_e6):
+    """Rough distance for the move trigger: equirectangular at UK latitudes, octagonal norm.
+
+    1e-6 degree of latitude is 0.111 m; of longitude at 51.5 N, 0.069 m. Within a few percent,
+    which is all a 50 m move trigger needs; the fence engine does the exact geometry.
+    """
+    dlat = abs(lat2_e6 - lat1_e6) // 9
+    dlon = abs(lon2_e6 - lon1_e6) * 9 // 130
+    if dlat < dlon:
+        dlat, dlon = dlon, dlat
+    return dlat + dlon * 3 // 8
+
+
+class Ports:
+    """What a board hands the tracker.
+
+    :param gnss: object with ``async readline() -> bytes`` (``b""`` at end of stream)
+    :param open_connection: coroutine ``(host, port) -> (reader, writer)``
+    :param storage: object with ``read(name)`` and atomic ``write(name, text)``
+    :param log: callable taking one line of text, for the operator's console
+    """
+
+    def __init__(self, gnss, open_connection, storage, log=print):
+        self.gnss = gnss
+        self.open_connection = open_connection
+        self.storage = storage
+        self.log = log
+
+
+async def run(ports, device_id, broker_host, broker_port, station="main", exit_on_eof=False,
+              report_interval_s=_REPORT_INTERVAL_S, user=None, password=None):
+    """Run the tracker until the GNSS stream ends (with ``exit_on_eof``) or forever.
+
+    Two tasks share the outbox: one reads and parses GNSS lines, the other publishes. A dead link
+    only stops the publisher; parsing and fence evaluation carry on and the outbox fills.
+    """
+    storage = ports.storage
+    outbox = Outbox(storage)
+    fence_set = None
+    text = storage.read(_FENCES_FILE)
+    if text:
+        try:
+            fence_set = FenceSet.from_json(text)
+        except ValueError as exc:
+            ports.log("stored fences unusable: %s" % exc)
+    tracker = Tracker(device_id, outbox, fence_set, report_interval_s)
+    wake = asyncio.Event()
+    state = {"eof": False, "published": 0}
+
+    async def read_gnss():
+        while True:
+            line = await ports.gnss.readline()
+            if not line:
+                tracker.end_of_stream(ticks_ms())
+                state["eof"] = True
+                wake.set()
+                return
+            tracker.feed_line(line, ticks_ms())
+            if len(outbox):
+                wake.set()
+
+    def on_message(topic, payload):
+        if topic == wire.fences_topic(station):
+            try:
+                new_set = tracker.apply_fences(payload)
+            except ValueError as exc:
+                ports.log("fence set rejected: %s" % exc)
+                return
+            storage.write(_FENCES_FILE, bytes(payload).decode())
+            ports.log("fences %s active" % new_set.version)
+            wake.set()
+
+    status_topic = wire.device_topic(device_id, wire.KIND_STATUS)
+    client = MQTTClient(device_id, ports.open_connection, user=user, password=password,
+                        will=(status_topic, wire.status(device_id, False, 0), 1, True),
+                        on_message=on_message)
+    reader = asyncio.create_task(read_gnss())
+    backoff_s = 1
+    while True:
+        try:
+            await client.connect(broker_host, broker_port)
+            await client.subscribe(wire.fences_topic(station))
+            await client.publish(status_topic, tracker.status(True), 1, True)
+            backoff_s = 1
+            while True:
+                item = outbox.peek()
+                if item is None:
+                    if state["eof"]:
+                        await client.publish(status_topic, tracker.status(False), 1, True)
+                        await client.disconnect()
+                        ports.log("published %d messages" % state["published"])
+                        return tracker
+                    wake.clear()
+                    try:
+                        await asyncio.wait_for(wake.wait(), 1)
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
+                seq, kind, payload = item
+                await client.publish(wire.device_topic(device_id, kind), payload, 1)
+                outbox.pop(seq)
+                state["published"] += 1
+        except (OSError, asyncio.TimeoutError) as exc:
+            ports.log("mqtt: %r; retry in %d s" % (exc, backoff_s))
+            await client.close()
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 60)
+        if reader.done() and state["eof"] and not len(outbox):
+            return tracker

@@ -1,0 +1,623 @@
+"""Hot spot fences on the device: exact point-in-polygon, boundary distance, hysteresis.
+
+Two classes, no effects (no clock, no I/O other than the stream you hand in):
+
+``FenceSet``
+    A compiled fence set (see ``docs/fences.md`` for the byte layout). Build it with
+    ``FenceSet.from_bytes(data)``, ``FenceSet.from_stream(f)`` (bounded memory: arrays are
+    filled straight from the stream) or ``FenceSet.from_json(text_or_bytes)``, which accepts the
+    JSON wrapper that ``fences.compile`` writes *and* the raw binary (it sniffs the magic), so an
+    MQTT payload can be handed over as it arrives. A corrupt, truncated or tampered set raises
+    ``ValueError``; nothing is half-applied because the set is only returned once complete.
+    Attributes: ``version`` (content hash, str), ``ids``, ``names`` (read-only sequences of str,
+    decoded on access to save RAM), ``density`` (sequence of int), ``len(fence_set)``.
+
+``FenceEngine(fence_set, on_transition)``
+    ``update(t, lat_e6, lon_e6, acc_cm)`` once per valid fix, in time order. For every confirmed
+    transition it calls ``on_transition(entering, index, tst, lat_e6, lon_e6)`` where ``tst`` and
+    the position are those of the *boundary crossing*, estimated from the recent fixes, not of
+    the fix that confirmed it. ``inside`` is the sorted list of confirmed fence indexes (do not
+    mutate it). ``nearest_m`` is the distance in metres from the last fix to the nearest fence
+    boundary (always >= 0, inside or outside; capped at ``fence_set.near_m`` when no fence is
+    that close). ``set_fences(new_set)`` swaps sets atomically: fences kept (same id) keep their
+    state, fences that vanish while the tracker is inside them get a ``leave`` at the last fix
+    (so every visit is closed), new fences start outside. ``reset()`` forgets all state without
+    emitting anything.
+
+Maths: vertices are stored as micro-degree offsets from a per-fence origin (int16). The
+point-in-polygon test works on those raw offsets (an affine map of lon/lat, so it is exact for
+the straight lon/lat edges that GeoJSON and shapely use); distances use a local equirectangular
+projection in quarter metres with per-fence integer scale factors. The compiler guarantees that
+every intermediate product on the per-fix path stays below 2**30 (31-bit small ints on boards).
+Times: ``t`` may be a big int (epoch seconds exceed 2**30); the engine only keeps differences.
+"""
+
+import struct
+
+from tracker.compat import const
+
+try:
+    from array import array
+except ImportError:  # pragma: no cover - very old MicroPython
+    from uarray import array
+
+try:
+    import hashlib
+except ImportError:  # pragma: no cover - port without hashlib: structure checks only
+    hashlib = None
+
+import binascii
+import json
+
+MAGIC = b"HSF1"
+HEADER = "<4s12sHHHHHHiiBBHHHHH"
+HEADER_SIZE = const(48)
+
+_RING = const(32)  # fixes kept to estimate crossing times
+_NONE = const(-(1 << 29))  # "fence not within the near range of this fix"
+_CLAMP_Q = const(800)  # depths beyond +-200 m are clamped in the crossing estimate
+_H_MIN_Q = const(8)  # hysteresis band never below 2 m
+_H_K = const(12)  # band = 3 x accuracy: acc_cm * 12 // 100 quarter metres
+_T_CONFIRM_S = const(20)  # ... or this long (and >= 3 fixes) continuously on the new side
+_N_CONFIRM = const(3)
+_GAP_S = const(30)  # after a gap this long a single deep fix confirms
+
+
+class _Strings:
+    """Read-only sequence of str decoded on access from one UTF-8 blob."""
+
+    def __init__(self, blob, off, first):
+        self._blob = blob
+        self._off = off
+        self._first = first
+        self._n = (len(off) - 1) // 2
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, i):
+        if i < 0:
+            i += self._n
+        if i < 0 or i >= self._n:
+            raise IndexError(i)
+        k = 2 * i + self._first
+        return str(self._blob[self._off[k] : self._off[k + 1]], "utf-8")
+
+    def __iter__(self):
+        for i in range(self._n):
+            yield self[i]
+
+    def index(self, s):
+        for i in range(self._n):
+            if self[i] == s:
+                return i
+        raise ValueError(s)
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __repr__(self):
+        return repr(list(self))
+
+
+class _MemReader:
+    def __init__(self, data):
+        self._mv = memoryview(data)
+        self._pos = 0
+
+    def read(self, n):
+        p = self._pos
+        self._pos = p + n
+        return bytes(self._mv[p : p + n])
+
+
+def isqrt(n):
+    """Return floor(sqrt(n)) for 0 <= n < 2**30 with small ints only."""
+    if n <= 0:
+        return 0
+    x = 1
+    while x <= n // x:  # not x * x <= n: that product would leave the small-int range
+        x <<= 1
+    y = (x + n // x) >> 1
+    while y < x:
+        x = y
+        y = (x + n // x) >> 1
+    return x
+
+
+class FenceSet:
+    """A compiled, immutable set of hot spot fences (see the module docstring)."""
+
+    def __init__(self):
+        self.version = ""
+        self.near_m = 0
+
+    def __len__(self):
+        return self.n
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse the JSON wrapper (str or bytes) or, if it starts with the magic, raw binary."""
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            if bytes(text[:4]) == MAGIC:
+                return cls.from_bytes(text)
+            text = str(bytes(text), "utf-8")
+        try:
+            doc = json.loads(text)
+            fmt = doc["format"]
+            version = doc["version"]
+            data = binascii.a2b_base64(doc["data"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError("fence set: bad JSON wrapper: %r" % (e,))
+        if fmt != "hsf1":
+            raise ValueError("fence set: unknown format %r" % (fmt,))
+        fs = cls.from_bytes(data)
+        if fs.version != version:
+            raise ValueError("fence set: wrapper version does not match content")
+        return fs
+
+    load = from_json
+
+    @classmethod
+    def from_bytes(cls, data):
+        """Parse a binary fence set held in memory."""
+        return cls.from_stream(_MemReader(data), len(data))
+
+    @classmethod
+    def from_stream(cls, f, size=-1):
+        """Parse a binary fence set from a stream with ``read(n)`` (e.g. an open flash file)."""
+        try:
+            return cls._parse(f, size)
+        except MemoryError:
+            raise
+        except Exception as e:  # struct.error, IndexError, UnicodeError...: all mean corrupt
+            if isinstance(e, ValueError) and str(e).startswith("fence set"):
+                raise
+            raise ValueError("fence set: corrupt or truncated (%r)" % (e,))
+
+    @classmethod
+    def _parse(cls, f, size):
+        head = f.read(HEADER_SIZE)
+        if len(head) != HEADER_SIZE:
+            raise ValueError("fence set: truncated header")
+        (magic, version, n, nr, nv, ng, ne, ns, g_lat0, g_lon0, g_shift, _flags, g_cols, g_rows,
+         near_lat, near_m, _reserved) = struct.unpack(HEADER, head)
+        if magic != MAGIC:
+            raise ValueError("fence set: bad magic")
+        body = (
+            4 * n * 2 + 2 * 4 * n + 2 * n * 4 + n + 2 * (n + 1) + 2 * (nr + 1) + 4 * nv
+            + 4 * ng + 2 * (ng + 1) + 2 * ne + 2 * (2 * n + 1) + ns
+        )
+        if size >= 0 and size != HEADER_SIZE + body:
+            raise ValueError("fence set: size %d, header says %d" % (size, HEADER_SIZE + body))
+        h = hashlib.sha256() if hashlib is not None else None
+        fs = cls()
+
+        def take(code, count):
+            width = 1 if code == "B" else (4 if code == "i" else 2)
+            raw = f.read(width * count)
+            if len(raw) != width * count:
+                raise ValueError("fence set: truncated body")
+            if h is not None:
+                h.update(raw)
+            if code == "B":
+                return raw
+            return array(code, raw)
+
+        fs.n = n
+        fs.lat0 = take("i", n)
+        fs.lon0 = take("i", n)
+        fs.bb = take("h", 4 * n)
+        fs.kxq = take("H", n)
+        fs.kyq = take("H", n)
+        fs.hmax = take("H", n)
+        fs.radius = take("H", n)
+        fs.density = take("B", n)
+        fs.ring = take("H", n + 1)
+        fs.rstart = take("H", nr + 1)
+        fs.v = take("h", 2 * nv)
+        fs.gkey = take("i", ng)
+        fs.goff = take("H", ng + 1)
+        fs.gent = take("H", ne)
+        soff = take("H", 2 * n + 1)
+        blob = take("B", ns)
+        version = str(version, "ascii")
+        if h is not None:
+            if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
+                raise ValueError("fence set: content hash does not match version " + version)
+        # Structure checks so that evaluation can never index out of range.
+        if fs.ring[0] != 0 or fs.ring[n] != nr or fs.rstart[0] != 0 or fs.rstart[nr] != nv:
+            raise ValueError("fence set: inconsistent ring tables")
+        for i in range(n):
+            if fs.ring[i + 1] < fs.ring[i]:
+                raise ValueError("fence set: inconsistent ring tables")
+            if fs.ring[i + 1] == fs.ring[i] and fs.radius[i] == 0:
+                raise ValueError("fence set: fence %d has no geometry" % i)
+            if fs.kxq[i] == 0 or fs.kyq[i] == 0:
+                raise ValueError("fence set: zero scale factor")
+        for r in range(nr):
+            if fs.rstart[r + 1] < fs.rstart[r] + 3:
+                raise ValueError("fence set: ring with fewer than 3 vertices")
+        if fs.goff[0] != 0 or fs.goff[ng] != ne:
+            raise ValueError("fence set: inconsistent grid")
+        for e in fs.gent:
+            if e >= n:
+                raise ValueError("fence set: grid entry out of range")
+        if soff[0] != 0 or soff[2 * n] != ns:
+            raise ValueError("fence set: inconsistent strings")
+        fs.version = version
+        fs.g_lat0 = g_lat0
+        fs.g_lon0 = g_lon0
+        fs.g_shift = g_shift
+        fs.g_cols = g_cols
+        fs.g_rows = g_rows
+        fs.near_lat = near_lat
+        fs.near_m = near_m
+        # Near margin in lon micro-degrees, per fence (same formula as the compiler).
+        fs.near_lon = array("H", [0] * n) if n else array("H")
+        for i in range(n):
+            fs.near_lon[i] = near_lat * fs.kyq[i] // fs.kxq[i] + 1
+        fs.ids = _Strings(blob, soff, 0)
+        fs.names = _Strings(blob, soff, 1)
+        return fs
+
+    # -- queries used by the engine and by tests --------------------------------------------
+
+    def candidates(self, lat_e6, lon_e6):
+        """Return ``(start, end)`` into ``gent``: fences whose near range may hold the point."""
+        r = lat_e6 - self.g_lat0
+        c = lon_e6 - self.g_lon0
+        if r < 0 or c < 0:
+            return 0, 0
+        r >>= self.g_shift
+        c >>= self.g_shift
+        if r >= self.g_rows or c >= self.g_cols:
+            return 0, 0
+        key = r * self.g_cols + c
+        keys = self.gkey
+        lo = 0
+        hi = len(keys)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if keys[mid] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < len(keys) and keys[lo] == key:
+            return self.goff[lo], self.goff[lo + 1]
+        return 0, 0
+
+    def depth_q(self, i, lat_e6, lon_e6):
+        """Signed distance of the point to fence ``i``'s boundary in quarter metres.
+
+        Positive inside, negative outside, ``_NONE`` when the point is beyond the near range of
+        the fence's bounding box (no distance computed).
+        """
+        dy = lat_e6 - self.lat0[i]
+        dx = lon_e6 - self.lon0[i]
+        bb = self.bb
+        b = 4 * i
+        ny = self.near_lat
+        nx = self.near_lon[i]
+        x0 = bb[b]
+        y0 = bb[b + 1]
+        x1 = bb[b + 2]
+        y1 = bb[b + 3]
+        if dy < y0 - ny or dy > y1 + ny or dx < x0 - nx or dx > x1 + nx:
+            return _NONE
+        inbox = x0 <= dx <= x1 and y0 <= dy <= y1
+        kx = self.kxq[i]
+        ky = self.kyq[i]
+        rad = self.radius[i]
+        if rad:
+            # Circle: radius in latitude micro-degrees; x scaled to the same unit.
+            xu = (dx * kx + (ky >> 1)) // ky
+            d = isqrt(xu * xu + dy * dy)
+            return ((rad - d) * ky) >> 16
+        px = (dx * kx) >> 16
+        py = (dy * ky) >> 16
+        v = self.v
+        rs = self.rstart
+        inside = 0
+        best = 1 << 29
+        r = self.ring[i]
+        rend = self.ring[i + 1]
+        while r < rend:
+            j = rs[r]
+            jend = rs[r + 1]
+            # previous vertex = last of the ring (rings are stored open)
+            k = 2 * (jend - 1)
+            ax = v[k]
+            ay = v[k + 1]
+            aqx = (ax * kx) >> 16
+            aqy = (ay * ky) >> 16
+            while j < jend:
+                k = 2 * j
+                bx = v[k]
+                by = v[k + 1]
+                bqx = (bx * kx) >> 16
+                bqy = (by * ky) >> 16
+                if inbox and ((ay > dy) != (by > dy)):
+                    lhs = (dx - ax) * (by - ay)
+                    rhs = (dy - ay) * (bx - ax)
+                    if by > ay:
+                        if lhs < rhs:
+                            inside ^= 1
+                    elif lhs > rhs:
+                        inside ^= 1
+                # Cheap lower bound: distance to the edge's bounding box (Chebyshev).
+                if aqx < bqx:
+                    gx = aqx - px if px < aqx else (px - bqx if px > bqx else 0)
+                else:
+                    gx = bqx - px if px < bqx else (px - aqx if px > aqx else 0)
+                if aqy < bqy:
+                    gy = aqy - py if py < aqy else (py - bqy if py > bqy else 0)
+                else:
+                    gy = bqy - py if py < bqy else (py - aqy if py > aqy else 0)
+                if gx < best and gy < best:
+                    ex = bqx - aqx
+                    ey = bqy - aqy
+                    wx = px - aqx
+                    wy = py - aqy
+                    dot = wx * ex + wy * ey
+                    if dot <= 0:
+                        d = isqrt(wx * wx + wy * wy)
+                    else:
+                        l2 = ex * ex + ey * ey
+                        if dot >= l2:
+                            wx = px - bqx
+                            wy = py - bqy
+                            d = isqrt(wx * wx + wy * wy)
+                        else:
+                            cr = wx * ey - wy * ex
+                            if cr < 0:
+                                cr = -cr
+                            d = cr // isqrt(l2)
+                    if d < best:
+                        best = d
+                ax = bx
+                ay = by
+                aqx = bqx
+                aqy = bqy
+                j += 1
+            r += 1
+        if inside:
+            # A point strictly inside is never at distance 0 in this sign convention.
+            return best if best > 0 else 1
+        return -best
+
+    def contains(self, i, lat_e6, lon_e6):
+        """Return True if the point is inside fence ``i`` (raw test, no hysteresis)."""
+        return self.depth_q(i, lat_e6, lon_e6) > 0
+
+    def locate(self, lat_e6, lon_e6):
+        """Return the sorted indexes of fences containing the point (raw, no hysteresis)."""
+        s, e = self.candidates(lat_e6, lon_e6)
+        out = []
+        for k in range(s, e):
+            i = self.gent[k]
+            if self.depth_q(i, lat_e6, lon_e6) > 0:
+                out.append(i)
+        out.sort()
+        return out
+
+    def index_of(self, fence_id):
+        """Return the index of the fence with this id, or -1."""
+        try:
+            return self.ids.index(fence_id)
+        except ValueError:
+            return -1
+
+
+class FenceEngine:
+    """Confirmed enter/leave with hysteresis and interpolated crossing times (see module doc)."""
+
+    def __init__(self, fence_set, on_transition):
+        self._cb = on_transition
+        self._rt = array("i", [0] * _RING)
+        self._rlat = array("i", [0] * _RING)
+        self._rlon = array("i", [0] * _RING)
+        self._bind(fence_set)
+        self.reset()
+
+    def _bind(self, fs):
+        n = len(fs)
+        self.fences = fs
+        self._st = bytearray(n)  # confirmed inside
+        self._prev = bytearray(n)  # previous fix was on the other side than confirmed
+        self._run_n = bytearray(n)  # fixes in the current run on the other side (saturating)
+        self._run_t = array("i", [0] * n)  # time (relative) the run started
+        self._lo = array("i", [0] * n)  # seq of last fix deep on the confirmed side
+        self._seen = array("i", [-1] * n)  # seq at which the fence was last evaluated
+        self._active = []  # fences inside or with a run pending
+        self.inside = []
+
+    def reset(self):
+        """Forget all state (no events are emitted)."""
+        n = len(self.fences)
+        for i in range(n):
+            self._st[i] = 0
+            self._prev[i] = 0
+            self._run_n[i] = 0
+            self._lo[i] = 0
+            self._seen[i] = -1
+        self._active = []
+        self.inside = []
+        self._seq = -1
+        self._t0 = None
+        self._dt = 0
+        self.nearest_m = self.fences.near_m
+        self.last_depth_q = None
+
+    @property
+    def version(self):
+        return self.fences.version
+
+    def set_fences(self, new_set):
+        """Swap in a new fence set atomically; vanished fences the tracker is in get a leave."""
+        old = self.fences
+        kept = []
+        for i in self.inside:
+            j = new_set.index_of(old.ids[i])
+            if j >= 0:
+                kept.append(j)
+            elif self._seq >= 0:
+                k = self._seq % _RING
+                self._cb(False, i, self._t0 + self._rt[k], self._rlat[k], self._rlon[k])
+        self._bind(new_set)
+        for j in kept:
+            self._st[j] = 1
+            self._active.append(j)
+        for j in range(len(new_set)):
+            self._lo[j] = self._seq if self._seq > 0 else 0
+        kept.sort()
+        self.inside = kept
+
+    def update(self, t, lat_e6, lon_e6, acc_cm):
+        """Feed one valid fix (time order); emits confirmed transitions through the callback."""
+        if self._t0 is None:
+            self._t0 = t
+        dt = t - self._t0
+        gap = dt - self._dt if self._seq >= 0 else _GAP_S
+        self._dt = dt
+        self._seq += 1
+        seq = self._seq
+        k = seq % _RING
+        self._rt[k] = dt
+        self._rlat[k] = lat_e6
+        self._rlon[k] = lon_e6
+        h = acc_cm * _H_K // 100
+        if h < _H_MIN_Q:
+            h = _H_MIN_Q
+        fs = self.fences
+        seen = self._seen
+        hmax = fs.hmax
+        best = 1 << 29
+        s, e = fs.candidates(lat_e6, lon_e6)
+        gent = fs.gent
+        while s < e:
+            i = gent[s]
+            s += 1
+            d = fs.depth_q(i, lat_e6, lon_e6)
+            if d == _NONE:
+                continue
+            seen[i] = seq
+            a = d if d > 0 else -d
+            if a < best:
+                best = a
+            hi = hmax[i]
+            self._step(i, d, h if h < hi else hi, dt, gap, seq)
+        # Fences we are in (or about to enter) that are now out of range: far outside.
+        act = self._active
+        k = len(act)
+        while k > 0:
+            # Backwards, because _step may remove the current fence from the list.
+            k -= 1
+            i = act[k]
+            if seen[i] != seq:
+                seen[i] = seq
+                hi = hmax[i]
+                self._step(i, -_CLAMP_Q, h if h < hi else hi, dt, gap, seq)
+        self.nearest_m = (best + 2) >> 2 if best < (1 << 29) else fs.near_m
+
+    def _step(self, i, d, h, dt, gap, seq):
+        st = self._st[i]
+        other = d if not st else -d  # positive = on the other side than confirmed
+        if other <= 0:
+            if self._run_n[i]:
+                self._run_n[i] = 0
+                if not st:
+                    self._active.remove(i)
+            self._prev[i] = 0
+            if -other >= h:
+                self._lo[i] = seq
+            return
+        n = self._run_n[i]
+        if n == 0:
+            self._run_t[i] = dt
+            if not st:
+                self._active.append(i)
+        if n < 255:
+            self._run_n[i] = n + 1
+        confirm = False
+        if other >= h and (self._prev[i] or gap >= _GAP_S):
+            confirm = True
+        elif n + 1 >= _N_CONFIRM and dt - self._run_t[i] >= _T_CONFIRM_S:
+            confirm = True
+        self._prev[i] = 1
+        if not confirm:
+            return
+        tst, lat, lon = self._crossing(i, seq, not st)
+        self._st[i] = 1 - st
+        self._run_n[i] = 0
+        self._prev[i] = 0
+        self._lo[i] = seq
+        if st:
+            self._active.remove(i)
+            self.inside.remove(i)
+        else:
+            self.inside.append(i)
+            self.inside.sort()
+        self._cb(not st, i, tst, lat, lon)
+
+    def _crossing(self, i, seq, entering):
+        """Estimate when and where the tracker crossed fence ``i``'s boundary.
+
+        Over the fixes since the last one that was deep on the old side, pick the split that
+        minimises the summed depth of fixes on the wrong side of it (the minimum of the prefix
+        sums of the signed depths), then interpolate linearly between the two fixes around it.
+        """
+        fs = self.fences
+        first = self._lo[i]
+        if first < seq - _RING + 1:
+            first = seq - _RING + 1
+        if first < 0:
+            first = 0
+        rt = self._rt
+        rlat = self._rlat
+        rlon = self._rlon
+        cum = 0
+        best = 0
+        best_s = first
+        best_da = 0
+        k = first
+        while k < seq:
+            j = k % _RING
+            d = fs.depth_q(i, rlat[j], rlon[j])
+            if d == _NONE or d < -_CLAMP_Q:
+                d = -_CLAMP_Q
+            elif d > _CLAMP_Q:
+                d = _CLAMP_Q
+            if not entering:
+                d = -d
+            cum += d
+            k += 1
+            if cum < best:
+                best = cum
+                best_s = k
+                best_da = d
+        # best_s is the first fix on the new side; best_s - 1 the last on the old side.
+        j = best_s % _RING
+        if best_s == first:
+            return self._t0 + rt[j], rlat[j], rlon[j]
+        da = best_da
+        db = fs.depth_q(i, rlat[j], rlon[j])
+        if db == _NONE or db < -_CLAMP_Q:
+            db = -_CLAMP_Q
+        elif db > _CLAMP_Q:
+            db = _CLAMP_Q
+        if not entering:
+            db = -db
+        ja = (best_s - 1) % _RING
+        ta = rt[ja]
+        tb = rt[j]
+        if da < 0 < db:
+            num = -da
+            den = db - da
+        else:
+            num = 1
+            den = 2
+        tc = ta + ((tb - ta) * num + (den >> 1)) // den
+        lat = rlat[ja] + ((rlat[j] - rlat[ja]) * num) // den
+        lon = rlon[ja] + ((rlon[j] - rlon[ja]) * num) // den
+        return self._t0 + tc, lat, lon

@@ -1,0 +1,254 @@
+"""A small asyncio MQTT 3.1.1 client for the tracker, with the transport passed in.
+
+Why not a package: umqtt.simple blocks on the socket, which would stall NMEA parsing on a dead
+link, and mqtt_as manages Wi-Fi through ``network`` itself, which the pure core must not import.
+This client speaks only what the tracker needs (CONNECT with will and credentials, PUBLISH at
+QoS 0/1 with retransmission under the same packet id, SUBSCRIBE, PINGREQ) over any
+``open_connection(host, port)`` coroutine that returns asyncio-style ``(reader, writer)``; the
+board decides whether that is a plain socket, TLS or a modem.
+"""
+
+import asyncio
+import struct
+
+from tracker.compat import const
+
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)
+_SUBACK = const(0x90)
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
+
+_MAX_PACKET = const(16384)
+
+
+class MQTTError(OSError):
+    """The broker refused us or broke the protocol; the caller reconnects."""
+
+
+def _remaining_length(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | 0x80 if n else byte)
+        if not n:
+            return bytes(out)
+
+
+def _utf8(text):
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    return struct.pack("!H", len(data)) + data
+
+
+def connect_packet(client_id, keepalive_s, clean, user=None, password=None, will=None):
+    """CONNECT bytes; ``will`` is ``(topic, payload, qos, retain)`` or None."""
+    flags = 0x02 if clean else 0
+    payload = _utf8(client_id)
+    if will:
+        topic, message, qos, retain = will
+        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+        payload += _utf8(topic) + _utf8(message)
+    if user is not None:
+        flags |= 0x80
+        payload += _utf8(user)
+        if password is not None:
+            flags |= 0x40
+            payload += _utf8(password)
+    body = b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack("!H", keepalive_s) + payload
+    return bytes([_CONNECT]) + _remaining_length(len(body)) + body
+
+
+def publish_packet(topic, payload, qos, retain, pid, dup=False):
+    """PUBLISH bytes."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    head = _PUBLISH | (qos << 1) | (0x01 if retain else 0) | (0x08 if dup else 0)
+    body = _utf8(topic) + (struct.pack("!H", pid) if qos else b"") + payload
+    return bytes([head]) + _remaining_length(len(body)) + body
+
+
+class MQTTClient:
+    """One connection to the broker. ``connect`` again after any ``OSError``.
+
+    :param open_connection: coroutine ``(host, port) -> (reader, writer)``
+    :param on_message: called as ``on_message(topic: str, payload: bytes)`` for subscriptions
+    """
+
+    def __init__(self, client_id, open_connection, keepalive_s=60, user=None, password=None,
+                 will=None, clean=True, on_message=None, ack_timeout_s=5, retries=3):
+        self.client_id = client_id
+        self._open = open_connection
+        self.keepalive_s = keepalive_s
+        self.user = user
+        self.password = password
+        self.will = will
+        self.clean = clean
+        self.on_message = on_message
+        self.ack_timeout_s = ack_timeout_s
+        self.retries = retries
+        self._reader = None
+        self._writer = None
+        self._pid = 0
+        self._acked = {}
+        self._ack_event = asyncio.Event()
+        self._tasks = []
+        self.connected = False
+        self.last_rx_ms = 0
+
+    def _next_pid(self):
+        self._pid = self._pid % 65535 + 1
+        return self._pid
+
+    async def connect(self, host, port):
+        """Open the link, send CONNECT and wait for CONNACK; raises ``OSError`` on failure."""
+        await self.close()
+        self._reader, self._writer = await asyncio.wait_for(self._open(host, port), 10)
+        await self._send(connect_packet(self.client_id, self.keepalive_s, self.clean,
+                                        self.user, self.password, self.will))
+        head, body = await asyncio.wait_for(self._read_packet(), 10)
+        if head != _CONNACK or len(body) != 2:
+            raise MQTTError("no CONNACK")
+        if body[1] != 0:
+            raise MQTTError("connection refused, code %d" % body[1])
+        self.connected = True
+        self._tasks = [asyncio.create_task(self._receive()),
+                       asyncio.create_task(self._keepalive())]
+
+    async def close(self):
+        """Drop the link without DISCONNECT, so the broker publishes the will."""
+        self.connected = False
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        if self._writer is not None:
+            try:
+                self._writer.close()
+                await self._writer.wait_closed()
+            except Exception:  # the link is already gone; nothing to save
+                pass
+        self._reader = self._writer = None
+        self._ack_event.set()
+
+    async def disconnect(self):
+        """Clean shutdown: DISCONNECT (the broker discards the will), then close."""
+        if self.connected:
+            try:
+                await self._send(bytes([_DISCONNECT, 0]))
+            except OSError:
+                pass
+        await self.close()
+
+    async def publish(self, topic, payload, qos=1, retain=False):
+        """Publish; with QoS 1, return only after PUBACK, retransmitting with DUP on time-out."""
+        if not self.connected:
+            raise MQTTError("not connected")
+        if not qos:
+            await self._send(publish_packet(topic, payload, 0, retain, 0))
+            return
+        pid = self._next_pid()
+        self._acked[pid] = False
+        try:
+            for attempt in range(self.retries + 1):
+                await self._send(publish_packet(topic, payload, 1, retain, pid, attempt > 0))
+                if await self._wait_ack(pid):
+                    return
+            raise MQTTError("no PUBACK")
+        finally:
+            self._acked.pop(pid, None)
+
+    async def subscribe(self, topic, qos=1):
+        """Subscribe and wait for SUBACK."""
+        pid = self._next_pid()
+        self._acked[pid] = False
+        body = struct.pack("!H", pid) + _utf8(topic) + bytes([qos])
+        try:
+            await self._send(bytes([_SUBSCRIBE]) + _remaining_length(len(body)) + body)
+            if not await self._wait_ack(pid):
+                raise MQTTError("no SUBACK")
+        finally:
+            self._acked.pop(pid, None)
+
+    async def _wait_ack(self, pid):
+        waited_ms = 0
+        while not self._acked.get(pid):
+            if not self.connected:
+                raise MQTTError("connection lost")
+            if waited_ms >= self.ack_timeout_s * 1000:
+                return False
+            self._ack_event.clear()
+            try:
+                await asyncio.wait_for(self._ack_event.wait(), 0.1)
+            except asyncio.TimeoutError:
+                pass
+            waited_ms += 100
+        return True
+
+    async def _send(self, packet):
+        if self._writer is None:
+            raise MQTTError("not connected")
+        self._writer.write(packet)
+        await self._writer.drain()
+
+    async def _read_packet(self):
+        head = (await self._reader.readexactly(1))[0]
+        length = 0
+        shift = 0
+        while True:
+            byte = (await self._reader.readexactly(1))[0]
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                raise MQTTError("bad remaining length")
+        if length > _MAX_PACKET:
+            raise MQTTError("packet too large")
+        body = await self._reader.readexactly(length) if length else b""
+        return head, body
+
+    async def _receive(self):
+        try:
+            while True:
+                head, body = await self._read_packet()
+                kind = head & 0xF0
+                if kind in (_PUBACK, _SUBACK) and len(body) >= 2:
+                    pid = struct.unpack("!H", body[:2])[0]
+                    if pid in self._acked:
+                        self._acked[pid] = True
+                        self._ack_event.set()
+                elif kind == _PUBLISH:
+                    await self._on_publish(head, body)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # EOF or a broken packet: the link is unusable either way
+            self.connected = False
+            self._ack_event.set()
+
+    async def _on_publish(self, head, body):
+        qos = (head >> 1) & 0x03
+        topic_len = struct.unpack("!H", body[:2])[0]
+        topic = bytes(body[2:2 + topic_len]).decode()
+        offset = 2 + topic_len
+        if qos:
+            pid = struct.unpack("!H", body[offset:offset + 2])[0]
+            offset += 2
+        if self.on_message is not None:
+            self.on_message(topic, bytes(body[offset:]))
+        if qos:
+            await self._send(bytes([_PUBACK, 2]) + struct.pack("!H", pid))
+
+    async def _keepalive(self):
+        try:
+            while self.connected:
+                await asyncio.sleep(self.keepalive_s / 2)
+                await self._send(bytes([_PINGREQ, 0]))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.connected = False
+            self._ack_event.set()

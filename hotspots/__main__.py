@@ -1,0 +1,5 @@
+"""``python -m hotspots`` runs the ``hotspots`` command."""
+
+from hotspots.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""The tracker core on CPython: a simulated board for ``hotspots firmware run --cpython``.
+
+The same ``tracker.app.run`` as on the MicroPython unix port, with CPython's asyncio streams
+and a reader thread for the serial device (CPython's event loop cannot poll every tty kind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from tracker import app
+from tracker.storage import DirStorage
+
+
+class ThreadedLines:
+    """GNSS lines read by a thread from a tty or file, handed to the event loop."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._queue: asyncio.Queue[bytes] | None = None
+
+    def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            with open(self.path, "rb", buffering=0) as f:
+                pending = b""
+                while True:
+                    try:
+                        chunk = f.read(4096)
+                    except OSError:  # EIO: the pseudo-terminal was hung up
+                        chunk = b""
+                    if not chunk:
+                        break
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        loop.call_soon_threadsafe(self._queue.put_nowait, line + b"\n")
+                if pending:
+                    loop.call_soon_threadsafe(self._queue.put_nowait, pending)
+        finally:
+            loop.call_soon_threadsafe(self._queue.put_nowait, b"")
+
+    async def readline(self) -> bytes:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            threading.Thread(target=self._pump, args=(loop,), daemon=True).start()
+        return await self._queue.get()
+
+
+def run(gps: str, broker: str, device_id: str, state: str, station: str = "main",
+        exit_on_eof: bool = False, report_s: int = 10) -> app.Tracker:
+    """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``)."""
+    host, port = broker.rsplit(":", 1)
+    ports = app.Ports(ThreadedLines(gps), asyncio.open_connection, DirStorage(state))
+    return asyncio.run(app.run(ports, device_id, host, int(port), station, exit_on_eof,
+                               report_s))

