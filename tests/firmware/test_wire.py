@@ -1,0 +1,114 @@
+"""The wire format, pinned by golden files; runs under pytest and on the MicroPython unix port.
+
+The same golden bytes are what the gateway tests parse, so device and gateway cannot drift.
+"""
+
+from tracker import wire
+
+GOLDEN = "tests/data/wire/"
+
+
+class FixLike:
+    """The integer fields of ``tracker.nmea.Fix`` (kept local so this file tests wire alone)."""
+
+    def __init__(self, **fields):
+        self.t = 1795000000
+        self.valid = True
+        self.lat_e6 = 51480123
+        self.lon_e6 = -1234
+        self.speed_cmps = 140
+        self.course_cdeg = 9050
+        self.alt_cm = 2460
+        self.quality = 1
+        self.mode = 65
+        self.sats = 9
+        self.hdop_x100 = 90
+        self.acc_cm = 350
+        for name in fields:
+            setattr(self, name, fields[name])
+
+
+def golden(name):
+    with open(GOLDEN + name) as f:
+        return f.read().strip()
+
+
+def test_location_matches_golden_file():
+    text = wire.location("T-0001", 17, FixLike(), 1795000002, ["HS-GRN-01"], 87, "t")
+    assert text == golden("location.json")
+
+
+def test_location_without_optional_fields_matches_golden_file():
+    fix = FixLike(speed_cmps=-1, course_cdeg=-1, alt_cm=-1000000, hdop_x100=-1)
+    text = wire.location("T-0001", 18, fix, 1795000003)
+    assert text == golden("location_minimal.json")
+
+
+def test_transition_matches_golden_file():
+    text = wire.transition("T-0001", 19, True, "HS-GRN-01", "Greenwich \"Market\" square",
+                           1794999990, 51480100, -2000, 350, 1795000004)
+    assert text == golden("transition_enter.json")
+
+
+def test_status_matches_golden_file():
+    text = wire.status("T-0001", True, 1795000005, "f3a9c2d1", 3, 87, "0.1.0", 20)
+    assert text == golden("status.json")
+
+
+def test_last_will_is_an_offline_status():
+    assert wire.decode(wire.status("T-0001", False, 0))["online"] is False
+
+
+def test_coordinates_print_exactly_from_micro_degrees():
+    assert wire.format_e6(0) == "0.000000"
+    assert wire.format_e6(-1) == "-0.000001"
+    assert wire.format_e6(-999999) == "-0.999999"
+    assert wire.format_e6(51480123) == "51.480123"
+    assert wire.format_e6(-180000000) == "-180.000000"
+
+
+def test_golden_files_decode():
+    for name in ("location.json", "location_minimal.json", "transition_enter.json",
+                 "status.json"):
+        msg = wire.decode(golden(name))
+        assert msg["dev"] == "T-0001"
+
+
+def test_decoded_location_keeps_micro_degree_precision():
+    msg = wire.decode(golden("location.json"))
+    assert round(msg["lat"] * 1000000) == 51480123
+    assert round(msg["lon"] * 1000000) == -1234
+
+
+def rejection(payload):
+    try:
+        wire.decode(payload)
+    except wire.WireError as exc:
+        return exc.reason
+    return None
+
+
+def test_bad_payloads_are_rejected_with_a_reason():
+    assert rejection(b"{not json") == "malformed"
+    assert rejection(b"[1, 2]") == "malformed"
+    assert rejection(b"\xff\xfe") == "malformed"
+    assert rejection(b'{"_type": "card"}') == "unknown_type"
+    assert rejection(b'{"_type": "location", "tst": 1, "lat": 1}') == "missing_field"
+    assert rejection(b'{"_type": "location", "tst": "1", "lat": 1, "lon": 2}') == "bad_field"
+    assert rejection(b'{"_type": "location", "tst": 1, "lat": 91, "lon": 2}') == "bad_field"
+    assert rejection(b'{"_type": "location", "tst": 1, "lat": 1, "lon": 2, "seq": 0}') == \
+        "bad_field"
+    assert rejection(b'{"_type": "transition", "tst": 1, "event": "x", "rid": "a"}') == \
+        "bad_field"
+    assert rejection(b"{" + b" " * 5000 + b"}") == "oversize"
+
+
+def test_topics_name_source_device_and_kind():
+    assert wire.device_topic("T-0001", wire.KIND_LOCATION) == "hotspots/dev/T-0001/loc"
+    assert wire.parse_topic("hotspots/dev/T-0001/event") == ("tracker", "T-0001", "event")
+    assert wire.parse_topic("owntracks/4711/phone") == ("owntracks", "4711-phone", "")
+    try:
+        wire.parse_topic("hotspots/dev//loc")
+        raise AssertionError("empty device id accepted")
+    except wire.WireError as exc:
+        assert exc.reason == "unknown_topic"
