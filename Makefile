@@ -37,6 +37,10 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+bench: setup
+	@for name in $$($(BIN)/python -c 'from hotspots.bench import BENCHMARKS; print(*BENCHMARKS)'); do \
+	  echo "== hotspots bench $$name"; $(BIN)/hotspots bench $$name || exit 1; done
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 

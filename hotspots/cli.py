@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from gateway.broker import BrokerError, Mosquitto
+from hotspots.bench import bench
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "fences"
 
@@ -233,6 +234,10 @@ def demo(workdir: str, speedup: float, cpython: bool) -> None:
             click.echo(line)
     except (BrokerError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+# -- command groups that live in their own modules -------------------------------------------------
+cli.add_command(bench)
 
 
 def main() -> None:
