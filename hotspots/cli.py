@@ -6,6 +6,7 @@ Each command parses its options, calls one library function and turns domain err
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -33,11 +34,14 @@ def cli() -> None:
               help="Folder for config, persistence and log (default: temporary).")
 def broker(port: int | None, host: str, workdir: str | None) -> None:
     """Run a private Mosquitto broker until interrupted."""
+    # A service manager stops us with SIGTERM: clean up the broker then too, not only on Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         mosquitto = Mosquitto(port=port, host=host, workdir=workdir).start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"mosquitto listening on {mosquitto.address} (config in {mosquitto.workdir})")
+    sys.stdout.flush()
     try:
         while mosquitto.process and mosquitto.process.poll() is None:
             time.sleep(0.5)

@@ -10,7 +10,7 @@ import asyncio
 import threading
 
 from tracker import app
-from tracker.storage import DirStorage
+from boards.storage import DirStorage
 
 
 class ThreadedLines:

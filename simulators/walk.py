@@ -17,44 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shapely.geometry import LineString, Point, shape
-from shapely.ops import transform
 
-EARTH_RADIUS_M = 6_371_008.8
+from fences.geo import LocalFrame
 
 
 class RouteError(ValueError):
     """The route file is not a usable LineString."""
-
-
-@dataclass
-class LocalProjection:
-    """Equirectangular projection around an origin: metres east/north of it.
-
-    Accurate to well under a metre across a few kilometres, which is the scale of a patrol.
-    """
-
-    lat0: float
-    lon0: float
-
-    def to_xy(self, lon: float, lat: float) -> tuple[float, float]:
-        x = math.radians(lon - self.lon0) * EARTH_RADIUS_M * math.cos(math.radians(self.lat0))
-        y = math.radians(lat - self.lat0) * EARTH_RADIUS_M
-        return x, y
-
-    def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
-        lat = self.lat0 + math.degrees(y / EARTH_RADIUS_M)
-        lon = self.lon0 + math.degrees(x / (EARTH_RADIUS_M * math.cos(math.radians(self.lat0))))
-        return lon, lat
-
-    def geometry(self, geom):
-        """A shapely geometry in lon/lat mapped to local metres."""
-        return transform(lambda x, y, z=None: self._xy_arrays(x, y), geom)
-
-    def _xy_arrays(self, lons, lats):
-        k = EARTH_RADIUS_M * math.cos(math.radians(self.lat0))
-        xs = [math.radians(lon - self.lon0) * k for lon in lons]
-        ys = [math.radians(lat - self.lat0) * EARTH_RADIUS_M for lat in lats]
-        return xs, ys
 
 
 @dataclass
@@ -89,7 +57,7 @@ class Walk:
     """A walker on a route: positions over time and the true visits."""
 
     route: LineString  # in local metres
-    projection: LocalProjection
+    projection: LocalFrame
     start: float
     speed_mps: float = 1.4
     stops: dict[int, float] = field(default_factory=dict)
@@ -203,7 +171,7 @@ def load_route(path: str | Path) -> tuple[list[tuple[float, float]], dict]:
     raise RouteError(f"{path}: no LineString with at least two points")
 
 
-def load_hotspots(path: str | Path, projection: LocalProjection) -> dict[str, object]:
+def load_hotspots(path: str | Path, projection: LocalFrame) -> dict[str, object]:
     """Hot spots of a fences GeoJSON file as polygons in local metres, keyed by id."""
     data = json.loads(Path(path).read_text())
     out = {}
@@ -215,7 +183,7 @@ def load_hotspots(path: str | Path, projection: LocalProjection) -> dict[str, ob
             x, y = projection.to_xy(geom.x, geom.y)
             out[hotspot_id] = Point(x, y).buffer(float(props["radius_m"]), 64)
         else:
-            out[hotspot_id] = projection.geometry(geom)
+            out[hotspot_id] = projection.geom_to_xy(geom)
     return out
 
 
@@ -229,7 +197,7 @@ def make_walk(
     coords, props = load_route(route_path)
     lon0 = sum(c[0] for c in coords) / len(coords)
     lat0 = sum(c[1] for c in coords) / len(coords)
-    projection = LocalProjection(lat0, lon0)
+    projection = LocalFrame(round(lat0 * 1e6), round(lon0 * 1e6))
     route = LineString([projection.to_xy(lon, lat) for lon, lat in coords])
     stops = {int(v): float(s) for v, s in props.get("stops", [])}
     speed = speed_mps or float(props.get("speed_mps", 1.4))

@@ -9,7 +9,7 @@ Wiring only: it builds the ports and hands them to ``tracker.app.run``. Run it a
 import asyncio
 
 from tracker import app
-from tracker.storage import DirStorage
+from boards.storage import DirStorage
 
 _USAGE = "usage: main.py --gps PATH --broker HOST:PORT --device-id ID --state DIR"
 

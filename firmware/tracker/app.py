@@ -6,6 +6,7 @@ outbox. ``run`` is the asyncio loop that wires a board's ports to it: a GNSS lin
 """
 
 import asyncio
+import sys
 
 from tracker import wire
 from tracker.compat import const, ticks_diff, ticks_ms
@@ -185,6 +186,10 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
         except ValueError as exc:
             ports.log("stored fences unusable: %s" % exc)
     tracker = Tracker(device_id, outbox, fence_set, report_interval_s)
+    ports.log("hotspots firmware %s on %s %s: device %s, fences %s" % (
+        FIRMWARE_VERSION, sys.implementation.name, ".".join(str(v) for v in
+                                                         sys.implementation.version[:3]),
+        device_id, fence_set.version if fence_set else "none"))
     wake = asyncio.Event()
     state = {"eof": False, "published": 0}
 
@@ -229,6 +234,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                     if state["eof"]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
+                        ports.log("nmea: %r" % (tracker.parser.stats(),))
                         ports.log("published %d messages" % state["published"])
                         return tracker
                     wake.clear()
