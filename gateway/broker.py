@@ -89,15 +89,16 @@ class Mosquitto:
         binary = find_mosquitto()
         config = self.workdir / "mosquitto.conf"
         config.write_text(self.config_text())
-        self.process = subprocess.Popen(
-            [binary, "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # The log goes to a file: a pipe nobody reads would fill up and stall the broker.
+        self.log_path = self.workdir / "mosquitto.stderr"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [binary, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace")
+                err = self.log_path.read_text(errors="replace")[-2000:]
                 raise BrokerError(f"mosquitto exited with {self.process.returncode}: {err}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
@@ -116,8 +117,6 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process and self.process.stderr:
-            self.process.stderr.close()
         self.process = None
 
     def cleanup(self) -> None:

@@ -40,9 +40,9 @@ def broker(port: int | None, host: str, workdir: str | None) -> None:
         mosquitto = Mosquitto(port=port, host=host, workdir=workdir).start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"mosquitto listening on {mosquitto.address} (config in {mosquitto.workdir})")
-    sys.stdout.flush()
     try:
+        click.echo(f"mosquitto listening on {mosquitto.address} (config in {mosquitto.workdir})")
+        sys.stdout.flush()
         while mosquitto.process and mosquitto.process.poll() is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
