@@ -1,10 +1,14 @@
 """Storage port over a filesystem folder: the board's flash on a device, a folder on a host.
 
 Boards with a filesystem (ESP32 and RP2040 VFS, the unix port, CPython) all use this one class;
-the core only sees ``read(name)`` and ``write(name, text)``.
+the core only sees the methods below. Small state (fence set) is replaced atomically with
+``write``; the outbox log grows with ``append``, which flushes before it returns.
 """
 
 import os
+
+# CPython and Linux can force the data to disk; MicroPython's VFS flushes on close.
+_fsync = getattr(os, "fsync", None)
 
 
 class DirStorage:
@@ -35,3 +39,44 @@ class DirStorage:
         with open(path + ".tmp", "w") as f:
             f.write(text)
         os.rename(path + ".tmp", path)
+
+    # -- binary logs (the outbox) ---------------------------------------------------------------
+    def names(self):
+        """Names of the blobs in the folder."""
+        return [n for n in os.listdir(self.root) if not n.endswith(".tmp")]
+
+    def size(self, name):
+        """Size of ``name`` in bytes (0 when missing)."""
+        try:
+            return os.stat(self.path(name))[6]
+        except OSError:
+            return 0
+
+    def read_bytes(self, name):
+        """The whole of ``name`` as bytes (b"" when missing)."""
+        try:
+            with open(self.path(name), "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    def read_at(self, name, offset, n):
+        """``n`` bytes of ``name`` from ``offset``."""
+        with open(self.path(name), "rb") as f:
+            f.seek(offset)
+            return f.read(n)
+
+    def append(self, name, data):
+        """Append ``data`` to ``name`` and flush it to the file system before returning."""
+        with open(self.path(name), "ab") as f:
+            f.write(data)
+            f.flush()
+            if _fsync is not None:
+                _fsync(f.fileno())
+
+    def remove(self, name):
+        """Delete ``name`` if it exists."""
+        try:
+            os.remove(self.path(name))
+        except OSError:
+            pass

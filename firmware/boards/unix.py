@@ -8,8 +8,8 @@ Wiring only: it builds the ports and hands them to ``tracker.app.run``. Run it a
 
 import asyncio
 
-from tracker import app
 from boards.storage import DirStorage
+from tracker import app
 
 _USAGE = "usage: main.py --gps PATH --broker HOST:PORT --device-id ID --state DIR"
 

@@ -6,6 +6,8 @@ outbox. ``run`` is the asyncio loop that wires a board's ports to it: a GNSS lin
 """
 
 import asyncio
+import json
+import random
 import sys
 
 from tracker import wire
@@ -20,6 +22,8 @@ FIRMWARE_VERSION = "0.1.0"
 _REPORT_INTERVAL_S = const(10)
 _MOVE_REPORT_M = const(50)
 _FENCES_FILE = "fences.json"
+_BATCH = const(20)  # messages in flight per round trip
+_MAX_BACKOFF_S = const(60)
 
 
 class Tracker:
@@ -133,6 +137,27 @@ class Tracker:
     def _battery_pct(self):
         return self.battery.percent() if self.battery is not None else -1
 
+    def command(self, payload):
+        """Apply a command from the gateway; returns a line for the log.
+
+        ``{"cmd": "report", "interval_s": N}`` sets the location interval (5..3600 s);
+        ``{"cmd": "status"}`` only asks for a fresh status message (always sent after a command).
+        """
+        try:
+            body = json.loads(payload)
+            name = body["cmd"]
+        except (ValueError, KeyError, TypeError):
+            return "command rejected: not a JSON object with a cmd"
+        if name == "report":
+            interval = body.get("interval_s")
+            if not isinstance(interval, int) or not 5 <= interval <= 3600:
+                return "command rejected: interval_s must be 5..3600"
+            self.report_interval_s = interval
+            return "report interval now %d s" % interval
+        if name == "status":
+            return "status requested"
+        return "command rejected: unknown cmd %r" % (name,)
+
     def status(self, online):
         """The retained status message (``online`` false doubles as the last will)."""
         return wire.status(self.device_id, online, self.now_s(),
@@ -191,7 +216,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                                                          sys.implementation.version[:3]),
         device_id, fence_set.version if fence_set else "none"))
     wake = asyncio.Event()
-    state = {"eof": False, "published": 0}
+    state = {"eof": False, "published": 0, "status_due": False}
 
     async def read_gnss():
         while True:
@@ -214,23 +239,31 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                 return
             storage.write(_FENCES_FILE, bytes(payload).decode())
             ports.log("fences %s active" % new_set.version)
-            wake.set()
+        elif topic == command_topic:
+            ports.log(tracker.command(payload))
+        state["status_due"] = True
+        wake.set()
 
     status_topic = wire.device_topic(device_id, wire.KIND_STATUS)
+    command_topic = wire.device_topic(device_id, wire.KIND_COMMAND)
     client = MQTTClient(device_id, ports.open_connection, user=user, password=password,
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
-                        on_message=on_message)
+                        on_message=on_message, clean=False)
     reader = asyncio.create_task(read_gnss())
     backoff_s = 1
     while True:
         try:
             await client.connect(broker_host, broker_port)
             await client.subscribe(wire.fences_topic(station))
+            await client.subscribe(command_topic)
             await client.publish(status_topic, tracker.status(True), 1, True)
             backoff_s = 1
             while True:
-                item = outbox.peek()
-                if item is None:
+                if state["status_due"]:
+                    state["status_due"] = False
+                    await client.publish(status_topic, tracker.status(True), 1, True)
+                batch = outbox.batch(_BATCH)
+                if not batch:
                     if state["eof"]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
@@ -243,14 +276,27 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                     except asyncio.TimeoutError:
                         pass
                     continue
-                seq, kind, payload = item
-                await client.publish(wire.device_topic(device_id, kind), payload, 1)
-                outbox.pop(seq)
-                state["published"] += 1
+                # One radio wake-up sends everything waiting, in batches acknowledged together.
+                messages = [(wire.device_topic(device_id, kind), payload, packet_id(seq))
+                            for seq, kind, payload in batch]
+                try:
+                    await client.publish_batch(messages)
+                finally:
+                    done = client.batch_acked
+                    if done:
+                        outbox.ack(batch[done - 1][0])
+                        state["published"] += done
         except (OSError, asyncio.TimeoutError) as exc:
-            ports.log("mqtt: %r; retry in %d s" % (exc, backoff_s))
             await client.close()
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, 60)
+            # Jitter spreads a fleet's reconnects after a broker restart.
+            delay_ms = backoff_s * 500 + random.getrandbits(16) * backoff_s * 500 // 65536
+            ports.log("mqtt: %r; retry in %d ms" % (exc, delay_ms))
+            await asyncio.sleep(delay_ms / 1000)
+            backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
         if reader.done() and state["eof"] and not len(outbox):
             return tracker
+
+
+def packet_id(seq):
+    """MQTT packet id of the message with sequence number ``seq``: the same on every resend."""
+    return (seq - 1) % 65535 + 1

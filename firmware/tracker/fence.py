@@ -34,7 +34,7 @@ Times: ``t`` may be a big int (epoch seconds exceed 2**30); the engine only keep
 
 import struct
 
-from tracker.compat import const
+from tracker.compat import MICROPYTHON, const
 
 try:
     from array import array
@@ -58,9 +58,10 @@ _NONE = const(-(1 << 29))  # "fence not within the near range of this fix"
 _CLAMP_Q = const(800)  # depths beyond +-200 m are clamped in the crossing estimate
 _H_MIN_Q = const(8)  # hysteresis band never below 2 m
 _H_K = const(12)  # band = 3 x accuracy: acc_cm * 12 // 100 quarter metres
-_T_CONFIRM_S = const(20)  # ... or this long (and >= 3 fixes) continuously on the new side
-_N_CONFIRM = const(3)
+_EV_K = const(2)  # ... or evidence (sum of depth beyond half the band) reaches 2 bands
 _GAP_S = const(30)  # after a gap this long a single deep fix confirms
+_CHUNK = const(384)  # bytes read at a time while loading (a multiple of 2, 3 and 4)
+_B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
 
 
 class _Strings:
@@ -101,6 +102,8 @@ class _Strings:
 
 
 class _MemReader:
+    """``read(n)`` over bytes held in memory (small copies, never the whole set)."""
+
     def __init__(self, data):
         self._mv = memoryview(data)
         self._pos = 0
@@ -109,6 +112,34 @@ class _MemReader:
         p = self._pos
         self._pos = p + n
         return bytes(self._mv[p : p + n])
+
+
+class _Base64Reader:
+    """``read(n)`` that decodes a base64 slice of a str or bytes a few hundred bytes at a time.
+
+    So a JSON wrapper is turned into a fence set without ever holding the decoded copy of the
+    whole set beside the text (that copy alone would not fit a 64 KB heap).
+    """
+
+    def __init__(self, text, start, end):
+        self._text = text if isinstance(text, str) else memoryview(text)
+        self._pos = start
+        self._end = end
+        self._pending = b""
+
+    def read(self, n):
+        out = self._pending
+        while len(out) < n and self._pos < self._end:
+            q = self._pos + _B64_CHUNK
+            if q > self._end:
+                q = self._end
+            out += binascii.a2b_base64(self._text[self._pos : q])
+            self._pos = q
+        self._pending = out[n:]
+        return out[:n]
+
+    def exhausted(self):
+        return self._pos >= self._end and not self._pending
 
 
 def isqrt(n):
@@ -131,27 +162,61 @@ class FenceSet:
     def __init__(self):
         self.version = ""
         self.near_m = 0
+        self.cand_end = 0
 
     def __len__(self):
         return self.n
 
     @classmethod
     def from_json(cls, text):
-        """Parse the JSON wrapper (str or bytes) or, if it starts with the magic, raw binary."""
-        if isinstance(text, (bytes, bytearray, memoryview)):
+        """Parse the JSON wrapper (str or bytes) or, if it starts with the magic, raw binary.
+
+        The base64 ``data`` is decoded piecewise straight into the set's arrays, so the peak
+        memory is the text plus the set, not the text plus two copies of the set.
+        """
+        if isinstance(text, memoryview):
+            text = bytes(text)
+        if isinstance(text, (bytes, bytearray)):
             if bytes(text[:4]) == MAGIC:
                 return cls.from_bytes(text)
-            text = str(bytes(text), "utf-8")
+            quote = 34  # ord('"') for bytes
+            key = b'"data"'
+        elif isinstance(text, str):
+            quote = '"'
+            key = '"data"'
+        else:
+            raise ValueError("fence set: expected str or bytes, not %s" % type(text).__name__)
+        k = text.find(key)
+        # The value's opening quote: the first quote after the colon that follows the key.
+        colon = text.find(b":" if quote == 34 else ":", k + 6) if k >= 0 else -1
+        start = text.find(b'"' if quote == 34 else '"', colon + 1) if colon >= 0 else -1
+        end = text.find(b'"' if quote == 34 else '"', start + 1) if start >= 0 else -1
+        if end < 0:
+            raise ValueError("fence set: bad JSON wrapper: no data")
+        start += 1
         try:
-            doc = json.loads(text)
+            # The wrapper without its payload is a few dozen bytes: parse it properly.
+            if quote == 34:
+                doc = json.loads(str(bytes(text[:start]) + bytes(text[end:]), "utf-8"))
+            else:
+                doc = json.loads(text[:start] + text[end:])
             fmt = doc["format"]
             version = doc["version"]
-            data = binascii.a2b_base64(doc["data"])
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError("fence set: bad JSON wrapper: %r" % (e,))
         if fmt != "hsf1":
             raise ValueError("fence set: unknown format %r" % (fmt,))
-        fs = cls.from_bytes(data)
+        n64 = end - start
+        if n64 % 4:
+            raise ValueError("fence set: base64 data length is not a multiple of 4")
+        size = n64 // 4 * 3
+        for j in (end - 1, end - 2):
+            if n64 and text[j] in (61, "="):
+                size -= 1
+        reader = _Base64Reader(text, start, end)
+        fs = cls.from_stream(reader, size)
+        if not reader.exhausted():
+            raise ValueError("fence set: trailing data after the set")
         if fs.version != version:
             raise ValueError("fence set: wrapper version does not match content")
         return fs
@@ -194,15 +259,33 @@ class FenceSet:
         fs = cls()
 
         def take(code, count):
+            # Allocate the array once, then fill it a chunk at a time: the whole section is
+            # never held twice (as bytes and as array) while the heap is filling up.
             width = 1 if code == "B" else (4 if code == "i" else 2)
-            raw = f.read(width * count)
-            if len(raw) != width * count:
-                raise ValueError("fence set: truncated body")
-            if h is not None:
-                h.update(raw)
+            total = width * count
             if code == "B":
-                return raw
-            return array(code, raw)
+                arr = bytearray(total)
+            elif MICROPYTHON:
+                # Sized from range()'s length without a temporary buffer; values overwritten.
+                arr = array(code, range(count))
+            else:
+                arr = array(code, bytes(total))
+            pos = 0
+            while pos < total:
+                step = total - pos
+                if step > _CHUNK:
+                    step = _CHUNK
+                raw = f.read(step)
+                if len(raw) != step:
+                    raise ValueError("fence set: truncated body")
+                if h is not None:
+                    h.update(raw)
+                if code == "B":
+                    arr[pos : pos + step] = raw
+                else:
+                    arr[pos // width : (pos + step) // width] = array(code, raw)
+                pos += step
+            return arr
 
         fs.n = n
         fs.lat0 = take("i", n)
@@ -254,7 +337,7 @@ class FenceSet:
         fs.near_lat = near_lat
         fs.near_m = near_m
         # Near margin in lon micro-degrees, per fence (same formula as the compiler).
-        fs.near_lon = array("H", [0] * n) if n else array("H")
+        fs.near_lon = array("H", bytearray(2 * n))
         for i in range(n):
             fs.near_lon[i] = near_lat * fs.kyq[i] // fs.kxq[i] + 1
         fs.ids = _Strings(blob, soff, 0)
@@ -265,14 +348,20 @@ class FenceSet:
 
     def candidates(self, lat_e6, lon_e6):
         """Return ``(start, end)`` into ``gent``: fences whose near range may hold the point."""
+        s = self.cand_start(lat_e6, lon_e6)
+        return s, self.cand_end
+
+    def cand_start(self, lat_e6, lon_e6):
+        """Like :meth:`candidates` without building a tuple: returns start, sets ``cand_end``."""
+        self.cand_end = 0
         r = lat_e6 - self.g_lat0
         c = lon_e6 - self.g_lon0
         if r < 0 or c < 0:
-            return 0, 0
+            return 0
         r >>= self.g_shift
         c >>= self.g_shift
         if r >= self.g_rows or c >= self.g_cols:
-            return 0, 0
+            return 0
         key = r * self.g_cols + c
         keys = self.gkey
         lo = 0
@@ -284,8 +373,9 @@ class FenceSet:
             else:
                 hi = mid
         if lo < len(keys) and keys[lo] == key:
-            return self.goff[lo], self.goff[lo + 1]
-        return 0, 0
+            self.cand_end = self.goff[lo + 1]
+            return self.goff[lo]
+        return 0
 
     def depth_q(self, i, lat_e6, lon_e6):
         """Signed distance of the point to fence ``i``'s boundary in quarter metres.
@@ -424,9 +514,9 @@ class FenceEngine:
         n = len(fs)
         self.fences = fs
         self._st = bytearray(n)  # confirmed inside
-        self._prev = bytearray(n)  # previous fix was on the other side than confirmed
-        self._run_n = bytearray(n)  # fixes in the current run on the other side (saturating)
-        self._run_t = array("i", [0] * n)  # time (relative) the run started
+        self._prev = bytearray(n)  # previous fix was a band deep on the other side
+        self._ev = array("i", bytearray(4 * n))  # evidence for the other side (CUSUM), q
+        self._act = bytearray(n)  # listed in _active
         self._lo = array("i", [0] * n)  # seq of last fix deep on the confirmed side
         self._seen = array("i", [-1] * n)  # seq at which the fence was last evaluated
         self._active = []  # fences inside or with a run pending
@@ -438,7 +528,8 @@ class FenceEngine:
         for i in range(n):
             self._st[i] = 0
             self._prev[i] = 0
-            self._run_n[i] = 0
+            self._ev[i] = 0
+            self._act[i] = 0
             self._lo[i] = 0
             self._seen[i] = -1
         self._active = []
@@ -467,6 +558,7 @@ class FenceEngine:
         self._bind(new_set)
         for j in kept:
             self._st[j] = 1
+            self._act[j] = 1
             self._active.append(j)
         for j in range(len(new_set)):
             self._lo[j] = self._seq if self._seq > 0 else 0
@@ -493,7 +585,8 @@ class FenceEngine:
         seen = self._seen
         hmax = fs.hmax
         best = 1 << 29
-        s, e = fs.candidates(lat_e6, lon_e6)
+        s = fs.cand_start(lat_e6, lon_e6)
+        e = fs.cand_end
         gent = fs.gent
         while s < e:
             i = gent[s]
@@ -506,7 +599,7 @@ class FenceEngine:
             if a < best:
                 best = a
             hi = hmax[i]
-            self._step(i, d, h if h < hi else hi, dt, gap, seq)
+            self._step(i, d, h if h < hi else hi, gap, seq)
         # Fences we are in (or about to enter) that are now out of range: far outside.
         act = self._active
         k = len(act)
@@ -517,48 +610,66 @@ class FenceEngine:
             if seen[i] != seq:
                 seen[i] = seq
                 hi = hmax[i]
-                self._step(i, -_CLAMP_Q, h if h < hi else hi, dt, gap, seq)
+                self._step(i, -_CLAMP_Q, h if h < hi else hi, gap, seq)
         self.nearest_m = (best + 2) >> 2 if best < (1 << 29) else fs.near_m
 
-    def _step(self, i, d, h, dt, gap, seq):
+    def _step(self, i, d, h, gap, seq):
+        """One fix for fence ``i``: signed depth ``d``, band ``h`` (both quarter metres).
+
+        The evidence for the other side is a one-sided CUSUM: each fix adds its depth on the
+        other side (capped at one band) minus half a band, and it never drops below zero. A
+        tracker standing on the edge adds about minus half a band per fix, so GNSS wander of a
+        band's size does not add up; a genuine crossing adds up within a few fixes.
+        """
         st = self._st[i]
         other = d if not st else -d  # positive = on the other side than confirmed
-        if other <= 0:
-            if self._run_n[i]:
-                self._run_n[i] = 0
-                if not st:
-                    self._active.remove(i)
-            self._prev[i] = 0
-            if -other >= h:
-                self._lo[i] = seq
-            return
-        n = self._run_n[i]
-        if n == 0:
-            self._run_t[i] = dt
-            if not st:
-                self._active.append(i)
-        if n < 255:
-            self._run_n[i] = n + 1
+        half = h >> 1
+        ev = self._ev[i]
+        deep = other >= h
         confirm = False
-        if other >= h and (self._prev[i] or gap >= _GAP_S):
-            confirm = True
-        elif n + 1 >= _N_CONFIRM and dt - self._run_t[i] >= _T_CONFIRM_S:
-            confirm = True
-        self._prev[i] = 1
-        if not confirm:
-            return
-        tst, lat, lon = self._crossing(i, seq, not st)
-        self._st[i] = 1 - st
-        self._run_n[i] = 0
-        self._prev[i] = 0
-        self._lo[i] = seq
-        if st:
-            self._active.remove(i)
-            self.inside.remove(i)
+        if deep:
+            if self._prev[i] or gap >= _GAP_S:
+                confirm = True
+            ev += h - half
+        elif other > -h:
+            ev += other - half
         else:
-            self.inside.append(i)
-            self.inside.sort()
-        self._cb(not st, i, tst, lat, lon)
+            ev = 0
+            self._lo[i] = seq  # deep on the confirmed side: crossings are searched after this
+        if ev < 0:
+            ev = 0
+        if ev >= _EV_K * h:
+            confirm = True
+        if confirm:
+            tst, lat, lon = self._crossing(i, seq, not st)
+            self._st[i] = 1 - st
+            self._ev[i] = 0
+            self._prev[i] = 0
+            self._lo[i] = seq
+            if st:
+                self.inside.remove(i)
+                self._act[i] = 0
+                self._active.remove(i)
+            else:
+                self.inside.append(i)
+                self.inside.sort()
+                if not self._act[i]:
+                    self._act[i] = 1
+                    self._active.append(i)
+            self._cb(not st, i, tst, lat, lon)
+            return
+        self._ev[i] = ev
+        self._prev[i] = 1 if deep else 0
+        if not st:
+            # Outside fences stay listed while an enter is pending, so they are still
+            # evaluated (as far outside) if the next fix is beyond their near range.
+            pending = ev > 0 or deep
+            if pending and not self._act[i]:
+                self._act[i] = 1
+                self._active.append(i)
+            elif not pending and self._act[i]:
+                self._act[i] = 0
+                self._active.remove(i)
 
     def _crossing(self, i, seq, entering):
         """Estimate when and where the tracker crossed fence ``i``'s boundary.

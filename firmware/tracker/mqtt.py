@@ -11,7 +11,7 @@ board decides whether that is a plain socket, TLS or a modem.
 import asyncio
 import struct
 
-from tracker.compat import const
+from tracker.compat import const, ticks_diff, ticks_ms
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
@@ -99,9 +99,12 @@ class MQTTClient:
         self._tasks = []
         self.connected = False
         self.last_rx_ms = 0
+        self.batch_acked = 0
 
     def _next_pid(self):
         self._pid = self._pid % 65535 + 1
+        while self._pid in self._acked:  # in flight under a caller-chosen id
+            self._pid = self._pid % 65535 + 1
         return self._pid
 
     async def connect(self, host, port):
@@ -143,23 +146,58 @@ class MQTTClient:
                 pass
         await self.close()
 
-    async def publish(self, topic, payload, qos=1, retain=False):
-        """Publish; with QoS 1, return only after PUBACK, retransmitting with DUP on time-out."""
+    async def publish(self, topic, payload, qos=1, retain=False, pid=0):
+        """Publish; with QoS 1, return only after PUBACK, retransmitting with DUP on time-out.
+
+        ``pid`` lets the caller fix the packet id (the tracker derives it from the message's
+        sequence number, so a retransmission after a reconnect or a reboot reuses it).
+        """
         if not self.connected:
             raise MQTTError("not connected")
         if not qos:
             await self._send(publish_packet(topic, payload, 0, retain, 0))
             return
-        pid = self._next_pid()
-        self._acked[pid] = False
+        self.batch_acked = 0
+        await self.publish_batch([(topic, payload, pid or self._next_pid())], retain)
+
+    async def publish_batch(self, messages, retain=False):
+        """Publish ``(topic, payload, pid)`` messages at QoS 1 back to back, then wait for every
+        PUBACK, retransmitting the missing ones with DUP.
+
+        One round trip for the whole batch instead of one per message matters after a dead spot,
+        when hundreds are waiting. ``batch_acked`` counts the leading messages acknowledged, also
+        when this raises, so the caller can release exactly those.
+        """
+        self.batch_acked = 0
+        if not self.connected:
+            raise MQTTError("not connected")
+        acked = self._acked
+        for _topic, _payload, pid in messages:
+            acked[pid] = False
         try:
             for attempt in range(self.retries + 1):
-                await self._send(publish_packet(topic, payload, 1, retain, pid, attempt > 0))
-                if await self._wait_ack(pid):
+                for topic, payload, pid in messages:
+                    if not acked[pid]:
+                        await self._send(publish_packet(topic, payload, 1, retain, pid,
+                                                        attempt > 0))
+                done = await self._wait_acks(messages)
+                self._count_leading(messages)
+                if done:
                     return
             raise MQTTError("no PUBACK")
         finally:
-            self._acked.pop(pid, None)
+            self._count_leading(messages)
+            for _topic, _payload, pid in messages:
+                acked.pop(pid, None)
+
+    def _count_leading(self, messages):
+        n = 0
+        for _topic, _payload, pid in messages:
+            if not self._acked.get(pid):
+                break
+            n += 1
+        if n > self.batch_acked:
+            self.batch_acked = n
 
     async def subscribe(self, topic, qos=1):
         """Subscribe and wait for SUBACK."""
@@ -174,8 +212,17 @@ class MQTTClient:
             self._acked.pop(pid, None)
 
     async def _wait_ack(self, pid):
+        return await self._wait_acks(((None, None, pid),))
+
+    async def _wait_acks(self, messages):
+        """True once every pid in ``messages`` is acknowledged, False after ``ack_timeout_s``."""
         waited_ms = 0
-        while not self._acked.get(pid):
+        while True:
+            for _topic, _payload, pid in messages:
+                if not self._acked.get(pid):
+                    break
+            else:
+                return True
             if not self.connected:
                 raise MQTTError("connection lost")
             if waited_ms >= self.ack_timeout_s * 1000:
@@ -186,7 +233,6 @@ class MQTTClient:
             except asyncio.TimeoutError:
                 pass
             waited_ms += 100
-        return True
 
     async def _send(self, packet):
         if self._writer is None:
@@ -209,6 +255,7 @@ class MQTTClient:
         if length > _MAX_PACKET:
             raise MQTTError("packet too large")
         body = await self._reader.readexactly(length) if length else b""
+        self.last_rx_ms = ticks_ms()
         return head, body
 
     async def _receive(self):
@@ -243,12 +290,25 @@ class MQTTClient:
             await self._send(bytes([_PUBACK, 2]) + struct.pack("!H", pid))
 
     async def _keepalive(self):
+        """PINGREQ when idle; a link silent for 1.5 keepalive periods is declared dead.
+
+        A half-open TCP connection (a radio that lost coverage) otherwise looks alive for many
+        minutes while publishes pile up unacknowledged.
+        """
+        period_ms = self.keepalive_s * 1000
         try:
             while self.connected:
                 await asyncio.sleep(self.keepalive_s / 2)
+                if ticks_diff(ticks_ms(), self.last_rx_ms) > period_ms * 3 // 2:
+                    raise MQTTError("keepalive: no answer from the broker")
                 await self._send(bytes([_PINGREQ, 0]))
         except asyncio.CancelledError:
             raise
         except Exception:
             self.connected = False
             self._ack_event.set()
+            if self._writer is not None:
+                try:
+                    self._writer.close()
+                except Exception:  # already closed
+                    pass

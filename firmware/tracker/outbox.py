@@ -1,76 +1,327 @@
-"""The outbox: messages waiting for the broker's PUBACK, oldest first.
+"""The outbox: every message in flash until the broker has acknowledged it.
 
-Every message gets the next per-device sequence number when it is queued; it leaves the outbox
-only after the broker acknowledged it, so delivery is at-least-once and the gateway drops the
-duplicates by ``(device, seq)``.
+A message gets the next per-device sequence number when it is queued, is appended to a log in
+flash before anything else happens, and leaves the outbox only after the broker's PUBACK. A power
+cut at any byte loses nothing that was completely written; a reboot replays what is left, in
+order. The gateway drops the duplicates that at-least-once delivery implies, by ``(device, seq)``.
 
-This version keeps the queue in RAM and the sequence counter in a small file, so a reboot never
-reuses a sequence number; the flash-backed log that also survives power cuts is the next step
-(issue 5).
+Log layout (see ``docs/outbox.md``): numbered segment files ``ob.<n>`` of records::
+
+    0xA5 | type (1) | length (u16 LE) | seq (u32 LE) | payload (length) | CRC-32 (u32 LE)
+
+with the CRC over everything between the marker and the CRC. Types: ``L`` a location, ``E`` an
+event (transition), ``S`` any other message, ``A`` "everything up to seq is acknowledged"
+(written after each batch of PUBACKs, and as a checkpoint at the start of every segment), ``D``
+"message seq was thinned out", ``Q`` "the last sequence number taken was seq" (in the
+checkpoint). Recovery scans every segment, skips damaged bytes until the next record whose CRC
+holds, and ignores a truncated tail; a damaged record is dropped, never half-used. Each boot
+starts a new segment, so new records never follow a damaged tail.
+
+Segments whose messages are all acknowledged are deleted. When the pending count reaches
+``capacity`` the oldest routine locations are thinned out (every other one, oldest first,
+pass after pass); transitions are never dropped. When the log outgrows ``max_bytes`` the live
+records are copied into a fresh segment and the old ones removed (new first, so a power cut in
+between only leaves duplicates, which recovery merges by sequence number).
 """
+
+import binascii
+import struct
 
 from tracker.compat import const
 
+try:
+    from array import array
+except ImportError:  # pragma: no cover
+    from uarray import array
+
+_MARK = const(0xA5)
+_HEAD = const(8)
+_OVERHEAD = const(12)
+_SEGMENT_BYTES = const(16384)
 _DEFAULT_CAPACITY = const(2000)
+_DEFAULT_MAX_BYTES = const(262144)
+_PREFIX = "ob."
+
+KIND_CODES = {"loc": 76, "event": 69}  # b"L", b"E"; anything else is b"S" with the kind inside
+_ACK = const(65)  # b"A"
+_DROP = const(68)  # b"D"
+_OTHER = const(83)  # b"S"
+_LAST = const(81)  # b"Q": the last sequence number taken, in each segment's checkpoint
+
+
+def encode_record(rtype, seq, payload=b""):
+    """One log record as bytes."""
+    body = struct.pack("<BHI", rtype, len(payload), seq) + payload
+    return bytes([_MARK]) + body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
+
+
+def scan(data):
+    """Yield ``(offset, rtype, seq, payload_offset, length)`` for every intact record in ``data``.
+
+    Damaged bytes are skipped until the next record whose CRC holds; a truncated tail is skipped.
+    """
+    n = len(data)
+    p = 0
+    mv = memoryview(data)
+    while p + _OVERHEAD <= n:
+        if data[p] != _MARK:
+            p += 1
+            continue
+        rtype, length, seq = struct.unpack_from("<BHI", data, p + 1)
+        end = p + _OVERHEAD + length
+        if end > n:
+            p += 1  # a truncated record, or a marker byte inside a damaged one
+            continue
+        crc = struct.unpack_from("<I", data, end - 4)[0]
+        if binascii.crc32(mv[p + 1 : end - 4]) & 0xFFFFFFFF != crc:
+            p += 1
+            continue
+        yield p, rtype, seq, p + _HEAD, length
+        p = end
 
 
 class Outbox:
-    """A bounded FIFO of ``(seq, kind, payload)``.
+    """A persistent FIFO of ``(seq, kind, payload)`` over a storage port.
 
-    :param storage: object with ``read(name) -> str | None`` and ``write(name, text)`` (atomic),
-        or None to keep the sequence counter in RAM only
-    :param capacity: most messages kept; when full, the oldest *location* is dropped first and
-        transitions are never dropped (they carry the dwell)
+    :param storage: the board's storage: ``names()``, ``size(name)``, ``read_bytes(name)``,
+        ``read_at(name, offset, n)``, ``append(name, data)`` (durable when it returns) and
+        ``remove(name)``; None keeps everything in RAM (tests, simulators)
+    :param capacity: most pending messages before old locations are thinned out
+    :param max_bytes: log size that triggers compaction
     """
 
-    def __init__(self, storage=None, capacity=_DEFAULT_CAPACITY):
+    def __init__(self, storage=None, capacity=_DEFAULT_CAPACITY, max_bytes=_DEFAULT_MAX_BYTES,
+                 segment_bytes=_SEGMENT_BYTES):
         self._storage = storage
         self.capacity = capacity
-        self._items = []
-        self.dropped = 0
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.dropped = 0  # thinned out since boot
+        self.damaged_bytes = 0  # log bytes skipped at recovery (a torn write, a bad sector)
         self.last_seq = 0
+        self.acked = 0
+        # Pending messages, oldest first: parallel arrays to keep the heap small.
+        self._seq = array("I")
+        self._type = bytearray()
+        self._seg = array("I")
+        self._off = array("I")
+        self._ram = {}  # payloads by seq when there is no storage
+        self._thin_at = 0
+        self._segment = 0
+        self._segment_size = 0
+        self._segments = []
         if storage is not None:
-            text = storage.read("seq")
-            if text:
-                try:
-                    self.last_seq = int(text)
-                except ValueError:
-                    pass
-        # Reserve sequence numbers in blocks so a crash skips some numbers rather than reusing.
-        self._reserved = self.last_seq
+            self._recover()
+            self._start_segment(self._segment + 1)
 
     def __len__(self):
-        return len(self._items)
+        return len(self._seq)
 
+    # -- queueing -------------------------------------------------------------------------------
     def next_seq(self):
-        """Take the next sequence number (persisted in blocks of 100 before use)."""
-        self.last_seq += 1
-        if self.last_seq > self._reserved:
-            self._reserved = self.last_seq + 99
-            if self._storage is not None:
-                self._storage.write("seq", str(self._reserved))
-        return self.last_seq
+        """The sequence number the next ``put`` must use (taken for good once it is put)."""
+        return self.last_seq + 1
 
     def put(self, seq, kind, payload):
-        """Queue a message built with sequence number ``seq``."""
-        if len(self._items) >= self.capacity:
-            self._make_room()
-        self._items.append((seq, kind, payload))
-
-    def _make_room(self):
-        for i in range(len(self._items)):
-            if self._items[i][1] != "event":
-                self._items.pop(i)
-                self.dropped += 1
-                return
-        self._items.pop(0)
-        self.dropped += 1
+        """Append a message built with sequence number ``seq``; durable when this returns."""
+        if seq <= self.last_seq:
+            raise ValueError("sequence numbers must increase")
+        if len(self._seq) >= self.capacity:
+            self._thin()
+        rtype = KIND_CODES.get(kind, _OTHER)
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        if rtype == _OTHER:
+            data = kind.encode() + b"\n" + data
+        self.last_seq = seq
+        off = self._write(encode_record(rtype, seq, data))
+        self._seq.append(seq)
+        self._type.append(rtype)
+        self._seg.append(self._segment)
+        self._off.append(off)
+        if self._storage is None:
+            self._ram[seq] = data
+        elif self._bytes() > self.max_bytes:
+            self._compact()
 
     def peek(self):
-        """The oldest message, or None."""
-        return self._items[0] if self._items else None
+        """The oldest pending message ``(seq, kind, payload)``, or None."""
+        return self.message(0) if self._seq else None
 
-    def pop(self, seq):
-        """Remove the message ``seq`` once the broker has acknowledged it."""
-        if self._items and self._items[0][0] == seq:
-            self._items.pop(0)
+    def batch(self, n):
+        """Up to ``n`` oldest pending messages, oldest first."""
+        return [self.message(i) for i in range(min(n, len(self._seq)))]
+
+    def message(self, i):
+        """Pending message ``i`` (0 is the oldest) as ``(seq, kind, payload)``."""
+        data = self._raw(i)
+        rtype = self._type[i]
+        if rtype == 76:
+            return self._seq[i], "loc", data
+        if rtype == 69:
+            return self._seq[i], "event", data
+        nl = data.find(b"\n")
+        return self._seq[i], str(data[:nl], "utf-8"), data[nl + 1 :]
+
+    def _raw(self, i):
+        """Payload bytes of pending message ``i`` as stored (kind prefix included)."""
+        if self._storage is None:
+            return self._ram[self._seq[i]]
+        name = _PREFIX + str(self._seg[i])
+        head = self._storage.read_at(name, self._off[i], _HEAD)
+        length = struct.unpack_from("<H", head, 2)[0]
+        return self._storage.read_at(name, self._off[i] + _HEAD, length)
+
+    # -- acknowledgement ------------------------------------------------------------------------
+    def ack(self, seq):
+        """The broker acknowledged every pending message up to and including ``seq``."""
+        k = 0
+        while k < len(self._seq) and self._seq[k] <= seq:
+            k += 1
+        if not k:
+            return
+        self._remove_head(k)
+        if seq > self.acked:
+            self.acked = seq
+        self._write(encode_record(_ACK, seq))
+        self._delete_done_segments()
+
+    pop = ack  # one message at a time reads better at some call sites
+
+    def _remove_head(self, k):
+        if self._storage is None:
+            for i in range(k):
+                self._ram.pop(self._seq[i], None)
+        # Arrays have no cheap "delete slice" on MicroPython: rebuild from the tail.
+        self._seq = self._seq[k:]
+        self._type = self._type[k:]
+        self._seg = self._seg[k:]
+        self._off = self._off[k:]
+        self._thin_at = self._thin_at - k if self._thin_at > k else 0
+
+    # -- capacity -------------------------------------------------------------------------------
+    def _thin(self):
+        """Drop one old routine location: every other one, oldest first, pass after pass."""
+        n = len(self._seq)
+        for _ in range(2):
+            i = self._thin_at
+            keep = True  # keep one location, drop the next
+            while i < n:
+                if self._type[i] == 76:
+                    if keep:
+                        keep = False
+                    else:
+                        seq = self._seq[i]
+                        self._delete(i)
+                        self._thin_at = i
+                        self.dropped += 1
+                        self._write(encode_record(_DROP, seq))
+                        return
+                i += 1
+            self._thin_at = 0  # this pass reached the newest: the next one starts at the oldest
+        # Fewer than two locations pending: keep everything (a bounded overrun beats a loss).
+
+    def _delete(self, i):
+        if self._storage is None:
+            self._ram.pop(self._seq[i], None)
+        self._seq = self._seq[:i] + self._seq[i + 1 :]
+        self._type = self._type[:i] + self._type[i + 1 :]
+        self._seg = self._seg[:i] + self._seg[i + 1 :]
+        self._off = self._off[:i] + self._off[i + 1 :]
+
+    # -- the log --------------------------------------------------------------------------------
+    def _write(self, record):
+        if self._storage is None:
+            return 0
+        if self._segment_size + len(record) > self.segment_bytes:
+            self._start_segment(self._segment + 1)
+        off = self._segment_size
+        self._storage.append(_PREFIX + str(self._segment), record)
+        self._segment_size += len(record)
+        return off
+
+    def _start_segment(self, number):
+        """Open segment ``number`` with a checkpoint of what is acknowledged."""
+        self._segment = number
+        self._segment_size = 0
+        self._segments.append(number)
+        record = encode_record(_ACK, self.acked) + encode_record(_LAST, self.last_seq)
+        self._storage.append(_PREFIX + str(number), record)
+        self._segment_size = len(record)
+
+    def _bytes(self):
+        total = 0
+        for number in self._segments:
+            total += self._storage.size(_PREFIX + str(number))
+        return total
+
+    def _delete_done_segments(self):
+        if self._storage is None:
+            return
+        oldest_needed = self._seg[0] if self._seg else self._segment
+        keep = []
+        for number in self._segments:
+            if number < oldest_needed:
+                self._storage.remove(_PREFIX + str(number))
+            else:
+                keep.append(number)
+        self._segments = keep
+
+    def _compact(self):
+        """Copy the pending records into fresh segments, then remove the old ones."""
+        old = self._segments
+        self._segments = []
+        self._start_segment(self._segment + 1)
+        for i in range(len(self._seq)):
+            record = encode_record(self._type[i], self._seq[i], self._raw(i))
+            self._off[i] = self._write(record)
+            self._seg[i] = self._segment
+        for number in old:
+            self._storage.remove(_PREFIX + str(number))
+
+    def _recover(self):
+        """Rebuild the pending list from the segments in flash."""
+        numbers = []
+        for name in self._storage.names():
+            if name.startswith(_PREFIX) and name[len(_PREFIX) :].isdigit():
+                numbers.append(int(name[len(_PREFIX) :]))
+        numbers.sort()
+        messages = {}  # seq -> (rtype, segment, offset); dict keeps memory proportional to pending
+        acked = 0
+        dropped = []
+        last = 0
+        for number in numbers:
+            name = _PREFIX + str(number)
+            data = self._storage.read_bytes(name)
+            good = 0
+            for off, rtype, seq, _p, length in scan(data):
+                good += _OVERHEAD + length
+                if seq > last:
+                    last = seq
+                if rtype == _ACK:
+                    if seq > acked:
+                        acked = seq
+                elif rtype == _LAST:
+                    pass
+                elif rtype == _DROP:
+                    dropped.append(seq)
+                elif seq not in messages:
+                    messages[seq] = (rtype, number, off)
+            self.damaged_bytes += len(data) - good
+            data = None
+        if acked > last:
+            last = acked
+        for seq in dropped:
+            messages.pop(seq, None)
+        for seq in sorted(messages):
+            if seq <= acked:
+                continue
+            rtype, number, off = messages[seq]
+            self._seq.append(seq)
+            self._type.append(rtype)
+            self._seg.append(number)
+            self._off.append(off)
+        self.last_seq = last
+        self.acked = acked
+        self._segments = numbers
+        self._segment = numbers[-1] if numbers else 0
+        self._delete_done_segments()
