@@ -1,0 +1,221 @@
+"""Radio reports into the gateway database: positions attributed by ISSI, everything logged.
+
+Every SDS the radio hands over leaves one row in ``radio_reports`` with its outcome, so the
+log of what the radio said is complete:
+
+``stored``      a LIP report with a position: also one row in ``positions`` (``source`` =
+                ``airwave``, ``device_id`` = ``issi:<ISSI>``, ``acc_m`` = the position error
+                bound, ``filtered`` = the filters' flags)
+``nofix``       a LIP report without a position (never a ``positions`` row)
+``area``        a LIP arc: its centre is not where the radio is, so not a position
+``duplicate``   the same long report again (same radio, fix time and coordinate)
+``logged``      another SDS (status, text, other protocol): kept and counted, nothing else
+``rejected``    undecodable (truncated, reserved PDU, unknown sender ...): reason and hex kept
+
+Officers are found as for trackers: the ``assignments`` history says which collar number carried
+``issi:<ISSI>`` when, and :func:`assign_radio` records a hand-over.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import sqlite_utils
+
+from gateway.airwave import lip
+from gateway.airwave.filters import RadioFilters
+from gateway.airwave.sds import Sds
+from gateway.airwave.timing import FUTURE_TOLERANCE_S, fix_time
+
+log = logging.getLogger(__name__)
+
+SOURCE = "airwave"
+KMH_TO_MPS = 1 / 3.6
+# Reason for sending -> the wire format's trigger letter (t timer, v move, p otherwise).
+TRIGGER = {129: "t", 130: "v"}
+
+
+def radio_device_id(issi: int) -> str:
+    """The device id under which a radio's positions and assignments are kept."""
+    return f"issi:{issi}"
+
+
+def assign_radio(db: sqlite_utils.Database, issi: int, collar: str, start_ts: int,
+                 end_ts: int | None = None) -> None:
+    """Record that ``collar`` carries radio ``issi`` from ``start_ts`` (to ``end_ts``).
+
+    An assignment of the radio still open at ``start_ts`` ends there: a radio is carried by one
+    officer at a time.
+    """
+    device_id = radio_device_id(issi)
+    with db.conn:
+        db.execute(
+            "UPDATE assignments SET end_ts = ? WHERE device_id = ? AND start_ts < ?"
+            " AND (end_ts IS NULL OR end_ts > ?)",
+            (start_ts, device_id, start_ts, start_ts),
+        )
+        db.execute(
+            "INSERT INTO assignments (device_id, collar, start_ts, end_ts) VALUES (?,?,?,?)",
+            (device_id, collar, start_ts, end_ts),
+        )
+
+
+class AirwaveStore:
+    """Stores SDS messages from the radio; one instance per database connection (thread).
+
+    :param db: a migrated gateway database
+    :param filters: the plausibility filters (default thresholds when omitted)
+    """
+
+    def __init__(self, db: sqlite_utils.Database, filters: RadioFilters | None = None,
+                 future_tolerance_s: int = FUTURE_TOLERANCE_S):
+        self.db = db
+        self.filters = filters or RadioFilters(db)
+        self.future_tolerance_s = future_tolerance_s
+        self.counts: Counter = Counter()
+
+    def handle(self, sds: Sds, received_at: float) -> str:
+        """Store one SDS received at ``received_at``; returns its outcome (see module)."""
+        with self.db.conn:
+            outcome = self._handle(sds, received_at)
+        self.counts[outcome] += 1
+        return outcome
+
+    def reject(self, reason: str, text: str, received_at: float) -> None:
+        """Log a framing rejection from the serial reader (garbage, missing payload ...)."""
+        with self.db.conn:
+            self._log(received_at, None, "frame", "rejected", reason=reason, detail=text[:500])
+        self.counts["rejected"] += 1
+        self.counts[f"rejected_{reason}"] += 1
+
+    # -- internals --------------------------------------------------------------------------------
+    def _handle(self, sds: Sds, received_at: float) -> str:
+        issi = sds.header.issi
+        kind = sds.kind
+        if kind != "lip":
+            log.info("SDS logged: %s", sds.describe())
+            self.counts[f"sds_{kind}"] += 1
+            return self._log(received_at, sds, kind, "logged", issi=issi)
+        try:
+            report = _decode_sds(sds)
+        except lip.LipError as exc:
+            log.warning("LIP report rejected (%s): %s [%s]", exc.reason, exc.detail, sds.hex)
+            self.counts[f"rejected_{exc.reason}"] += 1
+            return self._log(received_at, sds, "lip", "rejected", issi=issi, reason=exc.reason,
+                             detail=exc.detail)
+        if issi is None:
+            self.counts["rejected_no_issi"] += 1
+            return self._log(received_at, sds, report.kind, "rejected", reason="no_issi",
+                             detail=f"calling identity {sds.header.calling!r}")
+        device_id = radio_device_id(issi)
+        self._touch(issi, device_id, received_at)
+        when = fix_time(report, received_at, self.future_tolerance_s)
+        fields = {
+            "issi": issi, "device_id": device_id, "tst": when.tst, "time_basis": when.basis,
+            "age_max_s": when.age_max_s, "time_uncertainty_s": when.uncertainty_s,
+            "lat": report.lat, "lon": report.lon, "lat_raw": report.lat_raw,
+            "lon_raw": report.lon_raw, "pos_err_m": report.pos_err_m,
+            "pos_err_class": report.pos_err_class, "shape": report.shape,
+            "speed_kmh": report.speed_kmh, "direction_deg": report.direction_deg,
+            "altitude_m": report.altitude_m, "send_reason": report.reason,
+            "result_code": report.result_code, "detail": "; ".join(report.warnings) or None,
+        }
+        if report.warnings:
+            self.counts["warnings"] += 1
+        if report.nofix:
+            return self._log(received_at, sds, report.kind, "nofix", **fields)
+        if not report.is_point:
+            return self._log(received_at, sds, report.kind, "area", **fields)
+        if when.basis == "time_of_position" and self.db.execute(
+            "SELECT 1 FROM radio_reports WHERE device_id = ? AND tst = ? AND lat_raw = ?"
+            " AND lon_raw = ? AND outcome = 'stored'",
+            (device_id, when.tst, report.lat_raw, report.lon_raw),
+        ).fetchone():
+            return self._log(received_at, sds, report.kind, "duplicate", **fields)
+        assert report.lat is not None and report.lon is not None
+        flags = self.filters.check(device_id, when.tst, report.lat, report.lon,
+                                   report.lat_raw or 0, report.lon_raw or 0, report.pos_err_m)
+        filtered = ",".join(sorted(flags)) or None
+        speed = report.speed_kmh
+        cursor = self.db.execute(
+            "INSERT INTO positions (device_id, seq, source, tst, lat, lon, acc_m, speed_mps,"
+            " course_deg, alt_m, trigger, received_at, filtered)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (device_id, None, SOURCE, when.tst, round(report.lat, 7), round(report.lon, 7),
+             report.pos_err_m, None if speed is None else round(speed * KMH_TO_MPS, 2),
+             report.direction_deg, report.altitude_m, TRIGGER.get(report.reason or -1, "p"),
+             received_at, filtered),
+        )
+        for flag in flags:
+            self.counts[f"flagged_{flag}"] += 1
+        return self._log(received_at, sds, report.kind, "stored", position_id=cursor.lastrowid,
+                         filtered=filtered, **fields)
+
+    def _touch(self, issi: int, device_id: str, at: float) -> None:
+        self.db.execute(
+            "INSERT INTO radios (issi, device_id, first_seen, last_seen) VALUES (?,?,?,?)"
+            " ON CONFLICT(issi) DO UPDATE SET last_seen = excluded.last_seen",
+            (issi, device_id, int(at), int(at)),
+        )
+        self.db.execute(
+            "INSERT INTO devices (device_id, source, first_seen, last_seen, duplicates, max_seq)"
+            " VALUES (?, ?, ?, ?, 0, 0)"
+            " ON CONFLICT(device_id) DO UPDATE SET last_seen = excluded.last_seen",
+            (device_id, SOURCE, int(at), int(at)),
+        )
+
+    def _log(self, received_at: float, sds: Sds | None, kind: str, outcome: str,
+             **fields) -> str:
+        row = {"received_at": received_at, "kind": kind, "outcome": outcome, **fields}
+        if sds is not None:
+            row.setdefault("issi", sds.header.issi)
+            row.update(header=sds.header.raw, hex=sds.hex, declared_bits=sds.header.length_bits)
+        names = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        self.db.execute(f"INSERT INTO radio_reports ({names}) VALUES ({marks})",
+                        tuple(row.values()))
+        return outcome
+
+
+def _decode_sds(sds: Sds) -> lip.LipReport:
+    """Decode the LIP PDU after the protocol identifier, choosing between the declared and the
+    actual length: the declared one first (it excludes octet padding), the hex length when the
+    declaration was too short for the report the hex actually holds."""
+    data = sds.data[1:]
+    hex_bits = sds.hex_bits - 8
+    declared = sds.header.length_bits - 8
+    if declared <= 0 or hex_bits <= 0:
+        raise lip.LipError("truncated", f"{sds.hex_bits} hex bits, {sds.header.length_bits} "
+                           "declared: no room for a LIP PDU")
+    try:
+        return lip.decode(data, min(declared, hex_bits))
+    except lip.LipError as exc:
+        if exc.reason != "truncated" or declared >= hex_bits:
+            raise
+    report = lip.decode(data, hex_bits)
+    report.warnings.append(f"declared {sds.header.length_bits} bits, the report needs more: "
+                           f"decoded from the {sds.hex_bits} hex bits")
+    return report
+
+
+def radio_rows(db: sqlite_utils.Database, include_all: bool = False):
+    """Radio reports with the officer who carried the radio at the fix time, in time order.
+
+    Only stored positions unless ``include_all``; the officer comes from the same assignment
+    history as for trackers.
+    """
+    where = "" if include_all else "WHERE r.outcome = 'stored'"
+    cursor = db.execute(
+        "SELECT r.id, r.issi, r.device_id, (SELECT collar FROM assignments a WHERE"
+        " a.device_id = r.device_id AND a.start_ts <= r.tst AND (a.end_ts IS NULL OR"
+        " a.end_ts > r.tst) ORDER BY a.start_ts DESC LIMIT 1) AS officer, r.kind, r.outcome,"
+        " r.reason, r.tst, strftime('%Y-%m-%dT%H:%M:%SZ', r.tst, 'unixepoch') AS time_utc,"
+        " r.time_basis, r.age_max_s, r.time_uncertainty_s, r.lat, r.lon, r.pos_err_m,"
+        " r.pos_err_class, r.speed_kmh, r.direction_deg, r.send_reason, r.result_code,"
+        f" r.filtered, r.position_id, r.received_at FROM radio_reports r {where}"
+        " ORDER BY r.tst IS NULL, r.tst, r.id"
+    )
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))

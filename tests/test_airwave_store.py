@@ -1,0 +1,183 @@
+"""Radio reports into SQLite: fix times across day and month ends, ISSI to collar number,
+no-fix never a position, every SDS logged, filters for jumps and masts."""
+
+from __future__ import annotations
+
+import calendar
+
+import pytest
+
+from gateway.airwave import lip
+from gateway.airwave.filters import FilterSettings, RadioFilters
+from gateway.airwave.sds import PeiParser, ctsdsr
+from gateway.airwave.store import AirwaveStore, assign_radio, radio_rows
+from gateway.airwave.timing import fix_time, resolve_time_of_position
+from gateway.reports import positions
+
+
+def utc(*fields: int) -> int:
+    return calendar.timegm(fields)
+
+
+# -- fix times ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("tod", "received", "expected"), [
+    ((15, 10, 0, 0), utc(2024, 5, 15, 10, 0, 3), utc(2024, 5, 15, 10, 0, 0)),
+    # across midnight
+    ((31, 23, 59, 58), utc(2024, 6, 1, 0, 0, 2), utc(2024, 5, 31, 23, 59, 58)),
+    # across a month end into a leap day
+    ((29, 23, 59, 50), utc(2024, 3, 1, 0, 0, 5), utc(2024, 2, 29, 23, 59, 50)),
+    # across a year end
+    ((31, 23, 58, 0), utc(2025, 1, 1, 0, 1, 0), utc(2024, 12, 31, 23, 58, 0)),
+    # day 31 received on 1 March of a common year: February had no 31st, January did
+    ((31, 23, 0, 0), utc(2023, 3, 1, 0, 0, 5), utc(2023, 1, 31, 23, 0, 0)),
+    # radio clock a few seconds ahead, across a month end
+    ((1, 0, 0, 3), utc(2024, 4, 30, 23, 59, 59), utc(2024, 5, 1, 0, 0, 3)),
+    # too far ahead to be this month: last month's
+    ((15, 12, 0, 0), utc(2024, 5, 15, 11, 0, 0), utc(2024, 4, 15, 12, 0, 0)),
+])
+def test_time_of_position_resolves_against_receive_time(tod, received, expected):
+    assert resolve_time_of_position(*tod, received) == expected
+
+
+@pytest.mark.parametrize("tod", [(0, 1, 1, 1), (3, 24, 0, 0), (3, 1, 60, 0), (3, 1, 0, 61)])
+def test_time_of_position_that_is_not_a_time(tod):
+    assert resolve_time_of_position(*tod, utc(2024, 5, 15, 10, 0, 0)) is None
+
+
+@pytest.mark.parametrize(("klass", "tst", "age_max"), [
+    (0, 1000 - 2, 5), (1, 1000 - 150, 300), (2, 1000 - 900, 1800), (3, 1000, None)])
+def test_short_report_time_is_the_middle_of_its_age_window(klass, tst, age_max):
+    when = fix_time(lip.short_report(51.5, 0.0, time_elapsed=klass), 1000.7)
+    assert (when.tst, when.basis, when.age_max_s) == (tst, "time_elapsed", age_max)
+
+
+# -- storing --------------------------------------------------------------------------------------
+def feed(store: AirwaveStore, frames: bytes, received_at: float) -> list[str]:
+    parser = PeiParser()
+    outcomes = []
+    for event in parser.feed(frames) + parser.flush():
+        if event.kind == "sds":
+            outcomes.append(store.handle(event.sds, received_at))
+        elif event.kind == "reject":
+            store.reject(event.reason, event.text, received_at)
+            outcomes.append("frame_rejected")
+    return outcomes
+
+
+def lip_frame(report: lip.LipReport, issi: int = 2340001) -> bytes:
+    data, nbits = lip.encode(report)
+    return ctsdsr(issi, 9999, bytes([lip.PROTOCOL_ID]) + data, 8 + nbits)
+
+
+def long_report(lat: float, lon: float, tod: tuple[int, int, int, int], **extra):
+    return lip.LipReport(lip.LONG, time_type=2, time_of_position=tod, shape=2,
+                         lat_raw=lip.lat_to_raw(lat), lon_raw=lip.lon_to_raw(lon),
+                         radius=lip.uncertainty_code(10), velocity_type=0, **extra)
+
+
+@pytest.fixture
+def store(db):
+    return AirwaveStore(db)
+
+
+def test_positions_are_stored_under_the_radio_and_attributed_to_the_collar(store, db):
+    t0 = utc(2024, 2, 29, 23, 59, 0)
+    assign_radio(db, 2340001, "PC1234", t0 - 3600)
+    assign_radio(db, 2340001, "PC5678", t0 + 30)  # hand-over: ends PC1234's assignment
+    assert feed(store, lip_frame(lip.short_report(51.4807, -0.0073)), t0 + 1.0) == ["stored"]
+    frame = lip_frame(long_report(51.4810, -0.0070, (1, 0, 0, 4)))
+    assert feed(store, frame, t0 + 65.0) == ["stored"]
+    rows = list(positions(db))
+    assert [(r["device_id"], r["officer"], r["tst"], r["source"]) for r in rows] == [
+        ("issi:2340001", "PC1234", t0 - 1, "airwave"),
+        ("issi:2340001", "PC5678", utc(2024, 3, 1, 0, 0, 4), "airwave")]
+    assert rows[0]["lon"] == pytest.approx(-0.0073, abs=1e-5) and rows[0]["acc_m"] == 20.0
+    detail = list(radio_rows(db))
+    assert [(d["time_basis"], d["age_max_s"], d["pos_err_class"]) for d in detail] == [
+        ("time_elapsed", 5, 1), ("time_of_position", None, None)]
+    assert detail[1]["pos_err_m"] == pytest.approx(lip.uncertainty_m(lip.uncertainty_code(10)))
+    assert db["radios"].get(2340001)["device_id"] == "issi:2340001"
+
+
+def test_nofix_reports_are_recorded_never_stored_as_positions(store, db):
+    nofix_long = lip.LipReport(lip.LONG, time_type=1, time_elapsed=3, shape=0, velocity_type=0,
+                               additional=21, type5=[(12, 8, 14)])
+    frames = lip_frame(nofix_long) + lip_frame(lip.short_report(51.5, -0.1, pos_err_class=7))
+    assert feed(store, frames, 1.7e9) == ["nofix", "nofix"]
+    assert db["positions"].count == 0
+    rows = list(radio_rows(db, include_all=True))
+    assert sorted((r["outcome"], r["kind"], r["result_code"] or 0) for r in rows) == [
+        ("nofix", "long", 14), ("nofix", "short", 0)]
+
+
+def test_other_sds_are_logged_and_counted_bad_ones_rejected_good_ones_kept(store, db):
+    frames = (
+        ctsdsr(2340001, 9999, bytes.fromhex("8002"), 16, ai_service=13)
+        + ctsdsr(2340001, 9999, bytes.fromhex("820001014869"), 48)
+        + ctsdsr(2340001, 9999, bytes.fromhex("0A0FFFEAC2"), 40)  # truncated LIP
+        + b"\r\n+CTSDSR: 12,2340001,0,9999,0,84\r\nnot hex at all\r\n"
+        + lip_frame(lip.short_report(51.4807, -0.0073))
+        + ctsdsr(0, 9999, bytes([10]) + lip.encode(lip.short_report(51, 0))[0], 84)
+    )
+    outcomes = feed(store, frames, 1.7e9)
+    assert outcomes == ["logged", "logged", "rejected", "frame_rejected", "frame_rejected",
+                        "stored", "stored"]
+    assert db["positions"].count == 2
+    assert store.counts["sds_status"] == 1 and store.counts["sds_text"] == 1
+    assert store.counts["rejected_truncated"] == 1
+    kept = db.execute("SELECT outcome, reason, hex FROM radio_reports WHERE outcome ="
+                      " 'rejected' ORDER BY id").fetchall()
+    assert kept[0] == ("rejected", "truncated", "0A0FFFEAC2")
+    assert {row[1] for row in kept} >= {"missing_payload", "garbage"}
+
+
+def test_short_declared_length_falls_back_to_the_hex(store, db):
+    data, _ = lip.encode(lip.short_report(51.4807, -0.0073))
+    frame = ctsdsr(2340001, 9999, bytes([10]) + data, 64)  # declares less than the report
+    assert feed(store, frame, 1.7e9) == ["stored"]
+    assert "declared 64 bits" in db.execute("SELECT detail FROM radio_reports").fetchone()[0]
+
+
+def test_a_repeated_long_report_is_a_duplicate(store, db):
+    frame = lip_frame(long_report(51.48, -0.007, (15, 10, 0, 0)))
+    received = utc(2024, 5, 15, 10, 0, 2)
+    assert feed(store, frame + frame, received) == ["stored", "duplicate"]
+    assert db["positions"].count == 1
+
+
+# -- filters --------------------------------------------------------------------------------------
+def test_implausible_jump_is_flagged_not_dropped(store, db):
+    t = utc(2024, 5, 15, 10, 0, 0)
+    feed(store, lip_frame(long_report(51.4800, -0.0070, (15, 10, 0, 0))), t + 1)
+    # 5.5 km north one minute later: 90 m/s even after the error circles
+    feed(store, lip_frame(long_report(51.5300, -0.0070, (15, 10, 1, 0))), t + 61)
+    # 100 m on a further minute later: plausible from the first
+    feed(store, lip_frame(long_report(51.4809, -0.0070, (15, 10, 2, 0))), t + 121)
+    flags = [r[0] for r in db.execute("SELECT filtered FROM positions ORDER BY tst")]
+    assert flags == [None, "jump", None]
+    assert [r["lat"] for r in positions(db)] == [pytest.approx(51.48, abs=1e-5),
+                                                 pytest.approx(51.4809, abs=1e-5)]
+
+
+def test_known_mast_and_learned_mast_are_flagged_retroactively(db):
+    filters = RadioFilters(db, FilterSettings(mast_repeats=3, mast_radios=2))
+    store = AirwaveStore(db, filters)
+    filters.add_mast(51.4900, 0.0100, "configured mast")
+    t = utc(2024, 5, 15, 10, 0, 0)
+    feed(store, lip_frame(long_report(51.49001, 0.01001, (15, 10, 0, 0))), t + 1)
+    mast = (51.4850, 0.0050)
+    feed(store, lip_frame(long_report(*mast, (15, 10, 5, 0)), 2340001), t + 301)
+    assert [r[0] for r in db.execute("SELECT filtered FROM positions ORDER BY id")] == \
+        ["mast", None]
+    feed(store, lip_frame(long_report(*mast, (15, 10, 6, 0)), 2340002), t + 361)
+    assert [r[0] for r in db.execute("SELECT filtered FROM positions ORDER BY id")] == \
+        ["mast", "mast", "mast"]
+    assert db.execute("SELECT source FROM radio_masts WHERE lat = ?", (
+        lip.lat_to_raw(mast[0]) * lip.LAT_UNIT_DEG,)).fetchone() == ("learned",)
+    assert store.counts["flagged_mast"] == 2  # at insert; the first learned one retroactively
+    assert list(positions(db)) == []
+
+
+def test_coarse_fix_is_flagged(store, db):
+    feed(store, lip_frame(lip.short_report(51.48, -0.007, pos_err_class=3)), 1.7e9)
+    assert db.execute("SELECT filtered FROM positions").fetchone() == ("coarse",)
