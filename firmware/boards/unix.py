@@ -3,7 +3,8 @@
 Wiring only: it builds the ports and hands them to ``tracker.app.run``. Run it as::
 
     micropython main.py --gps /dev/pts/3 --broker 127.0.0.1:1883 --device-id T-0001 \
-        --state /var/lib/hotspots/T-0001 [--station main] [--exit-on-eof] [--report-s 10]
+        --state /var/lib/hotspots/T-0001 [--station main] [--exit-on-eof] [--report-s 10] \
+        [--user T-0001 --password SECRET] [--tls-ca ca.pem]
 """
 
 import asyncio
@@ -55,11 +56,26 @@ def parse_args(argv):
     return opts
 
 
+def tls_opener(ca_path):
+    """An ``open_connection`` that speaks TLS and checks the broker's certificate against the CA
+    in ``ca_path`` (a PEM file), by the host name or IP address it was asked to reach."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cafile=ca_path)
+
+    async def open_connection(host, port):
+        return await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+
+    return open_connection
+
+
 def main(argv):
     opts = parse_args(argv)
     host, port = opts["broker"].rsplit(":", 1)
-    ports = app.Ports(SerialLines(opts["gps"]), asyncio.open_connection,
-                      DirStorage(opts["state"]))
+    opener = tls_opener(opts["tls_ca"]) if opts.get("tls_ca") else asyncio.open_connection
+    ports = app.Ports(SerialLines(opts["gps"]), opener, DirStorage(opts["state"]))
     asyncio.run(app.run(ports, opts["device_id"], host, int(port), opts["station"],
                         opts["exit_on_eof"], int(opts["report_s"]), opts["user"],
                         opts["password"]))

@@ -268,6 +268,8 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
                         ports.log("nmea: %r" % (tracker.parser.stats(),))
+                        ports.log("outbox: last seq %d, pending %d, thinned %d" % (
+                            outbox.last_seq, len(outbox), outbox.dropped))
                         ports.log("published %d messages" % state["published"])
                         return tracker
                     wake.clear()
