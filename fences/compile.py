@@ -1,8 +1,9 @@
 """Compile validated hot spot GeoJSON into the device's fence-set format (``HSF1``).
 
 The layout is documented in ``docs/fences.md`` and parsed by ``tracker.fence.FenceSet``. The
-version is a content hash (the first 6 bytes of SHA-256 over the body, in hex), so the same
-hot spots compiled with the same options always give the same version, on any machine.
+version is a content hash (the first 6 bytes of SHA-256, in hex, over the header with its version
+field zeroed and the body), so the same hot spots compiled with the same options always give the
+same version, on any machine, and no byte of a set can change without its version changing.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import hashlib
 import json
 import math
 import struct
+import sys
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import shapely
-from shapely.ops import polylabel
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.polygon import orient
+from shapely.ops import polylabel
 
 from fences.geo import LocalFrame, metres_per_e6, scale_factors
 from fences.validate import MAX_EXTENT_E6, FenceError, HotSpot, validate
@@ -29,6 +31,9 @@ HEADER = "<4s12sHHHHHHiiBBHHHHH"
 DEFAULT_TOLERANCE_M = 1.0
 DEFAULT_NEAR_M = 250
 DEFAULT_GRID_SHIFT = 12
+MAX_GRID_SHIFT = 18
+GRID_SMALL_BYTES = 2048
+GRID_CELLS_PER_FENCE = 4
 H_CAP_M = 50.0
 SMALL_INT_LIMIT = 1 << 30
 
@@ -101,7 +106,8 @@ def compile_geojson(
         its original vertices.
     :param near_m: range around each fence's bounding box within which the device computes
         distances (and beyond which ``nearest_m`` is capped).
-    :param grid_shift: prefilter cell size as a power of two in micro-degrees.
+    :param grid_shift: smallest prefilter cell size as a power of two in micro-degrees; the
+        compiler coarsens the grid until a fence touches about four cells on average.
     :raises FenceError: listing every problem when the input is invalid or does not fit.
     """
     if not 0 <= tolerance_m <= 10:
@@ -213,13 +219,16 @@ class _Builder:
             rows = ((max_lat - g_lat0) >> shift) + 1
             cols = ((max_lon - g_lon0) >> shift) + 1
             if rows <= 0xFFFF and cols <= 0xFFFF and rows * cols < SMALL_INT_LIMIT:
-                break
+                cells = _cells(boxes, g_lat0, g_lon0, shift, cols)
+                entries = sum(len(v) for v in cells.values())
+                # Coarser cells until each fence sits in a few of them on average: the grid
+                # must not cost more RAM than the fences themselves.
+                grid_bytes = 6 * len(cells) + 2 * entries
+                if grid_bytes <= GRID_SMALL_BYTES or entries <= GRID_CELLS_PER_FENCE * n:
+                    break
+                if shift >= MAX_GRID_SHIFT:
+                    break
             shift += 1
-        cells: dict[int, list[int]] = {}
-        for i, (la0, lo0, la1, lo1) in enumerate(boxes):
-            for r in range((la0 - g_lat0) >> shift, ((la1 - g_lat0) >> shift) + 1):
-                for c in range((lo0 - g_lon0) >> shift, ((lo1 - g_lon0) >> shift) + 1):
-                    cells.setdefault(r * cols + c, []).append(i)
         keys = array("i", sorted(cells))
         off = array("H", [0])
         ent = array("H")
@@ -244,27 +253,46 @@ class _Builder:
         if not near_lon_ok:
             raise FenceError("near range too large for this latitude")
         parts = [
-            ("origins", self.lat0.tobytes() + self.lon0.tobytes()),
-            ("boxes", self.bb.tobytes()),
-            ("scales", self.kxq.tobytes() + self.kyq.tobytes() + self.hmax.tobytes()
-             + self.radius.tobytes() + bytes(self.density)),
-            ("rings", self.ring.tobytes() + self.rstart.tobytes()),
-            ("vertices", self.v.tobytes()),
-            ("grid", keys.tobytes() + off.tobytes() + ent.tobytes()),
-            ("strings", soff.tobytes() + blob),
+            ("origins", _le(self.lat0) + _le(self.lon0)),
+            ("boxes", _le(self.bb)),
+            ("scales", _le(self.kxq) + _le(self.kyq) + _le(self.hmax)
+             + _le(self.radius) + bytes(self.density)),
+            ("rings", _le(self.ring) + _le(self.rstart)),
+            ("vertices", _le(self.v)),
+            ("grid", _le(keys) + _le(off) + _le(ent)),
+            ("strings", _le(soff) + blob),
         ]
-        for _, p in parts:
-            assert struct.pack("<H", 1) == b"\x01\x00"  # arrays are little-endian here
         body = b"".join(p for _, p in parts)
-        version = hashlib.sha256(body).hexdigest()[:12]
-        header = struct.pack(
-            HEADER, MAGIC, version.encode("ascii"), n, len(self.rstart) - 1, len(self.v) // 2,
-            len(keys), len(ent), len(blob), g_lat0, g_lon0, shift, 0, cols, rows,
-            self.near_lat, self.near_m, 0,
-        )
+        fields = (n, len(self.rstart) - 1, len(self.v) // 2, len(keys), len(ent), len(blob),
+                  g_lat0, g_lon0, shift, 0, cols, rows, self.near_lat, self.near_m, 0)
+        # The hash covers the header (with the version field zeroed) and the body, so that no
+        # byte of the set can change without the version changing.
+        unsigned = struct.pack(HEADER, MAGIC, bytes(12), *fields)
+        version = hashlib.sha256(unsigned + body).hexdigest()[:12]
+        header = struct.pack(HEADER, MAGIC, version.encode("ascii"), *fields)
         sections = {"header": len(header)}
         sections.update({k: len(p) for k, p in parts})
         return header + body, sections, version
+
+
+def _le(arr: array) -> bytes:
+    """The array's bytes in little-endian order (the device format's), on any host."""
+    if sys.byteorder == "little":
+        return arr.tobytes()
+    swapped = array(arr.typecode, arr)
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
+def _cells(boxes: list[tuple[int, int, int, int]], g_lat0: int, g_lon0: int, shift: int,
+           cols: int) -> dict[int, list[int]]:
+    """Map each grid cell key (row * cols + col) to the fences whose near box touches it."""
+    cells: dict[int, list[int]] = {}
+    for i, (la0, lo0, la1, lo1) in enumerate(boxes):
+        for r in range((la0 - g_lat0) >> shift, ((la1 - g_lat0) >> shift) + 1):
+            for c in range((lo0 - g_lon0) >> shift, ((lo1 - g_lon0) >> shift) + 1):
+                cells.setdefault(r * cols + c, []).append(i)
+    return cells
 
 
 def _inradius(geom_xy: Polygon | MultiPolygon) -> float:

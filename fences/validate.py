@@ -179,9 +179,10 @@ def validate(source: dict | str | Path) -> ValidationReport:
         rep.problems.append(Problem("error", -1, None, "no features: add at least one hot spot"))
     seen: dict[str, int] = {}
     for idx, feat in enumerate(doc["features"]):
+        before = len(rep.errors)
         hs = _check_feature(idx, feat, rep)
-        if hs is None:
-            continue
+        if hs is None or len(rep.errors) > before:
+            continue  # only usable hot spots are returned
         if hs.fence_id in seen:
             rep.problems.append(Problem(
                 "error", idx, hs.fence_id,

@@ -20,6 +20,9 @@ Tables
 ``quarantine``
     Messages that could not be stored, with the reason and the raw bytes, so nothing is lost
     silently.
+``taskings``, ``team_members``
+    Planned patrols imported from CSV (:mod:`gateway.taskings`) and who is in which team, for
+    the exception report.
 """
 
 from collections.abc import Callable
@@ -106,7 +109,126 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial]
+def _v_taskings(db: sqlite_utils.Database) -> None:
+    """Taskings (which hot spot, when, who, for how long) and team membership.
+
+    ``start_ts``/``end_ts`` are the tasked window in UTC epoch seconds; ``date`` is the local
+    day it was planned for; exactly one of ``officer`` (collar number) and ``team`` is set.
+    Re-importing the same plan is idempotent through the unique index.
+    """
+    db["taskings"].create(
+        {
+            "id": int,
+            "date": str,
+            "hotspot": str,
+            "start_ts": int,
+            "end_ts": int,
+            "officer": str,
+            "team": str,
+            "required_s": int,
+            "note": str,
+            "imported_at": int,
+        },
+        pk="id",
+        defaults={"officer": "", "team": ""},
+    )
+    db["taskings"].create_index(
+        ["date", "hotspot", "start_ts", "end_ts", "officer", "team"], unique=True)
+    db["taskings"].create_index(["start_ts"])
+    db["team_members"].create({"team": str, "collar": str}, pk=("team", "collar"))
+
+
+def _v_airwave(db: sqlite_utils.Database) -> None:
+    """Airwave (TETRA) radios: their ISSIs, every SDS they sent, and mast locations.
+
+    ``radios`` maps an ISSI to the device id its positions and assignments use
+    (``issi:<ISSI>``). ``radio_reports`` keeps one row per SDS received from the radio with its
+    outcome (stored, nofix, area, duplicate, logged, rejected), the decoded LIP fields that
+    ``positions`` has no column for (age class, position error class, reason for sending,
+    result code, time basis) and the raw hex; ``position_id`` links a stored report to its
+    ``positions`` row. ``radio_masts`` holds configured and learned mast coordinates for the
+    filters (see :mod:`gateway.airwave.filters`).
+    """
+    db["radios"].create(
+        {"issi": int, "device_id": str, "label": str, "first_seen": int, "last_seen": int},
+        pk="issi",
+    )
+    db["radio_reports"].create(
+        {
+            "id": int, "received_at": float, "issi": int, "device_id": str, "kind": str,
+            "outcome": str, "reason": str, "detail": str, "tst": int, "time_basis": str,
+            "age_max_s": int, "time_uncertainty_s": int, "lat": float, "lon": float,
+            "lat_raw": int, "lon_raw": int, "pos_err_m": float, "pos_err_class": int,
+            "shape": int, "speed_kmh": float, "direction_deg": float, "altitude_m": int,
+            "send_reason": int, "result_code": int, "position_id": int, "filtered": str,
+            "declared_bits": int, "header": str, "hex": str,
+        },
+        pk="id",
+    )
+    db["radio_reports"].create_index(["issi", "tst"])
+    db["radio_reports"].create_index(["lat_raw", "lon_raw"])
+    db["radio_reports"].create_index(["position_id"])
+    db["radio_masts"].create(
+        {"id": int, "lat_raw": int, "lon_raw": int, "lat": float, "lon": float, "source": str,
+         "label": str, "first_seen": float},
+        pk="id",
+    )
+    db["radio_masts"].create_index(["lat_raw", "lon_raw"], unique=True)
+
+
+def _v_fleet_identity_filters(db: sqlite_utils.Database) -> None:
+    """Fleet registry, status times, assignment due times, quarantine per device, and the
+    indexes the status and per-officer queries need (issue 7).
+
+    - ``devices.registered_at``: NULL for a device the gateway has only heard of (its messages
+      are quarantined as ``unknown_device``); set by ``hotspots register``/``assign``.
+    - ``devices.status_at``: receive time of the last status (or last will) message, so
+      ``online`` is read with its age; ``devices.last_fix_tst``: newest fix time stored.
+    - ``devices.filtered``: positions kept but flagged by a filter, per device.
+    - ``assignments.due_ts``: when the device should be back (end of shift); ``recorded_at``:
+      when the assignment was entered, so a late entry is visible as such.
+    - ``quarantine.device_id``: which device a rejected message claimed to come from, if known.
+    - a unique ``(device_id, tst)`` for OwnTracks positions without ``seq``.
+    - ``positions_attributed``: positions with the collar number carrying the device at the
+      fix time, from the assignment history at query time, so an assignment recorded after the
+      fact re-attributes the positions it covers without rewriting them.
+    """
+    devices = db["devices"]
+    for name in ("registered_at", "status_at", "last_fix_tst", "filtered"):
+        devices.add_column(name, int)
+    db.execute("UPDATE devices SET filtered = 0")
+    db["assignments"].add_column("due_ts", int)
+    db["assignments"].add_column("recorded_at", int)
+    db["assignments"].create_index(["collar", "start_ts"])
+    db["assignments"].create_index(["device_id", "end_ts"])
+    db["quarantine"].add_column("device_id", str)
+    db["quarantine"].create_index(["reason"])
+    db["quarantine"].create_index(["device_id"])
+    db.execute(
+        "CREATE INDEX idx_positions_filtered ON positions (device_id, filtered)"
+        " WHERE filtered IS NOT NULL"
+    )
+    # OwnTracks phones send no sequence number: a re-delivered message is recognised by its fix
+    # time instead, so it too is stored once.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_positions_owntracks_tst ON positions (device_id, tst)"
+        " WHERE seq IS NULL AND source = 'owntracks'"
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_transitions_noseq ON transitions (device_id, rid, event, tst)"
+        " WHERE seq IS NULL"
+    )
+    db.execute(
+        "CREATE VIEW positions_attributed AS SELECT p.*, (SELECT a.collar FROM assignments a"
+        " WHERE a.device_id = p.device_id AND a.start_ts <= p.tst"
+        " AND (a.end_ts IS NULL OR a.end_ts > p.tst) ORDER BY a.start_ts DESC LIMIT 1)"
+        " AS officer FROM positions p"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters,
+]
 
 
 def open_db(path: str) -> sqlite_utils.Database:

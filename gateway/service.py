@@ -1,20 +1,28 @@
 """The gateway process: subscribe with paho-mqtt, store with :class:`gateway.ingest.Ingest`.
 
 The MQTT session is persistent (clean session off, QoS 1) and acknowledgements are manual: a
-message is acknowledged to the broker only after the batch holding it is committed to SQLite.
-If the gateway dies in between, the broker delivers the message again and the unique
-``(device, seq)`` index turns the second copy into a counted duplicate.
+message is acknowledged to the broker only after the batch holding it is committed to SQLite
+(with ``synchronous=FULL``, so "committed" survives a power cut). If the gateway dies in
+between, the broker delivers the message again and the unique ``(device, seq)`` index turns the
+second copy into a counted duplicate.
+
+Batching is adaptive ("group commit"): the gateway takes whatever has arrived, up to
+``batch_size``, and commits it at once. Under light load a batch is a message or two and nothing
+waits; under heavy load messages pile up during each commit and the batches grow, which is what
+amortises the fsync. The broker's in-flight window for the gateway (``max_inflight_messages``,
+see :mod:`gateway.broker`) must be at least ``batch_size``, since un-acknowledged messages are
+exactly the ones waiting for the commit.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
+from gateway.filters import FilterConfig
 from gateway.ingest import Ingest, IngestCounts
 from gateway.schema import open_db
 
@@ -36,7 +44,11 @@ class Gateway:
     :param db_path: the SQLite file (created and migrated if needed)
     :param client_id: fixed, so the broker keeps our session and queued messages across restarts
     :param batch_size: most messages per transaction
-    :param batch_s: longest a message waits for its commit
+    :param batch_s: how often, at most, to look at ``stop`` while idle
+    :param username: broker account (the gateway's own, see :mod:`gateway.broker`)
+    :param tls_ca: CA certificate to verify the broker's TLS listener with; enables TLS
+    :param filter_config: per-source position filters (:mod:`gateway.filters`)
+    :param accept_unknown: store messages of unregistered devices instead of quarantining them
     """
 
     def __init__(
@@ -44,10 +56,14 @@ class Gateway:
         broker: str,
         db_path: str,
         client_id: str = "hotspots-gateway",
-        batch_size: int = 500,
+        batch_size: int = 1000,
         batch_s: float = 0.2,
         username: str | None = None,
         password: str | None = None,
+        airwave: str | None = None,
+        tls_ca: str | None = None,
+        filter_config: dict[str, FilterConfig] | None = None,
+        accept_unknown: bool = False,
     ):
         self.host, self.port = parse_address(broker)
         self.db_path = db_path
@@ -64,14 +80,23 @@ class Gateway:
         )
         if username is not None:
             self.client.username_pw_set(username, password)
+        if tls_ca is not None:
+            self.client.tls_set(ca_certs=str(tls_ca))
+        self.filter_config = filter_config
+        self.accept_unknown = accept_unknown
+        self.refused: str | None = None
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = lambda _client, _userdata, msg: self._queue.put(msg)
         self.ingest: Ingest | None = None
+        self.airwave = airwave  # serial port of an Airwave radio, read in its own thread
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
+            # Wrong password or not authorised: say so instead of retrying in silence.
+            self.refused = str(reason_code)
             return
+        self.refused = None
         client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
         self.connected.set()
 
@@ -89,10 +114,19 @@ class Gateway:
         """
         stop = stop or threading.Event()
         db = open_db(self.db_path)
-        self.ingest = ingest = Ingest(db)
+        # The broker forgets a message once we acknowledge it, so a commit must be on disk.
+        db.execute("PRAGMA synchronous = FULL")
+        self.ingest = ingest = Ingest(db, self.filter_config, self.accept_unknown)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
+        radio = None
+        if self.airwave:
+            from gateway.airwave.reader import run_airwave
+
+            radio = threading.Thread(target=run_airwave, args=(self.airwave, self.db_path, stop),
+                                     name="airwave", daemon=True)
+            radio.start()
         try:
             while True:
                 pending = self._take_batch(stop)
@@ -110,19 +144,22 @@ class Gateway:
             self.client.loop_stop()
             ingest.commit()
             db.close()
+            if radio is not None:
+                stop.set()
+                radio.join(5)
         return ingest.counts
 
     def _take_batch(self, stop: threading.Event) -> list[mqtt.MQTTMessage] | None:
-        batch: list[mqtt.MQTTMessage] = []
-        deadline = time.monotonic() + self.batch_s
-        while len(batch) < self.batch_size:
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=timeout))
-            except queue.Empty:
-                break
-        if not batch and stop.is_set():
-            return None
+        """Wait up to ``batch_s`` for a message, then take what else has arrived, without
+        waiting, up to ``batch_size``; None once ``stop`` is set and nothing is left."""
+        try:
+            batch = [self._queue.get(timeout=self.batch_s)]
+        except queue.Empty:
+            return None if stop.is_set() else []
+        get = self._queue.get_nowait
+        try:
+            while len(batch) < self.batch_size:
+                batch.append(get())
+        except queue.Empty:
+            pass
         return batch

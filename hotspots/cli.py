@@ -15,7 +15,11 @@ from pathlib import Path
 import click
 
 from gateway.broker import BrokerError, Mosquitto
+from hotspots import cli_gateway
 from hotspots.bench import bench
+from hotspots.cli_airwave import airwave, sim_radio
+from hotspots.cli_fences import fences
+from hotspots.cli_nmea import nmea
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "fences"
 
@@ -32,16 +36,25 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), default=None,
               help="Folder for config, persistence and log (default: temporary).")
-def broker(port: int | None, host: str, workdir: str | None) -> None:
-    """Run a private Mosquitto broker until interrupted."""
+@click.option("--device", "devices", multiple=True, metavar="ID",
+              help="Provision a broker account for this device (repeatable).")
+@click.option("--tls", is_flag=True, help="Also listen with TLS (CA generated in DIR/tls).")
+@click.option("--tls-port", type=int, default=None, help="TLS port (default: a free one).")
+def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str, ...],
+           tls: bool, tls_port: int | None) -> None:
+    """Run a private Mosquitto broker (accounts and ACL generated, no anonymous access)."""
     # A service manager stops us with SIGTERM: clean up the broker then too, not only on Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        mosquitto = Mosquitto(port=port, host=host, workdir=workdir).start()
+        mosquitto = Mosquitto(port=port, host=host, workdir=workdir, devices=devices, tls=tls,
+                              tls_port=tls_port).start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
         click.echo(f"mosquitto listening on {mosquitto.address} (config in {mosquitto.workdir})")
+        if tls:
+            click.echo(f"TLS on {mosquitto.tls_address}; CA certificate {mosquitto.ca_path}")
+        click.echo(f"accounts (gateway, observer, devices) in {mosquitto.accounts_path}")
         sys.stdout.flush()
         while mosquitto.process and mosquitto.process.poll() is None:
             time.sleep(0.5)
@@ -55,6 +68,9 @@ def broker(port: int | None, host: str, workdir: str | None) -> None:
 @cli.group()
 def sim() -> None:
     """Hardware simulators: GNSS module, radio, dock."""
+
+
+sim.add_command(sim_radio)
 
 
 @sim.command("gps")
@@ -121,9 +137,13 @@ def firmware() -> None:
               help="Report a location at least this often while moving.")
 @click.option("--exit-on-eof", is_flag=True, help="Stop once the GNSS stream ends and all is sent.")
 @click.option("--cpython", is_flag=True, help="Run the core on CPython instead of MicroPython.")
+@click.option("--user", default=None, envvar="HOTSPOTS_MQTT_USER",
+              help="Broker account (default: none) [env HOTSPOTS_MQTT_USER].")
+@click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
+              help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
 def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | None,
                  state: str | None, station: str, report_s: int, exit_on_eof: bool,
-                 cpython: bool) -> None:
+                 cpython: bool, user: str | None, password: str | None) -> None:
     """Run the firmware main loop (on the MicroPython unix port unless --cpython)."""
     from simulators import tracker_process
 
@@ -134,16 +154,36 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
     if cpython:
         from simulators import board
 
-        board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s)
+        board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s,
+                  user=user, password=password)
         return
     try:
         argv = tracker_process.command(gps, broker_address, device_id, state, station=station,
-                                       exit_on_eof=exit_on_eof, report_s=report_s)
+                                       exit_on_eof=exit_on_eof, report_s=report_s, user=user,
+                                       password=password)
     except tracker_process.FirmwareError as exc:
         raise click.ClickException(str(exc)) from exc
     import subprocess
 
     sys.exit(subprocess.call(argv, env=tracker_process.micropython_env()))
+
+
+@firmware.command("replay")
+@click.argument("nmeafile", type=click.Path(exists=True, dir_okay=False))
+@click.option("--fences", "fences_path", type=click.Path(exists=True, dir_okay=False),
+              required=True, help="GeoJSON hot spots (compiled as for a device).")
+@click.option("--micropython", is_flag=True, help="Run the core on the MicroPython unix port.")
+def firmware_replay(nmeafile: str, fences_path: str, micropython: bool) -> None:
+    """Replay a recorded NMEA log; print what the tracker would publish, as JSON lines."""
+    from fences.validate import FenceError
+    from simulators.replay import ReplayError, replay
+
+    try:
+        for line in replay(nmeafile, fences_path, micropython=micropython,
+                           log=lambda text: click.echo(text, err=True)):
+            click.echo(line)
+    except (FenceError, ReplayError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 # -- gateway --------------------------------------------------------------------------------------
@@ -156,14 +196,27 @@ def gateway() -> None:
 @click.option("--broker", "broker_address", required=True, help="Broker HOST:PORT.")
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
               help="SQLite database (created if missing).")
-def gateway_run(broker_address: str, db_path: str) -> None:
+@click.option("--airwave", "airwave_port", default=None,
+              help="Also read Airwave radio reports from this serial port (or pyserial URL).")
+@click.option("--user", default="gateway", show_default=True, help="Broker account.")
+@click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
+              help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
+@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Take the password from the broker's accounts.json.")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Connect with TLS, verifying the broker with this CA certificate.")
+@click.option("--filters", "filters_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="TOML file of position filter settings per source.")
+@click.option("--accept-unknown", is_flag=True,
+              help="Store messages of unregistered devices instead of quarantining them.")
+def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, user: str,
+                password: str | None, accounts_path: str | None, tls_ca: str | None,
+                filters_path: str | None, accept_unknown: bool) -> None:
     """Subscribe to trackers and phones and store what they send, until interrupted."""
-    from gateway.service import Gateway
+    from hotspots.cli_gateway import make_gateway
 
-    try:
-        service = Gateway(broker_address, db_path)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    service = make_gateway(broker_address, db_path, airwave_port, user, password,
+                           accounts_path, tls_ca, filters_path, accept_unknown)
     stop = threading.Event()
     click.echo(f"gateway: {broker_address} -> {db_path}", err=True)
     try:
@@ -174,53 +227,11 @@ def gateway_run(broker_address: str, db_path: str) -> None:
     click.echo(f"stored {dict(counts.stored)}, duplicates {counts.duplicates}", err=True)
 
 
-# -- reports and exports --------------------------------------------------------------------------
-def _open_existing(db_path: str):
-    from gateway.schema import open_db
+# -- reports and exports: hotspots/report_commands.py -------------------------------------------
+from hotspots import report_commands  # noqa: E402  (kept beside its section, not at the top)
 
-    if not Path(db_path).exists():
-        raise click.ClickException(f"no database at {db_path}")
-    return open_db(db_path)
-
-
-@cli.group()
-def report() -> None:
-    """Reports for supervisors and analysts."""
-
-
-@report.command("dwell")
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per visit.")
-def report_dwell(db_path: str, as_json: bool) -> None:
-    """Visits and dwell per device and hot spot."""
-    import json
-
-    from gateway.reports import dwell_table, visits_from_transitions
-
-    visits = visits_from_transitions(_open_existing(db_path))
-    if as_json:
-        for visit in visits:
-            click.echo(json.dumps(visit.as_dict()))
-        return
-    for line in dwell_table(visits):
-        click.echo(line)
-
-
-@cli.group()
-def export() -> None:
-    """Exports of stored data."""
-
-
-@export.command("positions")
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
-              show_default=True)
-@click.option("--out", type=click.File("w"), default="-", help="Output file (default stdout).")
-def export_positions(db_path: str, fmt: str, out) -> None:
-    """Stored positions: device, officer, seq, UTC fix time, lat, lon, speed, course, source."""
-    from gateway.reports import export_positions as write
-
-    write(_open_existing(db_path), out, fmt)
+cli.add_command(report_commands.report)
+cli.add_command(report_commands.export)
 
 
 # -- demo -----------------------------------------------------------------------------------------
@@ -242,6 +253,11 @@ def demo(workdir: str, speedup: float, cpython: bool) -> None:
 
 # -- command groups that live in their own modules -------------------------------------------------
 cli.add_command(bench)
+cli.add_command(nmea)
+for _command in cli_gateway.COMMANDS:  # status, register, assign, return
+    cli.add_command(_command)
+cli.add_command(airwave)
+cli.add_command(fences)
 
 
 def main() -> None:

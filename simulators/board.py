@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tracker import app
 from boards.storage import DirStorage
+from tracker import app
 
 
 class ThreadedLines:
@@ -49,9 +49,10 @@ class ThreadedLines:
 
 
 def run(gps: str, broker: str, device_id: str, state: str, station: str = "main",
-        exit_on_eof: bool = False, report_s: int = 10) -> app.Tracker:
+        exit_on_eof: bool = False, report_s: int = 10, user: str | None = None,
+        password: str | None = None) -> app.Tracker:
     """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``)."""
     host, port = broker.rsplit(":", 1)
     ports = app.Ports(ThreadedLines(gps), asyncio.open_connection, DirStorage(state))
     return asyncio.run(app.run(ports, device_id, host, int(port), station, exit_on_eof,
-                               report_s))
+                               report_s, user, password))

@@ -14,7 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.broker import Mosquitto
+from gateway.identity import register_device
 from gateway.ingest import IngestCounts
+from gateway.schema import open_db
 from gateway.service import Gateway
 from simulators import gps, tracker_process
 from simulators.walk import Visit, make_walk
@@ -67,9 +70,17 @@ def run_patrol(
 
     walk = make_walk(route, fences, start)
     tracker_process.install_fences(state_dir, fences)
+    # The gateway quarantines devices it does not know: put this tracker in the fleet.
+    db = open_db(str(db_path))
+    register_device(db, device_id)
+    db.close()
+    # A broker this process started has accounts for the gateway and (on demand) the device.
+    mosquitto = Mosquitto.running_at(broker)
+    gateway_auth = mosquitto.gateway.auth() if mosquitto else {}
+    device_auth = mosquitto.device(device_id) if mosquitto else None
 
     stop = threading.Event()
-    gateway = Gateway(broker, str(db_path))
+    gateway = Gateway(broker, str(db_path), **gateway_auth)
     counts_box: list[IngestCounts] = []
     gateway_thread = threading.Thread(
         target=lambda: counts_box.append(gateway.run(stop)), name="gateway", daemon=True
@@ -82,7 +93,8 @@ def run_patrol(
     terminal = gps.PseudoTerminal()
     firmware = tracker_process.start(
         terminal.path, broker, device_id, state_dir, log_path=log_path, exit_on_eof=True,
-        cpython=cpython,
+        cpython=cpython, user=device_auth.username if device_auth else None,
+        password=device_auth.password if device_auth else None,
     )
     try:
         epochs = gps.play(walk, terminal, speedup=speedup, noise_m=noise_m, seed=seed,

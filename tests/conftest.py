@@ -17,8 +17,23 @@ DATA = Path(__file__).resolve().parent / "data"
 
 @pytest.fixture
 def mosquitto(tmp_path):
-    """A private Mosquitto on a free loopback port, stopped (and waited for) afterwards."""
+    """A private Mosquitto on a free loopback port, stopped (and waited for) afterwards.
+
+    Locked down as in production (no anonymous access, generated ACL): log in with
+    ``mosquitto.gateway.auth()``, ``mosquitto.observer.auth()`` (reads every tracking topic) or
+    ``mosquitto.device("T-0001").auth()`` (provisioned on first use); an account with
+    ``role="admin"`` (``mosquitto.account(name, "admin")``) may do anything, for tests of the MQTT
+    client itself. Each login name is its own client id (``use_username_as_clientid``).
+    """
     broker = Mosquitto(workdir=tmp_path / "broker").start()
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture
+def tls_mosquitto(tmp_path):
+    """Like ``mosquitto``, plus a TLS listener (``tls_port``) with a generated CA (``ca_path``)."""
+    broker = Mosquitto(workdir=tmp_path / "tls-broker", tls=True).start()
     yield broker
     broker.cleanup()
 

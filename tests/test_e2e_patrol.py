@@ -29,12 +29,13 @@ DWELL_TOLERANCE_S = 5
 class Observer:
     """Subscribes to every device topic (QoS 1) and keeps what it sees, by (device, seq)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, auth: dict[str, str]) -> None:
         host, port = address.rsplit(":", 1)
         self.messages: dict[tuple[str, int], list[dict]] = {}
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="observer")
+        self.client.username_pw_set(**auth)
         self.client.on_connect = lambda c, *_: c.subscribe(
             [(wire.device_topic("+", wire.KIND_LOCATION), 1),
              (wire.device_topic("+", wire.KIND_EVENT), 1)])
@@ -72,7 +73,7 @@ def runtime(request, micropython):
 
 
 def test_patrol_is_stored_exactly_once_with_true_dwell(mosquitto, tmp_path, runtime):
-    observer = Observer(mosquitto.address)
+    observer = Observer(mosquitto.address, mosquitto.observer.auth())
     assert observer.subscribed.wait(10)
     try:
         result = run_patrol(mosquitto.address, tmp_path, SAMPLE_ROUTE, SAMPLE_FENCES,

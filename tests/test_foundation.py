@@ -107,7 +107,7 @@ def test_sim_gps_writes_valid_1hz_nmea_and_ground_truth(tmp_path):
             times.append(msg.datetime.timestamp())
     assert kinds["RMC"] == kinds["GGA"] > 19 * 60
     assert times[0] == 1795000000
-    assert {b - a for a, b in zip(times, times[1:])} == {1.0}
+    assert {b - a for a, b in zip(times, times[1:], strict=False)} == {1.0}
 
     truth = [json.loads(x) for x in Path(f"{out}.truth.jsonl").read_text().splitlines()]
     samples = [row for row in truth if row["type"] == "sample"]
@@ -147,7 +147,8 @@ def test_readme_commands_exist():
         for part in line.split("`"):
             words = part.split()
             if len(words) >= 2 and words[0] == "hotspots":
-                cmd = [w for w in words[1:] if not w.startswith(("-", "<", "[")) and w.isidentifier()]
+                cmd = [w for w in words[1:]
+                       if not w.startswith(("-", "<", "[")) and w.isidentifier()]
                 commands.add(tuple(cmd[:2]))
     assert commands
     from click.testing import CliRunner

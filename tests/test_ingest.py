@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.identity import register_device
 from gateway.ingest import Ingest
 
 GOLDEN = Path(__file__).parent / "data" / "wire"
@@ -18,6 +19,8 @@ def golden(name: str) -> bytes:
 
 @pytest.fixture
 def ingest(db):
+    for device_id in ("T-0001", "T-0002", "4711-phone"):
+        register_device(db, device_id)
     return Ingest(db)
 
 
@@ -88,3 +91,59 @@ def test_owntracks_phone_messages_land_in_the_same_table(ingest, db):
     ingest.commit()
     row = db.execute("SELECT device_id, source, seq, lat, speed_mps FROM positions").fetchone()
     assert row == ("4711-phone", "owntracks", None, 51.5, 1.11)
+
+
+def test_an_unknown_device_is_quarantined_and_listed_but_not_stored(ingest, db):
+    payload = golden("location.json").replace(b"T-0001", b"T-0099")
+    assert ingest.handle("hotspots/dev/T-0099/loc", payload) == "quarantined"
+    ingest.commit()
+    assert db.execute("SELECT reason, device_id, raw FROM quarantine").fetchone() == (
+        "unknown_device", "T-0099", payload)
+    assert db["devices"].get("T-0099")["registered_at"] is None
+    assert db["positions"].count == 0
+
+
+def test_a_device_registered_later_is_stored_from_then_on(ingest, db):
+    payload = golden("location.json").replace(b"T-0001", b"T-0099")
+    ingest.handle("hotspots/dev/T-0099/loc", payload)
+    ingest.commit()
+    register_device(db, "T-0099")
+    assert ingest.handle("hotspots/dev/T-0099/loc", payload) == "stored"
+
+
+def test_counters_and_last_seen_are_written_once_per_batch(ingest, db):
+    for _ in range(2):
+        ingest.handle("hotspots/dev/T-0001/loc", golden("location.json"), 1795000100.0)
+    ingest.commit()
+    device = db["devices"].get("T-0001")
+    assert (device["last_seen"], device["max_seq"], device["duplicates"],
+            device["last_fix_tst"]) == (1795000100, 17, 1, 1795000000)
+
+
+def test_owntracks_last_will_marks_the_phone_offline(ingest, db):
+    ingest.handle("owntracks/4711/phone", b'{"_type":"lwt","tst":1795000000}')
+    ingest.commit()
+    assert db["devices"].get("4711-phone")["online"] == 0
+
+
+def test_owntracks_redelivery_without_seq_is_stored_once(ingest, db):
+    payload = json.dumps({"_type": "location", "tid": "ph", "tst": 1795000000, "lat": 51.5,
+                          "lon": -0.1, "acc": 12, "batt": 55}).encode()
+    assert [ingest.handle("owntracks/4711/phone", payload, 1795000001.0) for _ in range(2)] == [
+        "stored", "duplicate"]
+    ingest.commit()
+    assert db["positions"].count == 1
+    assert db["devices"].get("4711-phone")["batt"] == 55
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"_type":"location","dev":"T-0001","seq":5,"tst":99999999999999999999999,"lat":1,"lon":1}',
+    b'{"_type":"location","dev":"T-0001","seq":5,"tst":1795000000,"lat":1,"lon":1,"acc":"x",'
+    b'"vel":true,"inregions":[{"a":1}]}',
+    b'{"_type":"transition","dev":"T-0001","seq":6,"tst":1795000000,"event":"enter","rid":"x",'
+    b'"desc":7}',
+    b"\xff\xfe", b"[]", b"null", b'{"_type":"location","tst":1,"lat":91,"lon":0}',
+])
+def test_odd_payloads_never_raise(ingest, db, payload):
+    assert ingest.handle("hotspots/dev/T-0001/loc", payload) in ("stored", "quarantined")
+    ingest.commit()

@@ -22,6 +22,7 @@ class Observer:
                                                                       m.retain))
         subscribed = queue.Queue()
         self.client.on_subscribe = lambda *a: subscribed.put(True)
+        self.client.username_pw_set(**broker.observer.auth())
         self.client.connect(broker.host, broker.port)
         self.client.subscribe(topic, qos=1)
         self.client.loop_start()
@@ -57,8 +58,10 @@ def test_publish_qos1_reaches_subscribers_and_subscription_delivers(mosquitto):
     received = []
 
     async def main():
+        # An admin account: this client also publishes the station's fence set.
         client = MQTTClient("T-1", asyncio.open_connection,
-                            on_message=lambda t, p: received.append((t, p)))
+                            on_message=lambda t, p: received.append((t, p)),
+                            user="T-1", password=mosquitto.account("T-1", "admin").password)
         await client.connect(mosquitto.host, mosquitto.port)
         await client.subscribe("hotspots/station/main/fences")
         for i in range(20):
@@ -82,7 +85,8 @@ def test_broker_publishes_the_will_when_the_link_drops(mosquitto):
 
     async def main():
         client = MQTTClient("T-2", asyncio.open_connection,
-                            will=("hotspots/dev/T-2/status", b'{"online":false}', 1, True))
+                            will=("hotspots/dev/T-2/status", b'{"online":false}', 1, True),
+                            user="T-2", password=mosquitto.device("T-2").password)
         await client.connect(mosquitto.host, mosquitto.port)
         await client.close()  # no DISCONNECT: as if the battery died
 
@@ -120,7 +124,8 @@ def test_client_publishes_qos1_from_the_micropython_unix_port(mosquitto, run_mic
 import asyncio
 from tracker.mqtt import MQTTClient
 async def main():
-    c = MQTTClient('mp-1', asyncio.open_connection)
+    c = MQTTClient('mp-1', asyncio.open_connection, user='mp-1',
+                   password='{mosquitto.device("mp-1").password}')
     await c.connect('{mosquitto.host}', {mosquitto.port})
     for i in range(50):
         await c.publish('hotspots/dev/mp-1/loc', b'%d' % i, 1)

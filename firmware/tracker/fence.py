@@ -24,6 +24,17 @@ Two classes, no effects (no clock, no I/O other than the stream you hand in):
     (so every visit is closed), new fences start outside. ``reset()`` forgets all state without
     emitting anything.
 
+Hysteresis: per fix, the band is ``h = max(2 m, 3 x accuracy)`` capped per fence at half its
+inradius (so the middle of a small hot spot always confirms). A transition is confirmed by two
+consecutive fixes at least ``h`` deep on the new side, by one such fix after a gap of 30 s or
+more, or when the evidence -- a one-sided CUSUM of ``min(depth, h) - h/2`` over the fixes on the
+new side -- reaches ``2 h``. A tracker standing on an edge adds about ``-h/2`` per fix, so GNSS
+wander does not add up to a transition; a genuine crossing does within a few fixes.
+
+Memory: ``from_stream`` on a file reads each section straight into its array (``readinto``), so
+loading needs no buffer beyond the set itself; 200 fences of 20 vertices load and run in a 64 KB
+heap (``tests/test_fences_device.py``).
+
 Maths: vertices are stored as micro-degree offsets from a per-fence origin (int16). The
 point-in-polygon test works on those raw offsets (an affine map of lon/lat, so it is exact for
 the straight lon/lat edges that GeoJSON and shapely use); distances use a local equirectangular
@@ -60,6 +71,8 @@ _H_MIN_Q = const(8)  # hysteresis band never below 2 m
 _H_K = const(12)  # band = 3 x accuracy: acc_cm * 12 // 100 quarter metres
 _EV_K = const(2)  # ... or evidence (sum of depth beyond half the band) reaches 2 bands
 _GAP_S = const(30)  # after a gap this long a single deep fix confirms
+_CR_FINE = const(1 << 25)  # below these, distances use 4 more bits: (cr << 4) < 2**29 ...
+_L2_FINE = const(1 << 22)  # ... and (l2 << 8) < 2**30
 _CHUNK = const(384)  # bytes read at a time while loading (a multiple of 2, 3 and 4)
 _B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
 
@@ -256,7 +269,13 @@ class FenceSet:
         if size >= 0 and size != HEADER_SIZE + body:
             raise ValueError("fence set: size %d, header says %d" % (size, HEADER_SIZE + body))
         h = hashlib.sha256() if hashlib is not None else None
+        if h is not None:
+            h.update(head[:4])
+            h.update(bytes(12))  # the version field itself is zeroed in the hash
+            h.update(head[16:])
         fs = cls()
+
+        readinto = getattr(f, "readinto", None)
 
         def take(code, count):
             # Allocate the array once, then fill it a chunk at a time: the whole section is
@@ -270,6 +289,14 @@ class FenceSet:
                 arr = array(code, range(count))
             else:
                 arr = array(code, bytes(total))
+            if readinto is not None:
+                # A file: straight into the array, no temporary buffers at all (they would
+                # fragment a small heap between the big arrays).
+                if total and readinto(arr) != total:
+                    raise ValueError("fence set: truncated body")
+                if h is not None and total:
+                    h.update(arr)
+                return arr
             pos = 0
             while pos < total:
                 step = total - pos
@@ -462,7 +489,12 @@ class FenceSet:
                             cr = wx * ey - wy * ex
                             if cr < 0:
                                 cr = -cr
-                            d = cr // isqrt(l2)
+                            if cr < _CR_FINE and l2 < _L2_FINE:
+                                # sqrt(l2) to 1/16 q: flooring it would inflate far distances
+                                # by up to 1/length (2 % at 100 m from a 5 m edge).
+                                d = (cr << 4) // isqrt(l2 << 8)
+                            else:
+                                d = cr // isqrt(l2)
                     if d < best:
                         best = d
                 ax = bx

@@ -1,25 +1,240 @@
 """NMEA 0183 from the GNSS module: framing, checksums, and one fix per epoch.
 
-A receiver sends a burst of sentences per epoch (RMC, GGA, GST... all stamped with the same
-time of day). ``NmeaParser`` frames raw serial bytes into lines, verifies every checksum, merges
-the sentences of one epoch into a single :class:`Fix` and hands it to ``on_fix`` when the epoch is
-complete: when a sentence with a later time arrives, or at ``flush()``.
+A receiver sends a burst of sentences per epoch (RMC, VTG, GGA, GSA, GSV..., GLL, GST, ZDA, all
+about the same moment). ``NmeaParser`` frames raw serial bytes into sentences, verifies every
+checksum, merges the sentences of one epoch into a single :class:`Fix` and hands it to
+``on_fix`` once per epoch. See ``docs/nmea.md`` for the rules; in short:
 
-Everything is integer maths on fixed-point decimals: coordinates in micro-degrees are exact to the
-digits the receiver sent (floats on a board are 32-bit and would lose metres). The line buffer is
-preallocated; the ``Fix`` object is allocated once and updated in place, so consumers copy what
-they keep (``Fix.copy()``).
+* Framing: a sentence runs from ``$`` to ``*hh``. CR, LF, another ``$`` or a control byte end it
+  early (the next ``$`` always starts a new one), so lost bytes, noise, NULs, missing CR or LF and
+  partial reads never cost more than the damaged sentence. Over-long sentences are dropped.
+* Every candidate sentence is counted exactly once, either by type (``RMC`` ... ``GST``,
+  ``proprietary``, ``unknown``) or as a rejection by reason; bytes outside sentences that are not
+  line breaks count as ``noise``. ``stats()`` returns the counts; nothing raises out of ``feed``.
+* Epochs: a sentence with a new time of day, or a second once-per-epoch sentence (RMC, GGA, GLL,
+  VTG, ZDA, GST), closes the epoch being assembled. The parser also learns which sentence ends
+  the receiver's burst and then emits as soon as that sentence arrives, without waiting a second.
 
-Rejected input is never silent: ``stats()`` counts sentences by type and rejections by reason.
-See ``docs/contracts.md`` for the fix fields.
+Allocation: the per-sentence path allocates nothing on MicroPython. Sentences are parsed in
+place, in the caller's buffer or, for a sentence split across reads, in one preallocated buffer;
+field boundaries go to a preallocated list; numbers are parsed digit by digit into small
+integers (every field is capped at 9 digits so values stay below 2**30 on a board); counts live
+in a preallocated list. On CPython the same parser uses C-level slices, ``split`` and ``int`` for
+the two innermost steps (scanning a sentence and reading a number), which is several times
+faster there; both variants are tested against each other.
 """
 
-from tracker.compat import const
+from tracker.compat import MICROPYTHON, const
 
-_MAX_LINE = const(120)  # NMEA says 82; some receivers send longer proprietary lines
+_MAX_SENTENCE = const(128)  # from '$' to '*'; NMEA says 82 with CRLF, some receivers exceed it
 _UERE_CM = const(500)  # accuracy from HDOP when the receiver sends no GST: 5 m per HDOP unit
+_SIGMA_MAX_CM = const(1000000)  # GST sigmas are clamped to 10 km so squares stay small ints
 ALT_UNKNOWN = const(-1000000)
 _DAY_S = const(86400)
+_LATE_EVENING_CS = const(8280000)  # 23:00:00, see _emit (midnight without a date sentence)
+_EARLY_MORNING_CS = const(360000)  # 01:00:00
+
+# Counter slots: sentence kinds first (their index is also the handler index), then rejections.
+_RMC = const(0)
+_GGA = const(1)
+_GLL = const(2)
+_VTG = const(3)
+_GSA = const(4)
+_GSV = const(5)
+_ZDA = const(6)
+_GST = const(7)
+_PROPRIETARY = const(8)
+_UNKNOWN = const(9)
+_NOISE = const(10)
+_TOO_LONG = const(11)
+_TRUNCATED = const(12)
+_NO_CHECKSUM = const(13)
+_CHECKSUM = const(14)
+_BAD_ADDRESS = const(15)
+_BAD_FIELD = const(16)
+_FIRST_REJECTION = const(10)
+COUNTER_NAMES = ("RMC", "GGA", "GLL", "VTG", "GSA", "GSV", "ZDA", "GST", "proprietary", "unknown",
+                 "noise", "too_long", "truncated", "no_checksum", "checksum", "bad_address",
+                 "bad_field")
+# Kinds a receiver sends once per epoch: a second one means a new epoch (bit per kind).
+_ONCE = const(0b11001111)
+
+# Mode indicator letters (RMC, GLL, VTG from NMEA 2.3) that mean "not a real position".
+_MODE_NONE = const(78)  # N: data not valid
+_MODE_MANUAL = const(77)  # M: manual input
+_MODE_SIMULATOR = const(83)  # S: simulator
+
+_HEX = bytes(
+    [(c - 48) if 48 <= c <= 57 else (c - 55) if 65 <= c <= 70 else (c - 87) if 97 <= c <= 102
+     else 255 for c in range(256)])
+
+
+def _key3(text):
+    return (text[0] << 16) | (text[1] << 8) | text[2]
+
+
+_KINDS = {_key3(b"RMC"): _RMC, _key3(b"GGA"): _GGA, _key3(b"GLL"): _GLL, _key3(b"VTG"): _VTG,
+          _key3(b"GSA"): _GSA, _key3(b"GSV"): _GSV, _key3(b"ZDA"): _ZDA, _key3(b"GST"): _GST}
+# Talker -> constellation slot (for satellites in view): GPS, GLONASS, Galileo, BeiDou (GB and the
+# older BD), QZSS, NavIC, and GN (combined solution).
+_TALKERS = {0x4750: 0, 0x474C: 1, 0x4741: 2, 0x4742: 3, 0x4244: 3, 0x4751: 4, 0x4749: 5,
+            0x474E: 6}
+_N_SYSTEMS = const(7)
+
+
+# -- numbers (two interchangeable implementations, see the module docstring) -------------------
+def _udec_digits(b, s, e, places):
+    """Unsigned decimal ``b[s:e]`` (``12``, ``12.5``, ``.5``) times 10**places, rounded half up.
+
+    Raises ``ValueError`` unless the field is digits with at most one dot, or if the integer
+    part and ``places`` together exceed 9 digits.
+    """
+    v = 0
+    i = s
+    while i < e:
+        c = b[i] - 48
+        if c < 0 or c > 9:
+            break
+        v = v * 10 + c
+        i += 1
+    if i - s + places > 9:
+        raise ValueError("number too long")
+    p = places
+    if i < e:
+        if b[i] != 46:  # '.'
+            raise ValueError("not a number")
+        i += 1
+        if i == e and i == s + 1:
+            raise ValueError("not a number")
+        first = True
+        while i < e:
+            c = b[i] - 48
+            if c < 0 or c > 9:
+                raise ValueError("not a number")
+            if p:
+                v = v * 10 + c
+                p -= 1
+            elif first:
+                first = False
+                if c >= 5:
+                    v += 1
+            i += 1
+    elif i == s:
+        raise ValueError("empty number")
+    while p:
+        v *= 10
+        p -= 1
+    return v
+
+
+def _uint_digits(b, s, e):
+    """Unsigned integer ``b[s:e]``, 1 to 9 digits; ``ValueError`` otherwise."""
+    if s >= e or e - s > 9:
+        raise ValueError("bad integer")
+    v = 0
+    while s < e:
+        c = b[s] - 48
+        if c < 0 or c > 9:
+            raise ValueError("bad integer")
+        v = v * 10 + c
+        s += 1
+    return v
+
+
+_POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000)
+
+
+def _udec_slices(b, s, e, places):
+    """Same contract as :func:`_udec_digits`, with C-level slices and ``int`` (CPython)."""
+    dot = b.find(b".", s, e)
+    if dot < 0:
+        whole = b[s:e]
+        if not whole.isdigit() or e - s + places > 9:
+            raise ValueError("bad number")
+        return int(whole) * _POW10[places]
+    whole = b[s:dot]
+    frac = b[dot + 1 : e]
+    if dot - s + places > 9 or whole and not whole.isdigit() or frac and not frac.isdigit():
+        raise ValueError("bad number")
+    n = e - dot - 1
+    if n <= places:
+        return int(whole + frac) * _POW10[places - n]  # int(b"") raises for a lone "."
+    return int(whole + frac[:places]) + (frac[places] >= 53)
+
+
+def _uint_slices(b, s, e):
+    """Same contract as :func:`_uint_digits` (CPython)."""
+    field = b[s:e]
+    if not field.isdigit() or e - s > 9:
+        raise ValueError("bad integer")
+    return int(field)
+
+
+def _sdec(b, s, e, places):
+    """Signed decimal (optional leading ``-``) times 10**places."""
+    if s < e and b[s] == 45:  # '-'
+        return -_udec(b, s + 1, e, places)
+    return _udec(b, s, e, places)
+
+
+def _d2(b, s):
+    """Two digits at ``b[s]``."""
+    a = b[s] - 48
+    c = b[s + 1] - 48
+    if a < 0 or a > 9 or c < 0 or c > 9:
+        raise ValueError("bad digits")
+    return a * 10 + c
+
+
+def _time_cs(b, s, e):
+    """``hhmmss[.sss]`` to centiseconds since midnight; -1 for an empty field."""
+    if s == e:
+        return -1
+    if e - s < 6:
+        raise ValueError("bad time")
+    h1 = b[s] - 48
+    h2 = b[s + 1] - 48
+    m1 = b[s + 2] - 48
+    m2 = b[s + 3] - 48
+    if (h1 < 0 or h1 > 2 or h2 < 0 or h2 > 9 or m1 < 0 or m1 > 5 or m2 < 0 or m2 > 9
+            or h1 == 2 and h2 > 3):
+        raise ValueError("bad time")
+    sec = _udec(b, s + 4, e, 2)
+    if sec >= 6100:  # 60.xx is a leap second
+        raise ValueError("bad time")
+    return ((h1 * 10 + h2) * 3600 + (m1 * 10 + m2) * 60) * 100 + sec
+
+
+def _angle_e6(b, s, e, hemi, degree_limit):
+    """``d...dmm.mmmm`` and its hemisphere letter to signed micro-degrees."""
+    dot = b.find(b".", s, e)
+    if dot < 0:
+        dot = e
+    if dot - s < 3:  # at least one degree digit and two of minutes
+        raise ValueError("bad angle")
+    degrees = _uint(b, s, dot - 2)
+    minutes_e6 = _udec(b, dot - 2, e, 6)
+    if minutes_e6 >= 60000000 or degrees > degree_limit:
+        raise ValueError("bad angle")
+    value = degrees * 1000000 + (minutes_e6 + 30) // 60
+    if value > degree_limit * 1000000:
+        raise ValueError("angle out of range")
+    if degree_limit == 90:
+        if hemi == 83:  # 'S'
+            return -value
+        if hemi != 78:  # 'N'
+            raise ValueError("bad hemisphere")
+        return value
+    if hemi == 87:  # 'W'
+        return -value
+    if hemi != 69:  # 'E'
+        raise ValueError("bad hemisphere")
+    return value
+
+
+def _knots_to_cmps(knots_e3):
+    # 1 knot = 463/9 cm/s; split so the products stay small ints for any 9-digit input.
+    return knots_e3 // 9000 * 463 + (knots_e3 % 9000 * 463 + 4500) // 9000
 
 
 def days_from_civil(y, m, d):
@@ -34,66 +249,37 @@ def days_from_civil(y, m, d):
     return era * 146097 + doe - 719468
 
 
-def fixed(field, digits):
-    """Parse a decimal field such as ``b"12.345"`` as an integer scaled by 10**digits.
-
-    Extra fraction digits are rounded half up. Raises ``ValueError`` on anything but an optional
-    sign, digits and one dot.
-    """
-    neg = False
-    if field[:1] == b"-":
-        neg = True
-        field = field[1:]
-    dot = field.find(b".")
-    if dot < 0:
-        whole = field
-        frac = b""
+def _days(y, m, d):
+    """Days since 1970 of a checked date (``ValueError`` for 31 April, 29 February 2027...)."""
+    if m < 1 or m > 12 or d < 1:
+        raise ValueError("bad date")
+    if m == 2:
+        last = 29 if y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) else 28
     else:
-        whole = field[:dot]
-        frac = field[dot + 1 :]
-    if not whole and not frac:
-        raise ValueError("empty number")
-    if whole and not whole.isdigit() or frac and not frac.isdigit():
-        raise ValueError("not a number")
-    value = int(whole) if whole else 0
-    for i in range(digits):
-        value = value * 10 + (frac[i] - 48 if i < len(frac) else 0)
-    if len(frac) > digits and frac[digits] >= 53:  # b"5"
-        value += 1
-    return -value if neg else value
+        last = 30 if m in (4, 6, 9, 11) else 31
+    if d > last:
+        raise ValueError("bad date")
+    return days_from_civil(y, m, d)
 
 
-def _angle_e6(field, hemisphere, degree_digits, limit_e6):
-    """``ddmm.mmmm`` (or ``dddmm.mmmm``) and ``N``/``S``/``E``/``W`` to signed micro-degrees."""
-    dot = field.find(b".")
-    if dot < 0:
-        dot = len(field)
-    if dot != degree_digits + 2:
-        raise ValueError("bad angle")
-    degrees = int(field[:degree_digits])
-    minutes_e6 = fixed(field[degree_digits:], 6)
-    if minutes_e6 >= 60000000 or minutes_e6 < 0:
-        raise ValueError("bad minutes")
-    value = degrees * 1000000 + (minutes_e6 + 30) // 60
-    if value > limit_e6:
-        raise ValueError("angle out of range")
-    if hemisphere in (b"S", b"W"):
-        return -value
-    if hemisphere not in (b"N", b"E"):
-        raise ValueError("bad hemisphere")
-    return value
+def _isqrt(n):
+    if n <= 0:
+        return 0
+    x = n
+    y = (x + 1) >> 1
+    while y < x:
+        x = y
+        y = (x + n // x) >> 1
+    return x
 
 
-def _time_cs(field):
-    """``hhmmss.ss`` to centiseconds since midnight."""
-    if len(field) < 6:
-        raise ValueError("bad time")
-    h = int(field[0:2])
-    m = int(field[2:4])
-    s = fixed(field[4:], 2)
-    if h > 23 or m > 59 or s < 0 or s >= 6100:  # allow a leap second
-        raise ValueError("bad time")
-    return (h * 3600 + m * 60) * 100 + s
+def fixed(field, digits):
+    """Parse a decimal field such as ``b"-12.345"`` as an integer scaled by 10**digits.
+
+    Extra fraction digits are rounded half up; ``ValueError`` for anything but an optional sign,
+    digits and one dot (at most 9 integer digits with the scale).
+    """
+    return _sdec(field, 0, len(field), digits)
 
 
 class Fix:
@@ -101,6 +287,7 @@ class Fix:
 
     def __init__(self):
         self.t = 0
+        self.ms = 0
         self.clear()
 
     def clear(self):
@@ -116,20 +303,31 @@ class Fix:
         self.sats = 0
         self.hdop_x100 = -1
         self.acc_cm = -1
+        self.sats_view = 0
+        self.snr_max = -1
+        self.fix_type = 0
+        self.pdop_x100 = -1
+        self.vdop_x100 = -1
 
     def copy(self):
         """An independent copy (the parser reuses this object for the next epoch)."""
         other = Fix()
-        for name in _FIELDS:
+        for name in FIELDS:
             setattr(other, name, getattr(self, name))
         return other
 
+    def as_tuple(self):
+        """All fields in :data:`FIELDS` order (for comparisons and tests)."""
+        return tuple(getattr(self, name) for name in FIELDS)
+
     def __repr__(self):
-        return "Fix(" + ", ".join("%s=%r" % (n, getattr(self, n)) for n in _FIELDS) + ")"
+        return "Fix(" + ", ".join("%s=%r" % (n, getattr(self, n)) for n in FIELDS) + ")"
 
 
-_FIELDS = ("t", "valid", "lat_e6", "lon_e6", "speed_cmps", "course_cdeg", "alt_cm", "quality",
-           "mode", "sats", "hdop_x100", "acc_cm")
+FIELDS = ("t", "ms", "valid", "lat_e6", "lon_e6", "speed_cmps", "course_cdeg", "alt_cm",
+          "quality", "mode", "sats", "hdop_x100", "acc_cm", "sats_view", "snr_max", "fix_type",
+          "pdop_x100", "vdop_x100")
+_FIELDS = FIELDS  # the foundation's name
 
 
 class NmeaParser:
@@ -141,224 +339,614 @@ class NmeaParser:
     def __init__(self, on_fix):
         self.on_fix = on_fix
         self.fix = Fix()
-        self._buf = bytearray(_MAX_LINE)
+        self._buf = bytearray(_MAX_SENTENCE + 2)  # a sentence split across reads
         self._n = 0
-        self._overflow = False
-        self._sentences = {}
-        self._rejected = {}
-        self._tod = -1  # time of day (cs) of the epoch being assembled, -1 when none
-        self._days = -1  # date of the last RMC, days since 1970, -1 until known
-        self._last_tod = -1
-        self._pending = False
-        self._pos = False  # the epoch has a position
-        self._status_ok = True  # RMC status A (or no RMC seen this epoch)
+        self._fs = [0] * (_MAX_SENTENCE + 2)  # field i is b[fs[i] : fs[i + 1] - 1]
+        self._nf = 0
+        self._xor = 0
+        self._quiet = False  # skipping the rest of a rejected sentence up to the next '$'
+        self._noisy = False  # saw noise bytes since the last sentence
+        self._counts = [0] * len(COUNTER_NAMES)
+        # epoch being assembled
+        self._open = False
+        self._tod = -1
+        self._ep_days = -1
+        self._pos = False
+        self._bad = False
         self._gst_cm = -1
+        self._gga_sats = -1
+        self._gsa_used = -1
+        self._seen = bytearray(8)  # per kind: how many this epoch
+        self._view = bytearray(_N_SYSTEMS)  # per constellation: satellites in view
+        self._key = 0  # kind << 8 | occurrence of the last sentence added
+        self._lat = 0  # position parsed by _position, before it joins the epoch
+        self._lon = 0
+        # across epochs
+        self._end_key = -1  # learned: the sentence that ends the receiver's burst
+        self._closed_tod = -1  # time of the epoch emitted last (late sentences are dropped)
+        self._days = -1  # date of the last dated epoch, days since 1970
+        self._last_tod = -1
 
     # -- framing -------------------------------------------------------------------------------
-    def feed(self, chunk):
-        """Take any number of bytes from the serial port; complete lines are parsed at once."""
-        buf = self._buf
-        mv = memoryview(chunk)
-        start = 0
-        end = len(chunk)
-        while start < end:
-            nl = chunk.find(b"\n", start)
-            stop = end if nl < 0 else nl
-            k = stop - start
-            if k:
-                n = self._n
-                if n + k > _MAX_LINE:
-                    self._overflow = True
-                else:
-                    buf[n : n + k] = mv[start:stop]
-                    self._n = n + k
-            if nl < 0:
-                break
-            self._end_line()
-            start = nl + 1
+    def feed(self, chunk, n=-1):
+        """Take serial bytes (``bytes`` or ``bytearray``; the first ``n`` if given, e.g. after
+        ``readinto``); complete sentences are parsed at once, a partial one is kept."""
+        if n < 0 or n > len(chunk):
+            n = len(chunk)
+        i = 0
+        if self._n:
+            i = self._resume(chunk, n)
+        while i < n:
+            if chunk[i] == 36:  # '$'
+                if self._noisy:
+                    self._noisy = False
+                    self._counts[_NOISE] += 1
+                self._quiet = False
+                j = self._sentence(chunk, i, n)
+                if j < 0:
+                    self._keep(chunk, i, n)
+                    return
+                i = j
+            else:
+                j = chunk.find(b"$", i, n)
+                if j < 0:
+                    j = n
+                if not self._quiet and not self._noisy:
+                    self._outside(chunk, i, j)
+                i = j
 
-    def _end_line(self):
-        n = self._n
-        self._n = 0
-        if self._overflow:
-            self._overflow = False
-            self._reject("too_long")
-            return
-        if n:
-            self.feed_line(memoryview(self._buf)[:n])
-
-    def flush(self):
-        """End of stream: drop a partial line (counted) and emit the epoch being assembled."""
-        if self._n or self._overflow:
-            self._n = 0
-            self._overflow = False
-            self._reject("truncated")
-        self._emit()
-
-    def stats(self):
-        """Counts so far: ``{"sentences": {type: n}, "rejected": {reason: n}}``."""
-        return {"sentences": dict(self._sentences), "rejected": dict(self._rejected)}
-
-    def _reject(self, reason):
-        self._rejected[reason] = self._rejected.get(reason, 0) + 1
-
-    # -- sentences -----------------------------------------------------------------------------
     def feed_line(self, line):
         """Parse one line (bytes, str or memoryview, with or without the line ending)."""
         if isinstance(line, str):
             line = line.encode()
-        line = bytes(line)
-        end = len(line)
-        while end and line[end - 1] in (10, 13, 32):
-            end -= 1
-        start = line.rfind(b"$", 0, end)
-        if start < 0:
-            if end:
-                self._reject("no_start")
-            return
-        if start > 0:
-            # A sentence cut short by a new '$' (lost bytes on the UART).
-            self._reject("truncated")
-        star = end - 3
-        if star <= start or line[star] != 42:  # b"*"
-            self._reject("no_checksum")
-            return
-        total = 0
-        for i in range(start + 1, star):
-            total ^= line[i]
-        try:
-            sent = int(line[star + 1 : end], 16)
-        except ValueError:
-            self._reject("no_checksum")
-            return
-        if sent != total:
-            self._reject("checksum")
-            return
-        fields = line[start + 1 : star].split(b",")
-        address = fields[0]
-        if address[:1] == b"P":
-            self._count("proprietary")
-            return
-        if len(address) != 5:
-            self._reject("bad_address")
-            return
-        kind = address[2:]
-        handler = _HANDLERS.get(kind)
-        if handler is None:
-            self._count("unknown")
-            return
-        try:
-            handler(self, fields)
-        except (ValueError, IndexError):
-            self._reject("bad_field")
-            return
-        self._count(str(kind, "ascii"))
+        elif isinstance(line, memoryview):
+            line = bytes(line)
+        self.feed(line)
+        self._end_line()
 
-    def _count(self, kind):
-        self._sentences[kind] = self._sentences.get(kind, 0) + 1
+    def flush(self):
+        """End of stream: reject a partial sentence (counted) and emit the epoch being
+        assembled."""
+        self._end_line()
+        self._emit()
+
+    def stats(self):
+        """Counts so far: ``{"sentences": {type: n}, "rejected": {reason: n}}`` (non-zero only)."""
+        sentences = {}
+        rejected = {}
+        counts = self._counts
+        for i in range(len(counts)):
+            if counts[i]:
+                (rejected if i >= _FIRST_REJECTION else sentences)[COUNTER_NAMES[i]] = counts[i]
+        return {"sentences": sentences, "rejected": rejected}
+
+    def _end_line(self):
+        if self._n:
+            self._n = 0
+            self._counts[_NO_CHECKSUM] += 1
+        if self._noisy:
+            self._noisy = False
+            self._counts[_NOISE] += 1
+        self._quiet = False
+
+    def _outside(self, b, i, j):
+        # Bytes between sentences: line breaks, spaces and tabs are fine, anything else is noise.
+        while i < j:
+            c = b[i]
+            if c != 13 and c != 10 and c != 32 and c != 9:
+                self._noisy = True
+                return
+            i += 1
+
+    def _keep(self, b, s, n):
+        buf = self._buf
+        k = 0
+        while s < n:
+            buf[k] = b[s]
+            k += 1
+            s += 1
+        self._n = k
+
+    def _resume(self, b, n):
+        """Continue the sentence kept from the last read; returns where to go on in ``b``."""
+        buf = self._buf
+        k = self._n
+        size = len(buf)
+        star = -1  # a kept '*' can only be one of the last two bytes
+        if buf[k - 1] == 42:
+            star = k - 1
+        elif k > 1 and buf[k - 2] == 42:
+            star = k - 2
+        i = 0
+        c = 0
+        while i < n and k < size and (star < 0 or k < star + 3):
+            c = b[i]
+            if c == 36 or c < 32:
+                break
+            buf[k] = c
+            if c == 42 and star < 0:
+                star = k
+            k += 1
+            i += 1
+        self._n = k
+        if i >= n and k < size and (star < 0 or k < star + 3):
+            return n  # still incomplete
+        self._n = 0
+        j = self._sentence(buf, 0, k)
+        if j < 0:  # ended by a stop byte before '*hh': as _sentence counts it in one buffer
+            self._counts[_NO_CHECKSUM if star >= 0 or c == 13 or c == 10 else _TRUNCATED] += 1
+            return i
+        if j < k and not self._quiet:
+            self._outside(buf, j, k)
+        return i
+
+    # -- sentences -----------------------------------------------------------------------------
+    def _scan_digits(self, b, s, lim):
+        """From the '$' at ``s``: XOR and field starts up to '*' (or a stop byte, or ``lim``).
+
+        Returns the index where it stopped; ``self._nf`` fields, ``self._xor`` the checksum.
+        """
+        fs = self._fs
+        fs[0] = s + 1
+        k = 1
+        x = 0
+        i = s + 1
+        while i < lim:
+            c = b[i]
+            if c <= 44:
+                if c == 44:  # ','
+                    fs[k] = i + 1
+                    k += 1
+                elif c == 42 or c == 36 or c < 32:  # '*', '$', control bytes
+                    break
+            x ^= c
+            i += 1
+        fs[k] = i + 1
+        self._nf = k
+        self._xor = x
+        return i
+
+    def _scan_slices(self, b, s, lim):
+        """Same contract as :meth:`_scan_digits`, with C-level ``find``/``split`` (CPython)."""
+        m = _STOP.search(b, s + 1, lim)
+        i = m.start() if m else lim
+        body = b[s + 1 : i]
+        x = 0
+        for c in body:
+            x ^= c
+        self._xor = x
+        parts = body.split(b",")
+        self._nf = len(parts)
+        self._fs = list(_accumulate(map(_plus_one, map(len, parts)), initial=s + 1))
+        return i
+
+    def _sentence(self, b, s, n):
+        """Check and dispatch the sentence starting at ``b[s] == '$'``.
+
+        Returns the index after it, or -1 if ``b`` ends before the sentence does.
+        """
+        lim = s + _MAX_SENTENCE
+        if lim > n:
+            lim = n
+        i = self._scan(b, s, lim)
+        counts = self._counts
+        if i >= lim:
+            if i - s >= _MAX_SENTENCE:
+                counts[_TOO_LONG] += 1
+                self._quiet = True
+                return i
+            return -1
+        c = b[i]
+        if c != 42:
+            counts[_NO_CHECKSUM if c == 13 or c == 10 else _TRUNCATED] += 1
+            return i
+        if i + 2 >= n:
+            return -1
+        hi = _HEX[b[i + 1]]
+        lo = _HEX[b[i + 2]]
+        if hi > 15 or lo > 15:
+            counts[_NO_CHECKSUM] += 1
+            self._quiet = True
+            return i + 1
+        if hi << 4 | lo != self._xor:
+            counts[_CHECKSUM] += 1
+            return i + 3
+        fs = self._fs
+        a = s + 1
+        if b[a] == 80:  # 'P': proprietary
+            counts[_PROPRIETARY] += 1
+            return i + 3
+        if fs[1] - a != 6:
+            counts[_BAD_ADDRESS] += 1
+            return i + 3
+        kind = _KINDS.get((b[a + 2] << 16) | (b[a + 3] << 8) | b[a + 4], -1)
+        system = _TALKERS.get((b[a] << 8) | b[a + 1], -1)
+        if kind < 0 or system < 0:
+            counts[_UNKNOWN] += 1
+            return i + 3
+        try:
+            _HANDLERS[kind](self, b, fs, self._nf, system)
+        except (ValueError, IndexError):
+            counts[_BAD_FIELD] += 1
+            return i + 3
+        counts[kind] += 1
+        if self._key == self._end_key and self._open:
+            self._emit()
+        # Step over the usual CR LF here rather than as bytes between sentences.
+        i += 3
+        if i < n and b[i] == 13:
+            i += 1
+        if i < n and b[i] == 10:
+            i += 1
+        return i
 
     # -- epochs --------------------------------------------------------------------------------
-    def _begin(self, tod):
-        """Start (or continue) the epoch stamped ``tod``; emits the previous one if different."""
-        if tod != self._tod:
-            self._emit()
+    def _begin(self, kind, tod):
+        """Add a sentence of ``kind`` stamped ``tod`` (-1 if untimed) to the epoch it belongs to.
+
+        Returns False for a late sentence of an epoch already emitted (its data is dropped).
+        """
+        if self._open:
+            if (tod >= 0 and self._tod >= 0 and tod != self._tod) or (
+                    self._seen[kind] and _ONCE >> kind & 1):
+                self._end_key = self._key  # the burst ends with this sentence: learn it
+                self._emit()
+        elif tod >= 0 and tod == self._closed_tod:
+            self._end_key = -1  # emitted too early: relearn at the next boundary
+            return False
+        if not self._open:
+            self._start()
+        if tod >= 0 and self._tod < 0:
             self._tod = tod
-            self.fix.clear()
-            self._pos = False
-            self._status_ok = True
-            self._gst_cm = -1
-        self._pending = True
+        seen = self._seen
+        k = seen[kind]
+        if k < 255:
+            k += 1
+            seen[kind] = k
+        self._key = kind << 8 | k
+        return True
+
+    def _start(self):
+        self._open = True
+        self.fix.clear()
+        self._tod = -1
+        self._ep_days = -1
+        self._pos = False
+        self._bad = False
+        self._gst_cm = -1
+        self._gga_sats = -1
+        self._gsa_used = -1
+        seen = self._seen
+        for i in range(8):
+            seen[i] = 0
+        view = self._view
+        for i in range(_N_SYSTEMS):
+            view[i] = 0
 
     def _emit(self):
-        if not self._pending:
+        if not self._open:
             return
-        self._pending = False
+        self._open = False
         fix = self.fix
         tod = self._tod
-        days = self._days
-        if days >= 0:
-            if self._last_tod >= 0 and tod < self._last_tod and not self._date_this_epoch:
-                # Midnight passed and no RMC told us the new date yet.
-                days += 1
-                self._days = days
+        self._closed_tod = tod
+        days = self._ep_days
+        if tod >= 0 and days < 0 and self._days >= 0:
+            days = self._days
+            if self._last_tod >= _LATE_EVENING_CS and tod < _EARLY_MORNING_CS:
+                days += 1  # midnight passed and no RMC or ZDA told us the new date yet
+        fix.ms = tod % 100 * 10 if tod >= 0 else 0
+        if tod >= 0 and days >= 0:
+            self._days = days
+            self._last_tod = tod
             fix.t = days * _DAY_S + tod // 100
-        self._last_tod = tod
-        self._date_this_epoch = False
+        else:
+            fix.t = 0
         if self._gst_cm >= 0:
             fix.acc_cm = self._gst_cm
         elif fix.hdop_x100 >= 0:
             fix.acc_cm = fix.hdop_x100 * _UERE_CM // 100
-        fix.valid = (self._pos and days >= 0 and self._status_ok and fix.mode != 78)  # b"N"
+        sats = self._gga_sats
+        if self._gsa_used > sats:
+            sats = self._gsa_used
+        if sats >= 0:
+            fix.sats = sats
+        view = self._view
+        total = 0
+        for i in range(_N_SYSTEMS):
+            total += view[i]
+        fix.sats_view = total
+        mode = fix.mode
+        fix.valid = (self._pos and fix.t > 0 and not self._bad and mode != _MODE_NONE
+                     and mode != _MODE_MANUAL and mode != _MODE_SIMULATOR)
         self.on_fix(fix)
 
-    _date_this_epoch = False
+    # -- one handler per sentence: parse every field first, then change the epoch ------------
+    def _position(self, b, fs, i):
+        """Fields i..i+3 (lat, N/S, lon, E/W) into ``_lat``/``_lon``; False if all are empty."""
+        s = fs[i]
+        e = fs[i + 1] - 1
+        if s == e and fs[i + 4] - fs[i + 1] == 3:
+            return False
+        self._lat = _angle_e6(b, s, e, b[fs[i + 1]] if fs[i + 2] - fs[i + 1] == 2 else 0, 90)
+        s = fs[i + 2]
+        e = fs[i + 3] - 1
+        self._lon = _angle_e6(b, s, e, b[fs[i + 3]] if fs[i + 4] - fs[i + 3] == 2 else 0, 180)
+        return True
 
-    def _position(self, fields, i):
-        if not fields[i]:
+    def _place(self, valid):
+        fix = self.fix
+        fix.lat_e6 = self._lat
+        fix.lon_e6 = self._lon
+        if valid:
+            self._pos = True
+
+    def _rmc(self, b, fs, nf, system):
+        # $--RMC,time,status,lat,N,lon,E,knots,course,ddmmyy,magvar,E[,mode[,navstatus]]
+        if nf < 10:
+            raise ValueError("short RMC")
+        tod = _time_cs(b, fs[1], fs[2] - 1)
+        status = b[fs[2]] if fs[3] - fs[2] == 2 else 0
+        s = fs[9]
+        days = -1
+        if fs[10] - s == 7:
+            yy = _d2(b, s + 4)
+            days = _days(yy + (2000 if yy < 80 else 1900), _d2(b, s + 2), _d2(b, s))
+        elif fs[10] - s != 1:
+            raise ValueError("bad date")
+        s = fs[7]
+        e = fs[8] - 1
+        speed = _knots_to_cmps(_udec(b, s, e, 3)) if e > s else -1
+        s = fs[8]
+        e = fs[9] - 1
+        course = _udec(b, s, e, 2) % 36000 if e > s else -1
+        mode = b[fs[12]] if nf > 12 and fs[13] - fs[12] > 1 else 0
+        nav = b[fs[13]] if nf > 13 and fs[14] - fs[13] > 1 else 0
+        has_pos = self._position(b, fs, 3)
+        if not self._begin(_RMC, tod):
             return
         fix = self.fix
-        fix.lat_e6 = _angle_e6(fields[i], fields[i + 1], 2, 90000000)
-        fix.lon_e6 = _angle_e6(fields[i + 2], fields[i + 3], 3, 180000000)
-        self._pos = True
+        if has_pos:
+            self._place(status == 65)
+        if days >= 0:
+            self._ep_days = days
+        if status != 65:  # 'A'
+            self._bad = True
+        if nav == 86:  # 'V': navigational status not valid (NMEA 4.1)
+            self._bad = True
+        if speed >= 0:
+            fix.speed_cmps = speed
+        if course >= 0:
+            fix.course_cdeg = course
+        if mode:
+            fix.mode = mode
 
-    def _rmc(self, f):
-        # $--RMC,time,status,lat,N,lon,E,knots,course,ddmmyy,magvar,E[,mode[,navstatus]]
-        tod = _time_cs(f[1])
-        date = f[9]
-        if len(date) != 6:
-            raise ValueError("bad date")
-        d = int(date[0:2])
-        m = int(date[2:4])
-        y = 2000 + int(date[4:6])
-        if not 1 <= m <= 12 or not 1 <= d <= 31:
-            raise ValueError("bad date")
-        self._begin(tod)
-        fix = self.fix
-        self._days = days_from_civil(y, m, d)
-        self._date_this_epoch = True
-        self._status_ok = f[2] == b"A"
-        self._position(f, 3)
-        if f[7]:
-            fix.speed_cmps = (fixed(f[7], 3) * 463 + 4500) // 9000  # knots: 463/9 cm/s
-        if f[8]:
-            fix.course_cdeg = fixed(f[8], 2) % 36000
-        if len(f) > 12 and f[12]:
-            fix.mode = f[12][0]
-
-    def _gga(self, f):
+    def _gga(self, b, fs, nf, system):
         # $--GGA,time,lat,N,lon,E,quality,sats,hdop,alt,M,sep,M,age,station
-        tod = _time_cs(f[1])
-        quality = int(f[6]) if f[6] else 0
-        self._begin(tod)
+        if nf < 10:
+            raise ValueError("short GGA")
+        tod = _time_cs(b, fs[1], fs[2] - 1)
+        s = fs[6]
+        e = fs[7] - 1
+        quality = _uint(b, s, e) if e > s else 0
+        s = fs[7]
+        e = fs[8] - 1
+        sats = _uint(b, s, e) if e > s else -1
+        s = fs[8]
+        e = fs[9] - 1
+        hdop = _udec(b, s, e, 2) if e > s else -1
+        s = fs[9]
+        e = fs[10] - 1
+        alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
+        has_pos = self._position(b, fs, 2)
+        if not self._begin(_GGA, tod):
+            return
         fix = self.fix
+        if has_pos:
+            self._place(quality != 0)
         fix.quality = quality
-        if quality == 0:
-            self._status_ok = False
-        self._position(f, 2)
-        if f[7]:
-            fix.sats = int(f[7])
-        if f[8]:
-            fix.hdop_x100 = fixed(f[8], 2)
-        if f[9]:
-            fix.alt_cm = fixed(f[9], 2)
+        if quality == 0 or quality == 7 or quality == 8:  # none, manual input, simulator
+            self._bad = True
+        if sats >= 0:
+            self._gga_sats = sats
+        if hdop >= 0:
+            fix.hdop_x100 = hdop
+        if alt != ALT_UNKNOWN:
+            fix.alt_cm = alt
 
-    def _gst(self, f):
-        # $--GST,time,rms,smaj,smin,orient,sigma_lat,sigma_lon,sigma_alt
-        tod = _time_cs(f[1])
-        self._begin(tod)
-        if f[6] and f[7]:
-            slat = fixed(f[6], 2)
-            slon = fixed(f[7], 2)
-            self._gst_cm = _isqrt(slat * slat + slon * slon)
+    def _gll(self, b, fs, nf, system):
+        # $--GLL,lat,N,lon,E[,time,status[,mode]]  (time and status since NMEA 2.0)
+        if nf < 5:
+            raise ValueError("short GLL")
+        tod = _time_cs(b, fs[5], fs[6] - 1) if nf > 5 else -1
+        status = b[fs[6]] if nf > 6 and fs[7] - fs[6] == 2 else 65
+        mode = b[fs[7]] if nf > 7 and fs[8] - fs[7] > 1 else 0
+        has_pos = self._position(b, fs, 1)
+        if not self._begin(_GLL, tod):
+            return
+        fix = self.fix
+        if has_pos:
+            self._place(status == 65)
+        if status != 65:
+            self._bad = True
+        if mode:
+            fix.mode = mode
+
+    def _vtg(self, b, fs, nf, system):
+        # $--VTG,course,T,course_mag,M,knots,N,kmh,K[,mode]; before NMEA 2.0 without the letters
+        if nf > 8 and fs[3] - fs[2] <= 2:
+            ic = 1
+            ik = 5
+            ih = 7
+        elif nf == 5:
+            ic = 1
+            ik = 3
+            ih = 4
+        else:
+            raise ValueError("bad VTG")
+        s = fs[ic]
+        e = fs[ic + 1] - 1
+        course = _udec(b, s, e, 2) % 36000 if e > s else -1
+        s = fs[ik]
+        e = fs[ik + 1] - 1
+        if e > s:
+            speed = _knots_to_cmps(_udec(b, s, e, 3))
+        else:
+            s = fs[ih]
+            e = fs[ih + 1] - 1
+            speed = (_udec(b, s, e, 3) + 18) // 36 if e > s else -1  # km/h * 1000 -> cm/s
+        mode = b[fs[9]] if nf > 9 and fs[10] - fs[9] > 1 else 0
+        if not self._begin(_VTG, -1):
+            return
+        fix = self.fix
+        if course >= 0:
+            fix.course_cdeg = course
+        if speed >= 0:
+            fix.speed_cmps = speed
+        if mode:
+            fix.mode = mode
+            if mode == _MODE_NONE:
+                self._bad = True
+
+    def _gsa(self, b, fs, nf, system):
+        # $--GSA,M/A,fix_type,prn*12,pdop,hdop,vdop[,system_id]  (system id since NMEA 4.1)
+        if nf < 18:
+            raise ValueError("short GSA")
+        s = fs[2]
+        e = fs[3] - 1
+        fix_type = _uint(b, s, e) if e > s else 0
+        used = 0
+        for i in range(3, 15):
+            if fs[i + 1] - fs[i] > 1:
+                used += 1
+        s = fs[15]
+        e = fs[16] - 1
+        pdop = _udec(b, s, e, 2) if e > s else -1
+        s = fs[16]
+        e = fs[17] - 1
+        hdop = _udec(b, s, e, 2) if e > s else -1
+        s = fs[17]
+        e = fs[18] - 1
+        vdop = _udec(b, s, e, 2) if e > s else -1
+        if not self._begin(_GSA, -1):
+            return
+        fix = self.fix
+        if fix_type:
+            fix.fix_type = fix_type
+            if fix_type == 1:
+                self._bad = True
+        self._gsa_used = used if self._gsa_used < 0 else self._gsa_used + used
+        if pdop >= 0:
+            fix.pdop_x100 = pdop
+        if hdop >= 0 and fix.hdop_x100 < 0:
+            fix.hdop_x100 = hdop
+        if vdop >= 0:
+            fix.vdop_x100 = vdop
+
+    def _gsv(self, b, fs, nf, system):
+        # $--GSV,total,num,in_view{,prn,elev,azim,snr}*1..4[,signal_id]
+        if nf < 4:
+            raise ValueError("short GSV")
+        total = _uint(b, fs[1], fs[2] - 1)
+        num = _uint(b, fs[2], fs[3] - 1)
+        s = fs[3]
+        e = fs[4] - 1
+        in_view = _uint(b, s, e) if e > s else 0
+        if num < 1 or num > total:
+            raise ValueError("bad GSV numbering")
+        best = -1
+        i = 7
+        while i < nf:
+            s = fs[i]
+            e = fs[i + 1] - 1
+            if e > s:
+                snr = _uint(b, s, e)
+                if snr > best:
+                    best = snr
+            i += 4
+        if not self._begin(_GSV, -1):
+            return
+        if in_view > 255:
+            in_view = 255
+        view = self._view
+        if in_view > view[system]:  # several signals of one system: each lists the same sats
+            view[system] = in_view
+        if best > self.fix.snr_max:
+            self.fix.snr_max = best
+
+    def _zda(self, b, fs, nf, system):
+        # $--ZDA,time,day,month,year,zone_h,zone_min
+        if nf < 5:
+            raise ValueError("short ZDA")
+        tod = _time_cs(b, fs[1], fs[2] - 1)
+        days = -1
+        if fs[3] - fs[2] == 3 and fs[4] - fs[3] == 3 and fs[5] - fs[4] == 5:
+            days = _days(_uint(b, fs[4], fs[4] + 4), _d2(b, fs[3]), _d2(b, fs[2]))
+        elif fs[3] - fs[2] != 1 or fs[4] - fs[3] != 1 or fs[5] - fs[4] != 1:
+            raise ValueError("bad date")
+        if not self._begin(_ZDA, tod):
+            return
+        if days >= 0:
+            self._ep_days = days
+
+    def _gst(self, b, fs, nf, system):
+        # $--GST,time,rms,sd_major,sd_minor,orient,sd_lat,sd_lon,sd_alt
+        if nf < 8:
+            raise ValueError("short GST")
+        tod = _time_cs(b, fs[1], fs[2] - 1)
+        s = fs[6]
+        e = fs[7] - 1
+        slat = _udec(b, s, e, 2) if e > s else -1
+        s = fs[7]
+        e = fs[8] - 1
+        slon = _udec(b, s, e, 2) if e > s else -1
+        if not self._begin(_GST, tod):
+            return
+        if slat >= 0 and slon >= 0:
+            if slat > _SIGMA_MAX_CM:
+                slat = _SIGMA_MAX_CM
+            if slon > _SIGMA_MAX_CM:
+                slon = _SIGMA_MAX_CM
+            if slat < 20000 and slon < 20000:
+                self._gst_cm = _isqrt(slat * slat + slon * slon)
+            else:  # in metres, so the squares stay small ints
+                slat //= 100
+                slon //= 100
+                self._gst_cm = _isqrt(slat * slat + slon * slon) * 100
 
 
-def _isqrt(n):
-    x = n
-    y = (x + 1) >> 1
-    while y < x:
-        x = y
-        y = (x + n // x) >> 1
-    return x
+_HANDLERS = (NmeaParser._rmc, NmeaParser._gga, NmeaParser._gll, NmeaParser._vtg,
+             NmeaParser._gsa, NmeaParser._gsv, NmeaParser._zda, NmeaParser._gst)
 
 
-_HANDLERS = {b"RMC": NmeaParser._rmc, b"GGA": NmeaParser._gga, b"GST": NmeaParser._gst}
+def use_portable(portable):
+    """Select the implementation of the innermost steps: ``True`` for the digit-by-digit one
+    that allocates nothing (always used on MicroPython), ``False`` for C-level slices (CPython).
+
+    Only for tests and benchmarks on CPython; returns the previous choice.
+    """
+    global _udec, _uint
+    previous = _udec is _udec_digits
+    if portable:
+        _udec = _udec_digits
+        _uint = _uint_digits
+        NmeaParser._scan = NmeaParser._scan_digits
+    else:
+        _udec = _udec_slices
+        _uint = _uint_slices
+        NmeaParser._scan = NmeaParser._scan_slices
+    return previous
+
+
+_udec = _udec_digits
+_uint = _uint_digits
+NmeaParser._scan = NmeaParser._scan_digits
+if not MICROPYTHON:
+    import re as _re
+    from itertools import accumulate as _accumulate
+
+    _STOP = _re.compile(b"[\x00-\x1f$*]")
+
+    _plus_one = (1).__add__  # C-level, unlike a lambda
+
+    use_portable(False)

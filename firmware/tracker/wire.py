@@ -151,6 +151,8 @@ _REQUIRED = {
     "location": (("tst", "int"), ("lat", "num"), ("lon", "num")),
     "transition": (("tst", "int"), ("event", "str"), ("rid", "str")),
     "status": (("online", "bool"),),
+    # The OwnTracks app's last will: the phone lost its connection (``tst``: when it connected).
+    "lwt": (("tst", "int"),),
 }
 
 

@@ -10,7 +10,7 @@ import importlib
 
 import click
 
-BENCHMARKS: list[str] = []
+BENCHMARKS: list[str] = ["fences", "dwell", "ingest", "nmea"]
 
 
 @click.group()

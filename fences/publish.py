@@ -1,0 +1,118 @@
+"""Distribute a compiled fence set: one retained MQTT message on the station's fence topic.
+
+Every tracker of the station subscribes to ``hotspots/station/<station>/fences``; the broker
+keeps the last set (retained) so a tracker that connects later gets it at once. The device
+applies the set only once it has parsed and verified all of it (content hash), keeps it in
+flash, and reports its version in its status message; the gateway stores that version per
+device (``devices.fence_version``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from fences.compile import CompiledFences, compile_geojson
+from fences.validate import FenceError
+from tracker import mqtt as device_mqtt
+from tracker import wire
+
+#: Largest MQTT packet the device's client accepts (``tracker.mqtt``); a bigger set would be
+#: dropped by every tracker, so publishing refuses it.
+DEVICE_MAX_PACKET = device_mqtt._MAX_PACKET
+
+
+@dataclass
+class Published:
+    """What :func:`publish` sent."""
+
+    topic: str
+    version: str
+    payload_bytes: int
+
+
+def load_compiled(source: str | Path, tolerance_m: float | None = None) -> CompiledFences | str:
+    """Return a compiled set for GeoJSON input, or the JSON wrapper text of a compiled file.
+
+    :raises FenceError: when the file is neither valid hot spot GeoJSON nor a compiled set.
+    """
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise FenceError(f"cannot read {path}: {e}") from e
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FenceError(f"{path} is not JSON (line {e.lineno}): {e.msg}") from e
+    if isinstance(doc, dict) and doc.get("format") == "hsf1":
+        from tracker.fence import FenceSet
+
+        try:
+            FenceSet.from_json(text)
+        except ValueError as e:
+            raise FenceError(f"{path}: {e}") from e
+        return text.strip()
+    if tolerance_m is None:
+        return compile_geojson(doc)
+    return compile_geojson(doc, tolerance_m=tolerance_m)
+
+
+def fence_payload(compiled: CompiledFences | str) -> tuple[str, str]:
+    """The message text and version for a compiled set, checked against the device's limits."""
+    from tracker.fence import FenceSet
+
+    text = compiled.text if isinstance(compiled, CompiledFences) else compiled
+    version = FenceSet.from_json(text).version
+    return text, version
+
+
+def publish(compiled: CompiledFences | str, host: str, port: int, station: str = "main",
+            *, username: str | None = None, password: str | None = None,
+            timeout_s: float = 10.0) -> Published:
+    """Publish the set retained with QoS 1 and wait for the broker's acknowledgement.
+
+    :raises FenceError: if the set is too large for the device's MQTT client.
+    :raises ConnectionError: if the broker cannot be reached or does not acknowledge in time.
+    """
+    text, version = fence_payload(compiled)
+    topic = wire.fences_topic(station)
+    packet = len(text.encode()) + len(topic.encode()) + 2 + 2
+    if packet > DEVICE_MAX_PACKET:
+        raise FenceError(
+            f"the fence set makes a {packet}-byte MQTT packet; trackers accept at most "
+            f"{DEVICE_MAX_PACKET} bytes: fewer or simpler hot spots per station")
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"hotspots-fences-{station}")
+    if username:
+        client.username_pw_set(username, password)
+    connected = threading.Event()
+    failure: list[str] = []
+
+    def on_connect(_client, _userdata, _flags, reason_code, _properties):
+        if reason_code.is_failure:
+            failure.append(str(reason_code))
+        connected.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port, keepalive=30)
+    except OSError as e:
+        raise ConnectionError(f"cannot reach the broker at {host}:{port}: {e}") from e
+    client.loop_start()
+    try:
+        if not connected.wait(timeout_s) or failure:
+            raise ConnectionError(f"broker at {host}:{port} refused the connection "
+                                  f"({failure[0] if failure else 'timeout'})")
+        info = client.publish(topic, text, qos=1, retain=True)
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            raise ConnectionError(f"broker at {host}:{port} did not acknowledge the fence set")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return Published(topic, version, len(text))

@@ -1,0 +1,129 @@
+"""``hotspots fences``: validate, compile, show and publish hot spot fence sets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import click
+
+from fences.compile import DEFAULT_TOLERANCE_M
+from fences.validate import FenceError
+
+
+@click.group()
+def fences() -> None:
+    """Hot spot fences: GeoJSON in, compact device format out, retained MQTT distribution."""
+
+
+@fences.command("validate")
+@click.argument("geojson", type=click.Path(exists=True, dir_okay=False))
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def fences_validate(geojson: str, strict: bool) -> None:
+    """Check GEOJSON and list every problem with the feature it is in and what to fix."""
+    from fences.validate import validate
+
+    try:
+        report = validate(Path(geojson))
+    except FenceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for problem in report.problems:
+        click.echo(str(problem))
+    failed = report.errors or (strict and report.warnings)
+    click.echo(f"{len(report.hotspots)} hot spots, {len(report.errors)} errors, "
+               f"{len(report.warnings)} warnings")
+    if failed:
+        raise click.ClickException(f"{geojson} is not usable" if report.errors
+                                   else f"{geojson} has warnings (--strict)")
+
+
+@fences.command("compile")
+@click.argument("geojson", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the set here (default: GEOJSON with .fences.json).")
+@click.option("--binary", is_flag=True, help="Write the raw HSF1 binary instead of JSON.")
+@click.option("--tolerance-m", type=float, default=DEFAULT_TOLERANCE_M, show_default=True,
+              help="Largest boundary shift simplification may cause (0 keeps every vertex).")
+def fences_compile(geojson: str, out: str | None, binary: bool, tolerance_m: float) -> None:
+    """Compile GEOJSON to the device format and print its version and size report."""
+    from fences.compile import compile_geojson
+
+    try:
+        compiled = compile_geojson(Path(geojson), tolerance_m=tolerance_m)
+    except FenceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    suffix = ".fences.bin" if binary else ".fences.json"
+    target = Path(out) if out else Path(geojson).with_suffix(suffix)
+    if binary:
+        target.write_bytes(compiled.data)
+    else:
+        target.write_text(compiled.text + "\n")
+    click.echo(compiled.size_report())
+    click.echo(f"wrote {target}")
+
+
+@fences.command("show")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def fences_show(path: str) -> None:
+    """Show a fence set (GeoJSON, compiled JSON or binary): version, sizes, every hot spot."""
+    from tracker.fence import FenceSet
+
+    raw = Path(path).read_bytes()
+    try:
+        if raw[:4] == b"HSF1":
+            fs = FenceSet.from_bytes(raw)
+            size = len(raw)
+        else:
+            doc = json.loads(raw)
+            if isinstance(doc, dict) and doc.get("format") == "hsf1":
+                fs = FenceSet.from_json(raw)
+                size = len(base64.b64decode(doc["data"]))
+            else:
+                from fences.compile import compile_geojson
+
+                compiled = compile_geojson(doc)
+                click.echo(compiled.size_report())
+                fs = FenceSet.from_bytes(compiled.data)
+                size = len(compiled.data)
+    except (ValueError, KeyError) as exc:  # FenceError and corrupt sets are ValueErrors
+        raise click.ClickException(f"{path}: {exc}") from exc
+    click.echo(f"version {fs.version}: {len(fs)} hot spots, {size} bytes on the device, "
+               f"distances computed within {fs.near_m} m")
+    for i in range(len(fs)):
+        kind = "circle" if fs.radius[i] else "polygon"
+        rings = fs.ring[i + 1] - fs.ring[i]
+        verts = sum(fs.rstart[r + 1] - fs.rstart[r] for r in range(fs.ring[i], fs.ring[i + 1]))
+        click.echo(f"  {fs.ids[i]:<16} {kind:<7} rings {rings:<2} vertices {verts:<4} "
+                   f"density {fs.density[i]:<3} {fs.names[i]}")
+
+
+@fences.command("publish")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--broker", "broker_address", required=True, help="Broker HOST:PORT.")
+@click.option("--station", default="main", show_default=True,
+              help="Station whose trackers get the set.")
+@click.option("--username", default=None, help="MQTT user name.")
+@click.option("--password", default=None, help="MQTT password.")
+def fences_publish(path: str, broker_address: str, station: str, username: str | None,
+                   password: str | None) -> None:
+    """Compile PATH (GeoJSON, or an already compiled set) and publish it retained."""
+    from fences.publish import load_compiled, publish
+    from gateway.service import parse_address
+
+    try:
+        host, port = parse_address(broker_address)
+        if username is None:
+            # A broker started by this project (``hotspots broker``, the demo): its gateway
+            # account may write the station topics.
+            from gateway.broker import Mosquitto
+
+            running = Mosquitto.running_at(broker_address)
+            if running is not None:
+                username, password = running.gateway.username, running.gateway.password
+        compiled = load_compiled(path)
+        sent = publish(compiled, host, port, station, username=username, password=password)
+    except (FenceError, ValueError, ConnectionError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"published fence set {sent.version} ({sent.payload_bytes} bytes) retained on "
+               f"{sent.topic}")

@@ -1,0 +1,143 @@
+"""CLI commands for the station gateway's fleet: ``status``, ``register``, ``assign``, ``return``.
+
+Thin click wrappers over :mod:`gateway.status` and :mod:`gateway.identity`, plus the factory
+that ``hotspots gateway run`` uses to turn its options into a :class:`gateway.service.Gateway`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+
+def _open_db(db_path: str, create: bool = False):
+    from gateway.schema import open_db
+
+    if not create and not Path(db_path).exists():
+        raise click.ClickException(f"no database at {db_path}")
+    return open_db(db_path)
+
+
+def _time(text: str | None) -> int | None:
+    from gateway.identity import IdentityError, parse_time
+
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except IdentityError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, user: str,
+                 password: str | None, accounts_path: str | None, tls_ca: str | None,
+                 filters_path: str | None, accept_unknown: bool):
+    """A :class:`gateway.service.Gateway` from ``gateway run``'s options, or a ClickException."""
+    from gateway.filters import FilterConfigError, load_config
+    from gateway.service import Gateway
+
+    if accounts_path:
+        rows = {row["username"]: row for row in json.loads(Path(accounts_path).read_text())}
+        if user not in rows:
+            raise click.ClickException(f"no account {user!r} in {accounts_path}")
+        password = rows[user]["password"]
+    try:
+        return Gateway(broker_address, db_path, airwave=airwave_port,
+                       username=user if password is not None else None, password=password,
+                       tls_ca=tls_ca, filter_config=load_config(filters_path),
+                       accept_unknown=accept_unknown)
+    except (ValueError, FilterConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+@click.option("--silent-min", type=float, default=10, show_default=True,
+              help="Alert when an assigned device has sent nothing for this many minutes.")
+@click.option("--low-batt", type=int, default=20, show_default=True,
+              help="Alert below this battery percentage.")
+@click.option("--shift-hours", type=float, default=10, show_default=True,
+              help="An assignment without --due is overdue after this many hours.")
+@click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
+@click.option("--watch", type=float, default=None, metavar="SECONDS",
+              help="Redraw every SECONDS until interrupted.")
+def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_hours: float,
+           now_text: str | None, watch: float | None) -> None:
+    """Live status per device, alerts, and rejection counters."""
+    from gateway.status import AlertRules, fleet_status, status_lines
+
+    rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours)
+    db = _open_db(db_path)
+    now = _time(now_text)
+    try:
+        while True:
+            fleet = fleet_status(db, now=now, rules=rules)
+            if as_json:
+                click.echo(json.dumps(fleet.as_dict()))
+            else:
+                if watch:
+                    click.clear()
+                for line in status_lines(fleet):
+                    click.echo(line)
+            if not watch:
+                return
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        return
+
+
+@click.command()
+@click.argument("device")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--source", type=click.Choice(["tracker", "owntracks", "airwave"]),
+              default="tracker", show_default=True)
+def register(device: str, db_path: str, source: str) -> None:
+    """Add DEVICE to the fleet, so the gateway stores what it sends."""
+    from gateway.identity import register_device
+
+    new = register_device(_open_db(db_path, create=True), device, source)
+    click.echo(f"{device} {'registered' if new else 'was already registered'}")
+
+
+@click.command()
+@click.argument("device")
+@click.argument("collar")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--at", "at_text", default=None,
+              help="When it was handed over (epoch s, ISO 8601 or HH:MM UTC; default now).")
+@click.option("--due", "due_text", default=None, help="When it should be back (end of shift).")
+def assign(device: str, collar: str, db_path: str, at_text: str | None,
+           due_text: str | None) -> None:
+    """Record that officer COLLAR carries DEVICE from --at; re-attributes positions it covers."""
+    from gateway.identity import IdentityError
+    from gateway.identity import assign as record
+
+    try:
+        a = record(_open_db(db_path, create=True), device, collar, _time(at_text),
+                   _time(due_text))
+    except IdentityError as exc:
+        raise click.ClickException(str(exc)) from exc
+    until = "open" if a.end_ts is None else a.end_ts
+    click.echo(f"{device} assigned to {collar} from {a.start_ts} until {until}")
+
+
+@click.command("return")
+@click.argument("device")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--at", "at_text", default=None, help="When it came back (default now).")
+def return_(device: str, db_path: str, at_text: str | None) -> None:
+    """Record that DEVICE came back to the dock, ending its assignment."""
+    from gateway.identity import IdentityError, return_device
+
+    try:
+        a = return_device(_open_db(db_path), device, _time(at_text))
+    except IdentityError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{device} returned by {a.collar} at {a.end_ts}")
+
+
+COMMANDS = (status, register, assign, return_)

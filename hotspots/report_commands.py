@@ -1,0 +1,332 @@
+"""The ``hotspots report`` and ``hotspots export`` command groups: a thin layer over
+:mod:`gateway.reports`, :mod:`gateway.visits`, :mod:`gateway.taskings`, :mod:`gateway.exports`,
+:mod:`gateway.maps` and :mod:`gateway.daily`.
+
+Every command that reads visits takes the same window options (``--date`` in ``--tz``, or
+``--from``/``--to``) and the same rule options, so figures from two commands always agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from fences.validate import FenceError
+from gateway.reports import ReportError
+
+OPEN = (-(2**62), 2**62)
+
+
+def _open_existing(db_path: str):
+    from gateway.schema import open_db
+
+    if not Path(db_path).exists():
+        raise click.ClickException(f"no database at {db_path}")
+    return open_db(db_path)
+
+
+def _when(text: str, tz: dt.tzinfo) -> int:
+    """Epoch seconds from epoch digits or ISO 8601 (local to ``tz`` when no offset is given)."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: use YYYY-MM-DDTHH:MM or epoch seconds") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return int(moment.timestamp())
+
+
+def _common(window: bool = True, fences: str = "optional") -> Callable:
+    """Options shared by the commands that compute visits; passes ``ctx`` values as kwargs."""
+
+    def decorate(func: Callable) -> Callable:
+        opts = [
+            click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
+                         help="Gateway SQLite database."),
+            click.option("--tz", "tz_name", default="UTC", show_default=True,
+                         help="Time zone for the day and the times shown (e.g. Europe/London)."),
+            click.option("--hysteresis-m", type=float, default=10.0, show_default=True,
+                         help="A visit ends only at a fix this far outside the hot spot."),
+            click.option("--max-acc-m", type=float, default=50.0, show_default=True,
+                         help="Ignore fixes with a larger error bound (radio error classes)."),
+            click.option("--interp-gap-s", type=int, default=360, show_default=True,
+                         help="Interpolate crossings between fixes at most this far apart."),
+            click.option("--merge-gap-s", type=int, default=120, show_default=True,
+                         help="Join an officer's visits to a hot spot this close together."),
+            click.option("--min-visit-s", type=int, default=60, show_default=True,
+                         help="Drop (merged) visits shorter than this."),
+        ]
+        if fences != "none":
+            opts.append(click.option(
+                "--fences", "fences_path", type=click.Path(exists=True, dir_okay=False),
+                required=fences == "required",
+                help="Hot spot GeoJSON; needed to place positions (radios, phones without "
+                     "transitions) in hot spots." + (" Without it only the devices' transitions"
+                                                     " are used." if fences == "optional"
+                                                     else "")))
+        if window:
+            opts += [
+                click.option("--date", "day", default=None, help="Local day YYYY-MM-DD."),
+                click.option("--from", "from_", default=None,
+                             help="Window start (ISO 8601 or epoch s) instead of --date."),
+                click.option("--to", default=None, help="Window end (exclusive)."),
+            ]
+        for opt in reversed(opts):
+            func = opt(func)
+
+        @functools.wraps(func)
+        def wrapper(**kw):
+            from gateway.reports import day_window, zone
+            from gateway.visits import HotSpotSet, VisitRules
+
+            try:
+                tz = zone(kw.pop("tz_name"))
+                kw["tz"] = tz
+                kw["rules"] = VisitRules(kw.pop("hysteresis_m"), kw.pop("max_acc_m"),
+                                         kw.pop("interp_gap_s"), kw.pop("merge_gap_s"),
+                                         kw.pop("min_visit_s"))
+                if window:
+                    day, from_, to = kw.pop("day"), kw.pop("from_"), kw.pop("to")
+                    if day and (from_ or to):
+                        raise click.UsageError("give --date or --from/--to, not both")
+                    if day:
+                        kw["window"] = day_window(day, tz)
+                    else:
+                        kw["window"] = (_when(from_, tz) if from_ else OPEN[0],
+                                        _when(to, tz) if to else OPEN[1])
+                    kw["day"] = day
+                if fences != "none":
+                    path = kw.pop("fences_path")
+                    kw["hotspots"] = HotSpotSet.load(path) if path else None
+                kw["db"] = _open_existing(kw.pop("db_path"))
+                return func(**kw)
+            except (ReportError, FenceError, ValueError) as exc:
+                raise click.ClickException(str(exc)) from exc
+
+        return wrapper
+
+    return decorate
+
+
+def _import_plan(db, taskings_csv: str | None, teams_csv: str | None, tz) -> None:
+    from gateway.taskings import import_taskings, import_teams
+
+    for path, load in ((teams_csv, import_teams), (taskings_csv, None)):
+        if not path:
+            continue
+        result = import_teams(db, path) if load else import_taskings(db, path, tz)
+        click.echo(f"{Path(path).name}: {result.imported} imported, {result.duplicates} already"
+                   f" there, {len(result.rejected)} rejected", err=True)
+        for line, reason in result.rejected:
+            click.echo(f"  line {line}: {reason}", err=True)
+
+
+# -- report ---------------------------------------------------------------------------------------
+@click.group()
+def report() -> None:
+    """Reports for supervisors and analysts."""
+
+
+@report.command("dwell")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per visit.")
+@_common()
+def report_dwell(db, hotspots, window, day, tz, rules, as_json: bool) -> None:
+    """Visits and dwell per officer (or device) and hot spot."""
+    from gateway.reports import dwell_table
+    from gateway.visits import compute_visits
+
+    visits = compute_visits(db, hotspots, window, rules)
+    if as_json:
+        for visit in visits:
+            click.echo(json.dumps(visit.as_dict()))
+        return
+    for line in dwell_table(visits, tz):
+        click.echo(line)
+
+
+@report.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hot spot.")
+@_common(window=False, fences="required")
+@click.option("--date", "day", required=True, help="Local day YYYY-MM-DD.")
+def report_stats(db, hotspots, day, tz, rules, as_json: bool) -> None:
+    """Per hot spot for one day: visits, officer-minutes, patrol-minutes, minutes per visit."""
+    from gateway.reports import daily_stats, day_window
+    from gateway.visits import compute_visits
+
+    visits = compute_visits(db, hotspots, day_window(day, tz), rules)
+    stats = daily_stats(visits, day, tz, hotspots)
+    if as_json:
+        for s in stats:
+            click.echo(json.dumps(s.as_dict()))
+        return
+    click.echo(f"{'hot spot':<12} {'visits':>6} {'officers':>8} {'officer-min':>11}"
+               f" {'patrol-min':>10} {'min/visit':>9}")
+    for s in stats:
+        click.echo(f"{s.hotspot:<12} {s.visits:>6} {s.officers:>8} {s.officer_minutes:>11.1f}"
+                   f" {s.patrol_minutes:>10.1f} {s.minutes_per_visit:>9.1f}")
+
+
+@report.command("exceptions")
+@click.option("--taskings", "taskings_csv", type=click.Path(exists=True, dir_okay=False),
+              help="Import this tasking CSV first (idempotent).")
+@click.option("--teams", "teams_csv", type=click.Path(exists=True, dir_okay=False),
+              help="Import this team,collar CSV first.")
+@click.option("--all", "show_all", is_flag=True, help="Also list taskings that were done.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+@_common(window=False, fences="required")
+@click.option("--date", "day", required=True, help="Local day YYYY-MM-DD.")
+def report_exceptions(db, hotspots, day, tz, rules, taskings_csv, teams_csv, show_all,
+                      as_json) -> None:
+    """Taskings not performed, too short or outside their window; untasked presence."""
+    from gateway import taskings
+    from gateway.daily import exceptions_rows
+    from gateway.reports import day_window, parse_date
+    from gateway.visits import clip_visits, compute_visits
+
+    _import_plan(db, taskings_csv, teams_csv, tz)
+    window = day_window(day, tz)
+    plan = taskings.taskings_for(db, parse_date(day).isoformat())
+    wide = (min([window[0], *(t.start_ts for t in plan)]),
+            max([window[1], *(t.end_ts for t in plan)]))
+    visits = compute_visits(db, hotspots, wide, rules)
+    outcomes, untasked = taskings.exception_report(plan, visits, taskings.team_members(db),
+                                                   window)
+    outcomes = [o for o in outcomes if show_all or o.exception]
+    rows = exceptions_rows(outcomes, clip_visits(untasked, window), tz)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    click.echo(f"{'status':<15} {'hot spot':<12} {'who':<16} {'window':<27} {'required':>8}"
+               f" {'in window':>9} {'outside':>8}")
+    for r in rows:
+        span = f"{r['start'][11:16]}-{r['end'][11:16]}"
+        click.echo(f"{r['status']:<15} {r['hotspot']:<12} {r['assignee']:<16} {span:<27}"
+                   f" {r['required_min']!s:>8} {r['in_window_min']!s:>9}"
+                   f" {r['outside_window_min']!s:>8}")
+
+
+@report.command("map")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
+@click.option("--tiles", default=None,
+              help="Optional tile URL template (the map works offline without it).")
+@_common(window=False, fences="required")
+@click.option("--date", "day", required=True, help="Local day YYYY-MM-DD.")
+def report_map(db, hotspots, day, tz, rules, out, tiles) -> None:
+    """A self-contained HTML map: hot spots coloured by patrol-minutes, tracks, visits."""
+    from gateway import exports
+    from gateway.maps import MapError, write_map
+    from gateway.reports import daily_stats, day_window
+    from gateway.visits import compute_visits
+
+    window = day_window(day, tz)
+    visits = compute_visits(db, hotspots, window, rules)
+    stats = daily_stats(visits, day, tz, hotspots)
+    try:
+        write_map(Path(out), hotspots, stats, exports.tracks(db, window, tz), visits,
+                  f"Hot spots, {day}", tz, tiles)
+    except MapError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(out)
+
+
+@report.command("daily")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder to write.")
+@click.option("--taskings", "taskings_csv", type=click.Path(exists=True, dir_okay=False),
+              help="Import this tasking CSV first (idempotent).")
+@click.option("--teams", "teams_csv", type=click.Path(exists=True, dir_okay=False),
+              help="Import this team,collar CSV first.")
+@click.option("--tiles", default=None, help="Optional tile URL template for the map.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG charts.")
+@_common(window=False, fences="required")
+@click.option("--date", "day", required=True, help="Local day YYYY-MM-DD.")
+def report_daily(db, hotspots, day, tz, rules, out, taskings_csv, teams_csv, tiles,
+                 no_plots) -> None:
+    """Everything for one day: visits, figures, exceptions, exports, map and plots."""
+    from gateway.daily import write_daily
+    from gateway.maps import MapError
+
+    _import_plan(db, taskings_csv, teams_csv, tz)
+    tz_name = getattr(tz, "key", "UTC")
+    try:
+        result = write_daily(db, day, Path(out), hotspots, tz, tz_name, rules, tiles,
+                             plots=not no_plots)
+    except MapError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{day} ({tz_name}): {result.visits} visits, {result.officer_minutes:g}"
+               f" officer-minutes, {result.patrol_minutes:g} patrol-minutes")
+    click.echo("taskings: " + ", ".join(f"{k} {v}" for k, v in result.exceptions.items())
+               + f"; untasked visits {result.untasked}")
+    click.echo(f"wrote {len(result.files)} files to {out}")
+
+
+# -- export ---------------------------------------------------------------------------------------
+@click.group()
+def export() -> None:
+    """Exports of stored data."""
+
+
+@export.command("positions")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
+              show_default=True)
+@click.option("--out", type=click.File("w"), default="-", help="Output file (default stdout).")
+def export_positions(db_path: str, fmt: str, out) -> None:
+    """Stored positions: device, officer, seq, UTC fix time, lat, lon, speed, course, source."""
+    from gateway.exports import export_positions as write
+
+    write(_open_existing(db_path), out, fmt)
+
+
+@export.command("visits")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "geojson"]), default="csv",
+              show_default=True)
+@click.option("--out", type=click.File("w"), default="-", help="Output file (default stdout).")
+@_common()
+def export_visits(db, hotspots, window, day, tz, rules, fmt, out) -> None:
+    """Visits (clipped to the window) as CSV, JSON lines or GeoJSON features."""
+    from gateway import exports
+    from gateway.visits import compute_visits
+
+    visits = compute_visits(db, hotspots, window, rules)
+    if fmt == "csv":
+        exports.write_visits_csv(visits, out, tz)
+    elif fmt == "jsonl":
+        for v in visits:
+            out.write(json.dumps(v.as_dict()) + "\n")
+    else:
+        json.dump(exports.tracks_geojson([], visits, hotspots, tz), out)
+
+
+@export.command("tracks")
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpx"]), default="geojson",
+              show_default=True)
+@click.option("--out", type=click.Path(), default=None,
+              help="GeoJSON: file (default stdout); GPX: folder, one file per officer per shift.")
+@_common()
+def export_tracks(db, hotspots, window, day, tz, rules, fmt, out) -> None:
+    """Tracks per officer per shift: GeoJSON LineStrings (plus visits) or GPX files."""
+    from gateway import exports
+    from gateway.visits import compute_visits
+
+    track_list = exports.tracks(db, window, tz)
+    if fmt == "gpx":
+        if not out:
+            raise click.UsageError("--format gpx needs --out FOLDER")
+        for path in exports.write_gpx(track_list, Path(out)):
+            click.echo(path)
+        return
+    visits = compute_visits(db, hotspots, window, rules) if hotspots else []
+    text = json.dumps(exports.tracks_geojson(track_list, visits, hotspots, tz))
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")

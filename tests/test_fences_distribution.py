@@ -1,0 +1,143 @@
+"""Distribution: retained publish on the station topic, atomic apply on the device, version
+reported in the status and recorded by the gateway; and ``hotspots firmware replay``."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import paho.mqtt.client as mqtt
+import pytest
+from click.testing import CliRunner
+
+from fences.compile import compile_geojson
+from fences.publish import publish
+from fences.synthetic import city_fences
+from fences.validate import FenceError
+from gateway.ingest import Ingest
+from hotspots.cli import cli
+from tracker import wire
+from tracker.app import Tracker
+from tracker.fence import FenceSet
+from tracker.outbox import Outbox
+
+SAMPLE = "fences/sample.geojson"
+
+
+def retained(address: str, auth: dict, topic: str, timeout_s: float = 10.0) -> bytes:
+    """Connect as a fresh client and return the retained message on ``topic``."""
+    host, port = address.rsplit(":", 1)
+    got: list[bytes] = []
+    done = threading.Event()
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+    client.username_pw_set(**auth)
+    client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+
+    def on_message(_c, _u, msg):
+        got.append(msg.payload)
+        assert msg.retain
+        done.set()
+
+    client.on_message = on_message
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        assert done.wait(timeout_s), "no retained fence set"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0]
+
+
+def test_published_set_is_retained_and_applied_by_a_device(mosquitto):
+    compiled = compile_geojson(SAMPLE)
+    gw = mosquitto.gateway
+    sent = publish(compiled, mosquitto.host, mosquitto.port, "greenwich",
+                   username=gw.username, password=gw.password)
+    assert sent.topic == wire.fences_topic("greenwich") and sent.version == compiled.version
+    # A tracker that connects afterwards, with its own device account, gets the set.
+    payload = retained(mosquitto.address, mosquitto.device("T-0007").auth(), sent.topic)
+    tracker = Tracker("T-0007", Outbox(None))
+    new_set = tracker.apply_fences(payload)
+    assert new_set.version == compiled.version
+    status = wire.decode(tracker.status(True))
+    assert status["fences"] == compiled.version
+
+
+def test_a_bad_set_is_rejected_and_the_old_one_stays_active():
+    tracker = Tracker("T-0008", Outbox(None))
+    good = compile_geojson(SAMPLE)
+    tracker.apply_fences(good.text.encode())
+    doc = json.loads(good.text)
+    doc["data"] = doc["data"][:-8] + "AAAAAAAA"
+    for bad in (json.dumps(doc).encode(), b"", b"{", good.data[:100]):
+        with pytest.raises(ValueError):
+            tracker.apply_fences(bad)
+        assert tracker.fence_set.version == good.version
+        assert wire.decode(tracker.status(True))["fences"] == good.version
+
+
+def test_publish_refuses_a_set_too_large_for_the_device():
+    big = compile_geojson(city_fences(200, vertices=20))
+    with pytest.raises(FenceError, match="trackers accept at most 16384 bytes"):
+        publish(big, "127.0.0.1", 1, "main")  # refused before any connection is tried
+
+
+def test_publish_to_an_unreachable_broker_is_a_clear_error():
+    from gateway.broker import free_port
+
+    with pytest.raises(ConnectionError, match="cannot reach the broker"):
+        publish(compile_geojson(SAMPLE), "127.0.0.1", free_port(), "main")
+
+
+def test_gateway_records_the_fence_version_each_device_runs(db):
+    from gateway.identity import register_device
+
+    for dev in ("T-0001", "T-0002"):
+        register_device(db, dev)
+    ingest = Ingest(db)
+    for dev, version in (("T-0001", "aaaaaaaaaaaa"), ("T-0002", "bbbbbbbbbbbb")):
+        ingest.handle(wire.device_topic(dev, wire.KIND_STATUS),
+                      wire.status(dev, True, 1795000000, version, 0, 80, "0.1.0").encode())
+    ingest.handle(wire.device_topic("T-0001", wire.KIND_STATUS),
+                  wire.status("T-0001", True, 1795000100, "cccccccccccc", 0, 80, "0.1.0").encode())
+    ingest.commit()
+    rows = dict(db.execute("SELECT device_id, fence_version FROM devices").fetchall())
+    assert rows == {"T-0001": "cccccccccccc", "T-0002": "bbbbbbbbbbbb"}
+
+
+def test_cli_publish_validate_compile_and_show(mosquitto, tmp_path):
+    runner = CliRunner()
+    gw = mosquitto.gateway
+    result = runner.invoke(cli, ["fences", "publish", SAMPLE, "--broker", mosquitto.address,
+                                 "--username", gw.username, "--password", gw.password])
+    assert result.exit_code == 0, result.output
+    version = compile_geojson(SAMPLE).version
+    assert f"published fence set {version}" in result.output
+    out = tmp_path / "sample.fences.json"
+    result = runner.invoke(cli, ["fences", "compile", SAMPLE, "-o", str(out)])
+    assert result.exit_code == 0 and out.exists() and version in result.output
+    result = runner.invoke(cli, ["fences", "show", str(out)])
+    assert result.exit_code == 0 and "HS-GRN-02" in result.output and version in result.output
+    assert FenceSet.from_json(out.read_text()).version == version
+    result = runner.invoke(cli, ["fences", "validate", SAMPLE])
+    assert result.exit_code == 0 and "2 hot spots, 0 errors" in result.output
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": "X"}, "geometry": None}]}))
+    result = runner.invoke(cli, ["fences", "validate", str(bad)])
+    assert result.exit_code == 1 and "feature 0 (id 'X')" in result.output
+    result = runner.invoke(cli, ["fences", "compile", str(bad)])
+    assert result.exit_code == 1 and "Error:" in result.output
+
+
+def test_every_fences_command_has_help_and_is_documented():
+    from pathlib import Path
+
+    from hotspots.cli_fences import fences
+
+    doc = Path("docs/fences.md").read_text()
+    for name, command in fences.commands.items():
+        assert command.help, name
+        assert f"hotspots fences {name}" in doc, name
+    assert "hotspots firmware replay" in doc and "hotspots bench fences" in doc

@@ -1,0 +1,97 @@
+"""Assignment history: every position attributed to the collar number carrying the device."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.identity import (
+    IdentityError,
+    assign,
+    current,
+    history,
+    parse_time,
+    register_device,
+    return_device,
+)
+from gateway.ingest import Ingest
+from gateway.schema import open_db
+from hotspots.cli import cli
+
+T0 = 1_795_000_000
+
+
+def store_fixes(db, device_id: str, times: list[int]) -> None:
+    register_device(db, device_id)
+    ingest = Ingest(db)
+    for seq, tst in enumerate(times, start=1):
+        payload = json.dumps({"_type": "location", "dev": device_id, "seq": seq, "tst": tst,
+                              "lat": 51.5, "lon": -0.001 + seq * 1e-5, "acc": 5}).encode()
+        ingest.handle(f"hotspots/dev/{device_id}/loc", payload, tst + 1)
+    ingest.commit()
+
+
+def officers(db) -> list[tuple[int, str | None]]:
+    return db.execute("SELECT seq, officer FROM positions_attributed ORDER BY seq").fetchall()
+
+
+def test_assignment_recorded_after_the_fact_reattributes_positions(db):
+    store_fixes(db, "T-1", [T0 + 60 * i for i in range(6)])
+    assert {o for _, o in officers(db)} == {None}
+    assign(db, "T-1", "C100", at=T0 + 90)
+    return_device(db, "T-1", at=T0 + 250)
+    assert officers(db) == [(1, None), (2, None), (3, "C100"), (4, "C100"), (5, "C100"),
+                            (6, None)]
+
+
+def test_handover_ends_the_running_assignment_and_late_entry_fits_between(db):
+    assign(db, "T-1", "C100", at=T0)
+    assign(db, "T-1", "C300", at=T0 + 200)
+    # The paper log says C200 had it from T0 + 100: typed in afterwards.
+    assign(db, "T-1", "C200", at=T0 + 100)
+    spans = [(a.collar, a.start_ts, a.end_ts) for a in history(db, "T-1")]
+    assert spans == [("C100", T0, T0 + 100), ("C200", T0 + 100, T0 + 200),
+                     ("C300", T0 + 200, None)]
+    assert current(db, "T-1", T0 + 150).collar == "C200"
+
+
+def test_return_needs_a_running_assignment(db):
+    register_device(db, "T-1")
+    with pytest.raises(IdentityError, match="not assigned"):
+        return_device(db, "T-1", at=T0)
+    assign(db, "T-1", "C100", at=T0)
+    assert return_device(db, "T-1", at=T0 + 10).end_ts == T0 + 10
+    assert current(db, "T-1", T0 + 20) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1795000000", 1795000000),
+    ("2026-11-18T11:06:40Z", 1795000000),
+    ("2026-11-18 11:06:40", 1795000000),
+    ("2026-11-18T12:06:40+01:00", 1795000000),
+])
+def test_parse_time(text, expected):
+    assert parse_time(text) == expected
+
+
+def test_parse_time_rejects_nonsense():
+    with pytest.raises(IdentityError, match="ISO 8601"):
+        parse_time("tuesday")
+
+
+def test_cli_assign_return_and_bad_input(tmp_path):
+    db_path = str(tmp_path / "g.db")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["assign", "T-7", "C123", "--db", db_path, "--at", str(T0)])
+    assert result.exit_code == 0, result.output
+    assert "T-7 assigned to C123" in result.output
+    result = runner.invoke(cli, ["return", "T-7", "--db", db_path, "--at", str(T0 + 3600)])
+    assert result.exit_code == 0 and "returned by C123" in result.output
+    result = runner.invoke(cli, ["return", "T-7", "--db", db_path])
+    assert result.exit_code != 0 and "not assigned" in result.output
+    result = runner.invoke(cli, ["assign", "T-7", "C 1", "--db", db_path])
+    assert result.exit_code != 0 and "collar number" in result.output
+    db = open_db(db_path)
+    assert db["devices"].get("T-7")["registered_at"] is not None

@@ -1,0 +1,91 @@
+"""The map is one self-contained HTML file that draws hot spots, tracks and visits offline, in a
+real browser (Debian's headless Chromium); the time-of-day plots are real PNG images."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from gateway import exports
+from gateway.maps import UNPATROLLED, colour_for, map_html, plot_time_of_day, write_map
+from gateway.reports import daily_stats, day_window
+from gateway.visits import HotSpotSet, compute_visits
+
+DAY = "2026-03-02"
+T0 = day_window(DAY)[0] + 10 * 3600
+
+
+def _square(hid: str, lon: float) -> dict:
+    ring = [[lon, 51.48], [lon + 0.002, 51.48], [lon + 0.002, 51.4812], [lon, 51.4812],
+            [lon, 51.48]]
+    return {"type": "Feature", "properties": {"id": hid, "name": f"Spot {hid}", "density": 1},
+            "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+
+FENCES = {"type": "FeatureCollection", "features": [
+    _square("A", -0.001), _square("B", 0.006),
+    {"type": "Feature", "properties": {"id": "C", "name": "Spot C", "density": 1,
+                                       "radius_m": 50},
+     "geometry": {"type": "Point", "coordinates": [0.012, 51.4806]}}]}
+
+
+@pytest.fixture
+def day(db):
+    """Two officers; one spends 20 minutes in A, the other walks past B; C is not visited."""
+    rows = [("T-1", k + 1, T0 + 10 * k, 51.4806, -0.004 + min(k, 35) * 0.0001)
+            for k in range(150)]
+    rows += [("T-2", k + 1, T0 + 10 * k, 51.4790, 0.005 + k * 0.0001) for k in range(60)]
+    db.conn.executemany("INSERT INTO positions (device_id, seq, source, tst, lat, lon, acc_m)"
+                        " VALUES (?, ?, 'tracker', ?, ?, ?, 5)", rows)
+    db.execute("INSERT INTO assignments (device_id, collar, start_ts) VALUES ('T-1', '1111', ?)",
+               (T0 - 60,))
+    hotspots = HotSpotSet.load(FENCES)
+    window = day_window(DAY)
+    visits = compute_visits(db, hotspots, window)
+    return hotspots, daily_stats(visits, DAY, hotspots=hotspots), exports.tracks(db), visits
+
+
+def test_patrol_minutes_set_the_colour():
+    assert colour_for(0) == UNPATROLLED
+    assert colour_for(1) != colour_for(60) and colour_for(60) == colour_for(600)
+
+
+def test_page_is_self_contained(day):
+    page = map_html(*day, title="t")
+    assert "L.map(" in page and "leaflet" in page.lower()
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page)
+    assert "DATA.tiles" in page and '"tiles":null' in page
+
+
+def test_chromium_draws_hot_spots_tracks_and_visits(day, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    hotspots, stats, tracks, visits = day
+    assert [s.patrol_minutes > 0 for s in stats] == [True, False, False]
+    page = write_map(tmp_path / "map.html", hotspots, stats, tracks, visits, "test")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90)
+    dom = result.stdout
+    assert '<body data-hotspots="3" data-tracks="2" data-visits="1"' in dom, result.stderr[-2000:]
+    paths = re.findall(r'<path class="(hs-[a-z]+) leaflet-interactive"[^>]*\sd="([^"]*)"', dom)
+    drawn = [kind for kind, d in paths if d.startswith("M")]
+    assert drawn.count("hs-hotspot") == 3
+    assert drawn.count("hs-track") == 2
+    assert drawn.count("hs-visit") == 1
+
+
+def test_time_of_day_plots_are_png(day, tmp_path):
+    _, stats, _, _ = day
+    paths = plot_time_of_day(stats, tmp_path)
+    assert [p.name for p in paths] == ["time_of_day_all.png", "time_of_day_A.png"]
+    head = paths[0].read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", head[16:24]) == (800, 300)
