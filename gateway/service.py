@@ -87,6 +87,7 @@ class Gateway:
         self.refused: str | None = None
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = lambda _client, _userdata, msg: self._queue.put(msg)
         self.ingest: Ingest | None = None
         self.airwave = airwave  # serial port of an Airwave radio, read in its own thread
@@ -98,6 +99,10 @@ class Gateway:
             return
         self.refused = None
         client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
+
+    def _on_subscribe(self, *_args) -> None:
+        # Only now will the broker queue tracker messages for our session: "connected" means
+        # "nothing published from here on can miss us".
         self.connected.set()
 
     def _on_disconnect(self, *_args) -> None:

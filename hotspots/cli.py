@@ -219,6 +219,12 @@ def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, use
                            accounts_path, tls_ca, filters_path, accept_unknown)
     stop = threading.Event()
     click.echo(f"gateway: {broker_address} -> {db_path}", err=True)
+
+    def announce() -> None:
+        if service.connected.wait(3600):
+            click.echo("gateway: subscribed", err=True)
+
+    threading.Thread(target=announce, daemon=True).start()
     try:
         counts = service.run(stop)
     except KeyboardInterrupt:
