@@ -141,9 +141,12 @@ def firmware() -> None:
               help="Broker account (default: none) [env HOTSPOTS_MQTT_USER].")
 @click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
               help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Speak TLS and check the broker's certificate against this CA (PEM).")
 def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | None,
                  state: str | None, station: str, report_s: int, exit_on_eof: bool,
-                 cpython: bool, user: str | None, password: str | None) -> None:
+                 cpython: bool, user: str | None, password: str | None,
+                 tls_ca: str | None) -> None:
     """Run the firmware main loop (on the MicroPython unix port unless --cpython)."""
     from simulators import tracker_process
 
@@ -155,12 +158,12 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
         from simulators import board
 
         board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s,
-                  user=user, password=password)
+                  user=user, password=password, tls_ca=tls_ca)
         return
     try:
         argv = tracker_process.command(gps, broker_address, device_id, state, station=station,
                                        exit_on_eof=exit_on_eof, report_s=report_s, user=user,
-                                       password=password)
+                                       password=password, tls_ca=tls_ca)
     except tracker_process.FirmwareError as exc:
         raise click.ClickException(str(exc)) from exc
     import subprocess

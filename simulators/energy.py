@@ -252,15 +252,18 @@ class ShiftEnergy:
 
 
 def modem_charge_mas(params: ModemParams, connections: list[tuple[float, int]],
-                     failed: list[float], duration_s: float) -> float:
-    """Modem charge in mA·s for connections at the given times (sorted or not).
+                     failed: list[float], duration_s: float) -> tuple[float, float]:
+    """Modem charge in mA·s for connections at the given times (sorted or not), and the
+    seconds spent exchanging data or searching (the MCU is awake for those).
 
     A connection that starts while the previous one's connected tail is still running needs no
     new set-up (the RRC connection is still up) and cuts that tail short; this is why a report
-    every 10 s keeps an LTE-M modem connected all shift.
+    every 10 s keeps an LTE-M modem connected all shift. Failed attempts (no coverage) overlap
+    in the same way: a modem cannot search more than all the time.
     """
     charge = 0.0
     busy_s = 0.0  # seconds out of PSM
+    work_s = 0.0
     previous_end = None  # end of the previous data exchange
     for t, messages in sorted(connections):
         data_s = params.per_message_s * messages
@@ -277,15 +280,21 @@ def modem_charge_mas(params: ModemParams, connections: list[tuple[float, int]],
             t_start = t
         charge += data_s * params.active_ma
         busy_s += data_s
+        work_s += data_s
         previous_end = t_start + data_s
     if previous_end is not None:
         charge += params.tail_s * params.tail_ma + params.idle_s * params.idle_ma
         busy_s += params.tail_s + params.idle_s
-    for _ in failed:
-        charge += params.failed_attempt_s * params.search_ma
-        busy_s += params.failed_attempt_s
+    failed = sorted(failed)
+    for k, t in enumerate(failed):
+        search_s = params.failed_attempt_s
+        if k + 1 < len(failed):
+            search_s = min(search_s, failed[k + 1] - t)
+        charge += search_s * params.search_ma
+        busy_s += search_s
+        work_s += search_s
     charge += max(0.0, duration_s - busy_s) * params.psm_ma
-    return charge
+    return charge, work_s
 
 
 def shift_energy(log: HardwareLog, hw: Hardware = DEFAULT_HARDWARE) -> ShiftEnergy:
@@ -294,11 +303,10 @@ def shift_energy(log: HardwareLog, hw: Hardware = DEFAULT_HARDWARE) -> ShiftEner
     off_s = max(0, log.duration_s - log.gnss_on_s)
     gnss = (log.gnss_acquisition_s * g.acquisition_ma + log.gnss_tracking_s * g.tracking_ma
             + off_s * g.backup_ma)
-    modem = modem_charge_mas(m, log.connections, log.failed_connections, log.duration_s)
-    # The MCU is awake for each fix, each message built, and while the modem exchanges data
-    # (AT commands, MQTT); asleep otherwise.
-    radio_s = sum(m.setup_s + m.per_message_s * n for _, n in log.connections)
-    radio_s += m.failed_attempt_s * len(log.failed_connections)
+    modem, radio_s = modem_charge_mas(m, log.connections, log.failed_connections,
+                                      log.duration_s)
+    # The MCU is awake for each fix, each message built, and while the modem exchanges data or
+    # searches (AT commands, MQTT); asleep otherwise.
     active_s = log.fixes * mcu.per_fix_s + log.messages * mcu.per_message_s + radio_s
     active_s = min(active_s, log.duration_s)
     mcu_mas = active_s * mcu.active_ma + (log.duration_s - active_s) * mcu.light_sleep_ma

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto
+from gateway.broker import Mosquitto, make_test_ca
 from gateway.identity import register_device
 from gateway.schema import open_db
 from hotspots.demo import SAMPLE_FENCES, SAMPLE_ROUTE
@@ -211,3 +211,37 @@ def test_network_flapping_every_few_seconds(patrol):
     assert link.cuts >= 3
     assert "retry" in log
     assert_exactly_once_in_order(patrol, last_seq(log))
+
+
+@pytest.mark.parametrize("cpython", [False, True], ids=["micropython", "cpython"])
+def test_device_delivers_over_tls_checking_the_broker_certificate(tmp_path, tls_mosquitto,
+                                                                  cpython):
+    patrol = Patrol(tmp_path, tls_mosquitto)
+    try:
+        patrol.start_gateway()
+        patrol.runs += 1
+        patrol.firmware = tracker_process.start(
+            patrol.terminal.path, tls_mosquitto.tls_address, DEVICE, patrol.state,
+            log_path=tmp_path / f"firmware-{patrol.runs}.log", exit_on_eof=True,
+            user=patrol.device.username, password=patrol.device.password,
+            tls_ca=tls_mosquitto.ca_path, cpython=cpython)
+        log = patrol.finish(patrol.play_in_background())
+        assert "retry" not in log
+        assert_exactly_once_in_order(patrol, last_seq(log))
+    finally:
+        patrol.cleanup()
+
+
+def test_device_refuses_a_broker_it_cannot_verify(tmp_path, tls_mosquitto, micropython):
+    other_ca = make_test_ca(tmp_path / "other")["ca"]
+    patrol = Patrol(tmp_path, tls_mosquitto)
+    try:
+        patrol.runs += 1
+        patrol.firmware = tracker_process.start(
+            patrol.terminal.path, tls_mosquitto.tls_address, DEVICE, patrol.state,
+            log_path=tmp_path / "firmware-1.log", user=patrol.device.username,
+            password=patrol.device.password, tls_ca=other_ca)
+        assert wait_for(lambda: "retry" in patrol.log(), 30), patrol.log()
+        assert patrol.firmware.poll() is None  # still running, still trying: not crashed
+    finally:
+        patrol.cleanup()

@@ -10,7 +10,7 @@ import importlib
 
 import click
 
-BENCHMARKS: list[str] = ["fences", "dwell", "ingest", "nmea"]
+BENCHMARKS: list[str] = ["fences", "dwell", "ingest", "nmea", "patrol"]
 
 
 @click.group()
