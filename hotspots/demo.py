@@ -15,6 +15,8 @@ from gateway.broker import Mosquitto
 from gateway.reports import dwell_table, format_duration, format_time, visits_from_transitions
 from gateway.schema import open_db
 from simulators.patrol import run_patrol
+from simulators.strategies import scoreboard_line
+from simulators.walk import make_walk
 
 FENCES_DIR = Path(__file__).resolve().parent.parent / "fences"
 SAMPLE_FENCES = FENCES_DIR / "sample.geojson"
@@ -45,6 +47,10 @@ def run_demo(workdir: Path, speedup: float = 60.0, cpython: bool = False) -> Ite
     for visit in result.truth:
         yield (f"  {visit.hotspot:<12} {format_time(visit.enter):>8} {format_time(visit.leave):>8}"
                f" {format_duration(visit.dwell_s):>8}")
+    yield ""
+    yield "scoreboard (the same walk through the energy model, see docs/sampling.md):"
+    walk = make_walk(SAMPLE_ROUTE, SAMPLE_FENCES, 0.0)  # energy does not depend on the date
+    yield "  " + scoreboard_line(walk, SAMPLE_FENCES)
     yield ""
     yield f"database: {result.db_path}"
     yield f"firmware log: {result.log_path}; ground truth: {result.truth_path}"

@@ -199,60 +199,6 @@ def _knots(coords: list[tuple[float, float]], stops: dict[int, float], speed: fl
     return np.array(ts), np.array(ds)
 
 
-def exact_visits(walk: Walk) -> list[Visit]:
-    """Exact visits of a walk, segment by segment, for routes that come back to a hot spot.
-
-    :meth:`Walk.visits` maps the ends of each piece of the route inside a hot spot back to the
-    route with ``project``, which finds the *first* pass near that point: a route that returns to
-    a hot spot, or moves about inside one, gets visits hours long. Here each straight segment is
-    intersected on its own, where position is linear in time, and the inside intervals are joined
-    through the stops.
-    """
-    coords = list(walk.route.coords)
-    speed = walk.speed_mps
-    end_t = walk.start + walk.duration_s
-    intervals: dict[str, list[list[float]]] = {h: [] for h in walk.hotspots}
-    depart = walk.start + walk.stops.get(0, 0.0)
-    for hid, poly in walk.hotspots.items():
-        if poly.contains(Point(coords[0])) and walk.stops.get(0):
-            intervals[hid].append([walk.start, depart])
-    for i in range(1, len(coords)):
-        a, b = coords[i - 1], coords[i]
-        length = math.dist(a, b)
-        arrive = depart + length / speed
-        stop = walk.stops.get(i, 0.0)
-        if length > 0:
-            seg = LineString([a, b])
-            for hid, poly in walk.hotspots.items():
-                if not seg.intersects(poly):
-                    continue
-                inside = seg.intersection(poly)
-                for piece in getattr(inside, "geoms", [inside]):
-                    if piece.is_empty or piece.length == 0:
-                        continue
-                    d = sorted(math.dist(a, c) for c in (piece.coords[0], piece.coords[-1]))
-                    t0 = depart + d[0] / speed
-                    t1 = depart + d[1] / speed
-                    if stop and abs(d[1] - length) < 1e-6:
-                        t1 = arrive + stop  # standing at the vertex, still inside
-                    intervals[hid].append([t0, t1])
-        depart = arrive + stop
-    out = []
-    for hid, spans in intervals.items():
-        spans.sort()
-        merged: list[list[float]] = []
-        for t0, t1 in spans:
-            if merged and t0 - merged[-1][1] < 1e-6:
-                merged[-1][1] = max(merged[-1][1], t1)
-            else:
-                merged.append([t0, t1])
-        for t0, t1 in merged:
-            if t0 < end_t:
-                out.append(Visit(hid, t0, min(t1, end_t)))
-    out.sort(key=lambda v: v.enter)
-    return out
-
-
 def _outages(rng: random.Random, n: int, duration: int, lo: int, hi: int,
              allowed=None) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
@@ -327,7 +273,7 @@ def make_scenario(officers: int = 4, hours: float = 10.0, seed: int = 1, hotspot
         # Trim the last leg's overshoot: the shift ends on time.
         duration = int(min(walk.duration_s, hours * 3600))
         walk.duration_s = float(duration)
-        truth = exact_visits(walk)
+        truth = walk.visits()
 
         def far_from_fences(a: int, b: int, walk: Walk = walk) -> bool:
             for s in range(a, b + 1, 10):

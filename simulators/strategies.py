@@ -47,7 +47,7 @@ from simulators.energy import (
     ShiftEnergy,
     shift_energy,
 )
-from simulators.scenario import OfficerShift, Scenario, Trace, exact_visits, trace_from_walk
+from simulators.scenario import OfficerShift, Scenario, Trace, trace_from_walk
 from simulators.walk import Visit, Walk
 from tracker.fence import FenceEngine, FenceSet
 from tracker.policy import Policy, density_near
@@ -489,7 +489,7 @@ def scoreboard_line(walk: Walk, fences_path: str | Path, noise_m: float = 2.0,
     fences = json.loads(Path(fences_path).read_text())
     fence_set = compiled_fence_set(fences)
     trace = trace_from_walk(walk, noise_m, seed)
-    shift = OfficerShift("demo", walk, exact_visits(walk), trace, noise_m)
+    shift = OfficerShift("demo", walk, walk.visits(), trace, noise_m)
     hours = len(trace) / 3600
     a = score("policy", [run_one("policy", shift, fence_set, fences)], hours)
     b = score("fixed-1hz", [run_one("fixed-1hz", shift, fence_set, fences)], hours)

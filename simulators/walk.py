@@ -90,35 +90,56 @@ class Walk:
                 return d0 if t1 == t0 else d0 + (d1 - d0) * (elapsed - t0) / (t1 - t0)
         return knots[-1][1]
 
-    def time_at(self, distance: float, latest: bool = False) -> float:
-        """Elapsed seconds when the walker is at ``distance`` (first or last such moment)."""
-        knots = self._knots
-        candidates = []
-        for (t0, d0), (t1, d1) in zip(knots, knots[1:], strict=False):
-            if d0 <= distance <= d1:
-                if d1 == d0:
-                    candidates.extend([t0, t1])
-                else:
-                    candidates.append(t0 + (t1 - t0) * (distance - d0) / (d1 - d0))
-        if not candidates:
-            return self.duration_s if distance > 0 else 0.0
-        return max(candidates) if latest else min(candidates)
-
     def visits(self) -> list[Visit]:
-        """Exact ground-truth visits: the route's stretches inside each hot spot."""
+        """Exact ground-truth visits, segment by segment.
+
+        Each straight segment is intersected with each hot spot on its own, where position is
+        linear in time, and the inside intervals are joined through the stops; so a route that
+        comes back to a hot spot, or moves about inside one, gets each of its visits right.
+        """
+        coords = list(self.route.coords)
+        speed = self.speed_mps
+        end_t = self.start + self.duration_s
+        intervals: dict[str, list[list[float]]] = {h: [] for h in self.hotspots}
+        depart = self.start + self.stops.get(0, 0.0)
+        for hid, poly in self.hotspots.items():
+            if poly.contains(Point(coords[0])) and self.stops.get(0):
+                intervals[hid].append([self.start, depart])
+        for i in range(1, len(coords)):
+            a, b = coords[i - 1], coords[i]
+            length = math.dist(a, b)
+            arrive = depart + length / speed
+            stop = self.stops.get(i, 0.0)
+            if length > 0:
+                seg = LineString([a, b])
+                for hid, poly in self.hotspots.items():
+                    if not seg.intersects(poly):
+                        continue
+                    inside = seg.intersection(poly)
+                    for piece in getattr(inside, "geoms", [inside]):
+                        if piece.is_empty or piece.length == 0:
+                            continue
+                        d = sorted(math.dist(a, c) for c in (piece.coords[0], piece.coords[-1]))
+                        t0 = depart + d[0] / speed
+                        t1 = depart + d[1] / speed
+                        if stop and abs(d[1] - length) < 1e-6:
+                            t1 = arrive + stop  # standing at the vertex, still inside
+                        intervals[hid].append([t0, t1])
+            depart = arrive + stop
         out = []
-        for hotspot_id, polygon in self.hotspots.items():
-            inside = self.route.intersection(polygon)
-            pieces = getattr(inside, "geoms", [inside])
-            for piece in pieces:
-                if piece.is_empty or piece.length == 0:
-                    continue
-                ends = [self.route.project(Point(c)) for c in (piece.coords[0], piece.coords[-1])]
-                enter = self.start + self.time_at(min(ends))
-                leave = self.start + self.time_at(max(ends), latest=True)
-                out.append(Visit(hotspot_id, enter, leave))
+        for hid, spans in intervals.items():
+            spans.sort()
+            merged: list[list[float]] = []
+            for t0, t1 in spans:
+                if merged and t0 - merged[-1][1] < 1e-6:
+                    merged[-1][1] = max(merged[-1][1], t1)
+                else:
+                    merged.append([t0, t1])
+            for t0, t1 in merged:
+                if t0 < end_t:
+                    out.append(Visit(hid, t0, min(t1, end_t)))
         out.sort(key=lambda v: v.enter)
-        return _merge_touching(out)
+        return out
 
     def samples(self, noise_m: float = 2.0, seed: int = 1, step_s: float = 1.0) -> Iterator[Sample]:
         """One sample per ``step_s`` from start to end, with correlated GNSS noise."""
@@ -144,17 +165,6 @@ class Walk:
             previous = point
             inside = [hid for hid, poly in self.hotspots.items() if poly.contains(point)]
             yield Sample(self.start + elapsed, lat, lon, speed, course, inside, rlat, rlon)
-
-
-def _merge_touching(visits: list[Visit]) -> list[Visit]:
-    merged: list[Visit] = []
-    for visit in visits:
-        last = merged[-1] if merged else None
-        if last and last.hotspot == visit.hotspot and visit.enter - last.leave < 1e-6:
-            last.leave = max(last.leave, visit.leave)
-        else:
-            merged.append(visit)
-    return merged
 
 
 def load_route(path: str | Path) -> tuple[list[tuple[float, float]], dict]:

@@ -6,7 +6,7 @@ import numpy as np
 from shapely.geometry import LineString, Polygon
 
 from fences.geo import LocalFrame
-from simulators.scenario import SHIFT_START, exact_visits, make_scenario
+from simulators.scenario import SHIFT_START, make_scenario
 from simulators.walk import Walk
 
 
@@ -28,12 +28,12 @@ def test_shifts_have_long_visits_pass_throughs_and_dead_spots() -> None:
     assert any(v.dwell_s < 120 for o in sc.officers for v in o.truth)  # pass-throughs
 
 
-def test_exact_visits_handle_a_route_that_comes_back() -> None:
+def test_walk_visits_handle_a_route_that_comes_back() -> None:
     frame = LocalFrame(51_480_000, 0)
     square = Polygon([(0, 0), (10, 0), (10, 10), (0, 10)])
     route = LineString([(-10, 5), (20, 5), (-10, 5)])  # through, back through
     walk = Walk(route, frame, SHIFT_START, 1.0, {1: 100.0}, {"sq": square})
-    visits = exact_visits(walk)
+    visits = walk.visits()
     assert [(round(v.enter - SHIFT_START), round(v.leave - SHIFT_START)) for v in visits] == [
         (10, 20), (140, 150)]
 
