@@ -85,7 +85,8 @@ sim.add_command(sim_radio)
               help="Ground-truth JSON lines (default: beside --out, or ./gps-truth.jsonl).")
 @click.option("--speedup", type=float, default=1.0, show_default=True,
               help="Play simulated time this much faster than real time (0: no pacing).")
-@click.option("--start", type=float, default=None, help="Start time, epoch s (default: now).")
+@click.option("--start", type=float, default=None,
+              help="Start time, epoch s (default: as late as keeps every fix in the past).")
 @click.option("--noise-m", type=float, default=2.0, show_default=True,
               help="GNSS position noise, metres.")
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -93,10 +94,11 @@ def sim_gps(route: str, out: str | None, fences: str, truth: str | None, speedup
             start: float | None, noise_m: float, seed: int) -> None:
     """Write 1 Hz NMEA (RMC, GGA) for a walk along ROUTE, with its ground truth."""
     from simulators import gps
-    from simulators.walk import RouteError, make_walk
+    from simulators.walk import RouteError, make_walk, replay_start
 
-    start = float(int(time.time())) if start is None else start
     try:
+        if start is None:
+            start = replay_start(make_walk(route, fences, 0.0).duration_s, speedup)
         walk = make_walk(route, fences, start)
     except RouteError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -141,14 +143,21 @@ def firmware() -> None:
               help="Broker account (default: none) [env HOTSPOTS_MQTT_USER].")
 @click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
               help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
+@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Log in as the device, password from the broker's accounts.json.")
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Speak TLS and check the broker's certificate against this CA (PEM).")
 def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | None,
                  state: str | None, station: str, report_s: int, exit_on_eof: bool,
                  cpython: bool, user: str | None, password: str | None,
-                 tls_ca: str | None) -> None:
+                 accounts_path: str | None, tls_ca: str | None) -> None:
     """Run the firmware main loop (on the MicroPython unix port unless --cpython)."""
+    from hotspots.cli_gateway import account_password
     from simulators import tracker_process
+
+    if accounts_path:
+        user = user or device_id
+        password = account_password(accounts_path, user)
 
     state = state or f".hotspots/devices/{device_id}"
     if fences:

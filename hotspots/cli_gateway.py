@@ -32,6 +32,14 @@ def _time(text: str | None) -> int | None:
         raise click.BadParameter(str(exc)) from exc
 
 
+def account_password(accounts_path: str, user: str) -> str:
+    """The password of ``user`` in a broker's ``accounts.json``, or a ClickException."""
+    rows = {row["username"]: row for row in json.loads(Path(accounts_path).read_text())}
+    if user not in rows:
+        raise click.ClickException(f"no account {user!r} in {accounts_path}")
+    return rows[user]["password"]
+
+
 def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, user: str,
                  password: str | None, accounts_path: str | None, tls_ca: str | None,
                  filters_path: str | None, accept_unknown: bool):
@@ -40,10 +48,7 @@ def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, us
     from gateway.service import Gateway
 
     if accounts_path:
-        rows = {row["username"]: row for row in json.loads(Path(accounts_path).read_text())}
-        if user not in rows:
-            raise click.ClickException(f"no account {user!r} in {accounts_path}")
-        password = rows[user]["password"]
+        password = account_password(accounts_path, user)
     try:
         return Gateway(broker_address, db_path, airwave=airwave_port,
                        username=user if password is not None else None, password=password,

@@ -20,7 +20,7 @@ from gateway.ingest import IngestCounts
 from gateway.schema import open_db
 from gateway.service import Gateway
 from simulators import gps, tracker_process
-from simulators.walk import Visit, make_walk
+from simulators.walk import Visit, make_walk, replay_start
 
 
 class PatrolError(RuntimeError):
@@ -66,7 +66,8 @@ def run_patrol(
     truth_path = workdir / f"{device_id}.truth.jsonl"
     log_path = workdir / f"{device_id}.log"
     state_dir = workdir / "devices" / device_id
-    start = float(int(time.time()) // 60 * 60) if start is None else start
+    if start is None:
+        start = replay_start(make_walk(route, fences, 0.0).duration_s, speedup)
 
     walk = make_walk(route, fences, start)
     tracker_process.install_fences(state_dir, fences)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,17 @@ def load_hotspots(path: str | Path, projection: LocalFrame) -> dict[str, object]
         else:
             out[hotspot_id] = projection.geom_to_xy(geom)
     return out
+
+
+def replay_start(duration_s: float, speedup: float, now: float | None = None) -> float:
+    """A start time (whole minute) such that a walk played at ``speedup`` never has a fix time
+    later than the wall clock: the gateway rightly flags fixes from the future.
+
+    ``speedup`` 0 means as fast as possible: the whole walk lies in the past.
+    """
+    now = time.time() if now is None else now
+    ahead = duration_s if speedup <= 0 else max(0.0, duration_s * (1 - 1 / speedup))
+    return float(int(now - ahead) // 60 * 60)
 
 
 def make_walk(

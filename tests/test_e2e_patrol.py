@@ -91,6 +91,11 @@ def test_patrol_is_stored_exactly_once_with_true_dwell(mosquitto, tmp_path, runt
     assert set(keys) == set(observer.messages)
     assert result.published == len(observer.messages) > 0
     assert result.counts.duplicates == 0
+    # Simulated time never runs ahead of the clock, so no fix is flagged (as "future" or else).
+    with sqlite3.connect(result.db_path) as conn:
+        flagged = conn.execute(
+            "SELECT count(*) FROM positions WHERE coalesce(filtered, '') != ''").fetchone()[0]
+    assert flagged == 0
 
     # A location at least every report interval for 20 minutes, and both visits.
     assert result.walk_duration_s >= 19.5 * 60
