@@ -226,8 +226,38 @@ def _v_fleet_identity_filters(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v_dock(db: sqlite_utils.Database) -> None:
+    """Docking station (issue 10): slots, what happened at the dock, and battery readings.
+
+    - ``dock_slots``: one row per slot, the tracker in it now (``device_id`` NULL when empty,
+      ``state``: ``empty``, ``docked``, ``refused``), its last identity answer (battery,
+      charging, outbox depth, fence version, firmware, officer it is signed out to) and when
+      it was plugged in; written by ``hotspots dock run``, read by ``dock status``/``pick``.
+    - ``dock_events``: docked, undocked, pulled, returned, signed_out, refused, fences,
+      config; ``batt`` at the time, for the battery health trend (drain per hour off the dock).
+    - ``battery_log``: sampled battery readings per device (charging curves, trends).
+    """
+    db["dock_slots"].create(
+        {"slot": str, "port": str, "device_id": str, "state": str, "docked_at": int,
+         "batt": int, "charging": int, "outbox": int, "fence_version": str, "firmware": str,
+         "signed_out_to": str, "detail": str, "updated_at": int},
+        pk="slot",
+    )
+    db["dock_events"].create(
+        {"id": int, "ts": int, "slot": str, "device_id": str, "event": str, "batt": int,
+         "detail": str},
+        pk="id",
+    )
+    db["dock_events"].create_index(["device_id", "ts"])
+    db["battery_log"].create(
+        {"id": int, "device_id": str, "ts": int, "batt": int, "charging": int, "docked": int},
+        pk="id",
+    )
+    db["battery_log"].create_index(["device_id", "ts"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters,
+    _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock,
 ]
 
 

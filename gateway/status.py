@@ -4,7 +4,9 @@ Per device: online or offline (from its retained status and its last will), batt
 last fix, fence version, outbox depth as last reported, the officer it is assigned to, sequence
 gaps (fixes the device numbered but the gateway never got), duplicates dropped and positions
 filtered. Then alerts: assigned devices silent for too long, low batteries, devices not returned
-by the end of the shift, and unknown devices knocking. Then the rejection counters.
+by the end of the shift (with where they were last), unknown devices knocking, and the pooled
+tracker lifecycle (:mod:`gateway.lifecycle`: left on and still, battery health). Then the
+rejection counters.
 
 Everything is read from SQLite, so ``hotspots status`` works beside a running gateway (WAL) and
 after it has stopped.
@@ -18,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 import sqlite_utils
 
+from gateway import lifecycle
+
 
 @dataclass(frozen=True)
 class AlertRules:
@@ -27,6 +31,11 @@ class AlertRules:
     low_batt_pct: int = 20
     #: An assignment without a due time is overdue after this long.
     shift_hours: float = 10
+    #: An assigned device reporting from one spot (``still_radius_m``) this long was left on.
+    still_min: float = 30
+    still_radius_m: float = 30
+    #: Recent drain per hour off the dock this many times the first shifts': battery health.
+    health_ratio: float = 1.3
 
 
 @dataclass
@@ -52,6 +61,8 @@ class DeviceStatus:
     duplicates: int = 0
     filtered: int = 0
     quarantined: int = 0
+    #: Newest kept position ``(tst, lat, lon)``, for "not returned: last seen at".
+    last_location: tuple[int, float, float] | None = None
 
 
 @dataclass
@@ -107,6 +118,7 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
     for (device_id, source, registered_at, online, status_at, last_seen, last_fix, batt,
          fences, outbox, max_seq, duplicates, filtered, collar, since, due) in rows:
         missing, gaps = sequence_gaps(db, device_id)
+        place = lifecycle.last_location(db, device_id) if collar is not None else None
         devices.append(DeviceStatus(
             device_id=device_id, source=source, registered=registered_at is not None,
             online=None if online is None else bool(online),
@@ -115,11 +127,15 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
             outbox=outbox, officer=collar, assigned_since=since, due_ts=due,
             max_seq=max_seq or 0, missing=missing, gaps=gaps, duplicates=duplicates,
             filtered=filtered, quarantined=quarantined_by_device.get(device_id, 0),
+            last_location=place,
         ))
+    assigned = [(d.device_id, d.officer) for d in devices if d.officer is not None]
     return FleetStatus(
         now=now,
         devices=devices,
-        alerts=list(alerts(devices, now, rules)),
+        alerts=[*alerts(devices, now, rules),
+                *lifecycle.still_alerts(db, assigned, now, rules.still_min, rules.still_radius_m),
+                *lifecycle.battery_alerts(db, now, rules.health_ratio)],
         quarantine=dict(db.execute(
             "SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY reason")),
         filtered=_filtered_counts(db),
@@ -144,8 +160,12 @@ def alerts(devices: list[DeviceStatus], now: int, rules: AlertRules) -> Iterator
             continue
         due = d.due_ts if d.due_ts is not None else d.assigned_since + rules.shift_hours * 3600
         if now > due:
+            where = ""
+            if d.last_location is not None:
+                tst, lat, lon = d.last_location
+                where = f"; last known at {lat:.5f},{lon:.5f} {_duration(now - tst)} ago"
             yield (f"NOT RETURNED {d.device_id} (officer {d.officer}):"
-                   f" due back {_duration(now - due)} ago")
+                   f" due back {_duration(now - due)} ago{where}")
     for d in devices:
         if not d.registered:
             yield (f"UNKNOWN DEVICE {d.device_id}: {d.quarantined} messages quarantined;"

@@ -4,7 +4,11 @@ Wiring only: it builds the ports and hands them to ``tracker.app.run``. Run it a
 
     micropython main.py --gps /dev/pts/3 --broker 127.0.0.1:1883 --device-id T-0001 \
         --state /var/lib/hotspots/T-0001 [--station main] [--exit-on-eof] [--report-s 10] \
-        [--user T-0001 --password SECRET] [--tls-ca ca.pem]
+        [--user T-0001 --password SECRET] [--tls-ca ca.pem] [--dock /dev/pts/5]
+        [--battery FILE]
+
+``--dock``: the dock's serial link (the tracker then tracks only when signed out and out of the
+dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``).
 """
 
 import asyncio
@@ -56,14 +60,25 @@ def parse_args(argv):
     return opts
 
 
+def pem_to_der(pem):
+    """The first certificate of a PEM file as DER bytes (what both TLS stacks accept)."""
+    import binascii
+
+    body = pem.split(b"-----BEGIN CERTIFICATE-----", 1)[1].split(b"-----END", 1)[0]
+    return binascii.a2b_base64(b"".join(body.split()))
+
+
 def tls_opener(ca_path):
     """An ``open_connection`` that speaks TLS and checks the broker's certificate against the CA
     in ``ca_path`` (a PEM file), by the host name or IP address it was asked to reach."""
     import ssl
 
+    with open(ca_path, "rb") as f:
+        der = pem_to_der(f.read())
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(cafile=ca_path)
+    # MicroPython's mbedTLS wants DER (its cafile path rejects PEM); CPython takes DER too.
+    context.load_verify_locations(cadata=der)
 
     async def open_connection(host, port):
         return await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
@@ -76,6 +91,11 @@ def main(argv):
     host, port = opts["broker"].rsplit(":", 1)
     opener = tls_opener(opts["tls_ca"]) if opts.get("tls_ca") else asyncio.open_connection
     ports = app.Ports(SerialLines(opts["gps"]), opener, DirStorage(opts["state"]))
+    if opts.get("dock") or opts.get("battery"):  # the dock port and the fuel gauge
+        from boards.dock_serial import DockSerial, FileBattery
+
+        ports.dock = DockSerial(opts["dock"]) if opts.get("dock") else None
+        ports.battery = FileBattery(opts["battery"]) if opts.get("battery") else None
     asyncio.run(app.run(ports, opts["device_id"], host, int(port), opts["station"],
                         opts["exit_on_eof"], int(opts["report_s"]), opts["user"],
                         opts["password"]))

@@ -54,6 +54,23 @@ class Tracker:
         self._last_report_lat = 0
         self._last_report_lon = 0
         self._entered_since_report = False
+        # Pooled trackers record nothing off patrol: in the dock, or not signed out to anyone
+        # (tracker.dock keeps both). A board without a dock counts as signed out, undocked.
+        self.docked = False
+        self.assigned = True
+
+    def tracking(self):
+        """True while positions are recorded: assigned to an officer and out of the dock."""
+        return self.assigned and not self.docked
+
+    def set_state(self, docked, assigned):
+        """Dock and sign-out state; fence state is forgotten whenever tracking stops, so a
+        patrol never starts with a stale "inside" (or leaves a hot spot it was never seen in)."""
+        was = self.tracking()
+        self.docked = docked
+        self.assigned = assigned
+        if was and not self.tracking() and self.engine is not None:
+            self.engine.reset()
 
     # -- input ----------------------------------------------------------------------------------
     def feed(self, chunk, now_ms):
@@ -96,6 +113,8 @@ class Tracker:
         self.fixes += 1
         self.last_fix_t = fix.t
         self._last_fix_ms = self._now_ms
+        if not self.tracking():
+            return  # the clock still follows GNSS time; nothing is recorded
         if self.engine is not None:
             self.engine.update(fix.t, fix.lat_e6, fix.lon_e6, fix.acc_cm)
         trigger = self._report_trigger(fix)
@@ -185,13 +204,18 @@ class Ports:
     :param open_connection: coroutine ``(host, port) -> (reader, writer)``
     :param storage: object with ``read(name)`` and atomic ``write(name, text)``
     :param log: callable taking one line of text, for the operator's console
+    :param dock: the dock's serial link (``async readline()``, ``write(bytes)``), or None for a
+        board without a dock (it then tracks all the time, see ``tracker.dock``)
+    :param battery: object with ``percent()`` (and optionally ``charging()``), or None
     """
 
-    def __init__(self, gnss, open_connection, storage, log=print):
+    def __init__(self, gnss, open_connection, storage, log=print, dock=None, battery=None):
         self.gnss = gnss
         self.open_connection = open_connection
         self.storage = storage
         self.log = log
+        self.dock = dock
+        self.battery = battery
 
 
 async def run(ports, device_id, broker_host, broker_port, station="main", exit_on_eof=False,
@@ -210,7 +234,8 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
             fence_set = FenceSet.from_json(text)
         except ValueError as exc:
             ports.log("stored fences unusable: %s" % exc)
-    tracker = Tracker(device_id, outbox, fence_set, report_interval_s)
+    tracker = Tracker(device_id, outbox, fence_set, report_interval_s,
+                      battery=getattr(ports, "battery", None))
     ports.log("hotspots firmware %s on %s %s: device %s, fences %s" % (
         FIRMWARE_VERSION, sys.implementation.name, ".".join(str(v) for v in
                                                          sys.implementation.version[:3]),
@@ -250,6 +275,8 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
                         on_message=on_message, clean=False)
     reader = asyncio.create_task(read_gnss())
+    if getattr(ports, "dock", None) is not None:
+        _start_dock(ports, tracker, state, wake)
     backoff_s = 1
     while True:
         try:
@@ -288,7 +315,8 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                     if done:
                         outbox.ack(batch[done - 1][0])
                         state["published"] += done
-        except (OSError, asyncio.TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any link failure (MicroPython's TLS raises
+            # ValueError on a bad certificate) means: drop the link, back off, try again.
             await client.close()
             # Jitter spreads a fleet's reconnects after a broker restart.
             delay_ms = backoff_s * 500 + random.getrandbits(16) * backoff_s * 500 // 65536
@@ -297,6 +325,45 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
         if reader.done() and state["eof"] and not len(outbox):
             return tracker
+
+
+def _start_dock(ports, tracker, state, wake):
+    """The dock link: answer the gateway on the dock port, and notice leaving the dock."""
+    from tracker.dock import DockLink
+
+    link = DockLink(tracker, ports.storage, _FENCES_FILE, getattr(ports, "battery", None))
+    link.load()
+    ports.log("dock: %s" % ("assigned to " + link.collar if link.collar else "not assigned"))
+
+    async def serve():
+        while True:
+            line = await ports.dock.readline()
+            if not line:
+                await asyncio.sleep(1)  # the port is gone for now (unplugged USB): try again
+                continue
+            was = tracker.tracking()
+            reply = link.handle_line(line, ticks_ms())
+            if reply is not None:
+                ports.dock.write(reply)
+            if link.changed or was != tracker.tracking():
+                link.changed = False
+                state["status_due"] = True
+                wake.set()
+
+    async def watch():
+        while True:
+            await asyncio.sleep(1)
+            was = tracker.tracking()
+            link.poll(ticks_ms())
+            if was != tracker.tracking():
+                ports.log("dock: left the dock, %s" % (
+                    "tracking" if tracker.tracking() else "not assigned: not tracking"))
+                state["status_due"] = True
+                wake.set()
+
+    state["dock"] = link
+    asyncio.create_task(serve())
+    asyncio.create_task(watch())
 
 
 def packet_id(seq):

@@ -1,0 +1,298 @@
+"""The device side of the dock link: a line protocol over the dock's USB serial.
+
+When a pooled tracker sits in a dock slot, the station gateway talks to it over USB serial (USB
+CDC on a board, a pseudo-terminal on the unix port). The gateway asks, the device answers; every
+frame is one line with a CRC, so a frame cut short by pulling the tracker out is recognised and
+dropped, never half-used. See ``docs/dock.md`` for the protocol; in short::
+
+    request   @<rid> <VERB>[ <args>]*<crc32 hex>\\n      gateway -> device
+    answer    @<rid> OK[ <data>]*<crc32 hex>\\n         device -> gateway
+              @<rid> ERR <reason>*<crc32 hex>\\n
+
+The CRC-32 covers everything between ``@`` and ``*``. Verbs: ``ID`` (who are you), ``NEXT``
+(the oldest pending outbox record after a sequence number), ``ACK`` (the gateway has committed
+everything up to a sequence number: release it, exactly as a PUBACK would), ``CFG`` (settings),
+``FBEGIN``/``FDATA``/``FEND`` (a fence set in chunks, applied only once whole and verified),
+``ASN``/``UNA`` (signed out to an officer / returned) and ``PING``.
+
+State kept here: *docked* (a valid frame from the gateway within the last ``silence_ms``) and
+*assigned* (signed out, kept in flash in ``dock.json`` so a reboot on patrol keeps tracking).
+The tracker records positions only while assigned and not docked (``Tracker.set_state``).
+
+Pure: the line source, the storage and the clock come from the caller (``tracker.app.run``).
+"""
+
+import binascii
+import json
+
+from tracker import wire
+from tracker.compat import const, ticks_diff
+
+DOCK_FILE = "dock.json"
+_SILENCE_MS = const(4000)  # no frame from the gateway for this long: out of the dock
+_MAX_LINE = const(1024)
+_MAX_FENCE_BYTES = const(65536)
+_AT = const(64)  # b"@"
+_STAR = const(42)  # b"*"
+
+
+def crc_hex(body):
+    """CRC-32 of ``body`` (bytes) as 8 lower-case hex digits."""
+    return "%08x" % (binascii.crc32(body) & 0xFFFFFFFF)
+
+
+def frame(body):
+    """One frame (bytes, newline included) around ``body`` (str or bytes, without ``@``/CRC)."""
+    if isinstance(body, str):
+        body = body.encode()
+    return b"@" + body + b"*" + crc_hex(body).encode() + b"\n"
+
+
+def unframe(line):
+    """The body (bytes) of the first intact frame in ``line``, or None.
+
+    Bytes before a frame (the tail of a frame cut short, line noise) are skipped: every ``@`` is
+    tried as a start until one gives a frame whose CRC holds.
+    """
+    end = len(line)
+    while end and line[end - 1] in (10, 13):
+        end -= 1
+    if end < 10 or line[end - 9] != _STAR:
+        return None
+    crc = line[end - 8 : end]
+    start = line.find(b"@")
+    while 0 <= start < end - 9:
+        body = line[start + 1 : end - 9]
+        if crc_hex(body).encode() == crc:
+            return body
+        start = line.find(b"@", start + 1)
+    return None
+
+
+def split_request(body):
+    """``(rid, verb, args)`` of a request body (bytes); ``args`` is bytes (maybe empty)."""
+    parts = body.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].isdigit():
+        return None
+    return int(parts[0]), str(parts[1], "utf-8"), parts[2] if len(parts) > 2 else b""
+
+
+class DockLink:
+    """Answers the gateway's requests for one tracker.
+
+    :param tracker: the :class:`tracker.app.Tracker` (outbox, fences, report interval, state)
+    :param storage: the board's storage (``read``/``write``), or None (tests)
+    :param fences_file: where an accepted fence set is kept, as ``tracker.app.run`` loads it
+    :param battery: object with ``percent()`` and optionally ``charging()``, or None
+    """
+
+    def __init__(self, tracker, storage=None, fences_file="fences.json", battery=None,
+                 silence_ms=_SILENCE_MS):
+        self.tracker = tracker
+        self.storage = storage
+        self.fences_file = fences_file
+        self.battery = battery
+        self.silence_ms = silence_ms
+        self.collar = ""
+        self.due_ts = 0
+        self.last_frame_ms = 0
+        self.changed = False  # something the MQTT status reports changed (fences, settings)
+        self.rejected = {}
+        self.requests = 0
+        self._fence_parts = None
+        self._fence_total = 0
+        self._fence_crc = ""
+        self._fence_size = 0
+
+    # -- persistent state ------------------------------------------------------------------------
+    def load(self):
+        """Restore the sign-out state and settings kept in flash; a device never signed out
+        starts unassigned (a pooled tracker only tracks once the dock has handed it out)."""
+        text = self.storage.read(DOCK_FILE) if self.storage is not None else None
+        state = {}
+        if text:
+            try:
+                state = json.loads(text)
+            except ValueError:
+                state = {}
+        self.collar = state.get("asg") or ""
+        self.due_ts = state.get("due") or 0
+        report_s = state.get("report_s")
+        if isinstance(report_s, int) and 5 <= report_s <= 3600:
+            self.tracker.report_interval_s = report_s
+        self.tracker.set_state(self.tracker.docked, bool(self.collar))
+
+    def _save(self):
+        if self.storage is not None:
+            self.storage.write(DOCK_FILE, json.dumps(
+                {"asg": self.collar, "due": self.due_ts,
+                 "report_s": self.tracker.report_interval_s}))
+
+    # -- docked or not ---------------------------------------------------------------------------
+    def poll(self, now_ms):
+        """Call about once a second: the tracker leaves the dock when the gateway goes quiet."""
+        if self.tracker.docked and ticks_diff(now_ms, self.last_frame_ms) > self.silence_ms:
+            self.tracker.set_state(False, self.tracker.assigned)
+
+    # -- requests --------------------------------------------------------------------------------
+    def handle_line(self, line, now_ms):
+        """Answer one line from the dock; returns the answer frame (bytes) or None.
+
+        A line that is not an intact request is counted in :attr:`rejected` and not answered:
+        the gateway times out and asks again.
+        """
+        if len(line) > _MAX_LINE:
+            self._reject("too_long")
+            return None
+        body = unframe(line)
+        if body is None:
+            self._reject("bad_frame" if line.strip() else "empty")
+            return None
+        request = split_request(body)
+        if request is None:
+            self._reject("bad_request")
+            return None
+        rid, verb, args = request
+        self.requests += 1
+        self.last_frame_ms = now_ms
+        if not self.tracker.docked:
+            self.tracker.set_state(True, self.tracker.assigned)
+        try:
+            ok, data = self._dispatch(verb, args)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            ok, data = False, "bad_args " + str(exc)
+        text = "%d %s" % (rid, "OK" if ok else "ERR")
+        if data:
+            if isinstance(data, str):
+                data = data.encode()
+            return frame(text.encode() + b" " + data)
+        return frame(text)
+
+    def _reject(self, reason):
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def _dispatch(self, verb, args):
+        if verb == "ID":
+            return True, self.identity()
+        if verb == "PING":
+            return True, ""
+        if verb == "NEXT":
+            return True, self._next(int(args))
+        if verb == "ACK":
+            self.tracker.outbox.ack(int(args))
+            return True, str(len(self.tracker.outbox))
+        if verb == "ASN":
+            collar, due = args.split(b" ")
+            self.collar = str(collar, "utf-8")
+            self.due_ts = int(due)
+            self.tracker.set_state(self.tracker.docked, True)
+            self._save()
+            return True, ""
+        if verb == "UNA":
+            self.collar = ""
+            self.due_ts = 0
+            self.tracker.set_state(self.tracker.docked, False)
+            self._save()
+            return True, ""
+        if verb == "CFG":
+            return self._config(args)
+        if verb == "FBEGIN":
+            total, crc = args.split(b" ")
+            total = int(total)
+            if not 0 < total <= _MAX_FENCE_BYTES:
+                return False, "too_big"
+            self._fence_parts = []
+            self._fence_total = total
+            self._fence_crc = str(crc, "utf-8")
+            self._fence_size = 0
+            return True, ""
+        if verb == "FDATA":
+            return self._fence_data(args)
+        if verb == "FEND":
+            return self._fence_end()
+        self._reject("unknown_verb")
+        return False, "unknown_verb"
+
+    def identity(self):
+        """The ``ID`` answer: who the device is and what state it is in (one JSON object)."""
+        t = self.tracker
+        outbox = t.outbox
+        batt = self.battery.percent() if self.battery is not None else -1
+        charging = getattr(self.battery, "charging", None)
+        return ('{"dev":%s,"fw":%s,"fences":%s,"batt":%d,"chg":%s,"outbox":%d,"last_seq":%d,'
+                '"acked":%d,"asg":%s,"due":%d,"report_s":%d,"tracking":%s,"t":%d}' % (
+                    json.dumps(t.device_id), json.dumps(_firmware_version()),
+                    json.dumps(t.fence_set.version if t.fence_set else ""), batt,
+                    "null" if charging is None else ("true" if charging() else "false"),
+                    len(outbox), outbox.last_seq, outbox.acked, json.dumps(self.collar),
+                    self.due_ts, t.report_interval_s, "true" if t.tracking() else "false",
+                    t.now_s()))
+
+    def _next(self, after):
+        """The oldest pending record with a sequence number above ``after``: ``seq kind payload``.
+
+        Pending records are in sequence order, so this walks from the oldest; a record already
+        sent (by MQTT or an earlier pull) but not yet acknowledged is sent again, which the
+        gateway's unique ``(device, seq)`` turns into a counted duplicate.
+        """
+        outbox = self.tracker.outbox
+        for i in range(len(outbox)):
+            seq, kind, payload = outbox.message(i)
+            if seq > after:
+                return b"%d %s %s" % (seq, kind.encode(), payload)
+        return "0"
+
+    def _config(self, args):
+        settings = json.loads(args)
+        report_s = settings.get("report_s")
+        if report_s is not None:
+            if not isinstance(report_s, int) or not 5 <= report_s <= 3600:
+                return False, "report_s must be 5..3600"
+            self.tracker.report_interval_s = report_s
+        self._save()
+        self.changed = True
+        return True, ""
+
+    def _fence_data(self, args):
+        if self._fence_parts is None:
+            return False, "no_fbegin"
+        offset, chunk = args.split(b" ", 1)
+        if int(offset) != self._fence_size:
+            # A chunk lost or repeated: the gateway starts over with FBEGIN.
+            return False, "offset %d" % self._fence_size
+        if self._fence_size + len(chunk) > self._fence_total:
+            return False, "overrun"
+        self._fence_parts.append(bytes(chunk))
+        self._fence_size += len(chunk)
+        return True, str(self._fence_size)
+
+    def _fence_end(self):
+        parts = self._fence_parts
+        self._fence_parts = None
+        if parts is None or self._fence_size != self._fence_total:
+            return False, "incomplete"
+        data = b"".join(parts)
+        parts = None
+        if crc_hex(data) != self._fence_crc:
+            return False, "crc"
+        text = str(data, "utf-8")
+        data = None
+        try:
+            new_set = self.tracker.apply_fences(text)
+        except ValueError as exc:
+            return False, "fences " + str(exc)
+        if self.storage is not None:
+            self.storage.write(self.fences_file, text)
+        self.changed = True
+        return True, new_set.version
+
+
+def _firmware_version():
+    from tracker import app  # the version lives with the app; imported late to avoid a cycle
+
+    return app.FIRMWARE_VERSION
+
+
+def topic_of(device_id, kind):
+    """The MQTT topic a pulled record would have travelled on (the gateway stores it as such)."""
+    return wire.device_topic(device_id, kind)

@@ -1,0 +1,147 @@
+"""``hotspots dock``: the docking station — serve the slots, show them, hand out a tracker.
+
+Thin click wrappers over :mod:`gateway.dock` (and :mod:`simulators.dock` for ``dock sim``).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+
+def _open_db(db_path: str, create: bool = False):
+    from gateway.schema import open_db
+
+    if not create and not Path(db_path).exists():
+        raise click.ClickException(f"no database at {db_path}")
+    return open_db(db_path)
+
+
+@click.group()
+def dock() -> None:
+    """Docking station: pull, charge, sign out and take back pooled trackers."""
+
+
+@dock.command("run")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
+              help="Gateway database (created if missing).")
+@click.option("--slot", "slots", multiple=True, required=True, metavar="NAME=PORT",
+              help="A dock slot and its serial port or pyserial URL (repeatable).")
+@click.option("--fences", "fences_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Hot spots (GeoJSON or compiled) to push to docked trackers.")
+@click.option("--report-s", type=int, default=None, help="Location interval to set, seconds.")
+@click.option("--min-charge", type=int, default=50, show_default=True,
+              help="Do not arm a tracker below this charge (%).")
+def dock_run(db_path: str, slots: tuple[str, ...], fences_path: str | None,
+             report_s: int | None, min_charge: int) -> None:
+    """Serve the dock slots until interrupted."""
+    from gateway.dock import DockStation
+
+    ports = {}
+    for item in slots:
+        name, sep, port = item.partition("=")
+        if not sep or not name or not port:
+            raise click.BadParameter(f"{item!r}: use NAME=PORT", param_hint="--slot")
+        ports[name] = port
+    fences_text = None
+    if fences_path:
+        from fences.publish import load_compiled
+        from fences.validate import FenceError
+
+        try:
+            compiled = load_compiled(fences_path)
+        except FenceError as exc:
+            raise click.ClickException(str(exc)) from exc
+        fences_text = compiled if isinstance(compiled, str) else compiled.text
+    _open_db(db_path, create=True).close()
+    station = DockStation(db_path, ports, fences_text=fences_text,
+                          config={"report_s": report_s} if report_s else None,
+                          min_charge_pct=min_charge)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    click.echo(f"dock: {', '.join(f'{k}={v}' for k, v in ports.items())} -> {db_path}",
+               err=True)
+    station.start(stop)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop.set()
+        station.join()
+
+
+@dock.command("status")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+@click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
+def dock_status(db_path: str, as_json: bool, now_text: str | None) -> None:
+    """Every slot (tracker, charge, time to full, officer) and every tracker out of the dock."""
+    from gateway.dock import dock_status as read_status
+    from gateway.dock import status_lines
+    from hotspots.cli_gateway import _time
+
+    status = read_status(_open_db(db_path), now=_time(now_text))
+    if as_json:
+        click.echo(json.dumps(asdict(status)))
+        return
+    for line in status_lines(status):
+        click.echo(line)
+
+
+@dock.command("pick")
+@click.argument("collar")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--device", default=None, help="Hand out this tracker rather than the fullest.")
+@click.option("--min-charge", type=int, default=50, show_default=True,
+              help="Refuse trackers below this charge (%).")
+@click.option("--due", "due_text", default=None, help="When it should be back (end of shift).")
+def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
+              due_text: str | None) -> None:
+    """Sign the fullest docked tracker (or --device) out to officer COLLAR."""
+    from gateway.dock import PickError, pick
+    from hotspots.cli_gateway import _time
+
+    try:
+        assignment, slot, batt = pick(_open_db(db_path), collar, device=device,
+                                      min_pct=min_charge, due=_time(due_text))
+    except PickError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"take {assignment.device_id} from slot {slot} ({batt}%): signed out to {collar}")
+
+
+@dock.command("sim")
+@click.option("--broker", "broker_address", required=True, help="Broker HOST:PORT.")
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), default=".hotspots/dock",
+              show_default=True, help="Trackers' flash, logs and battery files.")
+@click.option("--slots", type=int, default=3, show_default=True)
+@click.option("--tracker", "trackers", multiple=True, metavar="ID=PCT",
+              help="A tracker and its charge, plugged into the next free slot (repeatable).")
+@click.option("--time-scale", type=float, default=60.0, show_default=True,
+              help="Simulated seconds per real second for the batteries.")
+def dock_sim(broker_address: str, workdir: str, slots: int, trackers: tuple[str, ...],
+             time_scale: float) -> None:
+    """A simulated dock: prints each slot's serial port for ``hotspots dock run --slot``."""
+    from simulators.dock import DockSimulator
+
+    sim = DockSimulator(workdir, broker_address, slots=slots, time_scale=time_scale)
+    try:
+        for i, item in enumerate(trackers):
+            device, _, pct = item.partition("=")
+            slot = sim.slots[i].name if i < len(sim.slots) else None
+            sim.add_tracker(device, batt=float(pct or 100), slot=slot)
+        for s in sim.slots:
+            click.echo(f"{s.name}={s.port}")
+        sys.stdout.flush()
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.close()
