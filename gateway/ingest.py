@@ -160,7 +160,10 @@ class Ingest:
 
     def _begin(self) -> None:
         if not self._in_batch:
-            self.conn.execute("BEGIN")
+            # IMMEDIATE takes the write lock now: with other writers on the file (the dock, the
+            # Airwave reader) a deferred transaction that reads first can be refused outright
+            # when it upgrades to write, where this one waits for the busy timeout instead.
+            self.conn.execute("BEGIN IMMEDIATE")
             self._in_batch = True
 
     # -- devices ----------------------------------------------------------------------------------
