@@ -147,10 +147,13 @@ def firmware() -> None:
               default=None, help="Log in as the device, password from the broker's accounts.json.")
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Speak TLS and check the broker's certificate against this CA (PEM).")
+@click.option("--sampling", type=click.Choice(["adaptive", "fixed"]), default="adaptive",
+              show_default=True,
+              help="adaptive: the policy of docs/sampling.md; fixed: every epoch, --report-s.")
 def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | None,
                  state: str | None, station: str, report_s: int, exit_on_eof: bool,
                  cpython: bool, user: str | None, password: str | None,
-                 accounts_path: str | None, tls_ca: str | None) -> None:
+                 accounts_path: str | None, tls_ca: str | None, sampling: str) -> None:
     """Run the firmware main loop (on the MicroPython unix port unless --cpython)."""
     from hotspots.cli_gateway import account_password
     from simulators import tracker_process
@@ -167,12 +170,12 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
         from simulators import board
 
         board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s,
-                  user=user, password=password, tls_ca=tls_ca)
+                  user=user, password=password, tls_ca=tls_ca, sampling=sampling)
         return
     try:
         argv = tracker_process.command(gps, broker_address, device_id, state, station=station,
                                        exit_on_eof=exit_on_eof, report_s=report_s, user=user,
-                                       password=password, tls_ca=tls_ca)
+                                       password=password, tls_ca=tls_ca, sampling=sampling)
     except tracker_process.FirmwareError as exc:
         raise click.ClickException(str(exc)) from exc
     import subprocess

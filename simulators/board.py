@@ -51,10 +51,11 @@ class ThreadedLines:
 
 def run(gps: str, broker: str, device_id: str, state: str, station: str = "main",
         exit_on_eof: bool = False, report_s: int = 10, user: str | None = None,
-        password: str | None = None, tls_ca: str | None = None) -> app.Tracker:
+        password: str | None = None, tls_ca: str | None = None,
+        sampling: str = "adaptive") -> app.Tracker:
     """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``)."""
     host, port = broker.rsplit(":", 1)
     opener = tls_opener(tls_ca) if tls_ca else asyncio.open_connection
     ports = app.Ports(ThreadedLines(gps), opener, DirStorage(state))
     return asyncio.run(app.run(ports, device_id, host, int(port), station, exit_on_eof,
-                               report_s, user, password))
+                               report_s, user, password, sampling))

@@ -82,7 +82,7 @@ class DockSimulator:
     def __init__(self, workdir: str | Path, broker: str, slots: int = 3, *,
                  auth=None, time_scale: float = 60.0, model: BatteryModel | None = None,
                  tracking_ma: float = 120.0, idle_ma: float = 5.0, report_s: int = 10,
-                 fences: str | Path | None = None):
+                 fences: str | Path | None = None, sampling: str = "fixed"):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.broker = broker
@@ -92,6 +92,9 @@ class DockSimulator:
         self.tracking_ma = tracking_ma
         self.idle_ma = idle_ma
         self.report_s = report_s
+        # Fixed sampling by default: a fix reported every ``report_s`` gives the dock a full
+        # outbox to pull; the trackers' battery here is the simple model above, not the policy's.
+        self.sampling = sampling
         self.fences = fences
         self.slots = [Slot(f"S{i + 1}", _raw_terminal()) for i in range(slots)]
         self.trackers: dict[str, SimTracker] = {}
@@ -127,7 +130,8 @@ class DockSimulator:
         t = self.trackers[device_id]
         user, password = self.auth(device_id) if self.auth else (None, None)
         argv = tracker_process.command(t.gnss.path, self.broker, device_id, t.state_dir,
-                                       report_s=self.report_s, user=user, password=password)
+                                       report_s=self.report_s, user=user, password=password,
+                                       sampling=self.sampling)
         argv += ["--dock", t.usb.path, "--battery", str(t.battery_path)]
         with open(t.log_path, "a") as log:
             t.process = subprocess.Popen(argv, env=tracker_process.micropython_env(),

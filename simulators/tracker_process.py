@@ -59,11 +59,13 @@ def install_fences(state_dir: str | Path, fences_path: str | Path) -> str:
 def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
             station: str = "main", exit_on_eof: bool = False, report_s: int = 10,
             cpython: bool = False, user: str | None = None,
-            password: str | None = None, tls_ca: str | Path | None = None) -> list[str]:
+            password: str | None = None, tls_ca: str | Path | None = None,
+            sampling: str = "adaptive") -> list[str]:
     """The command line that runs the firmware (``user``/``password``: its broker account;
     ``tls_ca``: the CA to check a TLS broker against)."""
     args = ["--gps", gps, "--broker", broker, "--device-id", device_id,
-            "--state", str(state_dir), "--station", station, "--report-s", str(report_s)]
+            "--state", str(state_dir), "--station", station, "--report-s", str(report_s),
+            "--sampling", sampling]
     if user is not None:
         args += ["--user", user, "--password", password or ""]
     if tls_ca is not None:

@@ -30,6 +30,9 @@ from simulators.walk import make_walk
 pytestmark = pytest.mark.micropython
 
 SPEEDUP = 120  # 20 simulated minutes in 10 s
+# Fixed sampling publishes every 10 s of the walk: the most traffic for the faults to hit.
+# (Adaptive sampling goes through the same outbox and client; test_e2e_patrol runs it.)
+SAMPLING = "fixed"
 DEVICE = "T-0042"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +84,7 @@ class Patrol:
         self.firmware = tracker_process.start(
             self.terminal.path, broker or self.broker, DEVICE, self.state,
             log_path=self.workdir / f"firmware-{self.runs}.log", exit_on_eof=True,
-            user=self.device.username, password=self.device.password)
+            user=self.device.username, password=self.device.password, sampling=SAMPLING)
 
     def kill_firmware(self) -> None:
         self.firmware.send_signal(signal.SIGKILL)
@@ -224,7 +227,7 @@ def test_device_delivers_over_tls_checking_the_broker_certificate(tmp_path, tls_
             patrol.terminal.path, tls_mosquitto.tls_address, DEVICE, patrol.state,
             log_path=tmp_path / f"firmware-{patrol.runs}.log", exit_on_eof=True,
             user=patrol.device.username, password=patrol.device.password,
-            tls_ca=tls_mosquitto.ca_path, cpython=cpython)
+            tls_ca=tls_mosquitto.ca_path, cpython=cpython, sampling=SAMPLING)
         log = patrol.finish(patrol.play_in_background())
         assert "retry" not in log
         assert_exactly_once_in_order(patrol, last_seq(log))

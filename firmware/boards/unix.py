@@ -4,7 +4,8 @@ Wiring only: it builds the ports and hands them to ``tracker.app.run``. Run it a
 
     micropython main.py --gps /dev/pts/3 --broker 127.0.0.1:1883 --device-id T-0001 \
         --state /var/lib/hotspots/T-0001 [--station main] [--exit-on-eof] [--report-s 10] \
-        [--user T-0001 --password SECRET] [--tls-ca ca.pem] [--dock /dev/pts/5]
+        [--user T-0001 --password SECRET] [--tls-ca ca.pem] [--dock /dev/pts/5] \
+        [--sampling adaptive|fixed]
         [--battery FILE]
 
 ``--dock``: the dock's serial link (the tracker then tracks only when signed out and out of the
@@ -41,7 +42,8 @@ class SerialLines:
 
 def parse_args(argv):
     """Options as a dict; exits with the usage line on anything unknown."""
-    opts = {"station": "main", "exit_on_eof": False, "report_s": 10, "user": None,
+    opts = {"station": "main", "exit_on_eof": False, "report_s": 10, "sampling": "adaptive",
+            "user": None,
             "password": None}
     i = 0
     while i < len(argv):
@@ -98,4 +100,4 @@ def main(argv):
         ports.battery = FileBattery(opts["battery"]) if opts.get("battery") else None
     asyncio.run(app.run(ports, opts["device_id"], host, int(port), opts["station"],
                         opts["exit_on_eof"], int(opts["report_s"]), opts["user"],
-                        opts["password"]))
+                        opts["password"], opts["sampling"]))

@@ -16,6 +16,7 @@ from tracker.fence import FenceEngine, FenceSet
 from tracker.mqtt import MQTTClient
 from tracker.nmea import NmeaParser
 from tracker.outbox import Outbox
+from tracker.policy import Policy, approx_distance_m, density_near
 
 FIRMWARE_VERSION = "0.1.0"
 
@@ -24,6 +25,8 @@ _MOVE_REPORT_M = const(50)
 _FENCES_FILE = "fences.json"
 _BATCH = const(20)  # messages in flight per round trip
 _MAX_BACKOFF_S = const(60)
+_FAR_M = const(100000)  # "no fence anywhere near" for the policy
+_SHIFT_S = const(36000)  # the shift the battery budget must reach: ten hours
 
 
 class Tracker:
@@ -32,11 +35,19 @@ class Tracker:
     :param device_id: the device id (topic and ``dev`` field)
     :param outbox: an :class:`tracker.outbox.Outbox`
     :param fence_set: the active :class:`tracker.fence.FenceSet`, or None
-    :param report_interval_s: a location is queued at least this often while fixes are valid
+    :param report_interval_s: with fixed sampling, a location at least this often
+    :param policy: a :class:`tracker.policy.Policy` for adaptive sampling and reporting, or None
+        for fixed sampling (every epoch evaluated, a location every ``report_interval_s`` or
+        ``move_report_m``, everything sent at once)
+
+    With a policy, the receiver is "off" from each fix until ``policy.wake_t``: a board with a
+    ``gnss_power`` port switches it off (``run`` does that); epochs that arrive anyway (the unix
+    port replays a recorded or simulated stream) are dropped unseen, exactly as if it had been off,
+    and counted in ``gnss_off_epochs``.
     """
 
     def __init__(self, device_id, outbox, fence_set=None, report_interval_s=_REPORT_INTERVAL_S,
-                 move_report_m=_MOVE_REPORT_M, battery=None):
+                 move_report_m=_MOVE_REPORT_M, battery=None, policy=None):
         self.device_id = device_id
         self.outbox = outbox
         self.report_interval_s = report_interval_s
@@ -58,6 +69,11 @@ class Tracker:
         # (tracker.dock keeps both). A board without a dock counts as signed out, undocked.
         self.docked = False
         self.assigned = True
+        self.policy = policy
+        self.gnss_off_until = 0  # GNSS time until which the receiver is off (0: on)
+        self.gnss_off_epochs = 0
+        self.oldest_pending_t = 0  # when the oldest message now waiting was queued
+        self._transitioned = False
 
     def tracking(self):
         """True while positions are recorded: assigned to an officer and out of the dock."""
@@ -107,27 +123,67 @@ class Tracker:
 
     # -- core -----------------------------------------------------------------------------------
     def _on_fix(self, fix):
+        policy = self.policy
+        if policy is not None and fix.t and self._receiver_off(fix.t):
+            return
         if not fix.valid:
             self.invalid_epochs += 1
+            if policy is not None and fix.t and self.tracking() and policy.no_fix(fix.t):
+                self.gnss_off_until = policy.wake_t  # a dead spot: stop searching for a while
             return
         self.fixes += 1
         self.last_fix_t = fix.t
         self._last_fix_ms = self._now_ms
         if not self.tracking():
             return  # the clock still follows GNSS time; nothing is recorded
-        if self.engine is not None:
-            self.engine.update(fix.t, fix.lat_e6, fix.lon_e6, fix.acc_cm)
-        trigger = self._report_trigger(fix)
+        engine = self.engine
+        if engine is not None:
+            engine.update(fix.t, fix.lat_e6, fix.lon_e6, fix.acc_cm)
+        if policy is None:
+            trigger = self._report_trigger(fix)
+        else:
+            nearest = _FAR_M
+            density = 0
+            if engine is not None:
+                nearest = engine.nearest_m
+                if nearest < self.fence_set.near_m:
+                    density = density_near(self.fence_set, fix.lat_e6, fix.lon_e6)
+            trigger = policy.fix(fix.t, fix.lat_e6, fix.lon_e6, fix.speed_cmps, fix.acc_cm,
+                                 nearest, density, self._transitioned)
+            self._transitioned = False
+            if policy.off_s:
+                self.gnss_off_until = policy.wake_t
         if trigger:
             self._queue_location(fix, trigger)
+
+    def _receiver_off(self, t):
+        """True (and the epoch is dropped) while the policy has the receiver switched off."""
+        if not self.gnss_off_until:
+            return False
+        if t < self.gnss_off_until:
+            self.gnss_off_epochs += 1
+            return True
+        self.gnss_off_until = 0
+        self.policy.gnss_on(t)
+        return False
+
+    def upload_due(self):
+        """Whether the publisher should send what is waiting now (always, without a policy)."""
+        n = len(self.outbox)
+        if not n:
+            self.oldest_pending_t = 0
+            return False
+        if self.policy is None:
+            return True
+        return self.policy.upload_due(self.now_s(), n, self.oldest_pending_t)
 
     def _report_trigger(self, fix):
         if self._entered_since_report:
             return "c"
         if not self._last_report_t or fix.t - self._last_report_t >= self.report_interval_s:
             return "t"
-        if _approx_distance_m(self._last_report_lat, self._last_report_lon,
-                              fix.lat_e6, fix.lon_e6) >= self.move_report_m:
+        if approx_distance_m(self._last_report_lat, self._last_report_lon,
+                             fix.lat_e6, fix.lon_e6) >= self.move_report_m:
             return "v"
         return ""
 
@@ -139,7 +195,7 @@ class Tracker:
             regions = [ids[i] for i in self.engine.inside]
         payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
                                 self._battery_pct(), trigger)
-        self.outbox.put(seq, wire.KIND_LOCATION, payload)
+        self._put(seq, wire.KIND_LOCATION, payload, fix.t)
         self._last_report_t = fix.t
         self._last_report_lat = fix.lat_e6
         self._last_report_lon = fix.lon_e6
@@ -150,8 +206,14 @@ class Tracker:
         payload = wire.transition(self.device_id, seq, entering, self.fence_set.ids[index],
                                   self.fence_set.names[index], tst, lat_e6, lon_e6,
                                   self.parser.fix.acc_cm, self.now_s())
-        self.outbox.put(seq, wire.KIND_EVENT, payload)
+        self._put(seq, wire.KIND_EVENT, payload, tst)
         self._entered_since_report = True
+        self._transitioned = True
+
+    def _put(self, seq, kind, payload, t):
+        if not len(self.outbox):
+            self.oldest_pending_t = t
+        self.outbox.put(seq, kind, payload)
 
     def _battery_pct(self):
         return self.battery.percent() if self.battery is not None else -1
@@ -184,19 +246,6 @@ class Tracker:
                            len(self.outbox), self._battery_pct(), FIRMWARE_VERSION)
 
 
-def _approx_distance_m(lat1_e6, lon1_e6, lat2_e6, lon2_e6):
-    """Rough distance for the move trigger: equirectangular at UK latitudes, octagonal norm.
-
-    1e-6 degree of latitude is 0.111 m; of longitude at 51.5 N, 0.069 m. Within a few percent,
-    which is all a 50 m move trigger needs; the fence engine does the exact geometry.
-    """
-    dlat = abs(lat2_e6 - lat1_e6) // 9
-    dlon = abs(lon2_e6 - lon1_e6) * 9 // 130
-    if dlat < dlon:
-        dlat, dlon = dlon, dlat
-    return dlat + dlon * 3 // 8
-
-
 class Ports:
     """What a board hands the tracker.
 
@@ -207,19 +256,24 @@ class Ports:
     :param dock: the dock's serial link (``async readline()``, ``write(bytes)``), or None for a
         board without a dock (it then tracks all the time, see ``tracker.dock``)
     :param battery: object with ``percent()`` (and optionally ``charging()``), or None
+    :param gnss_power: object with ``on()`` and ``off()`` for the receiver's power, or None (the
+        receiver stays powered; the core still ignores epochs while the policy has it "off")
     """
 
-    def __init__(self, gnss, open_connection, storage, log=print, dock=None, battery=None):
+    def __init__(self, gnss, open_connection, storage, log=print, dock=None, battery=None,
+                 gnss_power=None):
         self.gnss = gnss
         self.open_connection = open_connection
         self.storage = storage
         self.log = log
         self.dock = dock
         self.battery = battery
+        self.gnss_power = gnss_power
 
 
 async def run(ports, device_id, broker_host, broker_port, station="main", exit_on_eof=False,
-              report_interval_s=_REPORT_INTERVAL_S, user=None, password=None):
+              report_interval_s=_REPORT_INTERVAL_S, user=None, password=None,
+              sampling="adaptive"):
     """Run the tracker until the GNSS stream ends (with ``exit_on_eof``) or forever.
 
     Two tasks share the outbox: one reads and parses GNSS lines, the other publishes. A dead link
@@ -234,14 +288,17 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
             fence_set = FenceSet.from_json(text)
         except ValueError as exc:
             ports.log("stored fences unusable: %s" % exc)
-    tracker = Tracker(device_id, outbox, fence_set, report_interval_s,
-                      battery=getattr(ports, "battery", None))
-    ports.log("hotspots firmware %s on %s %s: device %s, fences %s" % (
+    policy = Policy() if sampling == "adaptive" else None
+    battery = getattr(ports, "battery", None)
+    tracker = Tracker(device_id, outbox, fence_set, report_interval_s, battery=battery,
+                      policy=policy)
+    ports.log("hotspots firmware %s on %s %s: device %s, fences %s, %s sampling" % (
         FIRMWARE_VERSION, sys.implementation.name, ".".join(str(v) for v in
                                                          sys.implementation.version[:3]),
-        device_id, fence_set.version if fence_set else "none"))
+        device_id, fence_set.version if fence_set else "none", sampling))
     wake = asyncio.Event()
-    state = {"eof": False, "published": 0, "status_due": False}
+    state = {"eof": False, "published": 0, "status_due": False, "draining": False,
+             "shift_end": 0, "budget_ms": 0}
 
     async def read_gnss():
         while True:
@@ -254,6 +311,22 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
             tracker.feed_line(line, ticks_ms())
             if len(outbox):
                 wake.set()
+            power = getattr(ports, "gnss_power", None)
+            if power is not None and tracker.gnss_off_until and policy.off_s:
+                # Switch the receiver off until the policy wants the next fix.
+                power.off()
+                await asyncio.sleep(policy.off_s)
+                power.on()
+
+    def budget_power():
+        """Tell the policy the battery state (shift: ten hours from the first fix)."""
+        if policy is None or battery is None or not tracker.last_fix_t:
+            return
+        if not state["shift_end"]:
+            state["shift_end"] = tracker.last_fix_t + _SHIFT_S
+        charging = battery.charging() if hasattr(battery, "charging") else False
+        policy.power(tracker.now_s(), battery.percent(), charging, tracker.docked,
+                     state["shift_end"])
 
     def on_message(topic, payload):
         if topic == wire.fences_topic(station):
@@ -289,12 +362,25 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                 if state["status_due"]:
                     state["status_due"] = False
                     await client.publish(status_topic, tracker.status(True), 1, True)
-                batch = outbox.batch(_BATCH)
+                if ticks_diff(ticks_ms(), state["budget_ms"]) >= 60000:
+                    state["budget_ms"] = ticks_ms()
+                    budget_power()
+                # Adaptive sampling batches reports per radio wake-up: wait until one is due,
+                # then send everything waiting. At the end of the stream, send it all.
+                if not state["draining"] and (state["eof"] or tracker.upload_due()):
+                    state["draining"] = True
+                batch = outbox.batch(_BATCH) if state["draining"] else []
                 if not batch:
+                    if state["draining"]:
+                        state["draining"] = False
+                        if policy is not None:
+                            policy.uploaded(tracker.now_s(), True)
                     if state["eof"]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
                         ports.log("nmea: %r" % (tracker.parser.stats(),))
+                        ports.log("gnss: %d fixes used, %d epochs skipped with the receiver off"
+                                  % (tracker.fixes, tracker.gnss_off_epochs))
                         ports.log("outbox: last seq %d, pending %d, thinned %d" % (
                             outbox.last_seq, len(outbox), outbox.dropped))
                         ports.log("published %d messages" % state["published"])
@@ -318,6 +404,8 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
         except Exception as exc:  # noqa: BLE001 - any link failure (MicroPython's TLS raises
             # ValueError on a bad certificate) means: drop the link, back off, try again.
             await client.close()
+            if policy is not None and state["draining"]:
+                policy.uploaded(tracker.now_s(), False)
             # Jitter spreads a fleet's reconnects after a broker restart.
             delay_ms = backoff_s * 500 + random.getrandbits(16) * backoff_s * 500 // 65536
             ports.log("mqtt: %r; retry in %d ms" % (exc, delay_ms))
