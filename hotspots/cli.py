@@ -233,6 +233,8 @@ def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, use
     service = make_gateway(broker_address, db_path, airwave_port, user, password,
                            accounts_path, tls_ca, filters_path, accept_unknown)
     stop = threading.Event()
+    # SIGTERM (a service manager stopping us) drains and commits like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     click.echo(f"gateway: {broker_address} -> {db_path}", err=True)
 
     def announce() -> None:
