@@ -43,8 +43,7 @@ def cli() -> None:
 def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str, ...],
            tls: bool, tls_port: int | None) -> None:
     """Run a private Mosquitto broker (accounts and ACL generated, no anonymous access)."""
-    # A service manager stops us with SIGTERM: clean up the broker then too, not only on Ctrl-C.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _interrupt_on_signals()
     try:
         mosquitto = Mosquitto(port=port, host=host, workdir=workdir, devices=devices, tls=tls,
                               tls_port=tls_port).start()
@@ -62,6 +61,16 @@ def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str,
         pass
     finally:
         mosquitto.cleanup()
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM (a service manager) both mean "clean up and stop".
+
+    SIGINT is set explicitly: a process started in the background by a non-interactive shell
+    inherits SIGINT ignored, and would otherwise leave its broker running.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 # -- simulators -----------------------------------------------------------------------------------
@@ -233,8 +242,7 @@ def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, use
     service = make_gateway(broker_address, db_path, airwave_port, user, password,
                            accounts_path, tls_ca, filters_path, accept_unknown)
     stop = threading.Event()
-    # SIGTERM (a service manager stopping us) drains and commits like Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _interrupt_on_signals()
     click.echo(f"gateway: {broker_address} -> {db_path}", err=True)
 
     def announce() -> None:
