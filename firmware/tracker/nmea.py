@@ -159,7 +159,8 @@ def _udec_slices(b, s, e, places):
     n = e - dot - 1
     if n <= places:
         return int(whole + frac) * _POW10[places - n]  # int(b"") raises for a lone "."
-    return int(whole + frac[:places]) + (frac[places] >= 53)
+    # ".5" rounded to no places has no digits left: it is 0 (+1 when rounding up), not an error.
+    return int(whole + frac[:places] or b"0") + (frac[places] >= 53)
 
 
 def _uint_slices(b, s, e):
