@@ -77,9 +77,40 @@ def test_a_bad_set_is_rejected_and_the_old_one_stays_active():
         assert wire.decode(tracker.status(True))["fences"] == good.version
 
 
+def test_a_city_sized_set_reaches_a_micropython_device(mosquitto, run_micropython):
+    """200 hot spots of 20 vertices: published, received over MQTT and applied on the unix port."""
+    compiled = compile_geojson(city_fences(200, vertices=20))
+    gw = mosquitto.gateway
+    sent = publish(compiled, mosquitto.host, mosquitto.port, "city",
+                   username=gw.username, password=gw.password)
+    device = mosquitto.device("T-0200")
+    script = f"""
+import asyncio
+from tracker.fence import FenceSet
+from tracker.mqtt import MQTTClient
+got = []
+async def main():
+    c = MQTTClient('T-0200', asyncio.open_connection, user='T-0200',
+                   password='{device.password}', on_message=lambda t, p: got.append(p))
+    await c.connect('{mosquitto.host}', {mosquitto.port})
+    await c.subscribe('{sent.topic}')
+    for _ in range(100):
+        if got:
+            break
+        await asyncio.sleep(0.05)
+    await c.disconnect()
+    fs = FenceSet.from_json(got[0])
+    print(len(got[0]), len(fs), fs.version)
+asyncio.run(main())
+"""
+    size, count, version = run_micropython("-c", script).split()
+    assert int(size) == sent.payload_bytes > 16384
+    assert (int(count), version) == (200, compiled.version)
+
+
 def test_publish_refuses_a_set_too_large_for_the_device():
-    big = compile_geojson(city_fences(200, vertices=20))
-    with pytest.raises(FenceError, match="trackers accept at most 16384 bytes"):
+    big = compile_geojson(city_fences(400, vertices=20))
+    with pytest.raises(FenceError, match="trackers accept at most 49152 bytes"):
         publish(big, "127.0.0.1", 1, "main")  # refused before any connection is tried
 
 

@@ -23,7 +23,9 @@ _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
 
-_MAX_PACKET = const(16384)
+# Largest packet accepted: a retained fence set of 200 twenty-vertex hot spots is ~42 KB as the
+# JSON wrapper (fences.publish refuses anything larger than this before sending it).
+_MAX_PACKET = const(49152)
 
 
 class MQTTError(OSError):
