@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from gateway.broker import Mosquitto
 from gateway.schema import open_db
 from simulators import tracker_process
+
+# The default run is repeatable: the same examples every time, so CI fails only on a change.
+# HYPOTHESIS_PROFILE=explore searches fresh random examples (run it when changing a parser).
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -267,6 +267,7 @@ mutation = st.tuples(st.integers(min_value=0, max_value=len(SAMPLE) - 1),
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(mutation, max_size=8), st.integers(min_value=1, max_value=80))
+@example([(70, "insert", b"\x00")], 1)  # found by hypothesis: a NUL cutting a checksum, byte-fed
 def test_mutated_sentences_are_rejected_or_parsed_never_raise(mutations, chunk: int) -> None:
     data = bytearray(SAMPLE)
     for at, how, blob in sorted(mutations, reverse=True):

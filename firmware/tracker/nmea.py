@@ -476,6 +476,9 @@ class NmeaParser:
         j = self._sentence(buf, 0, k)
         if j < 0:  # ended by a stop byte before '*hh': as _sentence counts it in one buffer
             self._counts[_NO_CHECKSUM if star >= 0 or c == 13 or c == 10 else _TRUNCATED] += 1
+            if star >= 0:
+                self._quiet = True  # a cut checksum: the rest of the line is its debris, as in
+                # _sentence, not noise
             return i
         if j < k and not self._quiet:
             self._outside(buf, j, k)
