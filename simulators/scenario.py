@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from shapely.geometry import LineString, Point, shape
+from shapely.geometry import LineString, Point
 from shapely.ops import polylabel
 
 from fences.geo import LocalFrame
 from fences.synthetic import CITY_LAT_E6, CITY_LON_E6, city_fences
-from simulators.walk import Visit, Walk
+from simulators.walk import Visit, Walk, hotspots_xy
 
 #: 2026-01-01 08:00 UTC: shifts start here (a day shift).
 SHIFT_START = 1_767_254_400
@@ -76,24 +76,6 @@ class Scenario:
     officers: list[OfficerShift]
     hours: float
     seed: int
-
-
-def hotspots_xy(doc: dict, frame: LocalFrame) -> dict[str, object]:
-    """Hot spots of a FeatureCollection as shapely geometries in ``frame`` metres, by id.
-
-    Circles (a Point with ``radius_m``) become 64-gons, as in :func:`simulators.walk.load_hotspots`.
-    """
-    out = {}
-    for index, feature in enumerate(doc.get("features", [])):
-        props = feature.get("properties") or {}
-        hotspot_id = str(props.get("id", feature.get("id", index)))
-        geom = shape(feature["geometry"])
-        if geom.geom_type == "Point":
-            x, y = frame.to_xy(geom.x, geom.y)
-            out[hotspot_id] = Point(x, y).buffer(float(props["radius_m"]), 64)
-        else:
-            out[hotspot_id] = frame.geom_to_xy(geom)
-    return out
 
 
 def _largest_part(geom):

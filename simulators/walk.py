@@ -184,9 +184,16 @@ def load_route(path: str | Path) -> tuple[list[tuple[float, float]], dict]:
 
 def load_hotspots(path: str | Path, projection: LocalFrame) -> dict[str, object]:
     """Hot spots of a fences GeoJSON file as polygons in local metres, keyed by id."""
-    data = json.loads(Path(path).read_text())
+    return hotspots_xy(json.loads(Path(path).read_text()), projection)
+
+
+def hotspots_xy(doc: dict, projection: LocalFrame) -> dict[str, object]:
+    """Hot spots of a fences GeoJSON document as polygons in local metres, keyed by id.
+
+    Circles (a Point with ``radius_m``) become 64-gons.
+    """
     out = {}
-    for index, feature in enumerate(data.get("features", [])):
+    for index, feature in enumerate(doc.get("features", [])):
         props = feature.get("properties") or {}
         hotspot_id = str(props.get("id", feature.get("id", index)))
         geom = shape(feature["geometry"])

@@ -3,10 +3,9 @@
 Runs under pytest and on the MicroPython unix port (``tests/firmware/mprun.py``).
 """
 
-import os
-import random
 
-from boards.storage import DirStorage
+from scratch import scratch, wipe
+
 from tracker import dock
 from tracker.app import Tracker
 from tracker.dock import DockLink, frame, unframe
@@ -37,20 +36,6 @@ def feed_walk(tracker, seconds, step_s=11):
         for line in epoch(i * step_s % 60, i):
             tracker.feed_line(line, i * step_s * 1000)
     tracker.end_of_stream(seconds * step_s * 1000)
-
-
-def scratch():
-    path = "/tmp/hotspots-dock-%d" % random.getrandbits(30)
-    storage = DirStorage(path)
-    for name in storage.names():
-        storage.remove(name)
-    return storage
-
-
-def wipe(storage):
-    for name in storage.names():
-        storage.remove(name)
-    os.rmdir(storage.root)
 
 
 def request(link, rid, text, now_ms=0):
@@ -159,7 +144,7 @@ def test_identity_says_who_and_in_what_state():
 
 
 def test_fence_set_pushed_in_chunks_is_applied_and_kept_only_when_whole():
-    storage = scratch()
+    storage = scratch("hotspots-dock")
     try:
         with open(FENCES) as f:
             text = f.read().strip()
@@ -188,7 +173,7 @@ def test_fence_set_pushed_in_chunks_is_applied_and_kept_only_when_whole():
 
 
 def test_sign_out_and_settings_survive_a_reboot():
-    storage = scratch()
+    storage = scratch("hotspots-dock")
     try:
         tracker, link = docked_tracker(storage)
         assert request(link, 1, "ASN C77 1795600000")[0]

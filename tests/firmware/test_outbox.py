@@ -4,26 +4,10 @@ Runs under pytest and on the MicroPython unix port, against real files in a scra
 (``boards.storage.DirStorage``, the class the unix board and devices use).
 """
 
-import os
-import random
 
-from boards.storage import DirStorage
+from scratch import scratch, wipe
+
 from tracker.outbox import Outbox, encode_record, scan
-
-
-def scratch():
-    """An empty folder of its own under /tmp."""
-    path = "/tmp/hotspots-outbox-%d" % random.getrandbits(30)
-    storage = DirStorage(path)
-    for name in storage.names():
-        storage.remove(name)
-    return storage
-
-
-def wipe(storage):
-    for name in storage.names():
-        storage.remove(name)
-    os.rmdir(storage.root)
 
 
 def fill(box, n, kind="loc", first=None):
@@ -40,7 +24,7 @@ def pending(box):
 
 
 def test_messages_survive_a_reboot_in_order():
-    storage = scratch()
+    storage = scratch("hotspots-outbox")
     try:
         box = Outbox(storage)
         fill(box, 5)
@@ -54,7 +38,7 @@ def test_messages_survive_a_reboot_in_order():
 
 
 def test_acknowledged_messages_are_gone_after_a_reboot():
-    storage = scratch()
+    storage = scratch("hotspots-outbox")
     try:
         box = Outbox(storage)
         fill(box, 6)
@@ -72,7 +56,7 @@ def test_acknowledged_messages_are_gone_after_a_reboot():
 
 
 def test_other_kinds_keep_their_kind():
-    storage = scratch()
+    storage = scratch("hotspots-outbox")
     try:
         box = Outbox(storage)
         box.put(box.next_seq(), "status", b'{"online":true}')
@@ -82,7 +66,7 @@ def test_other_kinds_keep_their_kind():
 
 
 def test_delivered_segments_are_deleted():
-    storage = scratch()
+    storage = scratch("hotspots-outbox")
     try:
         box = Outbox(storage, segment_bytes=512)
         fill(box, 60)
@@ -112,7 +96,7 @@ def test_full_outbox_thins_old_locations_and_keeps_every_transition():
 
 
 def test_thinning_survives_a_reboot():
-    storage = scratch()
+    storage = scratch("hotspots-outbox")
     try:
         box = Outbox(storage, capacity=10)
         fill(box, 25)
@@ -123,7 +107,7 @@ def test_thinning_survives_a_reboot():
 
 
 def test_log_is_compacted_when_it_outgrows_its_budget():
-    storage = scratch()
+    storage = scratch("hotspots-outbox")
     try:
         box = Outbox(storage, capacity=30, max_bytes=2048, segment_bytes=512)
         fill(box, 200)
@@ -172,7 +156,7 @@ def test_a_corrupt_byte_loses_only_its_own_record():
 
 
 def test_recovery_from_a_torn_log_file_then_new_writes_follow():
-    storage = scratch()
+    storage = scratch("hotspots-outbox")
     try:
         box = Outbox(storage)
         fill(box, 4)
