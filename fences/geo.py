@@ -52,18 +52,26 @@ class LocalFrame:
         self.mx, self.my = metres_per_e6(lat0_e6 / 1e6)
 
     def to_xy(self, lon_deg: float, lat_deg: float) -> tuple[float, float]:
-        """Project degrees to local metres (x east, y north)."""
+        """Project degrees to local metres (x east, y north); numpy arrays work element-wise."""
         return (
             (lon_deg * 1e6 - self.lon0_e6) * self.mx,
             (lat_deg * 1e6 - self.lat0_e6) * self.my,
         )
 
     def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
-        """Inverse of :meth:`to_xy`."""
+        """Inverse of :meth:`to_xy` (also element-wise on numpy arrays)."""
         return (
             (x / self.mx + self.lon0_e6) / 1e6,
             (y / self.my + self.lat0_e6) / 1e6,
         )
+
+    def e6_to_xy(self, lat_e6, lon_e6):
+        """Project micro-degrees to local metres: ``(x, y)``; numpy arrays work element-wise."""
+        return (lon_e6 - self.lon0_e6) * self.mx, (lat_e6 - self.lat0_e6) * self.my
+
+    def xy_to_e6(self, x, y):
+        """Inverse of :meth:`e6_to_xy`, unrounded: ``(lat_e6, lon_e6)`` as floats."""
+        return y / self.my + self.lat0_e6, x / self.mx + self.lon0_e6
 
     def geom_to_xy(self, geom):
         """Project a shapely geometry given in lon/lat degrees to local metres."""

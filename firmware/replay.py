@@ -30,9 +30,9 @@ def replay(nmea_path, fence_set, write, device_id="T-REPLAY"):
             item = outbox.peek()
             if item is None:
                 return
-            seq, kind, payload = item
-            write(payload if isinstance(payload, str) else str(bytes(payload), "utf-8"))
-            outbox.pop(seq)
+            seq, _kind, payload = item
+            write(str(payload, "utf-8"))
+            outbox.ack(seq)
 
     with open(nmea_path, "rb") as f:
         for line in f:

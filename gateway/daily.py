@@ -48,16 +48,34 @@ def exceptions_rows(outcomes: list[taskings.Outcome], untasked: list, tz: dt.tzi
     rows = []
     for o in outcomes:
         row = o.as_dict()
-        row["start"] = exports._iso(row["start"], tz)
-        row["end"] = exports._iso(row["end"], tz)
+        row["start"] = exports.format_datetime(row["start"], tz)
+        row["end"] = exports.format_datetime(row["end"], tz)
         rows.append(row)
     for v in untasked:
         rows.append({"kind": "presence", "status": "untasked", "date": "", "hotspot": v.hotspot,
-                     "assignee": v.who, "start": exports._iso(v.enter, tz),
-                     "end": exports._iso(v.leave, tz), "required_min": "",
+                     "assignee": v.who, "start": exports.format_datetime(v.enter, tz),
+                     "end": exports.format_datetime(v.leave, tz), "required_min": "",
                      "in_window_min": "", "outside_window_min": round(v.dwell_s / 60, 2),
                      "present": v.who})
     return rows
+
+
+def day_exceptions(db: sqlite_utils.Database, date: dt.date, hotspots: HotSpotSet,
+                   tz: dt.tzinfo = dt.UTC, rules: VisitRules = DEFAULT_RULES,
+                   ) -> tuple[tuple[int, int], list, list[taskings.Outcome], list]:
+    """The day's window, the visits around it, the taskings' outcomes and the untasked visits.
+
+    Visits are computed over the day widened to every tasking's window, so a tasking running
+    past midnight is judged on all of it; the untasked visits are not yet clipped to the day.
+    """
+    window = day_window(date, tz)
+    plan = taskings.taskings_for(db, date.isoformat())
+    wide = (min([window[0], *(t.start_ts for t in plan)]),
+            max([window[1], *(t.end_ts for t in plan)]))
+    visits = compute_visits(db, hotspots, wide, rules)
+    outcomes, untasked = taskings.exception_report(plan, visits, taskings.team_members(db),
+                                                   window)
+    return window, visits, outcomes, untasked
 
 
 def write_daily(db: sqlite_utils.Database, day: str, out_dir: Path, hotspots: HotSpotSet,
@@ -65,15 +83,9 @@ def write_daily(db: sqlite_utils.Database, day: str, out_dir: Path, hotspots: Ho
                 tiles_url: str | None = None, plots: bool = True) -> DailyResult:
     """Write all of the day's reports (see the module docstring) into ``out_dir``."""
     date = parse_date(day)
-    window = day_window(date, tz)
-    plan = taskings.taskings_for(db, date.isoformat())
-    wide = (min([window[0], *(t.start_ts for t in plan)]),
-            max([window[1], *(t.end_ts for t in plan)]))
-    all_visits = compute_visits(db, hotspots, wide, rules)
+    window, all_visits, outcomes, untasked = day_exceptions(db, date, hotspots, tz, rules)
     visits = clip_visits(all_visits, window)
     stats = daily_stats(visits, date, tz, hotspots)
-    outcomes, untasked = taskings.exception_report(plan, all_visits,
-                                                   taskings.team_members(db), window)
     untasked = clip_visits(untasked, window)
     track_list = exports.tracks(db, window, tz)
 

@@ -24,13 +24,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import sqlite_utils
 
+from gateway.identity import OFFICER_AT
 from gateway.visits import HotSpotSet, Visit
-
-OFFICER_AT = (
-    "(SELECT collar FROM assignments a WHERE a.device_id = {table}.device_id"
-    " AND a.start_ts <= {table}.tst AND (a.end_ts IS NULL OR a.end_ts > {table}.tst)"
-    " ORDER BY a.start_ts DESC LIMIT 1)"
-)
 
 EXPORT_COLUMNS = ("device_id", "officer", "seq", "tst", "time_utc", "lat", "lon", "speed_mps",
                   "course_deg", "acc_m", "source")
@@ -46,7 +41,8 @@ class ExportError(ValueError):
     """An export cannot be written as asked."""
 
 
-def _iso(epoch_s: float, tz: dt.tzinfo = dt.UTC) -> str:
+def format_datetime(epoch_s: float, tz: dt.tzinfo = dt.UTC) -> str:
+    """ISO 8601 with offset (``Z`` for UTC), as exports carry it."""
     return dt.datetime.fromtimestamp(epoch_s, tz).isoformat().replace("+00:00", "Z")
 
 
@@ -96,7 +92,8 @@ def visit_row(v: Visit, tz: dt.tzinfo = dt.UTC) -> dict:
     """One visit as a flat CSV row (times ISO 8601 in ``tz`` and epoch seconds)."""
     return {
         "officer": v.officer or "", "device_id": v.device_id, "hotspot": v.hotspot,
-        "name": v.name or "", "enter_time": _iso(v.enter, tz), "leave_time": _iso(v.leave, tz),
+        "name": v.name or "", "enter_time": format_datetime(v.enter, tz),
+        "leave_time": format_datetime(v.leave, tz),
         "enter": v.enter, "leave": v.leave, "dwell_s": v.dwell_s,
         "dwell_min": round(v.dwell_s / 60, 2), "method": v.method,
         "clipped_start": int(v.clipped_start), "clipped_end": int(v.clipped_end),
@@ -214,8 +211,8 @@ def tracks_geojson(track_list: list[Track], visits: Iterable[Visit] = (),
                         else {"type": "Point", "coordinates": coords[0]})
             features.append({"type": "Feature", "geometry": geometry, "properties": {
                 "kind": "track", "officer": track.officer, "label": track.label,
-                "device_id": device_id, "start": _iso(points[0][0], tz),
-                "end": _iso(points[-1][0], tz), "fixes": len(points),
+                "device_id": device_id, "start": format_datetime(points[0][0], tz),
+                "end": format_datetime(points[-1][0], tz), "fixes": len(points),
                 "times": [t for t, _, _ in points]}})
     index = {h: i for i, h in enumerate(hotspots.ids)} if hotspots else {}
     for v in visits:
@@ -231,8 +228,9 @@ def tracks_geojson(track_list: list[Track], visits: Iterable[Visit] = (),
 def _gpx(track: Track) -> str:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              '<gpx version="1.1" creator="hotspots" xmlns="http://www.topografix.com/GPX/1/1">',
-             f"  <metadata><name>{escape(track.label)} shift from {_iso(track.start)}</name>"
-             f"<time>{_iso(track.start)}</time></metadata>"]
+             f"  <metadata><name>{escape(track.label)} shift from"
+             f" {format_datetime(track.start)}</name>"
+             f"<time>{format_datetime(track.start)}</time></metadata>"]
     by_device: dict[str, list[list[tuple[int, float, float]]]] = {}
     for device_id, points in track.segments:
         by_device.setdefault(device_id, []).append(points)
@@ -242,7 +240,8 @@ def _gpx(track: Track) -> str:
             lines.append("    <trkseg>")
             for tst, lat, lon in points:
                 lines.append(f"      <trkpt lat={quoteattr(f'{lat:.6f}')}"
-                             f" lon={quoteattr(f'{lon:.6f}')}><time>{_iso(tst)}</time></trkpt>")
+                             f" lon={quoteattr(f'{lon:.6f}')}>"
+                             f"<time>{format_datetime(tst)}</time></trkpt>")
             lines.append("    </trkseg>")
         lines.append("  </trk>")
     lines.append("</gpx>")

@@ -89,7 +89,7 @@ def load_config(path: str | Path | None) -> dict[str, FilterConfig]:
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance (haversine), metres.
+    """Great-circle distance, metres.
 
     Close points (the per-message case) use the equirectangular approximation, a third of the
     cost and within 0.1 % below 50 km; the haversine is kept for everything farther.
@@ -98,6 +98,11 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     if abs(dlat) < 0.5 and abs(dlon) < 0.5:
         x = math.radians(dlon) * math.cos(math.radians((lat1 + lat2) / 2))
         return EARTH_RADIUS_M * math.hypot(x, math.radians(dlat))
+    return haversine_m(lat1, lon1, lat2, lon2)
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine) at any range, metres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2

@@ -21,6 +21,14 @@ import sqlite_utils
 
 COLLAR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
+#: SQL for the collar number carrying ``{table}.device_id`` at ``{table}.tst`` (NULL if nobody):
+#: ``OFFICER_AT.format(table="p")`` inside a query over rows with a device and a fix time.
+OFFICER_AT = (
+    "(SELECT collar FROM assignments a WHERE a.device_id = {table}.device_id"
+    " AND a.start_ts <= {table}.tst AND (a.end_ts IS NULL OR a.end_ts > {table}.tst)"
+    " ORDER BY a.start_ts DESC LIMIT 1)"
+)
+
 
 class IdentityError(ValueError):
     """An assignment or return that cannot be recorded; the message says why."""

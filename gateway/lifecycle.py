@@ -13,14 +13,13 @@ Both read only SQLite, like the rest of ``hotspots status``:
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlite_utils
 
-EARTH_M_PER_DEG = 111_195.0
+from gateway.filters import distance_m
 
 
 @dataclass(frozen=True)
@@ -37,11 +36,6 @@ class ShiftDrain:
         return (self.start_pct - self.end_pct) / max((self.end - self.start) / 3600, 1e-9)
 
 
-def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
-    return math.hypot(x * EARTH_M_PER_DEG / math.radians(1), (lat2 - lat1) * EARTH_M_PER_DEG)
-
-
 def still_for_s(db: sqlite_utils.Database, device_id: str, now: int, window_s: int,
                 radius_m: float = 30) -> tuple[int, float, float] | None:
     """How long the device's newest fixes (within ``window_s`` + 1 h before ``now``) have stayed
@@ -55,7 +49,7 @@ def still_for_s(db: sqlite_utils.Database, device_id: str, now: int, window_s: i
     t_last, lat, lon = rows[0]
     earliest = t_last
     for tst, la, lo in rows[1:]:
-        if _distance_m(lat, lon, la, lo) > radius_m:
+        if distance_m(lat, lon, la, lo) > radius_m:
             break
         earliest = tst
     return t_last - earliest, lat, lon

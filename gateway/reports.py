@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 
-from gateway.exports import EXPORT_COLUMNS, export_positions, positions
 from gateway.visits import (
     OPEN_WINDOW,
     HotSpotSet,
@@ -37,17 +36,14 @@ from gateway.visits import (
 )
 
 __all__ = [
-    "EXPORT_COLUMNS",
     "DailyStats",
     "ReportError",
     "Visit",
     "daily_stats",
     "day_window",
     "dwell_table",
-    "export_positions",
     "format_duration",
     "format_time",
-    "positions",
     "visits_from_transitions",
     "zone",
 ]
@@ -116,12 +112,6 @@ def format_time(epoch_s: float | None, tz: dt.tzinfo = dt.UTC) -> str:
     if epoch_s is None:
         return "-"
     return dt.datetime.fromtimestamp(epoch_s, tz).strftime("%H:%M:%S")
-
-
-def format_datetime(epoch_s: float, tz: dt.tzinfo = dt.UTC) -> str:
-    """ISO 8601 with offset (``Z`` for UTC), as exports carry it."""
-    text = dt.datetime.fromtimestamp(epoch_s, tz).isoformat()
-    return text.replace("+00:00", "Z")
 
 
 def dwell_table(visits: list[Visit], tz: dt.tzinfo = dt.UTC) -> Iterator[str]:

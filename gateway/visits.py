@@ -263,8 +263,7 @@ def load_tracks(db: sqlite_utils.Database, frame: LocalFrame, start: int, end: i
     dev = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
     block = np.concatenate(parts)
     t, lat, lon = block[:, 0].astype(np.int64), block[:, 1], block[:, 2]
-    x = (lon * 1e6 - frame.lon0_e6) * frame.mx
-    y = (lat * 1e6 - frame.lat0_e6) * frame.my
+    x, y = frame.to_xy(lon, lat)
     return Tracks(device_ids, dev, t, x, y)
 
 

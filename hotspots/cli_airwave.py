@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import click
+
+from hotspots.cli_gateway import open_database
 
 
 @click.group()
@@ -68,11 +69,10 @@ def read(port: str, db_path: str, baud: int) -> None:
 def assign(db_path: str, issi: int, collar: str, start_ts: int, end_ts: int | None) -> None:
     """Record which officer carries a radio from when (ends the radio's open assignment)."""
     from gateway.airwave.store import assign_radio, radio_device_id
-    from gateway.schema import open_db
 
     if end_ts is not None and end_ts <= start_ts:
         raise click.ClickException("--to must be after --from")
-    assign_radio(open_db(db_path), issi, collar, start_ts, end_ts)
+    assign_radio(open_database(db_path, create=True), issi, collar, start_ts, end_ts)
     click.echo(f"{radio_device_id(issi)} -> {collar} from {start_ts}")
 
 
@@ -84,11 +84,7 @@ def positions(db_path: str, include_all: bool) -> None:
     """Radio reports as JSON lines: officer, fix time and its basis, position, error, flags."""
     from gateway.airwave.store import radio_rows
 
-    if not Path(db_path).exists():
-        raise click.ClickException(f"no database at {db_path}")
-    from gateway.schema import open_db
-
-    for row in radio_rows(open_db(db_path), include_all):
+    for row in radio_rows(open_database(db_path), include_all):
         click.echo(json.dumps(row))
 
 

@@ -11,17 +11,10 @@ import sys
 import threading
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import click
 
-
-def _open_db(db_path: str, create: bool = False):
-    from gateway.schema import open_db
-
-    if not create and not Path(db_path).exists():
-        raise click.ClickException(f"no database at {db_path}")
-    return open_db(db_path)
+from hotspots.cli_gateway import open_database
 
 
 @click.group()
@@ -60,7 +53,7 @@ def dock_run(db_path: str, slots: tuple[str, ...], fences_path: str | None,
         except FenceError as exc:
             raise click.ClickException(str(exc)) from exc
         fences_text = compiled if isinstance(compiled, str) else compiled.text
-    _open_db(db_path, create=True).close()
+    open_database(db_path, create=True).close()
     station = DockStation(db_path, ports, fences_text=fences_text,
                           config={"report_s": report_s} if report_s else None,
                           min_charge_pct=min_charge)
@@ -87,7 +80,7 @@ def dock_status(db_path: str, as_json: bool, now_text: str | None) -> None:
     from gateway.dock import status_lines
     from hotspots.cli_gateway import _time
 
-    status = read_status(_open_db(db_path), now=_time(now_text))
+    status = read_status(open_database(db_path), now=_time(now_text))
     if as_json:
         click.echo(json.dumps(asdict(status)))
         return
@@ -109,7 +102,7 @@ def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
     from hotspots.cli_gateway import _time
 
     try:
-        assignment, slot, batt = pick(_open_db(db_path), collar, device=device,
+        assignment, slot, batt = pick(open_database(db_path), collar, device=device,
                                       min_pct=min_charge, due=_time(due_text))
     except PickError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -13,7 +13,9 @@ from pathlib import Path
 import click
 
 
-def _open_db(db_path: str, create: bool = False):
+def open_database(db_path: str, create: bool = False):
+    """The gateway database at ``db_path``, migrated; a ClickException if it is missing (unless
+    ``create``). Every command that takes ``--db`` opens it through here."""
     from gateway.schema import open_db
 
     if not create and not Path(db_path).exists():
@@ -76,7 +78,7 @@ def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_
     from gateway.status import AlertRules, fleet_status, status_lines
 
     rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours)
-    db = _open_db(db_path)
+    db = open_database(db_path)
     now = _time(now_text)
     try:
         while True:
@@ -104,7 +106,7 @@ def register(device: str, db_path: str, source: str) -> None:
     """Add DEVICE to the fleet, so the gateway stores what it sends."""
     from gateway.identity import register_device
 
-    new = register_device(_open_db(db_path, create=True), device, source)
+    new = register_device(open_database(db_path, create=True), device, source)
     click.echo(f"{device} {'registered' if new else 'was already registered'}")
 
 
@@ -122,7 +124,7 @@ def assign(device: str, collar: str, db_path: str, at_text: str | None,
     from gateway.identity import assign as record
 
     try:
-        a = record(_open_db(db_path, create=True), device, collar, _time(at_text),
+        a = record(open_database(db_path, create=True), device, collar, _time(at_text),
                    _time(due_text))
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -139,7 +141,7 @@ def return_(device: str, db_path: str, at_text: str | None) -> None:
     from gateway.identity import IdentityError, return_device
 
     try:
-        a = return_device(_open_db(db_path), device, _time(at_text))
+        a = return_device(open_database(db_path), device, _time(at_text))
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{device} returned by {a.collar} at {a.end_ts}")

@@ -17,18 +17,9 @@ from pathlib import Path
 
 import click
 
-from fences.validate import FenceError
-from gateway.reports import ReportError
+from hotspots.cli_gateway import open_database
 
 OPEN = (-(2**62), 2**62)
-
-
-def _open_existing(db_path: str):
-    from gateway.schema import open_db
-
-    if not Path(db_path).exists():
-        raise click.ClickException(f"no database at {db_path}")
-    return open_db(db_path)
 
 
 def _when(text: str, tz: dt.tzinfo) -> int:
@@ -84,7 +75,9 @@ def _common(window: bool = True, fences: str = "optional") -> Callable:
 
         @functools.wraps(func)
         def wrapper(**kw):
-            from gateway.reports import day_window, zone
+            # Here rather than at the top: `hotspots gateway run` need not load shapely and numpy.
+            from fences.validate import FenceError
+            from gateway.reports import ReportError, day_window, zone
             from gateway.visits import HotSpotSet, VisitRules
 
             try:
@@ -106,7 +99,7 @@ def _common(window: bool = True, fences: str = "optional") -> Callable:
                 if fences != "none":
                     path = kw.pop("fences_path")
                     kw["hotspots"] = HotSpotSet.load(path) if path else None
-                kw["db"] = _open_existing(kw.pop("db_path"))
+                kw["db"] = open_database(kw.pop("db_path"))
                 return func(**kw)
             except (ReportError, FenceError, ValueError) as exc:
                 raise click.ClickException(str(exc)) from exc
@@ -186,19 +179,12 @@ def report_stats(db, hotspots, day, tz, rules, as_json: bool) -> None:
 def report_exceptions(db, hotspots, day, tz, rules, taskings_csv, teams_csv, show_all,
                       as_json) -> None:
     """Taskings not performed, too short or outside their window; untasked presence."""
-    from gateway import taskings
-    from gateway.daily import exceptions_rows
-    from gateway.reports import day_window, parse_date
-    from gateway.visits import clip_visits, compute_visits
+    from gateway.daily import day_exceptions, exceptions_rows
+    from gateway.reports import parse_date
+    from gateway.visits import clip_visits
 
     _import_plan(db, taskings_csv, teams_csv, tz)
-    window = day_window(day, tz)
-    plan = taskings.taskings_for(db, parse_date(day).isoformat())
-    wide = (min([window[0], *(t.start_ts for t in plan)]),
-            max([window[1], *(t.end_ts for t in plan)]))
-    visits = compute_visits(db, hotspots, wide, rules)
-    outcomes, untasked = taskings.exception_report(plan, visits, taskings.team_members(db),
-                                                   window)
+    window, _, outcomes, untasked = day_exceptions(db, parse_date(day), hotspots, tz, rules)
     outcomes = [o for o in outcomes if show_all or o.exception]
     rows = exceptions_rows(outcomes, clip_visits(untasked, window), tz)
     if as_json:
@@ -283,7 +269,7 @@ def export_positions(db_path: str, fmt: str, out) -> None:
     """Stored positions: device, officer, seq, UTC fix time, lat, lon, speed, course, source."""
     from gateway.exports import export_positions as write
 
-    write(_open_existing(db_path), out, fmt)
+    write(open_database(db_path), out, fmt)
 
 
 @export.command("visits")

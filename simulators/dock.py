@@ -96,7 +96,8 @@ class DockSimulator:
         # outbox to pull; the trackers' battery here is the simple model above, not the policy's.
         self.sampling = sampling
         self.fences = fences
-        self.slots = [Slot(f"S{i + 1}", _raw_terminal()) for i in range(slots)]
+        self.slots = [Slot(f"S{i + 1}", gps.PseudoTerminal(blocking=False))
+                      for i in range(slots)]
         self.trackers: dict[str, SimTracker] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -114,7 +115,8 @@ class DockSimulator:
         state.mkdir(parents=True, exist_ok=True)
         if self.fences:
             tracker_process.install_fences(state, self.fences)
-        tracker = SimTracker(device_id, state, gps.PseudoTerminal(), _raw_terminal(),
+        tracker = SimTracker(device_id, state, gps.PseudoTerminal(),
+                             gps.PseudoTerminal(blocking=False),
                              self.workdir / f"{device_id}.battery", batt, self.model,
                              self.workdir / f"{device_id}.log")
         tracker.write_battery()
@@ -129,13 +131,10 @@ class DockSimulator:
         """Start (or restart) the tracker's firmware."""
         t = self.trackers[device_id]
         user, password = self.auth(device_id) if self.auth else (None, None)
-        argv = tracker_process.command(t.gnss.path, self.broker, device_id, t.state_dir,
-                                       report_s=self.report_s, user=user, password=password,
-                                       sampling=self.sampling)
-        argv += ["--dock", t.usb.path, "--battery", str(t.battery_path)]
-        with open(t.log_path, "a") as log:
-            t.process = subprocess.Popen(argv, env=tracker_process.micropython_env(),
-                                         stdout=log, stderr=subprocess.STDOUT)
+        t.process = tracker_process.start(
+            t.gnss.path, self.broker, device_id, t.state_dir, log_path=t.log_path,
+            append_log=True, report_s=self.report_s, user=user, password=password,
+            sampling=self.sampling, dock=t.usb.path, battery=t.battery_path)
 
     def stop_tracker(self, device_id: str) -> None:
         t = self.trackers[device_id]
@@ -196,10 +195,10 @@ class DockSimulator:
         self._bridge.join(5)
         self._charger.join(5)
         for t in self.trackers.values():
-            for term in (t.gnss, t.usb):
-                _close_terminal(term)
+            t.gnss.hang_up()
+            t.usb.hang_up()
         for s in self.slots:
-            _close_terminal(s.terminal)
+            s.terminal.hang_up()
 
     # -- the cables -------------------------------------------------------------------------
     def _forward(self) -> None:
@@ -255,15 +254,3 @@ class DockSimulator:
                 if int(t.batt) != before:
                     t.write_battery()
 
-
-def _raw_terminal() -> gps.PseudoTerminal:
-    """A pseudo-terminal whose controller end never blocks the cable thread."""
-    term = gps.PseudoTerminal()
-    os.set_blocking(term.controller, False)
-    return term
-
-
-def _close_terminal(term: gps.PseudoTerminal) -> None:
-    for fd in (term.device, term.controller):
-        with contextlib.suppress(OSError):
-            os.close(fd)

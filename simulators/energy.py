@@ -175,6 +175,16 @@ class GnssReceiver:
         self._first_fix_at = t + ttff
         self._tracking_since = None
 
+    @property
+    def ephemeris_t(self) -> float | None:
+        """When the receiver last had a fresh ephemeris downloaded (None: never)."""
+        return self._ephemeris_t
+
+    def tracked_s(self, t: int) -> int:
+        """Seconds of continuous tracking up to and including second ``t`` (0 if not
+        tracking)."""
+        return 0 if self._tracking_since is None else t - self._tracking_since + 1
+
     def power_off(self) -> None:
         """Switch the receiver off (to backup)."""
         self.on = False
@@ -193,7 +203,7 @@ class GnssReceiver:
             self.log.gnss_tracking_s += 1
             if self._tracking_since is None:
                 self._tracking_since = t
-            if t - self._tracking_since + 1 >= self.params.ephemeris_download_s:
+            if self.tracked_s(t) >= self.params.ephemeris_download_s:
                 self._ephemeris_t = t
             return True
         self.log.gnss_acquisition_s += 1
@@ -245,10 +255,6 @@ class ShiftEnergy:
     def battery_life_h(self) -> float:
         """Hours a full cell lasts at this shift's mean current."""
         return self.battery.capacity_mah / self.mean_ma if self.mean_ma else float("inf")
-
-    def per_hours(self, hours: float) -> float:
-        """mAh for a shift of ``hours`` at this shift's mean current."""
-        return self.mean_ma * hours
 
 
 def modem_charge_mas(params: ModemParams, connections: list[tuple[float, int]],

@@ -8,6 +8,7 @@ exact visits go to a JSON-lines file beside the output.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -33,12 +34,18 @@ def epoch_sentences(sample: Sample, hdop: float = 0.9, sats: int = 9) -> list[by
 
 class PseudoTerminal:
     """A pseudo-terminal pair in raw mode; we write the controller end, the firmware reads
-    :attr:`path`."""
+    :attr:`path`.
 
-    def __init__(self) -> None:
+    :param blocking: False for a controller end that never blocks (a thread serving several
+        terminals with ``select``).
+    """
+
+    def __init__(self, blocking: bool = True) -> None:
         self.controller, self.device = os.openpty()
         tty.setraw(self.device)
         self.path = os.ttyname(self.device)
+        if not blocking:
+            os.set_blocking(self.controller, False)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -58,6 +65,12 @@ class PseudoTerminal:
             time.sleep(0.02)
         os.close(self.device)
         os.close(self.controller)
+
+    def hang_up(self) -> None:
+        """Close both ends now, without draining (either may be closed already)."""
+        for fd in (self.device, self.controller):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def write_truth(path: str | Path, samples: Iterable[Sample], visits: list[Visit]) -> None:

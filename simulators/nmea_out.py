@@ -146,16 +146,6 @@ def zda(t: float, talker: str = "GP") -> bytes:
     return sentence(f"{talker}ZDA,{_time_field(t)},{when:%d},{when:%m},{when:%Y},00,00")
 
 
-def rmc_no_fix(talker: str = "GP") -> bytes:
-    """RMC of a receiver that knows neither time nor position yet (cold start)."""
-    return sentence(f"{talker}RMC,,V,,,,,,,,,,N")
-
-
-def gga_no_fix(talker: str = "GP") -> bytes:
-    """GGA of a receiver without time or position (quality 0)."""
-    return sentence(f"{talker}GGA,,,,,,0,00,99.99,,,,,,")
-
-
 def proprietary(body: str = "UBX,00,081350.00,4717.113210,N,00833.915187,E,546.589,G3,2.1,"
                 "2.0,0.007,77.52,0.007,,0.92,1.19,0.77,9,0,0") -> bytes:
     """A proprietary sentence (u-blox ``PUBX`` by default)."""

@@ -43,6 +43,17 @@ class PatrolResult:
     firmware_log: str = field(default="", repr=False)
 
 
+def enrol(db_path: str | Path, device_id: str, state_dir: str | Path,
+          fences: str | Path) -> None:
+    """Ready a tracker for a patrol: its hot spots installed in its state folder (before its
+    first fence download) and the device put in the gateway's fleet (the gateway quarantines
+    devices it does not know)."""
+    tracker_process.install_fences(state_dir, fences)
+    db = open_db(str(db_path))
+    register_device(db, device_id)
+    db.close()
+
+
 def run_patrol(
     broker: str,
     workdir: str | Path,
@@ -66,15 +77,10 @@ def run_patrol(
     truth_path = workdir / f"{device_id}.truth.jsonl"
     log_path = workdir / f"{device_id}.log"
     state_dir = workdir / "devices" / device_id
+    walk = make_walk(route, fences, 0.0 if start is None else start)
     if start is None:
-        start = replay_start(make_walk(route, fences, 0.0).duration_s, speedup)
-
-    walk = make_walk(route, fences, start)
-    tracker_process.install_fences(state_dir, fences)
-    # The gateway quarantines devices it does not know: put this tracker in the fleet.
-    db = open_db(str(db_path))
-    register_device(db, device_id)
-    db.close()
+        walk.start = replay_start(walk.duration_s, speedup)
+    enrol(db_path, device_id, state_dir, fences)
     # A broker this process started has accounts for the gateway and (on demand) the device.
     mosquitto = Mosquitto.running_at(broker)
     gateway_auth = mosquitto.gateway.auth() if mosquitto else {}

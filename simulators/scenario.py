@@ -162,25 +162,6 @@ def _officer_route(rng: random.Random, spots: dict[str, object], half: float, ho
     return coords, stops
 
 
-def _knots(coords: list[tuple[float, float]], stops: dict[int, float], speed: float,
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """(time, distance) knots of the walk, exactly as :class:`Walk` builds its timeline."""
-    ts, ds = [0.0], [0.0]
-    t = d = 0.0
-    for i in range(len(coords)):
-        if i:
-            step = math.dist(coords[i - 1], coords[i])
-            t += step / speed
-            d += step
-            ts.append(t)
-            ds.append(d)
-        if stops.get(i):
-            t += stops[i]
-            ts.append(t)
-            ds.append(d)
-    return np.array(ts), np.array(ds)
-
-
 def _outages(rng: random.Random, n: int, duration: int, lo: int, hi: int,
              allowed=None) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
@@ -201,8 +182,7 @@ def trace_from_walk(walk: Walk, noise_m: float, seed: int,
                     gnss_outages: list[tuple[int, int]] = (),
                     cell_outages: list[tuple[int, int]] = ()) -> Trace:
     """Per-second trace of a walk: AR(1) GNSS noise (as :meth:`Walk.samples`), dead spots."""
-    coords = list(walk.route.coords)
-    ktimes, kdist = _knots(coords, walk.stops, walk.speed_mps)
+    ktimes, kdist = np.array(walk.knots).T
     n = int(walk.duration_s) + 1
     elapsed = np.arange(n, dtype=np.float64)
     dist = np.interp(elapsed, ktimes, kdist)
@@ -219,8 +199,9 @@ def trace_from_walk(walk: Walk, noise_m: float, seed: int,
     frame = walk.projection
     rx = xy[:, 0] + err[:, 0]
     ry = xy[:, 1] + err[:, 1]
-    lon_e6 = np.rint(rx / frame.mx + frame.lon0_e6).astype(np.int64)
-    lat_e6 = np.rint(ry / frame.my + frame.lat0_e6).astype(np.int64)
+    lat, lon = frame.xy_to_e6(rx, ry)
+    lat_e6 = np.rint(lat).astype(np.int64)
+    lon_e6 = np.rint(lon).astype(np.int64)
     speed = np.zeros(n)
     speed[1:] = np.hypot(np.diff(xy[:, 0]), np.diff(xy[:, 1]))
     gnss_ok = np.ones(n, bool)

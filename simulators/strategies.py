@@ -50,7 +50,7 @@ from simulators.energy import (
 from simulators.scenario import OfficerShift, Scenario, Trace, trace_from_walk
 from simulators.walk import Visit, Walk
 from tracker.fence import FenceEngine, FenceSet
-from tracker.policy import Policy, density_near
+from tracker.policy import Policy, approx_distance_m, density_near
 
 STRATEGIES = ("policy", "fixed-1hz", "radio", "owntracks", "oracle")
 LABELS = {
@@ -140,8 +140,7 @@ class _Device:
 
 
 # -- the strategies ---------------------------------------------------------------------------
-def run_policy(dev: _Device, shift: OfficerShift | None = None,
-               battery_pct: int = 100, hw: Hardware = DEFAULT_HARDWARE) -> None:
+def run_policy(dev: _Device, battery_pct: int = 100, hw: Hardware = DEFAULT_HARDWARE) -> None:
     """(a) The firmware policy, charged for what it asked: receiver power and radio wake-ups."""
     tr = dev.trace
     fs = dev.fence_set
@@ -166,7 +165,7 @@ def run_policy(dev: _Device, shift: OfficerShift | None = None,
                 moved = dev.fix(i)
                 lat, lon = int(tr.lat_e6[i]), int(tr.lon_e6[i])
                 nearest = dev.engine.nearest_m
-                dens = density_near(fs, lat, lon) if nearest < fs.near_m else 0
+                dens = density_near(fs, lat, lon, nearest)
                 if pol.fix(t, lat, lon, int(tr.speed_cmps[i]), tr.acc_cm, nearest, dens, moved):
                     dev.queue(t)
                 if pol.off_s:
@@ -198,8 +197,6 @@ def run_fixed(dev: _Device, report_s: int = 10) -> None:
 def run_radio(dev: _Device, interval_s: int, move_m: int = 50) -> list[tuple[int, int, int]]:
     """(c) Radio-style: a report every ``interval_s`` or after ``move_m``; returns the
     positions that reached the gateway as (t, lat_e6, lon_e6)."""
-    from tracker.policy import approx_distance_m
-
     tr = dev.trace
     dev.gnss.power_on(tr.t0)
     last_t = None
@@ -228,8 +225,6 @@ def run_owntracks(dev: _Device, interval_s: int = 10, move_m: int = 100) -> None
     The receiver stays on, as a phone's location service does at this rate: cycling it every
     10 s would never download fresh ephemeris, and warm starts (25 s) cost more than tracking.
     """
-    from tracker.policy import approx_distance_m
-
     tr = dev.trace
     dev.gnss.power_on(tr.t0)
     next_t = tr.t0
@@ -283,9 +278,9 @@ def run_oracle(dev: _Device, truth: list[Visit], speed_mps: float) -> None:
             confirmed = (k in dev.engine.inside) == entering and t > tc
             if confirmed or t > tc + 30:
                 # Keep the ephemeris fresh (hot starts) once in its validity, like the policy.
-                refresh = dev.gnss._ephemeris_t is None or t - dev.gnss._ephemeris_t > 3 * 3600
-                if not refresh or dev.gnss._tracking_since is not None and \
-                        t - dev.gnss._tracking_since + 1 >= p.ephemeris_download_s:
+                ephemeris_t = dev.gnss.ephemeris_t
+                refresh = ephemeris_t is None or t - ephemeris_t > 3 * 3600
+                if not refresh or dev.gnss.tracked_s(t) >= p.ephemeris_download_s:
                     c += 1
                     while c < len(crossings) and crossings[c][0] <= t:
                         c += 1
@@ -293,9 +288,8 @@ def run_oracle(dev: _Device, truth: list[Visit], speed_mps: float) -> None:
                         dev.gnss.power_off()
         if len(dev.transitions) > sent:
             sent = len(dev.transitions)
-            if not dev.send(i):
-                pass  # sent with the next transition
-        elif dev.pending and tr.cell_ok[i] and len(dev.transitions) == sent and \
+            dev.send(i)  # without coverage it waits for the next transition, or a retry below
+        elif dev.pending and tr.cell_ok[i] and \
                 dev.log.failed_connections and dev.log.failed_connections[-1] < t - 60:
             dev.send(i)
 
@@ -309,9 +303,7 @@ def gateway_stays(received: list[tuple[int, int, int]], fences: dict) -> list[St
         return []
     hs = HotSpotSet.load(fences)
     arr = np.array(received, dtype=np.float64)
-    f = hs.frame
-    x = (arr[:, 2] - f.lon0_e6) * f.mx
-    y = (arr[:, 1] - f.lat0_e6) * f.my
+    x, y = hs.frame.e6_to_xy(arr[:, 1], arr[:, 2])
     tracks = Tracks(["dev"], np.zeros(len(arr), np.int32), arr[:, 0].astype(np.int64), x, y)
     return sorted((Stay(p.hotspot, p.enter, p.leave) for p in presence_from_positions(tracks, hs)),
                   key=lambda s: s.enter)
@@ -409,7 +401,7 @@ def run_one(strategy: str, shift: OfficerShift, fence_set: FenceSet, fences: dic
     """Run one strategy over one officer's shift."""
     dev = _Device(fence_set, shift.trace, hw)
     if strategy == "policy":
-        run_policy(dev, shift, hw=hw)
+        run_policy(dev, hw=hw)
         stays = dev.stays()
     elif strategy == "fixed-1hz":
         run_fixed(dev)

@@ -60,9 +60,11 @@ def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
             station: str = "main", exit_on_eof: bool = False, report_s: int = 10,
             cpython: bool = False, user: str | None = None,
             password: str | None = None, tls_ca: str | Path | None = None,
-            sampling: str = "adaptive") -> list[str]:
+            sampling: str = "adaptive", dock: str | None = None,
+            battery: str | Path | None = None) -> list[str]:
     """The command line that runs the firmware (``user``/``password``: its broker account;
-    ``tls_ca``: the CA to check a TLS broker against)."""
+    ``tls_ca``: the CA to check a TLS broker against; ``dock``: the serial link to a dock;
+    ``battery``: a fuel gauge file)."""
     args = ["--gps", gps, "--broker", broker, "--device-id", device_id,
             "--state", str(state_dir), "--station", station, "--report-s", str(report_s),
             "--sampling", sampling]
@@ -70,6 +72,10 @@ def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
         args += ["--user", user, "--password", password or ""]
     if tls_ca is not None:
         args += ["--tls-ca", str(tls_ca)]
+    if dock is not None:
+        args += ["--dock", dock]
+    if battery is not None:
+        args += ["--battery", str(battery)]
     if exit_on_eof:
         args.append("--exit-on-eof")
     if cpython:
@@ -81,10 +87,12 @@ def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
 
 
 def start(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
-          log_path: str | Path | None = None, **options) -> subprocess.Popen:
-    """Start the firmware; its console goes to ``log_path`` (or is inherited)."""
+          log_path: str | Path | None = None, append_log: bool = False,
+          **options) -> subprocess.Popen:
+    """Start the firmware; its console goes to ``log_path`` (or is inherited), after what is
+    there with ``append_log`` (a restarted tracker keeps one log)."""
     argv = command(gps, broker, device_id, state_dir, **options)
-    log = open(log_path, "w") if log_path else None  # noqa: SIM115 - owned by the process
+    log = open(log_path, "a" if append_log else "w") if log_path else None  # noqa: SIM115
     try:
         return subprocess.Popen(argv, env=micropython_env(), stdout=log or None,
                                 stderr=subprocess.STDOUT if log else None)

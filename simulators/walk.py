@@ -65,25 +65,26 @@ class Walk:
     hotspots: dict[str, object] = field(default_factory=dict)  # id -> polygon in local metres
 
     def __post_init__(self) -> None:
-        # Timeline: (time, distance) knots. Walking between vertices, standing at stops.
+        # Timeline: (elapsed seconds, distance along the route) knots, at each vertex and at the
+        # end of each stop; walking between them, standing at stops.
         coords = list(self.route.coords)
-        self._knots: list[tuple[float, float]] = [(0.0, 0.0)]
+        self.knots: list[tuple[float, float]] = [(0.0, 0.0)]
         t = distance = 0.0
         for index in range(len(coords)):
             if index > 0:
                 step = math.dist(coords[index - 1], coords[index])
                 t += step / self.speed_mps
                 distance += step
-                self._knots.append((t, distance))
+                self.knots.append((t, distance))
             pause = self.stops.get(index, 0.0)
             if pause:
                 t += pause
-                self._knots.append((t, distance))
+                self.knots.append((t, distance))
         self.duration_s = t
 
     def distance_at(self, elapsed: float) -> float:
         """Distance along the route after ``elapsed`` seconds."""
-        knots = self._knots
+        knots = self.knots
         if elapsed <= 0:
             return 0.0
         for (t0, d0), (t1, d1) in zip(knots, knots[1:], strict=False):

@@ -12,7 +12,7 @@ from gateway.airwave.filters import FilterSettings, RadioFilters
 from gateway.airwave.sds import PeiParser, ctsdsr
 from gateway.airwave.store import AirwaveStore, assign_radio, radio_rows
 from gateway.airwave.timing import fix_time, resolve_time_of_position
-from gateway.reports import positions
+from gateway.exports import positions
 
 
 def utc(*fields: int) -> int:

@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 
 from gateway.broker import Mosquitto, make_test_ca
-from gateway.identity import register_device
-from gateway.schema import open_db
 from hotspots.demo import SAMPLE_FENCES, SAMPLE_ROUTE
 from simulators import gps, tracker_process
 from simulators.link import FlakyLink, wait_for
+from simulators.patrol import enrol
 from simulators.walk import make_walk
 
 pytestmark = pytest.mark.micropython
@@ -47,10 +46,7 @@ class Patrol:
         self.device = mosquitto.device(DEVICE)
         self.db_path = workdir / "hotspots.db"
         self.state = workdir / "state"
-        tracker_process.install_fences(self.state, SAMPLE_FENCES)
-        db = open_db(str(self.db_path))
-        register_device(db, DEVICE)
-        db.close()
+        enrol(self.db_path, DEVICE, self.state, SAMPLE_FENCES)
         self.walk = make_walk(SAMPLE_ROUTE, SAMPLE_FENCES, 1795000000.0)
         self.terminal = gps.PseudoTerminal()
         self.firmware: subprocess.Popen | None = None
@@ -79,12 +75,15 @@ class Patrol:
         self.gateway.send_signal(signal.SIGINT)
         self.gateway.wait(timeout=30)
 
-    def start_firmware(self, broker: str | None = None) -> None:
+    def start_firmware(self, broker: str | None = None, **options) -> None:
+        """Start the firmware with the device's account (``options`` for
+        :func:`simulators.tracker_process.command` override the defaults)."""
         self.runs += 1
+        options = {"exit_on_eof": True, "user": self.device.username,
+                   "password": self.device.password, "sampling": SAMPLING, **options}
         self.firmware = tracker_process.start(
             self.terminal.path, broker or self.broker, DEVICE, self.state,
-            log_path=self.workdir / f"firmware-{self.runs}.log", exit_on_eof=True,
-            user=self.device.username, password=self.device.password, sampling=SAMPLING)
+            log_path=self.workdir / f"firmware-{self.runs}.log", **options)
 
     def kill_firmware(self) -> None:
         self.firmware.send_signal(signal.SIGKILL)
@@ -222,12 +221,8 @@ def test_device_delivers_over_tls_checking_the_broker_certificate(tmp_path, tls_
     patrol = Patrol(tmp_path, tls_mosquitto)
     try:
         patrol.start_gateway()
-        patrol.runs += 1
-        patrol.firmware = tracker_process.start(
-            patrol.terminal.path, tls_mosquitto.tls_address, DEVICE, patrol.state,
-            log_path=tmp_path / f"firmware-{patrol.runs}.log", exit_on_eof=True,
-            user=patrol.device.username, password=patrol.device.password,
-            tls_ca=tls_mosquitto.ca_path, cpython=cpython, sampling=SAMPLING)
+        patrol.start_firmware(tls_mosquitto.tls_address, tls_ca=tls_mosquitto.ca_path,
+                              cpython=cpython)
         log = patrol.finish(patrol.play_in_background())
         assert "retry" not in log
         assert_exactly_once_in_order(patrol, last_seq(log))
@@ -239,11 +234,8 @@ def test_device_refuses_a_broker_it_cannot_verify(tmp_path, tls_mosquitto, micro
     other_ca = make_test_ca(tmp_path / "other")["ca"]
     patrol = Patrol(tmp_path, tls_mosquitto)
     try:
-        patrol.runs += 1
-        patrol.firmware = tracker_process.start(
-            patrol.terminal.path, tls_mosquitto.tls_address, DEVICE, patrol.state,
-            log_path=tmp_path / "firmware-1.log", user=patrol.device.username,
-            password=patrol.device.password, tls_ca=other_ca)
+        patrol.start_firmware(tls_mosquitto.tls_address, tls_ca=other_ca, exit_on_eof=False,
+                              sampling="adaptive")
         assert wait_for(lambda: "retry" in patrol.log(), 30), patrol.log()
         assert patrol.firmware.poll() is None  # still running, still trying: not crashed
     finally:

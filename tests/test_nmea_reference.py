@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -19,22 +20,14 @@ from hypothesis import strategies as st
 
 from simulators import nmea_out
 from tracker import nmea
-from tracker.nmea import ALT_UNKNOWN, NmeaParser
+from tracker.nmea import ALT_UNKNOWN
+
+# The parser-feeding helpers of the portable tests (tests/firmware/nmea_feed.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent / "firmware"))
+from nmea_feed import counted, parse
 
 DATA = Path(__file__).resolve().parent / "data" / "nmea"
 TALKERS = ["GP", "GL", "GA", "GB", "BD", "GQ", "GI", "GN"]
-
-
-def parse(data: bytes, chunk: int = 0) -> tuple[list[nmea.Fix], NmeaParser]:
-    fixes: list[nmea.Fix] = []
-    p = NmeaParser(lambda fix: fixes.append(fix.copy()))
-    if chunk:
-        for i in range(0, len(data), chunk):
-            p.feed(data[i : i + chunk])
-    else:
-        p.feed(data)
-    p.flush()
-    return fixes, p
 
 
 def one(line: bytes) -> nmea.Fix:
@@ -242,12 +235,6 @@ def test_an_hour_of_m8_output_gives_one_valid_fix_per_second() -> None:
 
 
 # -- fuzzing --------------------------------------------------------------------------------------
-def accounted(p: NmeaParser) -> int:
-    stats = p.stats()
-    return sum(stats["sentences"].values()) + sum(
-        n for reason, n in stats["rejected"].items() if reason != "noise")
-
-
 SAMPLE = b"".join(CORPUS[:40])
 
 
@@ -255,7 +242,7 @@ SAMPLE = b"".join(CORPUS[:40])
 @given(st.binary(max_size=600), st.integers(min_value=1, max_value=97))
 def test_arbitrary_bytes_never_raise_and_every_dollar_is_accounted(data: bytes, chunk: int):
     whole, p = parse(data)
-    assert accounted(p) == data.count(b"$")
+    assert counted(p) == data.count(b"$")
     split, q = parse(data, chunk)
     assert q.stats() == p.stats()
     assert [f.as_tuple() for f in split] == [f.as_tuple() for f in whole]
@@ -279,7 +266,7 @@ def test_mutated_sentences_are_rejected_or_parsed_never_raise(mutations, chunk: 
             data[at : at + len(blob)] = blob
     data = bytes(data)
     whole, p = parse(data)
-    assert accounted(p) == data.count(b"$")
+    assert counted(p) == data.count(b"$")
     split, q = parse(data, chunk)
     assert q.stats() == p.stats()
     assert [f.as_tuple() for f in split] == [f.as_tuple() for f in whole]

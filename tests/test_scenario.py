@@ -43,7 +43,6 @@ def test_trace_noise_is_metres_not_tens_of_metres() -> None:
     frame = o.walk.projection
     t = np.arange(len(o.trace))
     true = [o.walk.route.interpolate(o.walk.distance_at(s)) for s in t[::300]]
-    x = (o.trace.lon_e6[::300] - frame.lon0_e6) * frame.mx
-    y = (o.trace.lat_e6[::300] - frame.lat0_e6) * frame.my
+    x, y = frame.e6_to_xy(o.trace.lat_e6[::300], o.trace.lon_e6[::300])
     err = np.hypot(x - [p.x for p in true], y - [p.y for p in true])
     assert np.median(err) < 3 * o.noise_m and err.max() < 8 * o.noise_m

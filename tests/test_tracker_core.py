@@ -85,6 +85,9 @@ def test_commands_from_the_gateway():
     tracker = Tracker("T-0010", Outbox(None))
     assert tracker.command(b'{"cmd": "report", "interval_s": 30}') == "report interval now 30 s"
     assert tracker.report_interval_s == 30
+    adaptive = Tracker("T-0011", Outbox(None), policy=Policy())
+    adaptive.command(b'{"cmd": "report", "interval_s": 60}')
+    assert adaptive.policy.report_s == 60  # the policy reports at the commanded interval too
     assert "rejected" in tracker.command(b'{"cmd": "report", "interval_s": 1}')
     assert "rejected" in tracker.command(b"not json")
     assert "rejected" in tracker.command(b'{"cmd": "selfdestruct"}')

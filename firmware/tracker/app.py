@@ -38,7 +38,7 @@ class Tracker:
     :param report_interval_s: with fixed sampling, a location at least this often
     :param policy: a :class:`tracker.policy.Policy` for adaptive sampling and reporting, or None
         for fixed sampling (every epoch evaluated, a location every ``report_interval_s`` or
-        ``move_report_m``, everything sent at once)
+        50 m moved, everything sent at once)
 
     With a policy, the receiver is "off" from each fix until ``policy.wake_t``: a board with a
     ``gnss_power`` port switches it off (``run`` does that); epochs that arrive anyway (the unix
@@ -47,11 +47,11 @@ class Tracker:
     """
 
     def __init__(self, device_id, outbox, fence_set=None, report_interval_s=_REPORT_INTERVAL_S,
-                 move_report_m=_MOVE_REPORT_M, battery=None, policy=None):
+                 battery=None, policy=None):
         self.device_id = device_id
         self.outbox = outbox
         self.report_interval_s = report_interval_s
-        self.move_report_m = move_report_m
+        self.report_override_s = 0  # set by the gateway (command or dock); 0: none
         self.battery = battery
         self.parser = NmeaParser(self._on_fix)
         self.fence_set = fence_set
@@ -64,7 +64,6 @@ class Tracker:
         self._last_report_t = 0
         self._last_report_lat = 0
         self._last_report_lon = 0
-        self._entered_since_report = False
         # Pooled trackers record nothing off patrol: in the dock, or not signed out to anyone
         # (tracker.dock keeps both). A board without a dock counts as signed out, undocked.
         self.docked = False
@@ -73,7 +72,7 @@ class Tracker:
         self.gnss_off_until = 0  # GNSS time until which the receiver is off (0: on)
         self.gnss_off_epochs = 0
         self.oldest_pending_t = 0  # when the oldest message now waiting was queued
-        self._transitioned = False
+        self._transitioned = False  # a transition since the last fix was judged for a report
 
     def tracking(self):
         """True while positions are recorded: assigned to an officer and out of the dock."""
@@ -146,13 +145,12 @@ class Tracker:
             density = 0
             if engine is not None:
                 nearest = engine.nearest_m
-                if nearest < self.fence_set.near_m:
-                    density = density_near(self.fence_set, fix.lat_e6, fix.lon_e6)
+                density = density_near(self.fence_set, fix.lat_e6, fix.lon_e6, nearest)
             trigger = policy.fix(fix.t, fix.lat_e6, fix.lon_e6, fix.speed_cmps, fix.acc_cm,
                                  nearest, density, self._transitioned)
-            self._transitioned = False
             if policy.off_s:
                 self.gnss_off_until = policy.wake_t
+        self._transitioned = False
         if trigger:
             self._queue_location(fix, trigger)
 
@@ -178,12 +176,12 @@ class Tracker:
         return self.policy.upload_due(self.now_s(), n, self.oldest_pending_t)
 
     def _report_trigger(self, fix):
-        if self._entered_since_report:
+        if self._transitioned:
             return "c"
         if not self._last_report_t or fix.t - self._last_report_t >= self.report_interval_s:
             return "t"
         if approx_distance_m(self._last_report_lat, self._last_report_lon,
-                             fix.lat_e6, fix.lon_e6) >= self.move_report_m:
+                             fix.lat_e6, fix.lon_e6) >= _MOVE_REPORT_M:
             return "v"
         return ""
 
@@ -199,7 +197,6 @@ class Tracker:
         self._last_report_t = fix.t
         self._last_report_lat = fix.lat_e6
         self._last_report_lon = fix.lon_e6
-        self._entered_since_report = False
 
     def _on_transition(self, entering, index, tst, lat_e6, lon_e6):
         seq = self.outbox.next_seq()
@@ -207,7 +204,6 @@ class Tracker:
                                   self.fence_set.names[index], tst, lat_e6, lon_e6,
                                   self.parser.fix.acc_cm, self.now_s())
         self._put(seq, wire.KIND_EVENT, payload, tst)
-        self._entered_since_report = True
         self._transitioned = True
 
     def _put(self, seq, kind, payload, t):
@@ -233,11 +229,19 @@ class Tracker:
             interval = body.get("interval_s")
             if not isinstance(interval, int) or not 5 <= interval <= 3600:
                 return "command rejected: interval_s must be 5..3600"
-            self.report_interval_s = interval
+            self.set_report_interval(interval)
             return "report interval now %d s" % interval
         if name == "status":
             return "status requested"
         return "command rejected: unknown cmd %r" % (name,)
+
+    def set_report_interval(self, seconds):
+        """The gateway's location interval while moving: fixed sampling reports this often, and
+        the policy uses it instead of its tier's interval (it still sleeps in between)."""
+        self.report_override_s = seconds
+        self.report_interval_s = seconds
+        if self.policy is not None:
+            self.policy.report_s = seconds
 
     def status(self, online):
         """The retained status message (``online`` false doubles as the last will)."""
@@ -289,7 +293,8 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
         except ValueError as exc:
             ports.log("stored fences unusable: %s" % exc)
     policy = Policy() if sampling == "adaptive" else None
-    battery = getattr(ports, "battery", None)
+    battery = ports.battery
+    power = ports.gnss_power
     tracker = Tracker(device_id, outbox, fence_set, report_interval_s, battery=battery,
                       policy=policy)
     ports.log("hotspots firmware %s on %s %s: device %s, fences %s, %s sampling" % (
@@ -311,7 +316,6 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
             tracker.feed_line(line, ticks_ms())
             if len(outbox):
                 wake.set()
-            power = getattr(ports, "gnss_power", None)
             if power is not None and tracker.gnss_off_until and policy.off_s:
                 # Switch the receiver off until the policy wants the next fix.
                 power.off()
@@ -348,7 +352,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
                         on_message=on_message, clean=False)
     reader = asyncio.create_task(read_gnss())
-    if getattr(ports, "dock", None) is not None:
+    if ports.dock is not None:
         _start_dock(ports, tracker, state, wake)
     backoff_s = 1
     while True:
@@ -419,7 +423,7 @@ def _start_dock(ports, tracker, state, wake):
     """The dock link: answer the gateway on the dock port, and notice leaving the dock."""
     from tracker.dock import DockLink
 
-    link = DockLink(tracker, ports.storage, _FENCES_FILE, getattr(ports, "battery", None))
+    link = DockLink(tracker, ports.storage, _FENCES_FILE, tracker.battery)
     link.load()
     ports.log("dock: %s" % ("assigned to " + link.collar if link.collar else "not assigned"))
 

@@ -25,7 +25,6 @@ Pure: the line source, the storage and the clock come from the caller (``tracker
 import binascii
 import json
 
-from tracker import wire
 from tracker.compat import const, ticks_diff
 
 DOCK_FILE = "dock.json"
@@ -119,14 +118,14 @@ class DockLink:
         self.due_ts = state.get("due") or 0
         report_s = state.get("report_s")
         if isinstance(report_s, int) and 5 <= report_s <= 3600:
-            self.tracker.report_interval_s = report_s
+            self.tracker.set_report_interval(report_s)
         self.tracker.set_state(self.tracker.docked, bool(self.collar))
 
     def _save(self):
         if self.storage is not None:
             self.storage.write(DOCK_FILE, json.dumps(
                 {"asg": self.collar, "due": self.due_ts,
-                 "report_s": self.tracker.report_interval_s}))
+                 "report_s": self.tracker.report_override_s or None}))
 
     # -- docked or not ---------------------------------------------------------------------------
     def poll(self, now_ms):
@@ -248,7 +247,7 @@ class DockLink:
         if report_s is not None:
             if not isinstance(report_s, int) or not 5 <= report_s <= 3600:
                 return False, "report_s must be 5..3600"
-            self.tracker.report_interval_s = report_s
+            self.tracker.set_report_interval(report_s)
         self._save()
         self.changed = True
         return True, ""
@@ -291,8 +290,3 @@ def _firmware_version():
     from tracker import app  # the version lives with the app; imported late to avoid a cycle
 
     return app.FIRMWARE_VERSION
-
-
-def topic_of(device_id, kind):
-    """The MQTT topic a pulled record would have travelled on (the gateway stores it as such)."""
-    return wire.device_topic(device_id, kind)

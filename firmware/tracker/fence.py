@@ -234,8 +234,6 @@ class FenceSet:
             raise ValueError("fence set: wrapper version does not match content")
         return fs
 
-    load = from_json
-
     @classmethod
     def from_bytes(cls, data):
         """Parse a binary fence set held in memory."""
@@ -508,10 +506,6 @@ class FenceSet:
             return best if best > 0 else 1
         return -best
 
-    def contains(self, i, lat_e6, lon_e6):
-        """Return True if the point is inside fence ``i`` (raw test, no hysteresis)."""
-        return self.depth_q(i, lat_e6, lon_e6) > 0
-
     def locate(self, lat_e6, lon_e6):
         """Return the sorted indexes of fences containing the point (raw, no hysteresis)."""
         s, e = self.candidates(lat_e6, lon_e6)
@@ -570,7 +564,6 @@ class FenceEngine:
         self._t0 = None
         self._dt = 0
         self.nearest_m = self.fences.near_m
-        self.last_depth_q = None
 
     @property
     def version(self):

@@ -159,7 +159,6 @@ class MQTTClient:
         if not qos:
             await self._send(publish_packet(topic, payload, 0, retain, 0))
             return
-        self.batch_acked = 0
         await self.publish_batch([(topic, payload, pid or self._next_pid())], retain)
 
     async def publish_batch(self, messages, retain=False):
@@ -182,9 +181,7 @@ class MQTTClient:
                     if not acked[pid]:
                         await self._send(publish_packet(topic, payload, 1, retain, pid,
                                                         attempt > 0))
-                done = await self._wait_acks(messages)
-                self._count_leading(messages)
-                if done:
+                if await self._wait_acks(messages):
                     return
             raise MQTTError("no PUBACK")
         finally:

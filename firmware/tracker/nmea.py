@@ -328,7 +328,6 @@ class Fix:
 FIELDS = ("t", "ms", "valid", "lat_e6", "lon_e6", "speed_cmps", "course_cdeg", "alt_cm",
           "quality", "mode", "sats", "hdop_x100", "acc_cm", "sats_view", "snr_max", "fix_type",
           "pdop_x100", "vdop_x100")
-_FIELDS = FIELDS  # the foundation's name
 
 
 class NmeaParser:

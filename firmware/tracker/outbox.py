@@ -185,8 +185,6 @@ class Outbox:
         self._write(encode_record(_ACK, seq))
         self._delete_done_segments()
 
-    pop = ack  # one message at a time reads better at some call sites
-
     def _remove_head(self, k):
         if self._storage is None:
             for i in range(k):

@@ -90,12 +90,17 @@ def approx_distance_m(lat1_e6, lon1_e6, lat2_e6, lon2_e6):
     return dlat + dlon * 3 // 8
 
 
-def density_near(fence_set, lat_e6, lon_e6):
+def density_near(fence_set, lat_e6, lon_e6, nearest_m):
     """Highest ``density`` class among the fences whose near range holds the point (0 if none).
+
+    ``nearest_m`` is the engine's distance to the nearest boundary for this fix: beyond the set's
+    near range no fence can be near, and the grid is not even looked at.
 
     Uses the fence set's grid prefilter and bounding-box test only (no polygon maths), so it is
     cheap enough for every fix that is near a fence at all.
     """
+    if nearest_m >= fence_set.near_m:
+        return 0
     s = fence_set.cand_start(lat_e6, lon_e6)
     e = fence_set.cand_end
     best = 0
@@ -154,6 +159,8 @@ class Policy:
         self._retry_s = _RETRY_S
         self.fixes = 0
         self.reports = 0
+        # Location interval while moving set by the gateway (0: the tier's); see Tracker.
+        self.report_s = 0
 
     # -- time base ------------------------------------------------------------------------------
     def _rel(self, t):
@@ -256,7 +263,7 @@ class Policy:
             shift = 2
         elif density >= 3:
             shift = 1
-        report_s = row[2] >> shift
+        report_s = (self.report_s or row[2]) >> shift
         heartbeat_s = row[3] >> shift
         moving = speed_cmps >= _MOVING_CMPS
 

@@ -27,12 +27,12 @@ Flags
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import sqlite_utils
 
-EARTH_RADIUS_M = 6_371_008.8
+# The exact haversine at every range; simulators.radio imports it from here as ``distance_m``.
+from gateway.filters import haversine_m as distance_m
 
 
 @dataclass
@@ -44,14 +44,6 @@ class FilterSettings:
     mast_repeats: int = 3
     mast_radios: int = 2
     mast_match_m: float = 3.0
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance (haversine), metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 class RadioFilters:

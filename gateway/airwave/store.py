@@ -27,11 +27,12 @@ from gateway.airwave import lip
 from gateway.airwave.filters import RadioFilters
 from gateway.airwave.sds import Sds
 from gateway.airwave.timing import FUTURE_TOLERANCE_S, fix_time
+from gateway.identity import OFFICER_AT
+from gateway.ingest import KMH_TO_MPS
 
 log = logging.getLogger(__name__)
 
 SOURCE = "airwave"
-KMH_TO_MPS = 1 / 3.6
 # Reason for sending -> the wire format's trigger letter (t timer, v move, p otherwise).
 TRIGGER = {129: "t", 130: "v"}
 
@@ -207,10 +208,9 @@ def radio_rows(db: sqlite_utils.Database, include_all: bool = False):
     """
     where = "" if include_all else "WHERE r.outcome = 'stored'"
     cursor = db.execute(
-        "SELECT r.id, r.issi, r.device_id, (SELECT collar FROM assignments a WHERE"
-        " a.device_id = r.device_id AND a.start_ts <= r.tst AND (a.end_ts IS NULL OR"
-        " a.end_ts > r.tst) ORDER BY a.start_ts DESC LIMIT 1) AS officer, r.kind, r.outcome,"
-        " r.reason, r.tst, strftime('%Y-%m-%dT%H:%M:%SZ', r.tst, 'unixepoch') AS time_utc,"
+        "SELECT r.id, r.issi, r.device_id, " + OFFICER_AT.format(table="r") + " AS officer,"
+        " r.kind, r.outcome, r.reason, r.tst,"
+        " strftime('%Y-%m-%dT%H:%M:%SZ', r.tst, 'unixepoch') AS time_utc,"
         " r.time_basis, r.age_max_s, r.time_uncertainty_s, r.lat, r.lon, r.pos_err_m,"
         " r.pos_err_class, r.speed_kmh, r.direction_deg, r.send_reason, r.result_code,"
         f" r.filtered, r.position_id, r.received_at FROM radio_reports r {where}"

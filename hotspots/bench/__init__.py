@@ -13,10 +13,19 @@ import click
 BENCHMARKS: list[str] = ["fences", "dwell", "ingest", "nmea", "patrol"]
 
 
-@click.group()
+class _Benchmarks(click.Group):
+    """Imports a benchmark's module only when that benchmark is asked for: they load numpy,
+    shapely and the broker, which no other ``hotspots`` command should pay for at start-up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(BENCHMARKS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in BENCHMARKS:
+            return None
+        return importlib.import_module(f"hotspots.bench.{cmd_name}").command
+
+
+@click.group(cls=_Benchmarks)
 def bench() -> None:
     """Speed and memory benchmarks (figures and ratios against a baseline)."""
-
-
-for _name in BENCHMARKS:
-    bench.add_command(importlib.import_module(f"hotspots.bench.{_name}").command, _name)

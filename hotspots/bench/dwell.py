@@ -75,8 +75,7 @@ def make_day(db_path: Path, officers: int, hours: float, period_s: int, n_hotspo
             n += walk + stay
         x = np.concatenate(xs)[:steps] + rng.normal(0, 3, steps)
         y = np.concatenate(ys)[:steps] + rng.normal(0, 3, steps)
-        lon = (x / frame.mx + frame.lon0_e6) / 1e6
-        lat = (y / frame.my + frame.lat0_e6) / 1e6
+        lon, lat = frame.to_lonlat(x, y)
         device = f"T-{officer:04d}"
         t0 = DAY_START + pyrng.randrange(period_s)
         conn.executemany(
@@ -154,8 +153,7 @@ def run(officers: int, hours: float, period_s: int, n_hotspots: int, sample: int
 
     rng = np.random.default_rng(1)
     pick = np.sort(rng.choice(len(tracks), size=min(sample, len(tracks)), replace=False))
-    lon = (tracks.x[pick] / hotspots.frame.mx + hotspots.frame.lon0_e6) / 1e6
-    lat = (tracks.y[pick] / hotspots.frame.my + hotspots.frame.lat0_e6) / 1e6
+    lon, lat = hotspots.frame.to_lonlat(tracks.x[pick], tracks.y[pick])
     naive_pp = naive_per_point_s(hotspots, lat, lon)
     naive_total = naive_pp * positions
     dwell_min = [v.dwell_s / 60 for v in visits]

@@ -168,15 +168,21 @@ def _start_publishers(broker: Mosquitto, devices: list[str], seconds: float,
     return procs, results
 
 
-def run_naive(broker: Mosquitto, workdir: Path, publishers: int, seconds: float,
-              backlog: int) -> dict:
-    """Measure the naive consumer for ``seconds``."""
-    db_path = workdir / "naive.db"
-    devices = [f"N-{i:02d}" for i in range(1, publishers + 1)]
+def _fleet_db(db_path: Path, prefix: str, count: int) -> list[str]:
+    """Create the database at ``db_path`` with ``count`` registered devices; their ids."""
+    devices = [f"{prefix}-{i:02d}" for i in range(1, count + 1)]
     db = open_db(str(db_path))
     for d in devices:
         register_device(db, d)
     db.close()
+    return devices
+
+
+def run_naive(broker: Mosquitto, workdir: Path, publishers: int, seconds: float,
+              backlog: int) -> dict:
+    """Measure the naive consumer for ``seconds``."""
+    db_path = workdir / "naive.db"
+    devices = _fleet_db(db_path, "N", publishers)
     published, stored, ready = mp.Value("q", 0), mp.Value("q", 0), mp.Event()
     results: mp.Queue = mp.Queue()
     consumer = mp.Process(target=naive_consume, args=(
@@ -204,11 +210,7 @@ def run_gateway(broker: Mosquitto, workdir: Path, publishers: int, seconds: floa
     from gateway.service import SUBSCRIPTIONS
 
     db_path = workdir / "gateway.db"
-    devices = [f"B-{i:02d}" for i in range(1, publishers + 1)]
-    db = open_db(str(db_path))
-    for d in devices:
-        register_device(db, d)
-    db.close()
+    devices = _fleet_db(db_path, "B", publishers)
     # Create the gateway's persistent session first, as a station's gateway has one: from now
     # on the broker queues every message for it, whenever the process happens to connect.
     session = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="gateway",

@@ -5,6 +5,8 @@ so plain functions and asserts only. Sentences are written by hand here (with ``
 the checksum) because the simulators' writer is CPython-only.
 """
 
+from nmea_feed import counted, parse
+
 from tracker import nmea as nmea_module
 from tracker.nmea import ALT_UNKNOWN, NmeaParser
 
@@ -22,25 +24,6 @@ def nmea(body):
     for c in body:
         x ^= c
     return b"$" + body + b"*" + ("%02X" % x).encode() + b"\r\n"
-
-
-def parse(data, chunk=0):
-    """Feed ``data`` (whole, or ``chunk`` bytes at a time), flush; returns (fixes, parser)."""
-    fixes = []
-    p = NmeaParser(lambda fix: fixes.append(fix.copy()))
-    if chunk:
-        for i in range(0, len(data), chunk):
-            p.feed(data[i : i + chunk])
-    else:
-        p.feed(data)
-    p.flush()
-    return fixes, p
-
-
-def counted(p):
-    stats = p.stats()
-    return sum(stats["sentences"].values()) + sum(
-        n for reason, n in stats["rejected"].items() if reason != "noise")
 
 
 RMC = nmea("GPRMC,123519.00,A,4807.03800,N,01131.00000,E,022.4,084.4,230394,003.1,W,A")
