@@ -6,9 +6,11 @@ message is acknowledged to the broker only after the batch holding it is committ
 between, the broker delivers the message again and the unique ``(device, seq)`` index turns the
 second copy into a counted duplicate.
 
-Batching is adaptive ("group commit"): the gateway takes whatever has arrived, up to
-``batch_size``, and commits it at once. Under light load a batch is a message or two and nothing
-waits; under heavy load messages pile up during each commit and the batches grow, which is what
+One thread does everything: it waits for the socket, lets paho parse every packet that has
+arrived, stores them, commits, and writes their PUBACKs in one go
+(:mod:`gateway.batched_socket`). Batching is adaptive ("group commit"): a batch is whatever has
+arrived, up to ``batch_size``. Under light load a batch is a message or two and nothing waits;
+under heavy load messages pile up during each commit and the batches grow, which is what
 amortises the fsync. The broker's in-flight window for the gateway (``max_inflight_messages``,
 see :mod:`gateway.broker`) must be at least ``batch_size``, since un-acknowledged messages are
 exactly the ones waiting for the commit.
@@ -16,16 +18,17 @@ exactly the ones waiting for the commit.
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
+from gateway.batched_socket import BatchingClient
 from gateway.filters import FilterConfig
 from gateway.ingest import Ingest, IngestCounts
 from gateway.schema import open_db
 
+RECONNECT_MAX_S = 30
 SUBSCRIPTIONS = ("hotspots/dev/+/+", "owntracks/#")
 
 
@@ -44,7 +47,7 @@ class Gateway:
     :param db_path: the SQLite file (created and migrated if needed)
     :param client_id: fixed, so the broker keeps our session and queued messages across restarts
     :param batch_size: most messages per transaction
-    :param batch_s: how often, at most, to look at ``stop`` while idle
+    :param batch_s: how long to wait for the broker before looking at ``stop`` again
     :param username: broker account (the gateway's own, see :mod:`gateway.broker`)
     :param tls_ca: CA certificate to verify the broker's TLS listener with; enables TLS
     :param filter_config: per-source position filters (:mod:`gateway.filters`)
@@ -69,9 +72,10 @@ class Gateway:
         self.db_path = db_path
         self.batch_size = batch_size
         self.batch_s = batch_s
-        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._arrived: list[mqtt.MQTTMessage] = []
+        self._reconnect_s = 0
         self.connected = threading.Event()
-        self.client = mqtt.Client(
+        self.client = BatchingClient(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,
@@ -88,7 +92,7 @@ class Gateway:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = lambda _client, _userdata, msg: self._queue.put(msg)
+        self.client.on_message = lambda _client, _userdata, msg: self._arrived.append(msg)
         self.ingest: Ingest | None = None
         self.airwave = airwave  # serial port of an Airwave radio, read in its own thread
 
@@ -98,6 +102,7 @@ class Gateway:
             self.refused = str(reason_code)
             return
         self.refused = None
+        self._reconnect_s = 0
         client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
 
     def _on_subscribe(self, *_args) -> None:
@@ -113,18 +118,18 @@ class Gateway:
         stop: threading.Event | None = None,
         on_batch: Callable[[IngestCounts], None] | None = None,
     ) -> IngestCounts:
-        """Store messages until ``stop`` is set; then drain what already arrived and return.
+        """Store messages until ``stop`` is set; then store what already arrived and return.
 
-        The database is opened in this thread, so ``run`` may itself run in a thread.
+        The database is opened in this thread, so ``run`` may itself run in a thread; the MQTT
+        client runs in it too.
         """
         stop = stop or threading.Event()
         db = open_db(self.db_path)
         # The broker forgets a message once we acknowledge it, so a commit must be on disk.
         db.execute("PRAGMA synchronous = FULL")
         self.ingest = ingest = Ingest(db, self.filter_config, self.accept_unknown)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self.client.connect_async(self.host, self.port, keepalive=30)
-        self.client.loop_start()
+        client = self.client
+        client.connect_async(self.host, self.port, keepalive=30)
         radio = None
         if self.airwave:
             from gateway.airwave.reader import run_airwave
@@ -133,20 +138,22 @@ class Gateway:
                                      name="airwave", daemon=True)
             radio.start()
         try:
-            while True:
-                pending = self._take_batch(stop)
-                if pending is None:
-                    break
-                for msg in pending:
-                    ingest.handle(msg.topic, msg.payload)
-                ingest.commit()
-                for msg in pending:
-                    self.client.ack(msg.mid, msg.qos)
-                if pending and on_batch:
-                    on_batch(ingest.counts)
+            while not stop.is_set():
+                if client.socket() is None:
+                    self._connect(stop)
+                    continue
+                # Anything queued (CONNECT, SUBSCRIBE, PINGREQ) goes out before we wait; if the
+                # socket would not take it all, look again soon rather than after batch_s.
+                wait = self.batch_s if client.flush() else 0.01
+                rc = client.loop(wait)
+                if rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    client.read_buffered(self.batch_size - len(self._arrived))
+                if self._arrived:
+                    self._store(ingest, on_batch)
         finally:
-            self.client.disconnect()
-            self.client.loop_stop()
+            if self._arrived:
+                self._store(ingest, on_batch)
+            client.disconnect()
             ingest.commit()
             db.close()
             if radio is not None:
@@ -154,17 +161,22 @@ class Gateway:
                 radio.join(5)
         return ingest.counts
 
-    def _take_batch(self, stop: threading.Event) -> list[mqtt.MQTTMessage] | None:
-        """Wait up to ``batch_s`` for a message, then take what else has arrived, without
-        waiting, up to ``batch_size``; None once ``stop`` is set and nothing is left."""
+    def _connect(self, stop: threading.Event) -> None:
+        """Open the connection, after a pause that doubles with each failure (up to 30 s)."""
+        if self._reconnect_s and stop.wait(self._reconnect_s):
+            return
+        self._reconnect_s = min(max(1, 2 * self._reconnect_s), RECONNECT_MAX_S)
         try:
-            batch = [self._queue.get(timeout=self.batch_s)]
-        except queue.Empty:
-            return None if stop.is_set() else []
-        get = self._queue.get_nowait
-        try:
-            while len(batch) < self.batch_size:
-                batch.append(get())
-        except queue.Empty:
-            pass
-        return batch
+            self.client.reconnect()  # a refused CONNACK arrives later, in _on_connect
+        except OSError:
+            pass  # broker down or unreachable, TLS failure: try again after the pause
+
+    def _store(self, ingest: Ingest, on_batch: Callable[[IngestCounts], None] | None) -> None:
+        """Store, commit, then acknowledge the messages that have arrived."""
+        arrived, self._arrived = self._arrived, []
+        for msg in arrived:
+            ingest.handle(msg.topic, msg.payload)
+        ingest.commit()
+        self.client.ack_all([msg.mid for msg in arrived if msg.qos == 1])
+        if on_batch:
+            on_batch(ingest.counts)

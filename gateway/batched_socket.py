@@ -1,0 +1,142 @@
+"""paho-mqtt with whole-chunk reads and whole-batch writes, for the gateway's single thread.
+
+paho reads a packet with three or four ``recv`` calls (one byte of type, one or two of length,
+then the rest) and writes every packet, PUBACKs included, with its own ``send``. At 20,000
+positions a second those system calls and paho's per-packet bookkeeping cost the gateway more
+than storing the positions does. So the gateway hands paho a :class:`BatchedSocket`:
+
+- reads come from a buffer refilled 64 KiB at a time, and :meth:`BatchedSocket.pending` tells
+  paho (which asks, as it does of a TLS socket) that more is buffered, so it does not wait in
+  ``select`` for bytes it already has;
+- writes are appended to a buffer that the gateway flushes once per loop turn, so a committed
+  batch's PUBACKs leave in one system call.
+
+Ordering is kept: everything paho writes and every PUBACK :meth:`BatchedSocket.write` takes go
+through the same buffer, in call order. A broken connection shows on the next read, where paho
+notices it and closes the socket; the gateway then reconnects, and the broker delivers again
+whatever it had not seen acknowledged.
+"""
+
+from __future__ import annotations
+
+import ssl
+import struct
+
+import paho.mqtt.client as mqtt
+
+CHUNK = 1 << 16
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class BatchedSocket:
+    """A non-blocking socket (plain or TLS) with a read-ahead buffer and a write buffer."""
+
+    def __init__(self, sock, chunk: int = CHUNK):
+        self._sock = sock
+        self._chunk = chunk
+        self._in = b""
+        self._pos = 0
+        self._out = bytearray()
+
+    # -- what paho calls --------------------------------------------------------------------------
+    def recv(self, size: int) -> bytes:
+        """Up to ``size`` bytes: buffered ones first, else one large read of the socket.
+
+        Raises what the socket raises (``BlockingIOError`` when nothing has arrived); returns
+        ``b""`` at end of stream, as a socket does.
+        """
+        if self._pos >= len(self._in):
+            self._in = self._sock.recv(max(size, self._chunk))
+            self._pos = 0
+        start = self._pos
+        self._pos = min(start + size, len(self._in))
+        return self._in[start:self._pos]
+
+    def pending(self) -> int:
+        """Bytes readable without waiting: ours, plus a TLS socket's decrypted ones."""
+        inner = getattr(self._sock, "pending", None)
+        return len(self._in) - self._pos + (inner() if inner is not None else 0)
+
+    def send(self, data: bytes | bytearray) -> int:
+        """Take all of ``data`` for the next :meth:`flush`."""
+        self._out += data
+        return len(data)
+
+    def close(self) -> None:
+        """Send what is buffered (a DISCONNECT, the last PUBACKs) if the socket takes it now."""
+        try:
+            self.flush()
+        finally:
+            self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+    def __getattr__(self, name: str):
+        # Anything else paho or ssl may look up (settimeout, getpeercert...) is the socket's.
+        return getattr(self._sock, name)
+
+    # -- what the gateway calls -------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """Queue bytes of our own (PUBACKs) behind whatever paho has queued."""
+        self._out += data
+
+    def flush(self) -> bool:
+        """Send as much of the write buffer as the socket takes; True once it is empty.
+
+        A connection error drops the buffer: paho sees the broken connection on its next read
+        and reconnects, and unacknowledged messages come again.
+        """
+        try:
+            while self._out:
+                sent = self._sock.send(self._out)
+                del self._out[:sent]
+        except _WOULD_BLOCK:
+            return False
+        except OSError:
+            self._out.clear()
+        return True
+
+
+def puback_packets(mids: list[int]) -> bytes:
+    """MQTT 3.1.1 PUBACKs for QoS 1 message ids, in order."""
+    return struct.pack(f"!{len(mids)}I", *((0x4002 << 16) | mid for mid in mids))
+
+
+class BatchingClient(mqtt.Client):
+    """A paho client whose connection is a :class:`BatchedSocket`.
+
+    Driven by one thread calling :meth:`loop` and :meth:`read_buffered` (never ``loop_start``);
+    QoS 1 messages are acknowledged with :meth:`ack_all` after they are stored. paho keeps no
+    state for a QoS 1 message it has handed over with ``manual_ack``, so writing the PUBACKs
+    ourselves leaves it consistent.
+    """
+
+    def _create_socket(self):
+        return BatchedSocket(super()._create_socket())
+
+    def read_buffered(self, most: int) -> mqtt.MQTTErrorCode:
+        """Handle up to ``most`` packets already read from the socket, without waiting."""
+        sock = self.socket()
+        rc = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        while most > 0 and rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and sock is not None \
+                and sock.pending():
+            rc = self.loop_read()
+            most -= 1
+            sock = self.socket()
+        return rc
+
+    def ack_all(self, mids: list[int]) -> None:
+        """Acknowledge QoS 1 messages by id and send what is queued."""
+        sock = self.socket()
+        if sock is not None:
+            sock.write(puback_packets(mids))
+            sock.flush()
+
+    def flush(self) -> bool:
+        """Send what is queued; True when nothing is left waiting for the socket."""
+        sock = self.socket()
+        return sock.flush() if sock is not None else True
