@@ -10,7 +10,9 @@ same run:
   sentence. The whole stream also runs in a 64 KB heap. Baseline: the foundation parser
   (``git show 9274f96:firmware/tracker/nmea.py``), when git has it.
 * CPython: the same parser against ``pynmea2.parse(line, check=True)`` (parse only, the most
-  favourable case for pynmea2) and pynmea2 plus reading the typed values the firmware extracts.
+  favourable case for pynmea2) and pynmea2 plus reading the typed values the firmware extracts;
+  and a floor (:func:`floor`): the least work any parser must do, with nothing checked, to show
+  how much room the 2x target leaves.
 
 Times are the best of ``--repeat`` runs (other processes share the machine).
 """
@@ -152,6 +154,42 @@ def best_of(repeat: int, run) -> float:
     return best
 
 
+# Fields the parser reads, by sentence type (for the floor below).
+_FIELDS_READ = {b"RMC": (1, 3, 5, 7, 8, 9), b"GGA": (1, 2, 4, 6, 7, 8, 9), b"GLL": (1, 3, 5),
+                b"VTG": (1, 5), b"GSA": (2, 16), b"GSV": (3, 7, 11, 15, 19),
+                b"GST": (1, 6, 7), b"ZDA": (1, 2, 3, 4)}
+_M512, _M256, _M128, _M64 = ((1 << bits) - 1 for bits in (512, 256, 128, 64))
+
+
+def floor(data: bytes) -> int:
+    """The least any pure-Python parser of this stream must do, done as fast as CPython allows:
+    split lines, check each checksum (folded at C level, no per-byte loop), split the fields and
+    ``int()`` each field the parser reads. Nothing is validated, scaled or assembled, so a real
+    parser can only be slower. Returns the number of sentences."""
+    n = 0
+    for line in data.split(b"\r\n"):
+        if not line:
+            continue
+        star = line.find(b"*")
+        body = line[1:star]
+        x = int.from_bytes(body, "little")
+        x = (x >> 512) ^ (x & _M512)
+        x = (x >> 256) ^ (x & _M256)
+        x = (x >> 128) ^ (x & _M128)
+        x = (x >> 64) ^ (x & _M64)
+        x ^= x >> 32
+        x ^= x >> 16
+        x ^= x >> 8
+        if x & 255 != int(line[star + 1:star + 3], 16):
+            raise ValueError(line)
+        fields = body.split(b",")
+        for i in _FIELDS_READ[fields[0][2:]]:
+            if i < len(fields) and fields[i]:
+                int(fields[i].replace(b".", b""))
+        n += 1
+    return n
+
+
 def cpython_figures(data: bytes, repeat: int) -> dict:
     """µs per sentence on CPython: this parser (both variants) and pynmea2."""
     import pynmea2
@@ -199,6 +237,8 @@ def cpython_figures(data: bytes, repeat: int) -> dict:
         nmea.use_portable(previous)
     figures["pynmea2_parse_us"] = best_of(repeat, pynmea2_parse) / n * 1e6
     figures["pynmea2_values_us"] = best_of(repeat, pynmea2_values) / n * 1e6
+    assert floor(data) == n
+    figures["floor_us"] = best_of(repeat, lambda: floor(data)) / n * 1e6
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}
 
 
@@ -269,6 +309,9 @@ def report(result: dict) -> list[str]:
         f"{'met' if ratio >= TARGET_CPYTHON_RATIO else 'NOT met'})",
         f"CPython pynmea2 + values:{c['pynmea2_values_us']:7.2f} us/sentence -> parser is "
         f"{c['pynmea2_values_us'] / c['parser_us']:.2f}x",
+        f"CPython floor:          {c['floor_us']:8.2f} us/sentence (checksum, split and int() "
+        f"of the fields read; nothing checked, no epochs) -> "
+        f"{c['pynmea2_parse_us'] / c['floor_us']:.2f}x pynmea2 parse",
     ]
     return lines
 
