@@ -274,10 +274,24 @@ def open_db(path: str) -> sqlite_utils.Database:
 
 
 def migrate(db: sqlite_utils.Database) -> int:
-    """Apply the migrations not yet applied; returns the schema version now in force."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-        with db.conn:
-            step(db)
-            db.execute(f"PRAGMA user_version = {number}")
+    """Apply the migrations not yet applied; returns the schema version now in force.
+
+    Safe when several processes open a new or old database at once (the gateway, the dock and
+    a supervisor's ``hotspots status``, say): the migrations run in one ``BEGIN IMMEDIATE``
+    transaction, which takes the write lock first, so the others wait for it (busy timeout) and
+    then find the work done. All or nothing, too: a migration that fails leaves the previous
+    version whole.
+    """
+    if db.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+        return len(MIGRATIONS)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]  # another may have done it
+        for step in MIGRATIONS[version:]:
+            step(db)  # sqlite-utils joins the open transaction rather than committing
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        db.conn.commit()
+    except BaseException:
+        db.conn.rollback()
+        raise
     return len(MIGRATIONS)

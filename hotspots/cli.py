@@ -6,7 +6,6 @@ Each command parses its options, calls one library function and turns domain err
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
@@ -43,7 +42,7 @@ def cli() -> None:
 def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str, ...],
            tls: bool, tls_port: int | None) -> None:
     """Run a private Mosquitto broker (accounts and ACL generated, no anonymous access)."""
-    _interrupt_on_signals()
+    cli_gateway.interrupt_on_signals()
     try:
         mosquitto = Mosquitto(port=port, host=host, workdir=workdir, devices=devices, tls=tls,
                               tls_port=tls_port).start()
@@ -61,16 +60,6 @@ def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str,
         pass
     finally:
         mosquitto.cleanup()
-
-
-def _interrupt_on_signals() -> None:
-    """Ctrl-C and SIGTERM (a service manager) both mean "clean up and stop".
-
-    SIGINT is set explicitly: a process started in the background by a non-interactive shell
-    inherits SIGINT ignored, and would otherwise leave its broker running.
-    """
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 # -- simulators -----------------------------------------------------------------------------------
@@ -242,7 +231,7 @@ def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, use
     service = make_gateway(broker_address, db_path, airwave_port, user, password,
                            accounts_path, tls_ca, filters_path, accept_unknown)
     stop = threading.Event()
-    _interrupt_on_signals()
+    cli_gateway.interrupt_on_signals()
     click.echo(f"gateway: {broker_address} -> {db_path}", err=True)
 
     def announce() -> None:

@@ -6,7 +6,6 @@ Thin click wrappers over :mod:`gateway.dock` (and :mod:`simulators.dock` for ``d
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
@@ -14,7 +13,7 @@ from dataclasses import asdict
 
 import click
 
-from hotspots.cli_gateway import open_database
+from hotspots.cli_gateway import interrupt_on_signals, open_database
 
 
 @click.group()
@@ -58,7 +57,7 @@ def dock_run(db_path: str, slots: tuple[str, ...], fences_path: str | None,
                           config={"report_s": report_s} if report_s else None,
                           min_charge_pct=min_charge)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupt_on_signals()
     click.echo(f"dock: {', '.join(f'{k}={v}' for k, v in ports.items())} -> {db_path}",
                err=True)
     station.start(stop)
@@ -118,17 +117,35 @@ def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
               help="A tracker and its charge, plugged into the next free slot (repeatable).")
 @click.option("--time-scale", type=float, default=60.0, show_default=True,
               help="Simulated seconds per real second for the batteries.")
+@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
+              default=None,
+              help="Trackers log in as themselves, passwords from the broker's accounts.json.")
 def dock_sim(broker_address: str, workdir: str, slots: int, trackers: tuple[str, ...],
-             time_scale: float) -> None:
+             time_scale: float, accounts_path: str | None) -> None:
     """A simulated dock: prints each slot's serial port for ``hotspots dock run --slot``."""
+    from hotspots.cli_gateway import account_password
     from simulators.dock import DockSimulator
 
-    sim = DockSimulator(workdir, broker_address, slots=slots, time_scale=time_scale)
+    parsed = []
+    for item in trackers:
+        device, _, pct = item.partition("=")
+        try:
+            charge = float(pct or 100)
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: use ID=PERCENT", param_hint="--tracker") from None
+        # Before anything starts: an unknown device is an error now, not a silent refusal later.
+        password = account_password(accounts_path, device) if accounts_path else None
+        parsed.append((device, charge, password))
+    if len(parsed) > slots:
+        raise click.BadParameter(f"{len(parsed)} trackers for {slots} slots",
+                                 param_hint="--tracker")
+    passwords = {device: password for device, _, password in parsed}
+    auth = (lambda device: (device, passwords[device])) if accounts_path else None
+    interrupt_on_signals()
+    sim = DockSimulator(workdir, broker_address, slots=slots, time_scale=time_scale, auth=auth)
     try:
-        for i, item in enumerate(trackers):
-            device, _, pct = item.partition("=")
-            slot = sim.slots[i].name if i < len(sim.slots) else None
-            sim.add_tracker(device, batt=float(pct or 100), slot=slot)
+        for i, (device, charge, _) in enumerate(parsed):
+            sim.add_tracker(device, batt=charge, slot=sim.slots[i].name)
         for s in sim.slots:
             click.echo(f"{s.name}={s.port}")
         sys.stdout.flush()

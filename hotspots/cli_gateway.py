@@ -1,12 +1,14 @@
 """CLI commands for the station gateway's fleet: ``status``, ``register``, ``assign``, ``return``.
 
 Thin click wrappers over :mod:`gateway.status` and :mod:`gateway.identity`, plus the factory
-that ``hotspots gateway run`` uses to turn its options into a :class:`gateway.service.Gateway`.
+that ``hotspots gateway run`` uses to turn its options into a :class:`gateway.service.Gateway`
+and the helpers every long-running command shares (database, broker accounts, signals).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -32,6 +34,16 @@ def _time(text: str | None) -> int | None:
         return parse_time(text)
     except IdentityError as exc:
         raise click.BadParameter(str(exc)) from exc
+
+
+def interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM (a service manager) both mean "clean up and stop".
+
+    SIGINT is set explicitly: a process started in the background by a non-interactive shell
+    inherits SIGINT ignored, and would otherwise leave its broker running.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def account_password(accounts_path: str, user: str) -> str:
