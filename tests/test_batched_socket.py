@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -92,27 +93,28 @@ def _registered_db(path, *devices: str) -> None:
     db.close()
 
 
-def _run(gateway: Gateway, stop: threading.Event) -> threading.Thread:
-    thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
+@contextmanager
+def running(gateway: Gateway, on_batch=None):
+    """The gateway in a thread, connected and subscribed; stopped (and joined) on exit."""
+    stop = threading.Event()
+    thread = threading.Thread(target=gateway.run, args=(stop, on_batch), daemon=True)
     thread.start()
-    assert gateway.connected.wait(10)
-    return thread
+    try:
+        assert gateway.connected.wait(10)
+        yield gateway
+    finally:
+        stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
 
 
 def test_gateway_stores_over_tls(tls_mosquitto, tmp_path):
     db_path = tmp_path / "g.db"
     _registered_db(db_path, "T-1")
-    gateway = Gateway(tls_mosquitto.tls_address, str(db_path), tls_ca=tls_mosquitto.ca_path,
-                      **tls_mosquitto.gateway.auth())
-    stop = threading.Event()
-    thread = _run(gateway, stop)
-    try:
+    with running(Gateway(tls_mosquitto.tls_address, str(db_path), tls_ca=tls_mosquitto.ca_path,
+                         **tls_mosquitto.gateway.auth())):
         publish(tls_mosquitto, "T-1", list(range(1, 201)))
         assert wait_rows(db_path, 200) == [("T-1", s) for s in range(1, 201)]
-    finally:
-        stop.set()
-        thread.join(20)
-    assert not thread.is_alive()
 
 
 def test_a_backlog_is_stored_in_batches_no_bigger_than_batch_size(mosquitto, tmp_path):
@@ -120,11 +122,8 @@ def test_a_backlog_is_stored_in_batches_no_bigger_than_batch_size(mosquitto, tmp
     _registered_db(db_path, "T-1")
     auth = mosquitto.gateway.auth()
     # Open the persistent session, then let 700 messages queue up for it while it is away.
-    gateway = Gateway(mosquitto.address, str(db_path), **auth)
-    stop = threading.Event()
-    thread = _run(gateway, stop)
-    stop.set()
-    thread.join(20)
+    with running(Gateway(mosquitto.address, str(db_path), **auth)):
+        pass
     publish(mosquitto, "T-1", list(range(1, 701)))
 
     batches: list[int] = []
@@ -134,15 +133,8 @@ def test_a_backlog_is_stored_in_batches_no_bigger_than_batch_size(mosquitto, tmp
         batches.append(counts.handled - handled[0])
         handled[0] = counts.handled
 
-    gateway = Gateway(mosquitto.address, str(db_path), batch_size=100, **auth)
-    stop = threading.Event()
-    thread = threading.Thread(target=gateway.run, args=(stop, on_batch), daemon=True)
-    thread.start()
-    try:
+    with running(Gateway(mosquitto.address, str(db_path), batch_size=100, **auth), on_batch):
         assert len(wait_rows(db_path, 700)) == 700
-    finally:
-        stop.set()
-        thread.join(20)
     assert sum(batches) == 700 and max(batches) <= 100
     assert len(batches) >= 7
     with sqlite3.connect(db_path) as conn:
@@ -156,19 +148,9 @@ def test_the_broker_gets_every_puback(mosquitto, tmp_path):
     db_path = tmp_path / "g.db"
     _registered_db(db_path, "T-1")
     auth = mosquitto.gateway.auth()
-    gateway = Gateway(mosquitto.address, str(db_path), **auth)
-    stop = threading.Event()
-    thread = _run(gateway, stop)
-    publish(mosquitto, "T-1", list(range(1, 301)))
-    assert len(wait_rows(db_path, 300)) == 300
-    stop.set()
-    thread.join(20)
-
-    again = Gateway(mosquitto.address, str(db_path), **auth)
-    stop = threading.Event()
-    thread = _run(again, stop)
-    time.sleep(1.0)
-    stop.set()
-    thread.join(20)
+    with running(Gateway(mosquitto.address, str(db_path), **auth)):
+        publish(mosquitto, "T-1", list(range(1, 301)))
+        assert len(wait_rows(db_path, 300)) == 300
+    with running(Gateway(mosquitto.address, str(db_path), **auth)) as again:
+        time.sleep(1.0)
     assert again.ingest.counts.handled == 0
-
