@@ -143,11 +143,13 @@ class Tracker:
         else:
             nearest = _FAR_M
             density = 0
+            pending = 0
             if engine is not None:
                 nearest = engine.nearest_m
                 density = density_near(self.fence_set, fix.lat_e6, fix.lon_e6, nearest)
+                pending = engine.pending
             trigger = policy.fix(fix.t, fix.lat_e6, fix.lon_e6, fix.speed_cmps, fix.acc_cm,
-                                 nearest, density, self._transitioned)
+                                 nearest, density, self._transitioned, pending)
             if policy.off_s:
                 self.gnss_off_until = policy.wake_t
         self._transitioned = False

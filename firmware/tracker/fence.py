@@ -19,10 +19,12 @@ Two classes, no effects (no clock, no I/O other than the stream you hand in):
     the fix that confirmed it. ``inside`` is the sorted list of confirmed fence indexes (do not
     mutate it). ``nearest_m`` is the distance in metres from the last fix to the nearest fence
     boundary (always >= 0, inside or outside; capped at ``fence_set.near_m`` when no fence is
-    that close). ``set_fences(new_set)`` swaps sets atomically: fences kept (same id) keep their
-    state, fences that vanish while the tracker is inside them get a ``leave`` at the last fix
-    (so every visit is closed), new fences start outside. ``reset()`` forgets all state without
-    emitting anything.
+    that close). ``pending`` is the number of fences whose last fix was a band deep on the other
+    side without confirming: a transition that one more such fix confirms (the sampling policy
+    takes that fix at once, see ``tracker.policy``). ``set_fences(new_set)`` swaps sets
+    atomically: fences kept (same id) keep their state, fences that vanish while the tracker is
+    inside them get a ``leave`` at the last fix (so every visit is closed), new fences start
+    outside. ``reset()`` forgets all state without emitting anything.
 
 Hysteresis: per fix, the band is ``h = max(2 m, 3 x accuracy)`` capped per fence at half its
 inradius (so the middle of a small hot spot always confirms). A transition is confirmed by two
@@ -547,6 +549,7 @@ class FenceEngine:
         self._seen = array("i", [-1] * n)  # seq at which the fence was last evaluated
         self._active = []  # fences inside or with a run pending
         self.inside = []
+        self.pending = 0  # fences with _prev set: a change that the next deep fix confirms
 
     def reset(self):
         """Forget all state (no events are emitted)."""
@@ -560,6 +563,7 @@ class FenceEngine:
             self._seen[i] = -1
         self._active = []
         self.inside = []
+        self.pending = 0
         self._seq = -1
         self._t0 = None
         self._dt = 0
@@ -647,13 +651,14 @@ class FenceEngine:
         band's size does not add up; a genuine crossing adds up within a few fixes.
         """
         st = self._st[i]
+        prev = self._prev[i]
         other = d if not st else -d  # positive = on the other side than confirmed
         half = h >> 1
         ev = self._ev[i]
         deep = other >= h
         confirm = False
         if deep:
-            if self._prev[i] or gap >= _GAP_S:
+            if prev or gap >= _GAP_S:
                 confirm = True
             ev += h - half
         elif other > -h:
@@ -670,6 +675,7 @@ class FenceEngine:
             self._st[i] = 1 - st
             self._ev[i] = 0
             self._prev[i] = 0
+            self.pending -= prev
             self._lo[i] = seq
             if st:
                 self.inside.remove(i)
@@ -684,7 +690,10 @@ class FenceEngine:
             self._cb(not st, i, tst, lat, lon)
             return
         self._ev[i] = ev
-        self._prev[i] = 1 if deep else 0
+        dp = 1 if deep else 0
+        if dp != prev:
+            self._prev[i] = dp
+            self.pending += dp - prev
         if not st:
             # Outside fences stay listed while an enter is pending, so they are still
             # evaluated (as far outside) if the next fix is beyond their near range.

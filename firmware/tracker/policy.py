@@ -14,6 +14,15 @@ fence engine interpolates the crossing time across it, so the dwell error stays 
 that period. Sleeps shorter than ``_MIN_OFF_S`` are not worth a power cycle: the receiver keeps
 tracking at 1 Hz. Dense areas (the fence's ``density`` class) halve the periods.
 
+Confirmation burst: when a fix lands a hysteresis band deep on the other side of a boundary
+without confirming the change (``FenceEngine.pending``: one such fix confirms only after a gap
+of 30 s or more), the receiver stays on and the next fix comes 1 s later, while the tracker is
+most likely still there. Two deep fixes in a row confirm; a fix back within the band ends the
+burst. Without it the confirming fix would come a near period later, and a walk that dips into
+a hot spot for less than that (weaving between the parts of a two-part hot spot, cutting a
+corner) would never be confirmed. A burst costs one extra fix per deep fix: ``pending`` can
+only stay set over consecutive fixes if none of them confirms, and two deep fixes always do.
+
 Reports (locations queued in the outbox) are decided at each fix: ``c`` after a transition,
 ``v`` after moving ``move_m`` since the last report (as radios do), ``t`` every ``report_s``
 while moving, ``p`` (a stationary heartbeat) every ``heartbeat_s`` while still. Sending is
@@ -31,7 +40,8 @@ How the app uses it (see ``docs/sampling.md``)::
 
     policy.power(now_s, battery_pct, charging, docked, shift_end_s)   # when battery state changes
     policy.gnss_on(now_s)                                             # after powering the receiver
-    trigger = policy.fix(fix.t, ..., engine.nearest_m, density, transition)  # each valid fix
+    trigger = policy.fix(fix.t, ..., engine.nearest_m, density, transition,
+                         engine.pending)                                  # each valid fix
     if policy.off_s: gnss.off(); sleep until policy.wake_t; gnss.on()
     policy.no_fix(now_s)                     # each second the receiver is on without a fix
     if policy.upload_due(now_s, len(outbox), oldest_t): connect, send all, policy.uploaded(...)
@@ -236,7 +246,8 @@ class Policy:
         self.period_s = back
         return True
 
-    def fix(self, t, lat_e6, lon_e6, speed_cmps, acc_cm, nearest_m, density, transition):
+    def fix(self, t, lat_e6, lon_e6, speed_cmps, acc_cm, nearest_m, density, transition,
+            pending=0):
         """Take one valid fix with the fence state after it; returns the report trigger.
 
         :param t: fix time, seconds (GNSS epoch or any monotonic base, used consistently)
@@ -245,6 +256,8 @@ class Policy:
         :param nearest_m: ``FenceEngine.nearest_m`` after this fix
         :param density: density class of the fences near the fix (``density_near``), 0 if none
         :param transition: the fence engine confirmed an enter or leave at this fix
+        :param pending: ``FenceEngine.pending`` after this fix: fences with a change that the
+            next fix deep on the new side confirms; the receiver then stays on for that fix
         :returns: ``""`` (no report), ``"c"``, ``"v"``, ``"t"`` or ``"p"``; sets ``off_s``,
             ``wake_t`` and ``period_s`` for the receiver.
         """
@@ -307,8 +320,8 @@ class Policy:
             if off > due:
                 off = due
             off -= _TTFF_HOT_S
-            if off < _MIN_OFF_S:
-                off = 0
+            if off < _MIN_OFF_S or pending:
+                off = 0  # pending: a confirmation burst, the next fix in 1 s
             elif rel - self._refresh_rel >= _EPH_REFRESH_S:
                 off = 0  # keep tracking until fresh ephemeris keeps the next starts hot
         self.off_s = off

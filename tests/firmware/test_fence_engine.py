@@ -394,3 +394,28 @@ def test_update_allocates_nothing_in_steady_state():
                 micropython.heap_unlock()
         assert len(rec.events) == n
         assert eng.inside == expected, (lat, lon, eng.inside)
+
+
+def test_pending_counts_a_deep_fix_until_it_is_confirmed_or_undone():
+    fs = meridian()
+    rec = Recorder()
+    eng = FenceEngine(fs, rec)
+    steps = [  # (metres north of the west block's south edge, pending after, inside after)
+        (-110, 0, []), (-11, 0, []),
+        (22, 1, []),  # a band (9 m) deep inside, 1 s after the last fix: one more confirms
+        (5, 0, []),  # back within the band: nothing pending any more
+        (22, 1, []), (27, 0, [2]),  # two deep fixes in a row: entered
+        (-22, 1, [2]), (-33, 0, []),  # and the same on the way out
+        (22, 1, []),
+    ]
+    for k, (north, pending, inside) in enumerate(steps):
+        lat, lon = pos(51486000, -1750, north)
+        eng.update(T0 + k, lat, lon, 300)
+        assert (eng.pending, eng.inside) == (pending, inside), (k, north, eng.pending)
+    assert rec.kinds(2) == ["enter", "leave"]
+    eng.set_fences(meridian())
+    assert eng.pending == 0
+    eng.update(T0 + 20, *pos(51486000, -1750, 22), 300)  # 12 s after the last fix: pending
+    assert eng.pending == 1
+    eng.reset()
+    assert eng.pending == 0

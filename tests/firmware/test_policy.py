@@ -150,3 +150,56 @@ def test_fix_allocates_nothing_in_steady_state():
         if micropython is not None:
             micropython.heap_unlock()
     assert p.fixes == 71
+
+
+def test_a_pending_change_keeps_the_receiver_on_for_the_confirming_fix():
+    p = fresh()
+    p.fix(1000, LAT, LON, 140, 300, 8, 0, False, 1)  # one fix a band deep across a boundary
+    assert p.off_s == 0 and p.period_s == 1 and p.wake_t == 1001
+    p.fix(1001, LAT, LON, 140, 300, 8, 0, True, 0)  # the next fix confirmed it
+    assert p.off_s == 24 and p.period_s == 25
+
+
+def _excursion(burst):
+    """Policy and fence engine over a walk that dips 25 m into a hot spot and back out.
+
+    Due north at 1.4 m/s along lon -0.00175 from 200 m south of M-MULTI's west block (south edge
+    51.4860) to 25 m inside, then back: 36 s inside, 23 s of it deeper than the 9 m band, less
+    than the 25 s the policy waits between fixes near a boundary. Returns the engine's events
+    for the block as (kind, time) and the number of fixes taken.
+    """
+    from tracker.fence import FenceEngine, FenceSet
+
+    with open("tests/data/fences/meridian.json") as f:
+        fs = FenceSet.from_json(f.read())
+    events = []
+    eng = FenceEngine(fs, lambda entering, i, tst, lat, lon: events.append((entering, i, tst)))
+    p = Policy(capacity_mah=2000)
+    p.power(0, 100, False, False, 36000)
+    turn = 225 / 1.4  # seconds to the turning point, 25 m inside
+    wake = 0
+    fixes = 0
+    for t in range(400):
+        if t < wake:
+            continue
+        north = -200 + 1.4 * (t if t < turn else 2 * turn - t)
+        lat = 51486000 + int(round(north * 8.9932))
+        n = len(events)
+        eng.update(t, lat, -1750, 300)
+        fixes += 1
+        # Density 0, as for the block alone (M-CIR's class 3 is within its near range here).
+        p.fix(t, lat, -1750, 140, 300, eng.nearest_m, 0, len(events) > n,
+              eng.pending if burst else 0)
+        wake = p.wake_t if p.off_s else t + 1
+    return [("enter" if e[0] else "leave", e[2]) for e in events if e[1] == 2], fixes
+
+
+def test_a_short_excursion_into_a_hot_spot_is_confirmed_by_a_burst():
+    events, fixes = _excursion(True)
+    assert [k for k, _ in events] == ["enter", "leave"], events
+    enter = 200 / 1.4
+    leave = 2 * 225 / 1.4 - enter
+    assert abs(events[0][1] - enter) <= 13 and abs(events[1][1] - leave) <= 13, events
+    # Without the burst the single deep fix is never confirmed: a 36 s visit is missed.
+    missed, fixes_without = _excursion(False)
+    assert missed == [] and fixes <= fixes_without + 4
