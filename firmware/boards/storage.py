@@ -1,8 +1,9 @@
 """Storage port over a filesystem folder: the board's flash on a device, a folder on a host.
 
 Boards with a filesystem (ESP32 and RP2040 VFS, the unix port, CPython) all use this one class;
-the core only sees the methods below. Small state (fence set) is replaced atomically with
-``write``; the outbox log grows with ``append``, which flushes before it returns.
+the core only sees the methods below. Small state is replaced atomically with ``write``; a
+large blob (a fence set arriving over MQTT) is written piece by piece with ``create`` and put in
+place with ``replace``; the outbox log grows with ``append``, which flushes before it returns.
 """
 
 import os
@@ -34,11 +35,33 @@ class DirStorage:
             return None
 
     def write(self, name, text):
-        """Replace ``name`` with ``text`` so that a power cut leaves the old or the new, whole."""
+        """Replace ``name`` with ``text`` (str, or bytes-like: written as they are) so that a
+        power cut leaves the old or the new, whole."""
         path = self.path(name)
-        with open(path + ".tmp", "w") as f:
+        with open(path + ".tmp", "w" if isinstance(text, str) else "wb") as f:
             f.write(text)
         os.rename(path + ".tmp", path)
+
+    # -- large blobs, written as they arrive ------------------------------------------------------
+    def create(self, name):
+        """A binary file to write the next version of ``name`` into, piece by piece; it takes
+        the place of ``name`` only on :meth:`replace`, so a power cut keeps the old one."""
+        return open(self.path(name) + ".tmp", "wb")
+
+    def open(self, name, new=False):
+        """``name`` (or its next version, with ``new``) for reading bytes, or None."""
+        try:
+            return open(self.path(name) + (".tmp" if new else ""), "rb")
+        except OSError:
+            return None
+
+    def replace(self, name):
+        """Make the next version of ``name`` (see :meth:`create`) the current one, atomically."""
+        os.rename(self.path(name) + ".tmp", self.path(name))
+
+    def discard(self, name):
+        """Drop the next version of ``name``."""
+        self.remove(name + ".tmp")
 
     # -- binary logs (the outbox) ---------------------------------------------------------------
     def names(self):

@@ -12,7 +12,7 @@ import sys
 
 from tracker import wire
 from tracker.compat import const, ticks_diff, ticks_ms
-from tracker.fence import FenceEngine, FenceSet
+from tracker.fence import FenceEngine, FenceSet, FileText
 from tracker.mqtt import MQTTClient
 from tracker.nmea import NmeaParser
 from tracker.outbox import Outbox
@@ -105,7 +105,10 @@ class Tracker:
 
     def apply_fences(self, text):
         """Swap in a new compiled fence set; raises ``ValueError`` and keeps the old one if bad."""
-        new_set = FenceSet.from_json(text)
+        return self.use_fences(FenceSet.from_json(text))
+
+    def use_fences(self, new_set):
+        """Swap in a parsed :class:`FenceSet`; returns it."""
         if self.engine is None:
             self.engine = FenceEngine(new_set, self._on_transition)
         else:
@@ -277,6 +280,46 @@ class Ports:
         self.gnss_power = gnss_power
 
 
+def _stored_fences(storage, new):
+    """The fence set in flash (or the one just spooled there, with ``new``), or None; parsed
+    from flash a few hundred bytes at a time. Raises ``ValueError`` if it is not a valid set."""
+    f = storage.open(_FENCES_FILE, new)
+    if f is None:
+        return None
+    try:
+        return FenceSet.from_json(FileText(f))
+    finally:
+        f.close()
+
+
+class _Spool:
+    """Where a fence set arriving over MQTT is written: its next version in flash
+    (``storage.create``). A write error is remembered, not raised, so the link stays up."""
+
+    def __init__(self, storage, name):
+        self.ok = True
+        try:
+            self._f = storage.create(name)
+        except OSError:
+            self._f = None
+            self.ok = False
+
+    def write(self, data):
+        if self.ok:
+            try:
+                self._f.write(data)
+            except OSError:
+                self.ok = False
+
+    def close(self):
+        if self._f is not None:
+            try:
+                self._f.close()
+            except OSError:
+                self.ok = False
+            self._f = None
+
+
 async def run(ports, device_id, broker_host, broker_port, station="main", exit_on_eof=False,
               report_interval_s=_REPORT_INTERVAL_S, user=None, password=None,
               sampling="adaptive"):
@@ -288,12 +331,10 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
     storage = ports.storage
     outbox = Outbox(storage)
     fence_set = None
-    text = storage.read(_FENCES_FILE)
-    if text:
-        try:
-            fence_set = FenceSet.from_json(text)
-        except ValueError as exc:
-            ports.log("stored fences unusable: %s" % exc)
+    try:
+        fence_set = _stored_fences(storage, False)
+    except (ValueError, MemoryError) as exc:
+        ports.log("stored fences unusable: %r" % (exc,))
     policy = Policy() if sampling == "adaptive" else None
     battery = ports.battery
     power = ports.gnss_power
@@ -334,14 +375,38 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
         policy.power(tracker.now_s(), battery.percent(), charging, tracker.docked,
                      state["shift_end"])
 
+    fences_topic = wire.fences_topic(station)
+
+    def spool(topic, _length):
+        # A fence set goes to flash as it arrives and is parsed from there: the set's arrays
+        # are then the only large allocation (see docs/fences.md).
+        return _Spool(storage, _FENCES_FILE) if topic == fences_topic else None
+
     def on_message(topic, payload):
-        if topic == wire.fences_topic(station):
+        if topic == fences_topic:
+            # Whatever happens, the old set stays unless the new one is whole and valid; a
+            # rejected set is acknowledged anyway: a retained set comes again at every connect
+            # and would fail the same way.
             try:
-                new_set = tracker.apply_fences(payload)
-            except ValueError as exc:
-                ports.log("fence set rejected: %s" % exc)
+                if isinstance(payload, _Spool):
+                    if not payload.ok:
+                        raise OSError("flash write failed")
+                    new_set = _stored_fences(storage, True)
+                    if new_set is None:
+                        raise OSError("spooled set missing")
+                    tracker.use_fences(new_set)
+                    storage.replace(_FENCES_FILE)
+                elif payload is None:
+                    raise MemoryError
+                else:
+                    new_set = tracker.apply_fences(payload)
+                    storage.write(_FENCES_FILE, payload)
+            except (ValueError, MemoryError, OSError) as exc:
+                if isinstance(payload, _Spool):
+                    storage.discard(_FENCES_FILE)
+                ports.log("fence set rejected: %s" % (
+                    "too big for this tracker's memory" if isinstance(exc, MemoryError) else exc))
                 return
-            storage.write(_FENCES_FILE, bytes(payload).decode())
             ports.log("fences %s active" % new_set.version)
         elif topic == command_topic:
             ports.log(tracker.command(payload))
@@ -352,7 +417,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
     command_topic = wire.device_topic(device_id, wire.KIND_COMMAND)
     client = MQTTClient(device_id, ports.open_connection, user=user, password=password,
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
-                        on_message=on_message, clean=False)
+                        on_message=on_message, clean=False, spool=spool)
     reader = asyncio.create_task(read_gnss())
     if ports.dock is not None:
         _start_dock(ports, tracker, state, wake)

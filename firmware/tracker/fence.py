@@ -129,6 +129,56 @@ class _MemReader:
         return bytes(self._mv[p : p + n])
 
 
+class FileText:
+    """The bytes of a seekable binary file (``read``, ``seek``), with just what
+    :meth:`FenceSet.from_json` asks of its text: ``len``, ``find``, indexing and slicing.
+
+    So a fence set spooled to flash as it arrived is parsed from flash, and neither the JSON
+    text nor the decoded set is ever whole in RAM beside the arrays being filled.
+    """
+
+    def __init__(self, f):
+        self._f = f
+        self._size = f.seek(0, 2)
+
+    def __len__(self):
+        return self._size
+
+    def rewound(self):
+        """The file, at its start."""
+        self._f.seek(0)
+        return self._f
+
+    def _read(self, start, stop):
+        if stop > self._size:
+            stop = self._size
+        if start >= stop:
+            return b""
+        self._f.seek(start)
+        return self._f.read(stop - start)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start = 0 if key.start is None else key.start
+            stop = self._size if key.stop is None else key.stop
+            return self._read(start, stop)
+        data = self._read(key, key + 1)
+        if not data:
+            raise IndexError("offset beyond the file")
+        return data[0]
+
+    def find(self, sub, start=0):
+        """Offset of ``sub`` at or after ``start``, or -1; reads a few hundred bytes at a time."""
+        n = len(sub)
+        while start < self._size:
+            chunk = self._read(start, start + _B64_CHUNK + n - 1)
+            i = chunk.find(sub)
+            if i >= 0:
+                return start + i
+            start += _B64_CHUNK
+        return -1
+
+
 class _Base64Reader:
     """``read(n)`` that decodes a base64 slice of a str or bytes a few hundred bytes at a time.
 
@@ -137,7 +187,7 @@ class _Base64Reader:
     """
 
     def __init__(self, text, start, end):
-        self._text = text if isinstance(text, str) else memoryview(text)
+        self._text = memoryview(text) if isinstance(text, (bytes, bytearray)) else text
         self._pos = start
         self._end = end
         self._pending = b""
@@ -184,15 +234,18 @@ class FenceSet:
 
     @classmethod
     def from_json(cls, text):
-        """Parse the JSON wrapper (str or bytes) or, if it starts with the magic, raw binary.
+        """Parse the JSON wrapper (str, bytes, or a :class:`FileText` over a file) or, if it
+        starts with the magic, raw binary.
 
         The base64 ``data`` is decoded piecewise straight into the set's arrays, so the peak
         memory is the text plus the set, not the text plus two copies of the set.
         """
         if isinstance(text, memoryview):
             text = bytes(text)
-        if isinstance(text, (bytes, bytearray)):
+        if isinstance(text, (bytes, bytearray, FileText)):
             if bytes(text[:4]) == MAGIC:
+                if isinstance(text, FileText):
+                    return cls.from_stream(text.rewound(), len(text))
                 return cls.from_bytes(text)
             quote = 34  # ord('"') for bytes
             key = b'"data"'

@@ -26,6 +26,7 @@ _DISCONNECT = const(0xE0)
 # Largest packet accepted: a retained fence set of 200 twenty-vertex hot spots is ~42 KB as the
 # JSON wrapper (fences.publish refuses anything larger than this before sending it).
 _MAX_PACKET = const(49152)
+_CHUNK = const(512)  # bytes read at a time when a payload is spooled or dropped
 
 
 class MQTTError(OSError):
@@ -74,15 +75,26 @@ def publish_packet(topic, payload, qos, retain, pid, dup=False):
     return bytes([head]) + _remaining_length(len(body)) + body
 
 
+def puback_packet(pid):
+    """PUBACK bytes for a QoS 1 packet id."""
+    return bytes((_PUBACK, 2, pid >> 8, pid & 0xFF))
+
+
 class MQTTClient:
     """One connection to the broker. ``connect`` again after any ``OSError``.
 
     :param open_connection: coroutine ``(host, port) -> (reader, writer)``
-    :param on_message: called as ``on_message(topic: str, payload: bytes)`` for subscriptions
+    :param on_message: called as ``on_message(topic: str, payload)`` for subscriptions; the
+        payload is ``bytes`` or ``bytearray``, None when it did not fit in memory, or the object
+        ``spool`` returned, once the payload is written to it and it is closed
+    :param spool: ``spool(topic, length)`` may return a file-like object (``write``, ``close``)
+        to receive that message's payload a few hundred bytes at a time instead of in RAM (a
+        fence set goes to flash this way), or None
     """
 
     def __init__(self, client_id, open_connection, keepalive_s=60, user=None, password=None,
-                 will=None, clean=True, on_message=None, ack_timeout_s=5, retries=3):
+                 will=None, clean=True, on_message=None, ack_timeout_s=5, retries=3,
+                 spool=None):
         self.client_id = client_id
         self._open = open_connection
         self.keepalive_s = keepalive_s
@@ -91,6 +103,8 @@ class MQTTClient:
         self.will = will
         self.clean = clean
         self.on_message = on_message
+        self.spool = spool
+        self._chunk = None  # spooling buffer, allocated on first use
         self.ack_timeout_s = ack_timeout_s
         self.retries = retries
         self._reader = None
@@ -240,6 +254,11 @@ class MQTTClient:
         await self._writer.drain()
 
     async def _read_packet(self):
+        """One whole packet: ``(head byte, body)``."""
+        head, length = await self._read_fixed_header()
+        return head, await self._read_exactly(length)
+
+    async def _read_fixed_header(self):
         head = (await self._reader.readexactly(1))[0]
         length = 0
         shift = 0
@@ -253,40 +272,112 @@ class MQTTClient:
                 raise MQTTError("bad remaining length")
         if length > _MAX_PACKET:
             raise MQTTError("packet too large")
-        body = await self._reader.readexactly(length) if length else b""
         self.last_rx_ms = ticks_ms()
-        return head, body
+        return head, length
+
+    async def _read_exactly(self, n):
+        """``n`` bytes, in a buffer of their own."""
+        if not n:
+            return b""
+        buf = bytearray(n)
+        await self._fill(buf)
+        return buf
+
+    async def _fill(self, buf):
+        """Fill ``buf`` from the link.
+
+        MicroPython's ``readexactly`` joins the pieces as they arrive, so a 40 KB fence set
+        would need about twice its size at the end; ``readinto`` one preallocated buffer needs
+        it once.
+        """
+        readinto = getattr(self._reader, "readinto", None)
+        if readinto is None:  # CPython's asyncio streams: memory is not the constraint there
+            buf[:] = await self._reader.readexactly(len(buf))
+            return
+        view = memoryview(buf)
+        got = 0
+        while got < len(buf):
+            k = await readinto(view[got:])
+            if not k:
+                raise EOFError
+            got += k
+
+    async def _copy(self, n, sink):
+        """Read ``n`` bytes a chunk at a time, handing each to ``sink.write`` (None: drop)."""
+        readinto = getattr(self._reader, "readinto", None)
+        if readinto is not None and self._chunk is None:
+            self._chunk = memoryview(bytearray(_CHUNK))
+        while n > 0:
+            k = n if n < _CHUNK else _CHUNK
+            if readinto is None:  # CPython's asyncio streams
+                data = await self._reader.read(k)
+                k = len(data)
+            else:
+                k = await readinto(self._chunk[:k])
+                data = self._chunk[:k]
+            if not k:
+                raise EOFError
+            if sink is not None:
+                sink.write(data)
+            n -= k
 
     async def _receive(self):
         try:
             while True:
-                head, body = await self._read_packet()
+                head, length = await self._read_fixed_header()
                 kind = head & 0xF0
+                if kind == _PUBLISH:
+                    await self._on_publish(head, length)
+                    continue
+                body = await self._read_exactly(length)
                 if kind in (_PUBACK, _SUBACK) and len(body) >= 2:
                     pid = struct.unpack("!H", body[:2])[0]
                     if pid in self._acked:
                         self._acked[pid] = True
                         self._ack_event.set()
-                elif kind == _PUBLISH:
-                    await self._on_publish(head, body)
         except asyncio.CancelledError:
             raise
         except Exception:  # EOF or a broken packet: the link is unusable either way
             self.connected = False
             self._ack_event.set()
 
-    async def _on_publish(self, head, body):
+    async def _on_publish(self, head, length):
+        """Read a PUBLISH piece by piece, so the payload is held once, in a buffer of its own
+        (no copy of the packet around it), or not at all when ``spool`` takes it; hand it over.
+
+        A payload too big for the free memory is skipped and handed over as None: the
+        application says so, and the message is still acknowledged, because receiving it again
+        (a retained fence set comes at every connect) cannot go better.
+        """
         qos = (head >> 1) & 0x03
-        topic_len = struct.unpack("!H", body[:2])[0]
-        topic = bytes(body[2:2 + topic_len]).decode()
-        offset = 2 + topic_len
+        topic_len = struct.unpack("!H", await self._read_exactly(2))[0]
+        topic = bytes(await self._read_exactly(topic_len)).decode()
+        length -= 2 + topic_len
+        pid = 0
         if qos:
-            pid = struct.unpack("!H", body[offset:offset + 2])[0]
-            offset += 2
+            pid = struct.unpack("!H", await self._read_exactly(2))[0]
+            length -= 2
+        if length < 0:
+            raise MQTTError("bad PUBLISH")
+        payload = self.spool(topic, length) if self.spool is not None else None
+        if payload is not None:
+            try:
+                await self._copy(length, payload)
+            finally:
+                payload.close()
+        else:
+            try:
+                payload = bytearray(length)
+            except MemoryError:
+                payload = None
+            if payload is None:
+                await self._copy(length, None)
+            else:
+                await self._fill(payload)
         if self.on_message is not None:
-            self.on_message(topic, bytes(body[offset:]))
+            self.on_message(topic, payload)
         if qos:
-            await self._send(bytes([_PUBACK, 2]) + struct.pack("!H", pid))
+            await self._send(puback_packet(pid))
 
     async def _keepalive(self):
         """PINGREQ when idle; a link silent for 1.5 keepalive periods is declared dead.

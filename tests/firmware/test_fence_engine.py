@@ -8,7 +8,9 @@ Walks are generated here with a small seeded generator so both interpreters see 
 import json
 import math
 
-from tracker.fence import FenceEngine, FenceSet, isqrt
+from scratch import scratch, wipe
+
+from tracker.fence import FenceEngine, FenceSet, FileText, isqrt
 
 DATA = "tests/data/fences/"
 T0 = 1795000000  # epoch seconds: a big int on boards, which the engine must cope with
@@ -124,6 +126,78 @@ def test_corrupt_sets_are_rejected_with_value_error():
             assert str(e).startswith("fence set"), str(e)
             rejected += 1
     assert rejected == len(bad)
+
+
+def _spooled(storage, blob):
+    """``blob`` written to flash piece by piece, as the tracker spools an MQTT payload."""
+    f = storage.create("fences.json")
+    for i in range(0, len(blob), 100):
+        f.write(blob[i : i + 100])
+    f.close()
+    return storage.open("fences.json", True)
+
+
+def test_a_set_spooled_to_flash_loads_as_from_memory():
+    import binascii
+
+    storage = scratch()
+    try:
+        for name in ("meridian.json", "sample.json"):
+            text = load(name)
+            raw = binascii.a2b_base64(json.loads(text)["data"])
+            for blob in (text.encode(), raw):
+                f = _spooled(storage, blob)
+                try:
+                    fs = FenceSet.from_json(FileText(f))
+                finally:
+                    f.close()
+                assert fs.version == FenceSet.from_json(blob).version
+                assert list(fs.ids) == list(FenceSet.from_json(blob).ids)
+        # Nothing replaced until asked: the old version stays readable until then.
+        assert storage.open("fences.json") is None
+        storage.replace("fences.json")
+        f = storage.open("fences.json")
+        assert FenceSet.from_json(FileText(f)).version == FenceSet.from_json(raw).version
+        f.close()
+    finally:
+        wipe(storage)
+
+
+def test_a_corrupt_spooled_set_is_rejected_and_discarded():
+    storage = scratch()
+    try:
+        text = load("meridian.json")
+        for blob in (text[:-20] + '"}', text.replace('"hsf1"', '"hsf9"'), "x" * 700, ""):
+            f = _spooled(storage, blob.encode())
+            try:
+                FenceSet.from_json(FileText(f))
+            except ValueError as e:
+                assert str(e).startswith("fence set"), str(e)
+            else:
+                raise AssertionError("accepted: %r" % blob[:40])
+            finally:
+                f.close()
+            storage.discard("fences.json")
+            assert storage.open("fences.json", True) is None
+    finally:
+        wipe(storage)
+
+
+def test_file_text_finds_across_its_read_chunks():
+    storage = scratch()
+    try:
+        blob = b"a" * 1020 + b'"data"' + b"b" * 600 + b"=" + b"c" * 10
+        f = _spooled(storage, blob)
+        text = FileText(f)
+        assert len(text) == len(blob)
+        for sub, start in ((b'"data"', 0), (b"=", 0), (b"c", 1700), (b"zz", 0), (b"a", 1019)):
+            assert text.find(sub, start) == blob.find(sub, start), sub
+        assert text[1020] == blob[1020] and text[len(blob) - 1] == blob[-1]
+        assert text[1000:1030] == blob[1000:1030] and text[1630:] == blob[1630:]
+        f.close()
+        storage.discard("fences.json")
+    finally:
+        wipe(storage)
 
 
 def test_from_stream_reads_a_binary_file_in_pieces():
