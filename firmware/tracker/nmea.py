@@ -19,12 +19,12 @@ Allocation: the per-sentence path allocates nothing on MicroPython. Sentences ar
 place, in the caller's buffer or, for a sentence split across reads, in one preallocated buffer;
 field boundaries go to a preallocated list; numbers are parsed digit by digit into small
 integers (every field is capped at 9 digits so values stay below 2**30 on a board); counts live
-in a preallocated list. On CPython the same parser uses C-level slices, ``split`` and ``int`` for
-the two innermost steps (scanning a sentence and reading a number), which is several times
-faster there; both variants are tested against each other.
+in a preallocated list. CPython runs the very same code: a variant with C-level slices,
+``split`` and ``int`` for the innermost steps measured no faster there (``hotspots bench nmea``),
+so there is one implementation to test, not two to keep in step.
 """
 
-from tracker.compat import MICROPYTHON, const
+from tracker.compat import const
 
 _MAX_SENTENCE = const(128)  # from '$' to '*'; NMEA says 82 with CRLF, some receivers exceed it
 _UERE_CM = const(500)  # accuracy from HDOP when the receiver sends no GST: 5 m per HDOP unit
@@ -82,8 +82,8 @@ _TALKERS = {0x4750: 0, 0x474C: 1, 0x4741: 2, 0x4742: 3, 0x4244: 3, 0x4751: 4, 0x
 _N_SYSTEMS = const(7)
 
 
-# -- numbers (two interchangeable implementations, see the module docstring) -------------------
-def _udec_digits(b, s, e, places):
+# -- numbers ---------------------------------------------------------------------------------
+def _udec(b, s, e, places):
     """Unsigned decimal ``b[s:e]`` (``12``, ``12.5``, ``.5``) times 10**places, rounded half up.
 
     Raises ``ValueError`` unless the field is digits with at most one dot, or if the integer
@@ -127,7 +127,7 @@ def _udec_digits(b, s, e, places):
     return v
 
 
-def _uint_digits(b, s, e):
+def _uint(b, s, e):
     """Unsigned integer ``b[s:e]``, 1 to 9 digits; ``ValueError`` otherwise."""
     if s >= e or e - s > 9:
         raise ValueError("bad integer")
@@ -139,36 +139,6 @@ def _uint_digits(b, s, e):
         v = v * 10 + c
         s += 1
     return v
-
-
-_POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000)
-
-
-def _udec_slices(b, s, e, places):
-    """Same contract as :func:`_udec_digits`, with C-level slices and ``int`` (CPython)."""
-    dot = b.find(b".", s, e)
-    if dot < 0:
-        whole = b[s:e]
-        if not whole.isdigit() or e - s + places > 9:
-            raise ValueError("bad number")
-        return int(whole) * _POW10[places]
-    whole = b[s:dot]
-    frac = b[dot + 1 : e]
-    if dot - s + places > 9 or whole and not whole.isdigit() or frac and not frac.isdigit():
-        raise ValueError("bad number")
-    n = e - dot - 1
-    if n <= places:
-        return int(whole + frac) * _POW10[places - n]  # int(b"") raises for a lone "."
-    # ".5" rounded to no places has no digits left: it is 0 (+1 when rounding up), not an error.
-    return int(whole + frac[:places] or b"0") + (frac[places] >= 53)
-
-
-def _uint_slices(b, s, e):
-    """Same contract as :func:`_uint_digits` (CPython)."""
-    field = b[s:e]
-    if not field.isdigit() or e - s > 9:
-        raise ValueError("bad integer")
-    return int(field)
 
 
 def _sdec(b, s, e, places):
@@ -484,7 +454,7 @@ class NmeaParser:
         return i
 
     # -- sentences -----------------------------------------------------------------------------
-    def _scan_digits(self, b, s, lim):
+    def _scan(self, b, s, lim):
         """From the '$' at ``s``: XOR and field starts up to '*' (or a stop byte, or ``lim``).
 
         Returns the index where it stopped; ``self._nf`` fields, ``self._xor`` the checksum.
@@ -507,20 +477,6 @@ class NmeaParser:
         fs[k] = i + 1
         self._nf = k
         self._xor = x
-        return i
-
-    def _scan_slices(self, b, s, lim):
-        """Same contract as :meth:`_scan_digits`, with C-level ``find``/``split`` (CPython)."""
-        m = _STOP.search(b, s + 1, lim)
-        i = m.start() if m else lim
-        body = b[s + 1 : i]
-        x = 0
-        for c in body:
-            x ^= c
-        self._xor = x
-        parts = body.split(b",")
-        self._nf = len(parts)
-        self._fs = list(_accumulate(map(_plus_one, map(len, parts)), initial=s + 1))
         return i
 
     def _sentence(self, b, s, n):
@@ -920,36 +876,3 @@ class NmeaParser:
 
 _HANDLERS = (NmeaParser._rmc, NmeaParser._gga, NmeaParser._gll, NmeaParser._vtg,
              NmeaParser._gsa, NmeaParser._gsv, NmeaParser._zda, NmeaParser._gst)
-
-
-def use_portable(portable):
-    """Select the implementation of the innermost steps: ``True`` for the digit-by-digit one
-    that allocates nothing (always used on MicroPython), ``False`` for C-level slices (CPython).
-
-    Only for tests and benchmarks on CPython; returns the previous choice.
-    """
-    global _udec, _uint
-    previous = _udec is _udec_digits
-    if portable:
-        _udec = _udec_digits
-        _uint = _uint_digits
-        NmeaParser._scan = NmeaParser._scan_digits
-    else:
-        _udec = _udec_slices
-        _uint = _uint_slices
-        NmeaParser._scan = NmeaParser._scan_slices
-    return previous
-
-
-_udec = _udec_digits
-_uint = _uint_digits
-NmeaParser._scan = NmeaParser._scan_digits
-if not MICROPYTHON:
-    import re as _re
-    from itertools import accumulate as _accumulate
-
-    _STOP = _re.compile(b"[\x00-\x1f$*]")
-
-    _plus_one = (1).__add__  # C-level, unlike a lambda
-
-    use_portable(False)
