@@ -19,6 +19,7 @@ exactly the ones waiting for the commit.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -29,6 +30,7 @@ from gateway.ingest import Ingest, IngestCounts
 from gateway.schema import open_db
 
 RECONNECT_MAX_S = 30
+STABLE_S = 10  # a connection that lasted this long resets the reconnect pause
 SUBSCRIPTIONS = ("hotspots/dev/+/+", "owntracks/#")
 
 
@@ -74,6 +76,7 @@ class Gateway:
         self.batch_s = batch_s
         self._arrived: list[mqtt.MQTTMessage] = []
         self._reconnect_s = 0
+        self._up_since = 0.0  # monotonic time of the last accepted CONNECT
         self.connected = threading.Event()
         self.client = BatchingClient(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -102,7 +105,7 @@ class Gateway:
             self.refused = str(reason_code)
             return
         self.refused = None
-        self._reconnect_s = 0
+        self._up_since = time.monotonic()
         client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
 
     def _on_subscribe(self, *_args) -> None:
@@ -162,7 +165,14 @@ class Gateway:
         return ingest.counts
 
     def _connect(self, stop: threading.Event) -> None:
-        """Open the connection, after a pause that doubles with each failure (up to 30 s)."""
+        """Open the connection, after a pause that doubles with each failure (up to 30 s).
+
+        The pause starts again from nothing only after a connection that lasted: a broker that
+        accepts and then drops us at once (another client with our id) is not hammered.
+        """
+        if self._up_since and time.monotonic() - self._up_since >= STABLE_S:
+            self._reconnect_s = 0
+        self._up_since = 0.0
         if self._reconnect_s and stop.wait(self._reconnect_s):
             return
         self._reconnect_s = min(max(1, 2 * self._reconnect_s), RECONNECT_MAX_S)

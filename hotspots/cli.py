@@ -231,7 +231,7 @@ def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, use
     service = make_gateway(broker_address, db_path, airwave_port, user, password,
                            accounts_path, tls_ca, filters_path, accept_unknown)
     stop = threading.Event()
-    cli_gateway.interrupt_on_signals()
+    cli_gateway.stop_on_signals(stop)  # the batch in hand is finished, then run() returns
     click.echo(f"gateway: {broker_address} -> {db_path}", err=True)
 
     def announce() -> None:
@@ -239,11 +239,7 @@ def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, use
             click.echo("gateway: subscribed", err=True)
 
     threading.Thread(target=announce, daemon=True).start()
-    try:
-        counts = service.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-        return
+    counts = service.run(stop)
     click.echo(f"stored {dict(counts.stored)}, duplicates {counts.duplicates}", err=True)
 
 

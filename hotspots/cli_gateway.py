@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def interrupt_on_signals() -> None:
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """Ctrl-C and SIGTERM set ``stop`` instead of raising, for a loop that checks it often.
+
+    The gateway stores, commits and acknowledges in its main thread; an exception raised in the
+    middle of storing a message would leave that message stored but not counted.
+    """
+
+    def handler(_signum, _frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def account_password(accounts_path: str, user: str) -> str:

@@ -3,7 +3,8 @@
 ``FlakyLink`` listens on a loopback port and relays every connection to the broker. ``cut()``
 drops every open connection at once (as a radio losing coverage does, without a clean close
 handshake reaching the other side in time), ``down()`` / ``up()`` refuse new connections for a
-while (a dead spot), and ``flap_every(seconds)`` cuts periodically from a background thread.
+while (a dead spot), ``flap_every(seconds)`` cuts periodically from a background thread, and
+``trickle(chunk, pause_s)`` passes data on a few bytes at a time, as a slow radio bearer does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class FlakyLink:
         self._thread = threading.Thread(target=self._serve, name="flaky-link", daemon=True)
         self._thread.start()
         self._flapper: threading.Thread | None = None
+        self._chunk = 0
+        self._pause_s = 0.0
 
     @property
     def address(self) -> str:
@@ -61,6 +64,11 @@ class FlakyLink:
         self._flapper = threading.Thread(target=flap, name="flapper", daemon=True)
         self._flapper.start()
 
+    def trickle(self, chunk: int, pause_s: float) -> None:
+        """From now on relay ``chunk`` bytes at a time with ``pause_s`` between them (0: whole)."""
+        self._chunk = chunk
+        self._pause_s = pause_s
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
@@ -82,7 +90,7 @@ class FlakyLink:
                     data = sock.recv(65536)
                     if not data:
                         raise OSError("closed")
-                    other.sendall(data)
+                    self._relay(other, data)
                 except (OSError, AttributeError):
                     self._forget(sel, peers, sock)
             if self._cut_request.is_set():
@@ -97,6 +105,13 @@ class FlakyLink:
         for sock in list(peers):
             self._forget(sel, peers, sock)
         sel.close()
+
+    def _relay(self, other: socket.socket, data: bytes) -> None:
+        chunk = self._chunk or len(data)
+        for i in range(0, len(data), chunk):
+            other.sendall(data[i : i + chunk])
+            if self._chunk:
+                time.sleep(self._pause_s)
 
     def _accept(self, sel: selectors.BaseSelector, peers: dict) -> None:
         try:

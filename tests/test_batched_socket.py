@@ -30,7 +30,6 @@ def pair():
 def test_small_reads_are_served_from_one_read_ahead(pair):
     sock, peer = pair
     peer.sendall(b"0123456789" * 3)
-    time.sleep(0.05)
     assert sock.recv(1) == b"0"
     assert sock.pending() == 29  # the rest was read with the first byte
     assert sock.recv(2) == b"12"
@@ -44,7 +43,6 @@ def test_nothing_arrived_raises_would_block_and_end_of_stream_reads_empty(pair):
         sock.recv(1)
     peer.sendall(b"ab")
     peer.shutdown(socket.SHUT_WR)
-    time.sleep(0.05)
     assert sock.recv(5) == b"ab"
     assert sock.recv(5) == b""
 
@@ -58,7 +56,6 @@ def test_writes_wait_for_flush_and_keep_their_order(pair):
     with pytest.raises(BlockingIOError):
         peer.recv(100)
     assert sock.flush() is True
-    time.sleep(0.05)
     assert peer.recv(100) == b"PAHO1oursPAHO2"
 
 
@@ -112,7 +109,10 @@ def test_gateway_stores_over_tls(tls_mosquitto, tmp_path):
     db_path = tmp_path / "g.db"
     _registered_db(db_path, "T-1")
     with running(Gateway(tls_mosquitto.tls_address, str(db_path), tls_ca=tls_mosquitto.ca_path,
-                         **tls_mosquitto.gateway.auth())):
+                         **tls_mosquitto.gateway.auth())) as gateway:
+        # paho made its connection with our hook (a private method: a paho release that renames
+        # it would be caught here, not in production).
+        assert isinstance(gateway.client.socket(), BatchedSocket)
         publish(tls_mosquitto, "T-1", list(range(1, 201)))
         assert wait_rows(db_path, 200) == [("T-1", s) for s in range(1, 201)]
 
@@ -136,7 +136,6 @@ def test_a_backlog_is_stored_in_batches_no_bigger_than_batch_size(mosquitto, tmp
     with running(Gateway(mosquitto.address, str(db_path), batch_size=100, **auth), on_batch):
         assert len(wait_rows(db_path, 700)) == 700
     assert sum(batches) == 700 and max(batches) <= 100
-    assert len(batches) >= 7
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(DISTINCT seq), max(seq) FROM positions").fetchone() \
             == (700, 700)

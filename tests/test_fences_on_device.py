@@ -83,22 +83,23 @@ def precompiled(tmp_path_factory, micropython):
     return tracker_process.precompile(tmp_path_factory.mktemp("mpy"))
 
 
-def _city_set_on_a_small_heap(tmp_path, mosquitto, precompiled, heap):
-    """A 200-hot-spot set (42 KB as published) retained for a tracker whose heap is ``heap``;
-    returns the set, the tracker's log after it dealt with it, and whether it stayed online."""
+def _city_set(tmp_path, broker, **options):
+    """A 200-hot-spot set (42 KB as published) retained for a tracker started with ``options``
+    (:func:`simulators.tracker_process.command`); returns the set, the tracker's log once it has
+    dealt with it, and whether it is still running."""
     from fences.synthetic import city_fences
 
     compiled = compile_geojson(city_fences(200, vertices=20))
-    gw = mosquitto.gateway
-    publish(compiled, mosquitto.host, mosquitto.port, "main",
-            username=gw.username, password=gw.password)
-    account = mosquitto.device(DEVICE)
+    gw = broker.gateway
+    publish(compiled, broker.host, broker.port, "main", username=gw.username,
+            password=gw.password)
+    account = broker.device(DEVICE)
     terminal = gps.PseudoTerminal()
     log = tmp_path / "firmware.log"
-    firmware = tracker_process.start(terminal.path, mosquitto.address, DEVICE, tmp_path / "state",
+    address = options.pop("address", broker.address)
+    firmware = tracker_process.start(terminal.path, address, DEVICE, tmp_path / "state",
                                      log_path=log, user=account.username,
-                                     password=account.password, precompiled=precompiled,
-                                     heap=heap)
+                                     password=account.password, **options)
     try:
         assert wait_for(lambda: "fence" in log.read_text().split("\n", 1)[-1], 30), \
             log.read_text()
@@ -115,19 +116,36 @@ def test_a_city_sized_set_is_spooled_to_flash_and_applied_on_a_small_heap(
     """220 KB of heap on the 64-bit unix port (bytecode in RAM, pointers twice a board's): the
     42 KB payload goes to flash as it arrives, so only the set's arrays are in memory. Holding
     the payload in RAM, this needed over 240 KB."""
-    compiled, log, alive = _city_set_on_a_small_heap(tmp_path, mosquitto, precompiled, "220K")
+    compiled, log, alive = _city_set(tmp_path, mosquitto, precompiled=precompiled, heap="220K")
     assert f"fences {compiled.version} active" in log, log
     assert alive and "retry" not in log, log
     assert (tmp_path / "state" / "fences.json").stat().st_size == len(compiled.text)
-    assert not (tmp_path / "state" / "fences.json.tmp").exists()
+    assert not (tmp_path / "state" / "fences.json.new").exists()
 
 
 def test_a_set_too_big_for_the_heap_is_rejected_and_the_link_stays_up(
         tmp_path, mosquitto, precompiled):
     """Before, the MemoryError broke the link; the retained set came again at each reconnect,
     and the tracker never delivered anything."""
-    _compiled, log, alive = _city_set_on_a_small_heap(tmp_path, mosquitto, precompiled, "150K")
+    _compiled, log, alive = _city_set(tmp_path, mosquitto, precompiled=precompiled, heap="150K")
     assert "fence set rejected: too big for this tracker's memory" in log, log
     assert alive and "retry" not in log, log
     assert not (tmp_path / "state" / "fences.json").exists()  # no set, as before it came
-    assert not (tmp_path / "state" / "fences.json.tmp").exists()
+    assert not (tmp_path / "state" / "fences.json.new").exists()
+
+
+def test_a_city_sized_set_arrives_over_tls_on_a_slow_link(tmp_path, tls_mosquitto, micropython):
+    """TLS hands the payload over record by record; on a slow link a record arrives in pieces,
+    and the socket wakes the reader with nothing to read yet. That must mean "wait", not "end of
+    stream" (which dropped the link, and the retained set came again at every reconnect)."""
+    from simulators.link import FlakyLink
+
+    link = FlakyLink(tls_mosquitto.tls_address)
+    link.trickle(512, 0.002)
+    try:
+        compiled, log, alive = _city_set(tmp_path, tls_mosquitto, address=link.address,
+                                         tls_ca=tls_mosquitto.ca_path)
+    finally:
+        link.close()
+    assert f"fences {compiled.version} active" in log, log
+    assert alive and "retry" not in log, log

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import paho.mqtt.client as paho
+import pytest
 
 from gateway.identity import register_device
 from gateway.schema import open_db
@@ -88,3 +93,28 @@ def test_wrong_password_is_reported_not_retried_silently(mosquitto, tmp_path):
     stop.set()
     thread.join(20)
     assert gateway.refused is not None and not gateway.connected.is_set()
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_gateway_command_stops_cleanly_on_a_signal_with_everything_counted(mosquitto, tmp_path,
+                                                                           how):
+    db_path = tmp_path / "g.db"
+    db = open_db(str(db_path))
+    register_device(db, "T-1")
+    db.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hotspots", "gateway", "run", "--broker", mosquitto.address,
+         "--db", str(db_path), "--accounts", str(mosquitto.accounts_path)],
+        stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert proc.stderr.readline().startswith("gateway:")
+        assert proc.stderr.readline().strip() == "gateway: subscribed"
+        publish(mosquitto, "T-1", list(range(1, 51)))
+        assert len(wait_rows(db_path, 50)) == 50
+        proc.send_signal(how)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The last line counts what this run stored: every message, none twice.
+    assert proc.stderr.read().strip().splitlines()[-1] == "stored {'location': 50}, duplicates 0"

@@ -10,6 +10,9 @@ import os
 
 # CPython and Linux can force the data to disk; MicroPython's VFS flushes on close.
 _fsync = getattr(os, "fsync", None)
+# The next version of a blob written piece by piece (``create``): its own suffix, so a ``write``
+# of the same name meanwhile (``.tmp``) cannot truncate or rename it.
+_NEW = ".new"
 
 
 class DirStorage:
@@ -46,27 +49,28 @@ class DirStorage:
     def create(self, name):
         """A binary file to write the next version of ``name`` into, piece by piece; it takes
         the place of ``name`` only on :meth:`replace`, so a power cut keeps the old one."""
-        return open(self.path(name) + ".tmp", "wb")
+        return open(self.path(name) + _NEW, "wb")
 
     def open(self, name, new=False):
         """``name`` (or its next version, with ``new``) for reading bytes, or None."""
         try:
-            return open(self.path(name) + (".tmp" if new else ""), "rb")
+            return open(self.path(name) + (_NEW if new else ""), "rb")
         except OSError:
             return None
 
     def replace(self, name):
         """Make the next version of ``name`` (see :meth:`create`) the current one, atomically."""
-        os.rename(self.path(name) + ".tmp", self.path(name))
+        os.rename(self.path(name) + _NEW, self.path(name))
 
     def discard(self, name):
         """Drop the next version of ``name``."""
-        self.remove(name + ".tmp")
+        self.remove(name + _NEW)
 
     # -- binary logs (the outbox) ---------------------------------------------------------------
     def names(self):
         """Names of the blobs in the folder."""
-        return [n for n in os.listdir(self.root) if not n.endswith(".tmp")]
+        return [n for n in os.listdir(self.root)
+                if not n.endswith(".tmp") and not n.endswith(_NEW)]
 
     def size(self, name):
         """Size of ``name`` in bytes (0 when missing)."""

@@ -333,7 +333,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
     fence_set = None
     try:
         fence_set = _stored_fences(storage, False)
-    except (ValueError, MemoryError) as exc:
+    except (ValueError, MemoryError, OSError) as exc:
         ports.log("stored fences unusable: %r" % (exc,))
     policy = Policy() if sampling == "adaptive" else None
     battery = ports.battery
@@ -394,8 +394,9 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                     new_set = _stored_fences(storage, True)
                     if new_set is None:
                         raise OSError("spooled set missing")
+                    storage.replace(_FENCES_FILE)  # in flash first: what runs is what reboots
                     tracker.use_fences(new_set)
-                    storage.replace(_FENCES_FILE)
+                # Not spooled (the spool could not open its file, or another board's client):
                 elif payload is None:
                     raise MemoryError
                 else:

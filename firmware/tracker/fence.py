@@ -131,7 +131,8 @@ class _MemReader:
 
 class FileText:
     """The bytes of a seekable binary file (``read``, ``seek``), with just what
-    :meth:`FenceSet.from_json` asks of its text: ``len``, ``find``, indexing and slicing.
+    :meth:`FenceSet.from_json` asks of its text: ``len``, ``find``, indexing and slicing
+    (non-negative indexes, step 1).
 
     So a fence set spooled to flash as it arrived is parsed from flash, and neither the JSON
     text nor the decoded set is ever whole in RAM beside the arrays being filled.

@@ -104,7 +104,9 @@ class MQTTClient:
         self.clean = clean
         self.on_message = on_message
         self.spool = spool
-        self._chunk = None  # spooling buffer, allocated on first use
+        # Spooling buffer, allocated up front: when a payload is dropped for lack of memory,
+        # this is what reads it, so it must not need an allocation then.
+        self._chunk = memoryview(bytearray(_CHUNK))
         self.ack_timeout_s = ack_timeout_s
         self.retries = retries
         self._reader = None
@@ -298,6 +300,8 @@ class MQTTClient:
         got = 0
         while got < len(buf):
             k = await readinto(view[got:])
+            if k is None:  # woken, but nothing to read yet (TLS between records): wait again
+                continue
             if not k:
                 raise EOFError
             got += k
@@ -305,8 +309,6 @@ class MQTTClient:
     async def _copy(self, n, sink):
         """Read ``n`` bytes a chunk at a time, handing each to ``sink.write`` (None: drop)."""
         readinto = getattr(self._reader, "readinto", None)
-        if readinto is not None and self._chunk is None:
-            self._chunk = memoryview(bytearray(_CHUNK))
         while n > 0:
             k = n if n < _CHUNK else _CHUNK
             if readinto is None:  # CPython's asyncio streams
@@ -314,6 +316,8 @@ class MQTTClient:
                 k = len(data)
             else:
                 k = await readinto(self._chunk[:k])
+                if k is None:  # woken, but nothing to read yet (TLS between records)
+                    continue
                 data = self._chunk[:k]
             if not k:
                 raise EOFError
@@ -351,6 +355,8 @@ class MQTTClient:
         """
         qos = (head >> 1) & 0x03
         topic_len = struct.unpack("!H", await self._read_exactly(2))[0]
+        if 2 + topic_len > length:
+            raise MQTTError("bad PUBLISH")
         topic = bytes(await self._read_exactly(topic_len)).decode()
         length -= 2 + topic_len
         pid = 0
