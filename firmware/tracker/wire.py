@@ -157,13 +157,16 @@ _REQUIRED = {
 
 
 def _is(value, kind):
+    # type(), not isinstance(): JSON gives exactly these types, and bool (an int subclass) must
+    # not pass as a number. Also the cheaper test, on the gateway's per-message path.
+    t = type(value)
     if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
+        return t is int
     if kind == "num":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return t is int or t is float
     if kind == "str":
-        return isinstance(value, str)
-    return isinstance(value, bool)
+        return t is str
+    return t is bool
 
 
 def decode(payload):
