@@ -25,6 +25,8 @@ Tables
     the exception report.
 """
 
+import sqlite3
+import time
 from collections.abc import Callable
 
 import sqlite_utils
@@ -268,9 +270,27 @@ def open_db(path: str) -> sqlite_utils.Database:
     """
     db = sqlite_utils.Database(path)
     if path != ":memory:":
-        db.enable_wal()
+        _enable_wal(db)
     migrate(db)
     return db
+
+
+def _enable_wal(db: sqlite_utils.Database, timeout_s: float = 10.0) -> None:
+    """Switch the file to WAL (a persistent setting: this matters once per file).
+
+    The switch needs the file to itself, and SQLite refuses it with "database is locked" at once
+    instead of waiting, when another process opening the same new file holds it for a moment;
+    so wait and retry (found by tests/test_schema_concurrent.py).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def migrate(db: sqlite_utils.Database) -> int:

@@ -21,7 +21,7 @@ def _open(path: str, go, results) -> None:
 
 
 def test_processes_opening_a_new_database_together_all_succeed(tmp_path):
-    for attempt in range(5):  # a race: give it a few chances to happen
+    for attempt in range(20):  # a race: give it a few chances to happen
         path = str(tmp_path / f"station-{attempt}.db")
         go, results = mp.Event(), mp.Queue()
         procs = [mp.Process(target=_open, args=(path, go, results)) for _ in range(4)]
