@@ -207,6 +207,14 @@ class Ingest:
 
     def _store_status(self, device_id: str, msg: dict, at: float) -> None:
         online = 0 if msg["_type"] == "lwt" else (1 if msg["online"] else 0)
+        version = _str_or_none(msg.get("fences"))
+        if version is not None:
+            row = self.conn.execute("SELECT fence_version FROM devices WHERE device_id = ?",
+                                    (device_id,)).fetchone()
+            if row is None or row[0] != version:
+                self.conn.execute(
+                    "INSERT INTO fence_history (device_id, version, reported_at)"
+                    " VALUES (?, ?, ?)", (device_id, version, int(at)))
         self.conn.execute(
             "UPDATE devices SET online = ?, status_at = ?, batt = coalesce(?, batt),"
             " outbox = coalesce(?, outbox), fence_version = coalesce(?, fence_version),"
@@ -216,7 +224,7 @@ class Ingest:
                 int(at),
                 _int_or_none(msg.get("batt")),
                 _int_or_none(msg.get("outbox")),
-                _str_or_none(msg.get("fences")),
+                version,
                 _str_or_none(msg.get("fw")),
                 device_id,
             ),

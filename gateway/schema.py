@@ -258,8 +258,22 @@ def _v_dock(db: sqlite_utils.Database) -> None:
     db["battery_log"].create_index(["device_id", "ts"])
 
 
+def _v_fence_history(db: sqlite_utils.Database) -> None:
+    """Which fence set each device ran, and from when: ``fence_history`` gets a row whenever a
+    device reports a version other than its current one (``devices.fence_version``), so a
+    supervisor can tell which hot spots a tracker enforced at the time of a visit."""
+    db["fence_history"].create(
+        {"id": int, "device_id": str, "version": str, "reported_at": int}, pk="id")
+    db["fence_history"].create_index(["device_id", "reported_at"])
+    db.execute(
+        "INSERT INTO fence_history (device_id, version, reported_at)"
+        " SELECT device_id, fence_version, coalesce(status_at, last_seen, 0) FROM devices"
+        " WHERE fence_version IS NOT NULL"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock,
+    _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
 ]
 
 

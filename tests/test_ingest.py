@@ -55,6 +55,22 @@ def test_status_updates_the_device_row(ingest, db):
             device["firmware"]) == (1, 87, 3, "f3a9c2d1", "0.1.0")
 
 
+def test_each_fence_set_a_device_reports_is_kept_with_when_it_was_first_reported(ingest, db):
+    def status(version: str, at: float) -> None:
+        msg = json.dumps({"_type": "status", "dev": "T-0001", "online": True, "fences": version})
+        ingest.handle("hotspots/dev/T-0001/status", msg.encode(), at)
+        ingest.commit()
+
+    status("aaaa", 1000)
+    status("aaaa", 1060)  # still the same set: nothing new
+    status("bbbb", 2000)
+    status("aaaa", 3000)  # back to the first set: a change too
+    rows = db.execute("SELECT version, reported_at FROM fence_history WHERE device_id = 'T-0001'"
+                      " ORDER BY id").fetchall()
+    assert rows == [("aaaa", 1000), ("bbbb", 2000), ("aaaa", 3000)]
+    assert db["devices"].get("T-0001")["fence_version"] == "aaaa"
+
+
 @pytest.mark.parametrize(
     "topic, payload, reason",
     [
@@ -147,3 +163,23 @@ def test_owntracks_redelivery_without_seq_is_stored_once(ingest, db):
 def test_odd_payloads_never_raise(ingest, db, payload):
     assert ingest.handle("hotspots/dev/T-0001/loc", payload) in ("stored", "quarantined")
     ingest.commit()
+
+
+def test_upgrading_keeps_the_fence_set_devices_already_reported(tmp_path):
+    """A database from before fence_history starts it with each device's current version."""
+    import sqlite_utils
+
+    from gateway import schema
+
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    older = schema.MIGRATIONS[: schema.MIGRATIONS.index(schema._v_fence_history)]
+    for step in older:
+        step(db)
+    db.execute(f"PRAGMA user_version = {len(older)}")
+    register_device(db, "T-0001")
+    db.execute("UPDATE devices SET fence_version = 'cccc', status_at = 1234"
+               " WHERE device_id = 'T-0001'")
+    db.conn.commit()
+    schema.migrate(db)
+    assert db.execute("SELECT device_id, version, reported_at FROM fence_history").fetchall() \
+        == [("T-0001", "cccc", 1234)]
