@@ -63,9 +63,14 @@ class BatchedSocket:
         return len(data)
 
     def close(self) -> None:
-        """Send what is buffered (a DISCONNECT, the last PUBACKs) if the socket takes it now."""
+        """Send what is buffered (the last PUBACKs, a DISCONNECT), waiting up to a second for a
+        full socket, then close. What still does not go is only re-delivered, never lost."""
         try:
-            self.flush()
+            if not self.flush():
+                self._sock.settimeout(1.0)
+                self._sock.sendall(self._out)
+        except OSError:
+            pass
         finally:
             self._sock.close()
 

@@ -71,6 +71,26 @@ def test_a_full_socket_keeps_the_rest_for_the_next_flush(pair):
     assert bytes(received) == big
 
 
+def test_close_waits_briefly_for_a_full_socket(pair):
+    sock, peer = pair
+    big = bytes(range(256)) * 1024  # 256 KiB: more than the socket pair holds at once
+    sock.write(big)
+    received = bytearray()
+
+    def drain() -> None:
+        while len(received) < len(big):
+            data = peer.recv(1 << 16)
+            if not data:
+                return
+            received.extend(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    sock.close()
+    reader.join(5)
+    assert bytes(received) == big
+
+
 def test_close_sends_what_is_buffered(pair):
     sock, peer = pair
     sock.send(b"\xe0\x00")  # DISCONNECT, as paho writes it just before closing
