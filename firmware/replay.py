@@ -13,7 +13,7 @@ No clock is read: the tracker's notion of now is the GNSS time of the fixes.
 import sys
 
 from tracker.app import Tracker
-from tracker.fence import FenceSet
+from tracker.fence import FenceSet, FileText
 from tracker.outbox import Outbox
 
 
@@ -46,12 +46,7 @@ def replay(nmea_path, fence_set, write, device_id="T-REPLAY"):
 def load_fences(path):
     """Read a compiled fence set from a file (JSON wrapper or raw binary)."""
     with open(path, "rb") as f:
-        head = f.read(4)
-    if head == b"HSF1":
-        with open(path, "rb") as f:
-            return FenceSet.from_stream(f)
-    with open(path) as f:
-        return FenceSet.from_json(f.read())
+        return FenceSet.from_json(FileText(f))
 
 
 def main(argv):

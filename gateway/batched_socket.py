@@ -33,6 +33,8 @@ class BatchedSocket:
 
     def __init__(self, sock, chunk: int = CHUNK):
         self._sock = sock
+        # A TLS socket's count of decrypted bytes; looked up once, asked once per packet.
+        self._inner_pending = getattr(sock, "pending", None)
         self._chunk = chunk
         self._in = b""
         self._pos = 0
@@ -54,7 +56,7 @@ class BatchedSocket:
 
     def pending(self) -> int:
         """Bytes readable without waiting: ours, plus a TLS socket's decrypted ones."""
-        inner = getattr(self._sock, "pending", None)
+        inner = self._inner_pending
         return len(self._in) - self._pos + (inner() if inner is not None else 0)
 
     def send(self, data: bytes | bytearray) -> int:

@@ -220,10 +220,7 @@ class Mosquitto:
 
     def _save_accounts(self) -> None:
         rows = [asdict(a) for a in sorted(self.accounts.values(), key=lambda a: a.username)]
-        tmp = self.accounts_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows, indent=1) + "\n")
-        os.chmod(tmp, 0o600)
-        tmp.replace(self.accounts_path)
+        _write_private(self.accounts_path, json.dumps(rows, indent=1) + "\n")
 
     def _new_account(self, username: str, role: str) -> Account:
         if not ACCOUNT_NAME.match(username):
@@ -328,12 +325,8 @@ class Mosquitto:
     def _write_auth_files(self) -> None:
         passwd = "".join(f"{a.username}:{hash_password(a.password)}\n"
                          for a in sorted(self.accounts.values(), key=lambda a: a.username))
-        for name, text in (("passwd", passwd), ("acl", acl_text(self.accounts))):
-            path = self.workdir / name
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text)
-            os.chmod(tmp, 0o600)
-            tmp.replace(path)
+        _write_private(self.workdir / "passwd", passwd)
+        _write_private(self.workdir / "acl", acl_text(self.accounts))
 
     # -- process ----------------------------------------------------------------------------------
     def start(self, timeout_s: float = 10.0) -> Mosquitto:
@@ -392,6 +385,14 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step, readable by its owner only (secrets)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
 
 
 def login_result(host: str, port: int, username: str | None, password: str | None,

@@ -132,17 +132,6 @@ class DeviceInfo:
                    bool(doc.get("tracking")))
 
 
-@dataclass
-class PullResult:
-    """What one pull brought in."""
-
-    records: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    quarantined: int = 0
-    last_seq: int = 0
-
-
 class DockClient:
     """The gateway's end of one slot's serial link: request, wait for the matching answer.
 
@@ -301,10 +290,8 @@ class DockStation:
         self.model = model or BatteryModel()
         self.battery_log_s = battery_log_s
         self.counts = {name: SlotCounts() for name in self.slots}
-        self.present: dict[str, str | None] = {name: None for name in self.slots}
         #: The latest ``ID`` answer per slot (None while empty).
         self.info: dict[str, DeviceInfo | None] = {name: None for name in self.slots}
-        self.ready: dict[str, threading.Event] = {n: threading.Event() for n in self.slots}
         self._threads: list[threading.Thread] = []
 
     # -- threads ----------------------------------------------------------------------------
@@ -348,7 +335,6 @@ class DockStation:
                     if device is not None and missed >= MISSED_POLLS:
                         self._undocked(db, name, device)
                         device = None
-                    self.ready[name].set()
                     continue
                 except (DockError, serial.SerialException, OSError, ValueError, KeyError):
                     self.counts[name].errors += 1
@@ -378,7 +364,6 @@ class DockStation:
                 except (DockError, ValueError, KeyError) as exc:
                     self.counts[name].errors += 1
                     self._event(db, name, device, "error", info.batt, str(exc))
-                self.ready[name].set()
                 stop.wait(max(0.0, self.poll_s - (time.monotonic() - started)))
         finally:
             client.close()
@@ -392,7 +377,6 @@ class DockStation:
         identity.register_device(db, info.device_id, at=now)
         counts = self.counts[slot]
         counts.dockings += 1
-        self.present[slot] = info.device_id
         _slot_row(db, slot, self.slots[slot], info, "docked", now, docked_at=now)
         self._event(db, slot, info.device_id, "docked", info.batt,
                     f"outbox {info.outbox}, fences {info.fences or '-'}, fw {info.firmware}")
@@ -466,7 +450,6 @@ class DockStation:
 
     def _undocked(self, db: sqlite_utils.Database, slot: str, device_id: str) -> None:
         self.counts[slot].undockings += 1
-        self.present[slot] = None
         self.info[slot] = None
         row = db.execute("SELECT batt, signed_out_to FROM dock_slots WHERE slot = ?",
                          (slot,)).fetchone()

@@ -261,15 +261,13 @@ class Ingest:
         regions = msg.get("inregions")
         if regions is not None:
             # Trackers repeat the same few region lists; dumping each costs as much as parsing.
+            # (Unhashable items fail the lookup with TypeError: quarantined as ``bad_field``.)
             key = tuple(regions) if isinstance(regions, list) and len(regions) < 8 else None
             text = self._regions_text.get(key) if key is not None else None
             if text is None:
                 text = json.dumps(regions)
                 if key is not None and len(self._regions_text) < 1024:
-                    try:
-                        self._regions_text[key] = text
-                    except TypeError:  # unhashable items: just don't cache
-                        pass
+                    self._regions_text[key] = text
             regions = text
         acc = _num_or_none(msg.get("acc"))
         cursor = self.conn.execute(
@@ -308,8 +306,9 @@ class Ingest:
             delta.last_fix_tst = tst
         if source != "tracker":
             # Phones put their battery in every location; trackers in their status.
-            delta.batt = _int_or_none(msg.get("batt")) if msg.get("batt") is not None \
-                else delta.batt
+            batt = _int_or_none(msg.get("batt"))
+            if batt is not None:
+                delta.batt = batt
         return True
 
     def _insert_transition(self, device_id: str, msg: dict, at: float) -> bool:

@@ -31,6 +31,7 @@ from gateway.visits import (
     HotSpotSet,
     Visit,
     VisitRules,
+    clip_spans,
     compute_visits,
     union_seconds,
 )
@@ -200,9 +201,7 @@ def daily_stats(visits: list[Visit], day: dt.date | str, tz: dt.tzinfo = dt.UTC,
         row.officer_s = sum(b - a for a, b in spans)
         row.patrol_s = union_seconds(spans)
         for h in range(24):
-            lo, hi = edges[h], edges[h + 1]
-            row.hourly_patrol_s[h] = union_seconds(
-                (max(a, lo), min(b, hi)) for a, b in spans if b > lo and a < hi)
+            row.hourly_patrol_s[h] = union_seconds(clip_spans(spans, edges[h], edges[h + 1]))
         if by_spot.get(spot):
             row.name = row.name or by_spot[spot][0].name
         out.append(row)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from gateway.visits import Visit, union_seconds
+from gateway.visits import Visit, clip_spans, union_seconds
 
 DEFAULT_REQUIRED_MIN = 15
 STATUSES = ("done", "too_short", "outside_window", "not_performed")
@@ -213,10 +213,6 @@ class Outcome:
         }
 
 
-def _overlap(spans: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
-    return [(max(a, lo), min(b, hi)) for a, b in spans if b > lo and a < hi]
-
-
 def exception_report(taskings: list[Tasking], visits: list[Visit],
                      teams: dict[str, set[str]], day_window: tuple[int, int],
                      ) -> tuple[list[Outcome], list[Visit]]:
@@ -236,14 +232,12 @@ def exception_report(taskings: list[Tasking], visits: list[Visit],
         day_lo = min(day_window[0], t.start_ts)
         day_hi = max(day_window[1], t.end_ts)
         spans = [(v.enter, v.leave) for v in mine]
-        inside = union_seconds(_overlap(spans, t.start_ts, t.end_ts))
-        whole_day = union_seconds(_overlap(spans, day_lo, day_hi))
+        inside = union_seconds(clip_spans(spans, t.start_ts, t.end_ts))
+        whole_day = union_seconds(clip_spans(spans, day_lo, day_hi))
         outside = whole_day - inside
-        present = sorted({v.officer for v in mine
-                          if v.leave > t.start_ts and v.enter < t.end_ts})
-        for v in mine:
-            if v.leave > t.start_ts and v.enter < t.end_ts:
-                covered.add(id(v))
+        overlapping = [v for v in mine if v.leave > t.start_ts and v.enter < t.end_ts]
+        present = sorted({v.officer for v in overlapping})
+        covered.update(id(v) for v in overlapping)
         if inside >= t.required_s:
             status = "done"
         elif inside > 0:

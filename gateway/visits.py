@@ -54,6 +54,7 @@ __all__ = [
     "Tracks",
     "Visit",
     "VisitRules",
+    "clip_spans",
     "clip_visits",
     "compute_visits",
     "load_tracks",
@@ -475,7 +476,6 @@ def merge_presence(pieces: Iterable[tuple[str | None, Presence]], rules: VisitRu
     for officer, p in pieces:
         who = officer if officer is not None else ("device", p.device_id)
         groups[(who, p.hotspot)].append((officer, p))
-    start, end = window
     visits: list[Visit] = []
     for (_, hotspot), items in groups.items():
         items.sort(key=lambda item: (item[1].enter, item[1].leave))
@@ -496,16 +496,10 @@ def merge_presence(pieces: Iterable[tuple[str | None, Presence]], rules: VisitRu
                             p.method, open=p.open)
             merged.append(current)
         for v in merged:
-            if v.leave - v.enter < rules.min_visit_s:
-                continue
-            if v.leave <= start or v.enter >= end:
-                continue
-            if v.enter < start:
-                v.enter, v.clipped_start = start, True
-            if v.leave > end:
-                v.leave, v.clipped_end = end, True
-            v.devices = tuple(sorted(v.devices))
-            visits.append(v)
+            if v.leave - v.enter >= rules.min_visit_s:
+                v.devices = tuple(sorted(v.devices))
+                visits.append(v)
+    visits = clip_visits(visits, window)
     visits.sort(key=lambda v: (v.enter, v.who, v.hotspot))
     return visits
 
@@ -543,6 +537,11 @@ def union_seconds(intervals: Iterable[tuple[int, int]]) -> int:
     if cur_b is not None:
         total += cur_b - cur_a
     return total
+
+
+def clip_spans(spans: Iterable[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    """The parts of the ``[a, b)`` spans that lie inside ``[lo, hi)``."""
+    return [(max(a, lo), min(b, hi)) for a, b in spans if b > lo and a < hi]
 
 
 def clip_visits(visits: Iterable[Visit], window: tuple[int, int]) -> list[Visit]:

@@ -106,6 +106,7 @@ def sim_gps(route: str, out: str | None, fences: str, truth: str | None, speedup
             epochs = gps.play(walk, sink, speedup, noise_m, seed, truth)
         click.echo(f"wrote {epochs} epochs to {out}; ground truth in {truth}")
         return
+    cli_gateway.interrupt_on_signals()
     terminal = gps.PseudoTerminal()
     click.echo(terminal.path)
     sys.stdout.flush()
@@ -153,12 +154,11 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
                  cpython: bool, user: str | None, password: str | None,
                  accounts_path: str | None, tls_ca: str | None, sampling: str) -> None:
     """Run the firmware main loop (on the MicroPython unix port unless --cpython)."""
-    from hotspots.cli_gateway import account_password
     from simulators import tracker_process
 
     if accounts_path:
         user = user or device_id
-        password = account_password(accounts_path, user)
+        password = cli_gateway.account_password(accounts_path, user)
 
     state = state or f".hotspots/devices/{device_id}"
     if fences:
@@ -226,9 +226,7 @@ def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, use
                 password: str | None, accounts_path: str | None, tls_ca: str | None,
                 filters_path: str | None, accept_unknown: bool) -> None:
     """Subscribe to trackers and phones and store what they send, until interrupted."""
-    from hotspots.cli_gateway import make_gateway
-
-    service = make_gateway(broker_address, db_path, airwave_port, user, password,
+    service = cli_gateway.make_gateway(broker_address, db_path, airwave_port, user, password,
                            accounts_path, tls_ca, filters_path, accept_unknown)
     stop = threading.Event()
     cli_gateway.stop_on_signals(stop)  # the batch in hand is finished, then run() returns

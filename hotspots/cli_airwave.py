@@ -11,7 +11,7 @@ import threading
 
 import click
 
-from hotspots.cli_gateway import open_database
+from hotspots.cli_gateway import interrupt_on_signals, open_database
 
 
 @click.group()
@@ -44,6 +44,7 @@ def read(port: str, db_path: str, baud: int) -> None:
     from gateway.airwave.reader import run_airwave
 
     stop = threading.Event()
+    interrupt_on_signals()
     click.echo(f"airwave: {port} -> {db_path}", err=True)
     result: dict = {}
     worker = threading.Thread(
@@ -128,6 +129,7 @@ def sim_radio(route: str, officers: int, out: str | None, truth: str | None, spe
         radio.write_truth(truth, scenario, reports)
         click.echo(f"wrote {count} of {len(reports)} reports to {out}; ground truth in {truth}")
         return
+    interrupt_on_signals()
     terminal = radio.RadioTerminal(reports, speedup, start=start,
                                    gateway_issi=scenario.gateway_issi)
     click.echo(terminal.path)

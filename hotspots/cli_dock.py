@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import click
 
-from hotspots.cli_gateway import interrupt_on_signals, open_database
+from hotspots.cli_gateway import _time, account_password, interrupt_on_signals, open_database
 
 
 @click.group()
@@ -77,7 +77,6 @@ def dock_status(db_path: str, as_json: bool, now_text: str | None) -> None:
     """Every slot (tracker, charge, time to full, officer) and every tracker out of the dock."""
     from gateway.dock import dock_status as read_status
     from gateway.dock import status_lines
-    from hotspots.cli_gateway import _time
 
     status = read_status(open_database(db_path), now=_time(now_text))
     if as_json:
@@ -98,7 +97,6 @@ def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
               due_text: str | None) -> None:
     """Sign the fullest docked tracker (or --device) out to officer COLLAR."""
     from gateway.dock import PickError, pick
-    from hotspots.cli_gateway import _time
 
     try:
         assignment, slot, batt = pick(open_database(db_path), collar, device=device,
@@ -123,7 +121,6 @@ def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
 def dock_sim(broker_address: str, workdir: str, slots: int, trackers: tuple[str, ...],
              time_scale: float, accounts_path: str | None) -> None:
     """A simulated dock: prints each slot's serial port for ``hotspots dock run --slot``."""
-    from hotspots.cli_gateway import account_password
     from simulators.dock import DockSimulator
 
     parsed = []

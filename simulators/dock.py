@@ -12,8 +12,8 @@ a cable does. :meth:`DockSimulator.unplug_after` pulls a tracker out after a giv
 bytes have gone from it to the gateway, to cut a transfer mid-frame.
 
 Batteries follow :class:`gateway.dock.BatteryModel`: charging in a slot, draining at
-``tracking_ma`` out of it (``idle_ma`` in a slot when full), in simulated time
-(``time_scale`` simulated seconds per real second).
+``tracking_ma`` out of it while the firmware runs, in simulated time (``time_scale`` simulated
+seconds per real second).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import select
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.dock import BatteryModel
@@ -58,7 +58,6 @@ class SimTracker:
     log_path: Path
     process: subprocess.Popen | None = None
     slot: Slot | None = None
-    drained_mah: float = field(default=0.0)
 
     def write_battery(self) -> None:
         # A file per writing thread, renamed into place: the firmware never reads half a file.
@@ -81,7 +80,7 @@ class DockSimulator:
 
     def __init__(self, workdir: str | Path, broker: str, slots: int = 3, *,
                  auth=None, time_scale: float = 60.0, model: BatteryModel | None = None,
-                 tracking_ma: float = 120.0, idle_ma: float = 5.0, report_s: int = 10,
+                 tracking_ma: float = 120.0, report_s: int = 10,
                  fences: str | Path | None = None, sampling: str = "fixed"):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +89,6 @@ class DockSimulator:
         self.time_scale = time_scale
         self.model = model or BatteryModel()
         self.tracking_ma = tracking_ma
-        self.idle_ma = idle_ma
         self.report_s = report_s
         # Fixed sampling by default: a fix reported every ``report_s`` gives the dock a full
         # outbox to pull; the trackers' battery here is the simple model above, not the policy's.
@@ -231,6 +229,7 @@ class DockSimulator:
                                 self._cut.pop(end.slot.name)
                                 end.slot.tracker = None
                                 end.slot = None
+                                end.write_battery()  # off the charger now, as unplug() says
                             else:
                                 self._cut[end.slot.name] = left - len(data)
                 if peer is not None and data:
@@ -250,7 +249,6 @@ class DockSimulator:
                     t.batt = self.model.charge(t.batt, dt)
                 elif t.process is not None and t.process.poll() is None:
                     t.batt = self.model.drain(t.batt, dt, self.tracking_ma)
-                    t.drained_mah += self.tracking_ma * dt / 3600
                 if int(t.batt) != before:
                     t.write_battery()
 

@@ -84,17 +84,6 @@ def write_truth(path: str | Path, samples: Iterable[Sample], visits: list[Visit]
                                   "leave": v.leave, "dwell_s": round(v.dwell_s, 1)}) + "\n")
 
 
-def read_truth_visits(path: str | Path) -> list[Visit]:
-    """The visits recorded in a ground-truth file."""
-    visits = []
-    with open(path) as f:
-        for line in f:
-            row = json.loads(line)
-            if row["type"] == "visit":
-                visits.append(Visit(row["hotspot"], row["enter"], row["leave"]))
-    return visits
-
-
 def play(walk: Walk, sink, speedup: float = 1.0, noise_m: float = 2.0, seed: int = 1,
          truth_path: str | Path | None = None) -> int:
     """Write the walk's NMEA to ``sink`` (``write(bytes)``) paced at ``speedup`` × real time.

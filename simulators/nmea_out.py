@@ -69,7 +69,7 @@ def rmc(t: float, lat: float, lon: float, speed_mps: float, course_deg: float,
     course = math.fmod(course_deg, 360.0) % 360.0
     status = "A" if valid else "V"
     return sentence(f"{talker}RMC,{_time_field(t)},{status},{la},{ns},{lo},{ew},{knots:.3f},"
-                    f"{course:.2f},{_date_field(t)},,,{mode if valid else 'N'}")
+                    f"{course:.2f},{_date_field(t)},,,{_mode_field(valid, mode)}")
 
 
 def gga(t: float, lat: float, lon: float, sats: int = 9, hdop: float = 0.9,

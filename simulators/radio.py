@@ -283,11 +283,11 @@ class RadioTerminal:
             self._serve(0.05)
         self._t0 = time.monotonic()
         if self.chatter and self.lip_routed:
-            self._write(ctsdsr(self.reports[0].issi if self.reports else 1, self.gateway_issi,
-                               bytes.fromhex("8002"), 16, ai_service=13))
+            issi = self.reports[0].issi if self.reports else 1
+            self._write(ctsdsr(issi, self.gateway_issi, bytes.fromhex("8002"), 16,
+                               ai_service=13))
             text = bytes([0x82, 0x00, 0x01, 0x01]) + b"on patrol"
-            self._write(ctsdsr(self.reports[0].issi if self.reports else 1, self.gateway_issi,
-                               text, 8 * len(text)))
+            self._write(ctsdsr(issi, self.gateway_issi, text, 8 * len(text)))
         for report in self.reports:
             while not stop.is_set():
                 wait = (report.t_send - self.now()) / self.speedup

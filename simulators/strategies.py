@@ -319,7 +319,7 @@ _V = TypeVar("_V", Visit, Stay)
 def as_reported(visits: Sequence[_V], merge_gap_s: int | None = None) -> list[_V]:
     """Visits as a supervisor's report counts them: per hot spot, visits at most
     ``merge_gap_s`` apart (default: the report's rule, ``VisitRules.merge_gap_s``) are one
-    visit and the gap counts, as :func:`gateway.visits.merge_presence` joins them.
+    visit and the gap counts; joined by the report's own :func:`gateway.visits.merge_presence`.
 
     Applied to the truth *and* to every strategy's visits before matching. The walk's exact
     truth splits a stay wherever the route leaves the polygon, even for seconds (a path that
@@ -328,22 +328,19 @@ def as_reported(visits: Sequence[_V], merge_gap_s: int | None = None) -> list[_V
     unless it is deep or long enough to confirm. Matched piece by piece, either answer would be
     scored as an error of the whole excursion plus the piece on its far side; joined by the
     report's rule on both sides, both become the one visit the supervisor sees. The minimum
-    visit is not applied: short pass-throughs stay on the scoreboard, to be found.
+    visit is not applied: short pass-throughs stay on the scoreboard, to be found. Returns new
+    objects of the visits' own type: the runs keep their own visits.
     """
-    if merge_gap_s is None:
-        from gateway.visits import DEFAULT_RULES
+    from gateway.visits import DEFAULT_RULES, Presence, merge_presence
 
-        merge_gap_s = DEFAULT_RULES.merge_gap_s
-    out: list[_V] = []
-    current: dict[str, _V] = {}  # hot spot -> its latest joined visit (a copy, in ``out``)
-    for v in sorted(visits, key=lambda v: (v.enter, v.leave)):
-        last = current.get(v.hotspot)
-        if last is not None and v.enter - last.leave <= merge_gap_s:
-            last.leave = max(last.leave, v.leave)
-            continue
-        current[v.hotspot] = joined = replace(v)  # a copy: the runs keep their own visits
-        out.append(joined)
-    return out
+    if not visits:
+        return []
+    rules = replace(DEFAULT_RULES, min_visit_s=0)
+    if merge_gap_s is not None:
+        rules = replace(rules, merge_gap_s=merge_gap_s)
+    kind = type(visits[0])
+    pieces = [(None, Presence("", v.hotspot, v.enter, v.leave, "")) for v in visits]
+    return [kind(v.hotspot, v.enter, v.leave) for v in merge_presence(pieces, rules)]
 
 
 def match(truth: list[Visit], stays: list[Stay]) -> tuple[list[tuple[Visit, Stay]],

@@ -191,7 +191,7 @@ def load_hotspots(path: str | Path, projection: LocalFrame) -> dict[str, object]
 def hotspots_xy(doc: dict, projection: LocalFrame) -> dict[str, object]:
     """Hot spots of a fences GeoJSON document as polygons in local metres, keyed by id.
 
-    Circles (a Point with ``radius_m``) become 64-gons.
+    Circles (a Point with ``radius_m``) become 256-gons (64 segments a quarter).
     """
     out = {}
     for index, feature in enumerate(doc.get("features", [])):

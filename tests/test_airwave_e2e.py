@@ -17,19 +17,11 @@ from gateway.airwave.reader import AirwaveReader
 from gateway.airwave.store import AirwaveStore
 from gateway.schema import open_db
 from simulators import radio
+from simulators.link import wait_for
 
 ROUTE = Path(__file__).resolve().parent.parent / "fences" / "sample_route.geojson"
 # Ten minutes before midnight on the leap day: the walk crosses a day and a month end.
 START = calendar.timegm((2024, 2, 29, 23, 50, 0))
-
-
-def wait_for(predicate, timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def lip_rows(db_path: Path) -> list[dict]:
@@ -80,7 +72,7 @@ def test_simulated_radio_through_pty_into_sqlite_matches_truth(tmp_path):
     try:
         reports = terminal.run(wait_for_setup_s=10)
         sent = [r for r in reports if r.fate == "sent"]
-        assert wait_for(lambda: len(lip_rows(db_path)) >= len(sent))
+        assert wait_for(lambda: len(lip_rows(db_path)) >= len(sent), 20)
     finally:
         stop.set()
         thread.join(5)
@@ -139,16 +131,16 @@ def test_reader_reconnects_and_sets_the_radio_up_again(tmp_path):
     reader, stop, thread = start_reader(str(link), db_path, lambda: clock["terminal"].now())
     try:
         first.run(wait_for_setup_s=10)
-        assert wait_for(lambda: len(lip_rows(db_path)) >= half)
+        assert wait_for(lambda: len(lip_rows(db_path)) >= half, 20)
         first.close()  # the radio goes away: cable pulled
-        assert wait_for(lambda: reader.counts["disconnects"] >= 1)
+        assert wait_for(lambda: reader.counts["disconnects"] >= 1, 20)
         second = radio.RadioTerminal(plan[half:], speedup=2000, start=plan[half].t_send - 5,
                                      chatter=False)
         clock["terminal"] = second
         link.unlink()
         link.symlink_to(second.path)
         second.run(wait_for_setup_s=10)
-        assert wait_for(lambda: len(lip_rows(db_path)) >= len(plan))
+        assert wait_for(lambda: len(lip_rows(db_path)) >= len(plan), 20)
         second.close()
     finally:
         stop.set()
@@ -176,7 +168,7 @@ def test_gateway_run_with_airwave_stores_radio_positions(tmp_path, mosquitto):
     runner.start()
     try:
         terminal.run(wait_for_setup_s=10)
-        assert wait_for(lambda: len(lip_rows(db_path)) >= len(plan))
+        assert wait_for(lambda: len(lip_rows(db_path)) >= len(plan), 20)
     finally:
         stop.set()
         runner.join(10)

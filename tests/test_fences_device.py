@@ -14,7 +14,6 @@ from simulators import tracker_process
 from simulators.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRMWARE = ROOT / "firmware" / "tracker"
 
 HEAP_SCRIPT = r"""
 import gc, json, sys
@@ -42,12 +41,7 @@ print(json.dumps({"n": len(fs), "events": events, "inside": inside,
 def test_200_fences_of_20_vertices_load_and_run_in_a_64k_heap(micropython, tmp_path):
     # Firmware modules are deployed precompiled (.mpy) or frozen; compiling fence.py from
     # source on the device would itself need more than the set does.
-    pkg = tmp_path / "lib" / "tracker"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    for name in ("compat", "fence"):
-        subprocess.run([str(Path(micropython).with_name("mpy-cross")), "-o",
-                        str(pkg / f"{name}.mpy"), str(FIRMWARE / f"{name}.py")], check=True)
+    lib = tracker_process.precompile(tmp_path / "lib")
     doc = city_fences(200, vertices=20, seed=3, holes=False, circles=False)
     compiled = compile_geojson(doc)
     assert all(f.vertices_in == 21 or f.kind == "polygon" for f in compiled.fences)
@@ -56,7 +50,7 @@ def test_200_fences_of_20_vertices_load_and_run_in_a_64k_heap(micropython, tmp_p
     walk = city_walk(1500, seed=4)
     (tmp_path / "walk.txt").write_text("".join(f"{lat} {lon}\n" for lat, lon in walk))
     (tmp_path / "run.py").write_text(HEAP_SCRIPT)
-    env = {**tracker_process.micropython_env(), "MICROPYPATH": str(tmp_path / "lib")}
+    env = tracker_process.micropython_env(lib)
     result = subprocess.run([micropython, "-X", "heapsize=64K", "run.py", "set.hsf", "walk.txt"],
                             cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr

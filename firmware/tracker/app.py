@@ -387,24 +387,17 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
             # Whatever happens, the old set stays unless the new one is whole and valid; a
             # rejected set is acknowledged anyway: a retained set comes again at every connect
             # and would fail the same way.
+            # ``spool`` hands every fence set to flash, so ``payload`` is always a _Spool here.
             try:
-                if isinstance(payload, _Spool):
-                    if not payload.ok:
-                        raise OSError("flash write failed")
-                    new_set = _stored_fences(storage, True)
-                    if new_set is None:
-                        raise OSError("spooled set missing")
-                    storage.replace(_FENCES_FILE)  # in flash first: what runs is what reboots
-                    tracker.use_fences(new_set)
-                # Not spooled (the spool could not open its file, or another board's client):
-                elif payload is None:
-                    raise MemoryError
-                else:
-                    new_set = tracker.apply_fences(payload)
-                    storage.write(_FENCES_FILE, payload)
+                if not payload.ok:
+                    raise OSError("flash write failed")
+                new_set = _stored_fences(storage, True)
+                if new_set is None:
+                    raise OSError("spooled set missing")
+                storage.replace(_FENCES_FILE)  # in flash first: what runs is what reboots
+                tracker.use_fences(new_set)
             except (ValueError, MemoryError, OSError) as exc:
-                if isinstance(payload, _Spool):
-                    storage.discard(_FENCES_FILE)
+                storage.discard(_FENCES_FILE)
                 ports.log("fence set rejected: %s" % (
                     "too big for this tracker's memory" if isinstance(exc, MemoryError) else exc))
                 return
@@ -426,7 +419,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
     while True:
         try:
             await client.connect(broker_host, broker_port)
-            await client.subscribe(wire.fences_topic(station))
+            await client.subscribe(fences_topic)
             await client.subscribe(command_topic)
             await client.publish(status_topic, tracker.status(True), 1, True)
             backoff_s = 1

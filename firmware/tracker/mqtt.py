@@ -308,21 +308,12 @@ class MQTTClient:
 
     async def _copy(self, n, sink):
         """Read ``n`` bytes a chunk at a time, handing each to ``sink.write`` (None: drop)."""
-        readinto = getattr(self._reader, "readinto", None)
         while n > 0:
             k = n if n < _CHUNK else _CHUNK
-            if readinto is None:  # CPython's asyncio streams
-                data = await self._reader.read(k)
-                k = len(data)
-            else:
-                k = await readinto(self._chunk[:k])
-                if k is None:  # woken, but nothing to read yet (TLS between records)
-                    continue
-                data = self._chunk[:k]
-            if not k:
-                raise EOFError
+            view = self._chunk[:k]
+            await self._fill(view)
             if sink is not None:
-                sink.write(data)
+                sink.write(view)
             n -= k
 
     async def _receive(self):

@@ -141,6 +141,13 @@ def _uint(b, s, e):
     return v
 
 
+def _field_udec(b, fs, i, places):
+    """Field ``i`` of a sentence as :func:`_udec`, or -1 when the field is empty."""
+    s = fs[i]
+    e = fs[i + 1] - 1
+    return _udec(b, s, e, places) if e > s else -1
+
+
 def _sdec(b, s, e, places):
     """Signed decimal (optional leading ``-``) times 10**places."""
     if s < e and b[s] == 45:  # '-'
@@ -691,9 +698,7 @@ class NmeaParser:
         s = fs[7]
         e = fs[8] - 1
         sats = _uint(b, s, e) if e > s else -1
-        s = fs[8]
-        e = fs[9] - 1
-        hdop = _udec(b, s, e, 2) if e > s else -1
+        hdop = _field_udec(b, fs, 8, 2)
         s = fs[9]
         e = fs[10] - 1
         alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
@@ -778,15 +783,9 @@ class NmeaParser:
         for i in range(3, 15):
             if fs[i + 1] - fs[i] > 1:
                 used += 1
-        s = fs[15]
-        e = fs[16] - 1
-        pdop = _udec(b, s, e, 2) if e > s else -1
-        s = fs[16]
-        e = fs[17] - 1
-        hdop = _udec(b, s, e, 2) if e > s else -1
-        s = fs[17]
-        e = fs[18] - 1
-        vdop = _udec(b, s, e, 2) if e > s else -1
+        pdop = _field_udec(b, fs, 15, 2)
+        hdop = _field_udec(b, fs, 16, 2)
+        vdop = _field_udec(b, fs, 17, 2)
         if not self._begin(_GSA, -1):
             return
         fix = self.fix
@@ -853,12 +852,8 @@ class NmeaParser:
         if nf < 8:
             raise ValueError("short GST")
         tod = _time_cs(b, fs[1], fs[2] - 1)
-        s = fs[6]
-        e = fs[7] - 1
-        slat = _udec(b, s, e, 2) if e > s else -1
-        s = fs[7]
-        e = fs[8] - 1
-        slon = _udec(b, s, e, 2) if e > s else -1
+        slat = _field_udec(b, fs, 6, 2)
+        slon = _field_udec(b, fs, 7, 2)
         if not self._begin(_GST, tod):
             return
         if slat >= 0 and slon >= 0:

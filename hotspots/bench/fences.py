@@ -129,16 +129,10 @@ def make_inputs(workdir: Path, sizes: tuple[int, ...] = SIZES, fixes: int = FIXE
 def run_device(argv0: list[str], paths: list[Path], walks: list[Path], repeat: int,
                env: dict | None) -> list[dict]:
     """Run the device script under an interpreter; returns its per-size figures."""
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(_DEVICE_SCRIPT)
-        script = f.name
-    try:
-        result = subprocess.run(
-            [*argv0, script, ",".join(str(p) for p in paths), ",".join(str(w) for w in walks),
-             str(repeat)],
-            capture_output=True, text=True, env=env, timeout=1200)
-    finally:
-        Path(script).unlink()
+    result = subprocess.run(
+        [*argv0, "-c", _DEVICE_SCRIPT, ",".join(str(p) for p in paths),
+         ",".join(str(w) for w in walks), str(repeat)],
+        capture_output=True, text=True, env=env, timeout=1200)
     if result.returncode != 0:
         raise click.ClickException(f"{argv0[0]} failed: {result.stderr.strip()[-1500:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
