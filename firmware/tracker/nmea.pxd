@@ -1,0 +1,138 @@
+# C types for nmea.py, for CPython only (see docs/nmea.md, "On CPython").
+#
+# Cython's pure-Python mode compiles nmea.py itself with these declarations, so there is still one
+# parser: MicroPython runs nmea.py as it is, CPython imports the compiled module when the set-up
+# built it (setup.py) and nmea.py otherwise. Nothing here may change behaviour:
+#
+# * Every number is a 64-bit C integer. The parser never holds more than 9 digits of a field, and
+#   its products stay far below 2**63, so nothing can overflow. Division and modulo keep Python's
+#   rounding (Cython's default), and indexing is bounds-checked as in Python.
+# * Sentence bytes are read through a `const unsigned char[:]` view, which takes bytes, bytearray
+#   and memoryview alike.
+# * The field starts are a C array sized _MAX_SENTENCE + 2 (130): every index the parser uses is
+#   below the number of fields, which _scan caps at that size.
+# * Helpers and handlers become C functions; the ones tests call from Python stay `cpdef`.
+cimport cython
+
+ctypedef long long i64
+ctypedef Py_ssize_t index
+
+cdef index _MAX_SENTENCE
+cdef i64 _UERE_CM, _SIGMA_MAX_CM, _DAY_S, _LATE_EVENING_CS, _EARLY_MORNING_CS
+cdef index _RMC, _GGA, _GLL, _VTG, _GSA, _GSV, _ZDA, _GST, _PROPRIETARY, _UNKNOWN
+cdef index _NOISE, _TOO_LONG, _TRUNCATED, _NO_CHECKSUM, _CHECKSUM, _BAD_ADDRESS, _BAD_FIELD
+cdef index _FIRST_REJECTION, _N_SYSTEMS
+cdef i64 _ONCE, _MODE_NONE, _MODE_MANUAL, _MODE_SIMULATOR
+cdef bytes _HEX
+cdef dict _KINDS, _TALKERS
+
+# -- numbers ---------------------------------------------------------------------------------
+@cython.locals(v=i64, i=index, c=i64, p=int, first=bint)
+cpdef i64 _udec(const unsigned char[:] b, index s, index e, int places) except? -1
+
+@cython.locals(v=i64, c=i64)
+cpdef i64 _uint(const unsigned char[:] b, index s, index e) except? -1
+
+@cython.locals(s=index, e=index)
+cdef i64 _field_udec(const unsigned char[:] b, index* fs, index i, int places) except? -2
+
+cpdef i64 _sdec(const unsigned char[:] b, index s, index e, int places) except? -1
+
+@cython.locals(a=i64, c=i64)
+cdef i64 _d2(const unsigned char[:] b, index s) except? -1
+
+@cython.locals(h1=i64, h2=i64, m1=i64, m2=i64, sec=i64)
+cdef i64 _time_cs(const unsigned char[:] b, index s, index e) except? -2
+
+@cython.locals(dot=index, degrees=i64, minutes_e6=i64, value=i64)
+cdef i64 _angle_e6(const unsigned char[:] b, index s, index e, int hemi,
+                   i64 degree_limit) except? -1
+
+cpdef i64 _knots_to_cmps(i64 knots_e3)
+
+@cython.locals(era=i64, yoe=i64, mp=i64, doy=i64, doe=i64)
+cpdef i64 days_from_civil(i64 y, i64 m, i64 d)
+
+@cython.locals(last=i64)
+cdef i64 _days(i64 y, i64 m, i64 d) except? -1
+
+@cython.locals(x=i64, y=i64)
+cdef i64 _isqrt(i64 n)
+
+
+# -- the fix and the parser ------------------------------------------------------------------
+cdef class Fix:
+    cdef public i64 t, ms, lat_e6, lon_e6, speed_cmps, course_cdeg, alt_cm, quality, mode
+    cdef public i64 sats, hdop_x100, acc_cm, sats_view, snr_max, fix_type, pdop_x100, vdop_x100
+    cdef public bint valid
+    cpdef clear(self)
+
+
+cdef class NmeaParser:
+    cdef public object on_fix
+    cdef public Fix fix
+    cdef bytearray _buf
+    cdef index _n
+    cdef index _fs[130]
+    cdef index _nf
+    cdef i64 _xor
+    cdef bint _quiet, _noisy
+    cdef list _counts
+    cdef bint _open, _pos, _bad
+    cdef i64 _tod, _ep_days, _gst_cm, _gga_sats, _gsa_used
+    cdef bytearray _seen, _view
+    cdef i64 _key, _lat, _lon, _end_key, _closed_tod, _days, _last_tod
+
+    # framing
+    @cython.locals(i=index, j=index)
+    cpdef feed(self, chunk, index n=*)
+    cdef _end_line(self)
+    @cython.locals(c=int)
+    cdef _outside(self, const unsigned char[:] b, index i, index j)
+    @cython.locals(buf=bytearray, k=index)
+    cdef _keep(self, const unsigned char[:] b, index s, index n)
+    @cython.locals(buf=bytearray, k=index, size=index, star=index, i=index, c=int, j=index)
+    cdef index _resume(self, const unsigned char[:] b, index n) except? -2
+
+    # sentences
+    @cython.locals(fs="index*", k=index, x=i64, i=index, c=int)
+    cdef index _scan(self, const unsigned char[:] b, index s, index lim) except? -2
+    @cython.locals(lim=index, i=index, c=int, hi=int, lo=int, fs="index*", a=index, kind=index,
+                   system=index, nf=index, counts=list)
+    cdef index _sentence(self, const unsigned char[:] b, index s, index n) except? -2
+
+    # epochs
+    @cython.locals(seen=bytearray, k=int)
+    cdef bint _begin(self, index kind, i64 tod) except -1
+    @cython.locals(i=index, seen=bytearray, view=bytearray)
+    cdef _start(self)
+    @cython.locals(fix=Fix, tod=i64, days=i64, sats=i64, view=bytearray, total=i64, i=index,
+                   mode=i64)
+    cdef _emit(self)
+
+    # handlers
+    @cython.locals(s=index, e=index)
+    cdef bint _position(self, const unsigned char[:] b, index* fs, index i) except -1
+    @cython.locals(fix=Fix)
+    cdef _place(self, bint valid)
+    @cython.locals(fix=Fix, tod=i64, status=int, s=index, e=index, days=i64, yy=i64, speed=i64,
+                   course=i64, mode=int, nav=int, has_pos=bint)
+    cdef _rmc(self, const unsigned char[:] b, index* fs, index nf, index system)
+    @cython.locals(fix=Fix, tod=i64, s=index, e=index, quality=i64, sats=i64, hdop=i64, alt=i64,
+                   has_pos=bint)
+    cdef _gga(self, const unsigned char[:] b, index* fs, index nf, index system)
+    @cython.locals(fix=Fix, tod=i64, status=int, mode=int, has_pos=bint)
+    cdef _gll(self, const unsigned char[:] b, index* fs, index nf, index system)
+    @cython.locals(fix=Fix, ic=index, ik=index, ih=index, s=index, e=index, course=i64,
+                   speed=i64, mode=int)
+    cdef _vtg(self, const unsigned char[:] b, index* fs, index nf, index system)
+    @cython.locals(fix=Fix, s=index, e=index, fix_type=i64, used=i64, i=index, pdop=i64,
+                   hdop=i64, vdop=i64)
+    cdef _gsa(self, const unsigned char[:] b, index* fs, index nf, index system)
+    @cython.locals(total=i64, num=i64, s=index, e=index, in_view=i64, best=i64, i=index, snr=i64,
+                   view=bytearray)
+    cdef _gsv(self, const unsigned char[:] b, index* fs, index nf, index system)
+    @cython.locals(tod=i64, days=i64)
+    cdef _zda(self, const unsigned char[:] b, index* fs, index nf, index system)
+    @cython.locals(tod=i64, slat=i64, slon=i64)
+    cdef _gst(self, const unsigned char[:] b, index* fs, index nf, index system)
