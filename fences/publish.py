@@ -72,10 +72,16 @@ def fence_payload(compiled: CompiledFences | str) -> tuple[str, str]:
 def publish(compiled: CompiledFences | str, host: str, port: int, station: str = "main",
             *, username: str | None = None, password: str | None = None,
             timeout_s: float = 10.0) -> Published:
-    """Publish the set retained with QoS 1 and wait for the broker's acknowledgement.
+    """Publish the set retained with QoS 1, wait for the broker's acknowledgement, then read
+    the retained set back.
+
+    The read-back is what proves the set is in place: under MQTT 3.1.1 a broker acknowledges a
+    publish its access rules drop (say, from a device's account), so the acknowledgement alone
+    would report a set as published that no tracker will ever get.
 
     :raises FenceError: if the set is too large for the device's MQTT client.
-    :raises ConnectionError: if the broker cannot be reached or does not acknowledge in time.
+    :raises ConnectionError: if the broker cannot be reached, does not acknowledge in time, or
+        does not hold this set afterwards.
     """
     text, version = fence_payload(compiled)
     topic = wire.fences_topic(station)
@@ -90,13 +96,21 @@ def publish(compiled: CompiledFences | str, host: str, port: int, station: str =
         client.username_pw_set(username, password)
     connected = threading.Event()
     failure: list[str] = []
+    retained: list[bytes] = []
+    read_back = threading.Event()
 
     def on_connect(_client, _userdata, _flags, reason_code, _properties):
         if reason_code.is_failure:
             failure.append(str(reason_code))
         connected.set()
 
+    def on_message(_client, _userdata, message):
+        if message.topic == topic and message.retain:
+            retained.append(message.payload)
+            read_back.set()
+
     client.on_connect = on_connect
+    client.on_message = on_message
     try:
         client.connect(host, port, keepalive=30)
     except OSError as e:
@@ -110,6 +124,12 @@ def publish(compiled: CompiledFences | str, host: str, port: int, station: str =
         info.wait_for_publish(timeout_s)
         if not info.is_published():
             raise ConnectionError(f"broker at {host}:{port} did not acknowledge the fence set")
+        client.subscribe(topic, qos=1)
+        if not read_back.wait(timeout_s) or retained[-1] != text.encode():
+            raise ConnectionError(
+                f"broker at {host}:{port} acknowledged the fence set but does not hold it on "
+                f"{topic}: the account {username or '(anonymous)'} may not write station topics "
+                "(log in as the gateway)")
     finally:
         client.disconnect()
         client.loop_stop()

@@ -10,6 +10,7 @@ import click
 
 from fences.compile import DEFAULT_TOLERANCE_M
 from fences.validate import FenceError
+from hotspots.cli_gateway import account_password
 
 
 @click.group()
@@ -103,27 +104,39 @@ def fences_show(path: str) -> None:
 @click.option("--broker", "broker_address", required=True, help="Broker HOST:PORT.")
 @click.option("--station", default="main", show_default=True,
               help="Station whose trackers get the set.")
-@click.option("--username", default=None, help="MQTT user name.")
-@click.option("--password", default=None, help="MQTT password.")
-def fences_publish(path: str, broker_address: str, station: str, username: str | None,
-                   password: str | None) -> None:
+@click.option("--user", default=None,
+              help="Broker account (default: gateway with --accounts, else none).")
+@click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
+              help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
+@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Take the password from the broker's accounts.json.")
+def fences_publish(path: str, broker_address: str, station: str, user: str | None,
+                   password: str | None, accounts_path: str | None) -> None:
     """Compile PATH (GeoJSON, or an already compiled set) and publish it retained."""
     from fences.publish import load_compiled, publish
+    from gateway.broker import GATEWAY_USER, Mosquitto
     from gateway.service import parse_address
 
+    # No HOTSPOTS_MQTT_USER here: that is a tracker's account for ``firmware run``, and the
+    # broker's ACL drops a device's publish on the station topic while still acknowledging it,
+    # so an inherited variable would report a fence set as published that no tracker gets.
+    if accounts_path:
+        user = user or GATEWAY_USER
+        password = account_password(accounts_path, user)
     try:
         host, port = parse_address(broker_address)
-        if username is None:
-            # A broker started by this project (``hotspots broker``, the demo): its gateway
-            # account may write the station topics.
-            from gateway.broker import Mosquitto
-
+        if user is None:
+            # A broker this process started (the demo, tests): its gateway account may write
+            # the station topics.
             running = Mosquitto.running_at(broker_address)
             if running is not None:
-                username, password = running.gateway.username, running.gateway.password
+                user, password = running.gateway.username, running.gateway.password
         compiled = load_compiled(path)
-        sent = publish(compiled, host, port, station, username=username, password=password)
+        sent = publish(compiled, host, port, station, username=user, password=password)
     except (FenceError, ValueError, ConnectionError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        hint = ""
+        if user is None and "refused" in str(exc):
+            hint = "; log in with --accounts (the broker's accounts.json) or --user and --password"
+        raise click.ClickException(f"{exc}{hint}") from exc
     click.echo(f"published fence set {sent.version} ({sent.payload_bytes} bytes) retained on "
                f"{sent.topic}")

@@ -14,6 +14,7 @@ from fences.compile import compile_geojson
 from fences.publish import publish
 from fences.synthetic import city_fences
 from fences.validate import FenceError
+from gateway.broker import Mosquitto
 from gateway.ingest import Ingest
 from hotspots.cli import cli
 from tracker import wire
@@ -139,9 +140,8 @@ def test_gateway_records_the_fence_version_each_device_runs(db):
 
 def test_cli_publish_validate_compile_and_show(mosquitto, tmp_path):
     runner = CliRunner()
-    gw = mosquitto.gateway
     result = runner.invoke(cli, ["fences", "publish", SAMPLE, "--broker", mosquitto.address,
-                                 "--username", gw.username, "--password", gw.password])
+                                 "--accounts", str(mosquitto.accounts_path)])
     assert result.exit_code == 0, result.output
     version = compile_geojson(SAMPLE).version
     assert f"published fence set {version}" in result.output
@@ -160,6 +160,90 @@ def test_cli_publish_validate_compile_and_show(mosquitto, tmp_path):
     assert result.exit_code == 1 and "feature 0 (id 'X')" in result.output
     result = runner.invoke(cli, ["fences", "compile", str(bad)])
     assert result.exit_code == 1 and "Error:" in result.output
+
+
+def publish_cli(mosquitto, *options: str, station: str = "main"):
+    """``hotspots fences publish SAMPLE`` against ``mosquitto`` with ``options``."""
+    return CliRunner().invoke(cli, ["fences", "publish", SAMPLE, "--broker", mosquitto.address,
+                                    "--station", station, *options])
+
+
+def received_version(mosquitto, station: str) -> str:
+    """The version of the set a tracker of ``station`` gets, logging in as itself."""
+    payload = retained(mosquitto.address, mosquitto.device("T-0042").auth(),
+                       wire.fences_topic(station))
+    return FenceSet.from_json(payload).version
+
+
+@pytest.mark.parametrize("login", [
+    "accounts", "user and accounts", "user and password", "password from the environment",
+    "this process's broker"])
+def test_cli_publish_logs_in_like_the_other_broker_commands(mosquitto, monkeypatch, login):
+    """``--user``/``--password``/``--accounts`` as in ``gateway run``; with no account at all,
+    a broker this process started (the demo) lends its gateway account."""
+    monkeypatch.delenv("HOTSPOTS_MQTT_PASSWORD", raising=False)
+    accounts = str(mosquitto.accounts_path)
+    options = {
+        "accounts": ["--accounts", accounts],
+        "user and accounts": ["--user", "gateway", "--accounts", accounts],
+        "user and password": ["--user", "gateway", "--password", mosquitto.gateway.password],
+        "password from the environment": ["--user", "gateway"],
+        "this process's broker": [],
+    }[login]
+    if login == "password from the environment":
+        monkeypatch.setenv("HOTSPOTS_MQTT_PASSWORD", mosquitto.gateway.password)
+    result = publish_cli(mosquitto, *options, station="north")
+    assert result.exit_code == 0, result.output
+    version = compile_geojson(SAMPLE).version
+    assert f"published fence set {version}" in result.output
+    assert received_version(mosquitto, "north") == version
+
+
+def test_cli_publish_with_a_wrong_or_missing_login_is_refused(mosquitto, monkeypatch, tmp_path):
+    monkeypatch.delenv("HOTSPOTS_MQTT_PASSWORD", raising=False)
+    refused = f"broker at {mosquitto.address} refused the connection"
+    result = publish_cli(mosquitto, "--user", "gateway", "--password", "not-the-password")
+    assert result.exit_code == 1 and refused in result.output, result.output
+    # An accounts.json from an earlier set-up of the broker: the file's password is the one used.
+    stale = tmp_path / "stale-accounts.json"
+    rows = json.loads(mosquitto.accounts_path.read_text())
+    for row in rows:
+        row["password"] += "-old"
+    stale.write_text(json.dumps(rows))
+    result = publish_cli(mosquitto, "--accounts", str(stale))
+    assert result.exit_code == 1 and refused in result.output, result.output
+    result = publish_cli(mosquitto, "--user", "nobody", "--accounts",
+                         str(mosquitto.accounts_path))
+    assert result.exit_code == 1, result.output
+    assert f"no account 'nobody' in {mosquitto.accounts_path}" in result.output
+    result = publish_cli(mosquitto, "--username", "gateway")  # the old option name is gone
+    assert result.exit_code == 2 and "Did you mean '--user'?" in result.output
+    # Run from a shell, no broker belongs to this process: without an account it is anonymous.
+    monkeypatch.setattr(Mosquitto, "_running", {})
+    result = publish_cli(mosquitto)
+    assert result.exit_code == 1 and refused in result.output, result.output
+    assert "log in with --accounts" in result.output
+
+
+def test_publishing_from_an_account_that_may_not_write_the_set_is_an_error(mosquitto):
+    """The broker acknowledges a publish its ACL drops; the read-back catches it."""
+    gw = mosquitto.gateway
+    first = publish(compile_geojson(SAMPLE), mosquitto.host, mosquitto.port, "east",
+                    username=gw.username, password=gw.password)
+    other = compile_geojson(city_fences(5, seed=3))
+    assert other.version != first.version
+    device = mosquitto.device("T-0009")
+    with pytest.raises(ConnectionError, match="may not write station topics"):
+        publish(other, mosquitto.host, mosquitto.port, "east", username=device.username,
+                password=device.password)
+    assert received_version(mosquitto, "east") == first.version  # the old set stays
+    # The same from the command line, with the sample over another set.
+    publish(other, mosquitto.host, mosquitto.port, "east", username=gw.username,
+            password=gw.password)
+    accounts = str(mosquitto.accounts_path)
+    result = publish_cli(mosquitto, "--user", "T-0009", "--accounts", accounts, station="east")
+    assert result.exit_code == 1 and "does not hold it" in result.output, result.output
+    assert received_version(mosquitto, "east") == other.version
 
 
 def test_every_fences_command_has_help_and_is_documented():
