@@ -54,42 +54,44 @@ def make_day(db_path: Path, officers: int, hours: float, period_s: int, n_hotspo
     db = open_db(str(db_path))
     conn = db.conn
     stored = 0
-    conn.execute("BEGIN")
-    for officer in range(officers):
-        here = centres[pyrng.randrange(len(centres))] + rng.normal(0, 300, 2)
-        xs, ys = [], []
-        n = 0
-        while n < steps:
-            near = np.argsort(np.hypot(*(centres - here).T))[1:6]
-            target = centres[near[pyrng.randrange(len(near))]]
-            walk = max(1, int(np.hypot(*(target - here)) / 1.4 / period_s))
-            f = np.arange(1, walk + 1) / walk
-            xs.append(here[0] + (target[0] - here[0]) * f)
-            ys.append(here[1] + (target[1] - here[1]) * f)
-            stay = int(pyrng.uniform(8, 20) * 60 / period_s)
-            wander = np.cumsum(rng.normal(0, 4, (stay, 2)), axis=0)
-            wander = np.clip(wander, -15, 15)  # keeps near the centre, inside the hot spot
-            xs.append(target[0] + wander[:, 0])
-            ys.append(target[1] + wander[:, 1])
-            here = target
-            n += walk + stay
-        x = np.concatenate(xs)[:steps] + rng.normal(0, 3, steps)
-        y = np.concatenate(ys)[:steps] + rng.normal(0, 3, steps)
-        lon, lat = frame.to_lonlat(x, y)
-        device = f"T-{officer:04d}"
-        t0 = DAY_START + pyrng.randrange(period_s)
-        conn.executemany(
-            "INSERT INTO positions (device_id, seq, source, tst, lat, lon, acc_m)"
-            " VALUES (?, ?, 'tracker', ?, ?, ?, 5.0)",
-            zip([device] * steps, range(1, steps + 1), range(t0, t0 + steps * period_s,
-                                                                 period_s),
-                np.round(lat, 6).tolist(), np.round(lon, 6).tolist(), strict=True))
-        conn.execute("INSERT INTO assignments (device_id, collar, start_ts, end_ts)"
-                     " VALUES (?, ?, ?, ?)", (device, str(10000 + officer), DAY_START - 600,
-                                              DAY_START + int(hours * 3600) + 600))
-        stored += steps
-    conn.execute("COMMIT")
-    db.close()
+    try:
+        conn.execute("BEGIN")
+        for officer in range(officers):
+            here = centres[pyrng.randrange(len(centres))] + rng.normal(0, 300, 2)
+            xs, ys = [], []
+            n = 0
+            while n < steps:
+                near = np.argsort(np.hypot(*(centres - here).T))[1:6]
+                target = centres[near[pyrng.randrange(len(near))]]
+                walk = max(1, int(np.hypot(*(target - here)) / 1.4 / period_s))
+                f = np.arange(1, walk + 1) / walk
+                xs.append(here[0] + (target[0] - here[0]) * f)
+                ys.append(here[1] + (target[1] - here[1]) * f)
+                stay = int(pyrng.uniform(8, 20) * 60 / period_s)
+                wander = np.cumsum(rng.normal(0, 4, (stay, 2)), axis=0)
+                wander = np.clip(wander, -15, 15)  # keeps near the centre, inside the hot spot
+                xs.append(target[0] + wander[:, 0])
+                ys.append(target[1] + wander[:, 1])
+                here = target
+                n += walk + stay
+            x = np.concatenate(xs)[:steps] + rng.normal(0, 3, steps)
+            y = np.concatenate(ys)[:steps] + rng.normal(0, 3, steps)
+            lon, lat = frame.to_lonlat(x, y)
+            device = f"T-{officer:04d}"
+            t0 = DAY_START + pyrng.randrange(period_s)
+            conn.executemany(
+                "INSERT INTO positions (device_id, seq, source, tst, lat, lon, acc_m)"
+                " VALUES (?, ?, 'tracker', ?, ?, ?, 5.0)",
+                zip([device] * steps, range(1, steps + 1), range(t0, t0 + steps * period_s,
+                                                                     period_s),
+                    np.round(lat, 6).tolist(), np.round(lon, 6).tolist(), strict=True))
+            conn.execute("INSERT INTO assignments (device_id, collar, start_ts, end_ts)"
+                         " VALUES (?, ?, ?, ?)", (device, str(10000 + officer), DAY_START - 600,
+                                                  DAY_START + int(hours * 3600) + 600))
+            stored += steps
+        conn.execute("COMMIT")
+    finally:
+        db.close()  # an unfinished day is rolled back, its WAL removed
     return fences_path, stored
 
 
@@ -110,8 +112,52 @@ def naive_per_point_s(hotspots, lat: np.ndarray, lon: np.ndarray) -> float:
 
 def run(officers: int, hours: float, period_s: int, n_hotspots: int, sample: int,
         keep: str | None) -> dict:
-    """Build the day (or reuse ``keep``), time both methods, return the figures."""
+    """Build the day (or reuse ``keep``), time both methods, return the figures.
+
+    Without ``keep`` the day goes into a temporary folder that is removed however the run ends
+    (an error, Ctrl-C): a day of the default size is about 400 MB.
+    """
+    if keep:
+        return _run_in(Path(keep), officers, hours, period_s, n_hotspots, sample, reuse=True)
+    with tempfile.TemporaryDirectory(prefix="bench-dwell-") as workdir:
+        return _run_in(Path(workdir), officers, hours, period_s, n_hotspots, sample,
+                       reuse=False)
+
+
+def _run_in(workdir: Path, officers: int, hours: float, period_s: int, n_hotspots: int,
+            sample: int, reuse: bool) -> dict:
     from gateway.schema import open_db
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_path = workdir / f"day-{officers}x{hours:g}h-{period_s}s-{n_hotspots}.db"
+    began = time.perf_counter()
+    if db_path.exists() and reuse:
+        fences_path = db_path.with_suffix(".geojson")
+        generate_s = 0.0
+    else:
+        _remove_db(db_path)
+        try:
+            fences_path, _ = make_day(db_path, officers, hours, period_s, n_hotspots)
+        except BaseException:
+            # A day cut short is an empty database (one transaction): never reuse it.
+            _remove_db(db_path)
+            raise
+        generate_s = time.perf_counter() - began
+    db = open_db(str(db_path))
+    try:
+        return _measure(db, fences_path, officers, hours, period_s, sample, generate_s)
+    finally:
+        db.close()
+
+
+def _remove_db(db_path: Path) -> None:
+    # With the WAL beside it: a stale WAL must not be replayed into the next day of this name.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+
+
+def _measure(db, fences_path: Path, officers: int, hours: float, period_s: int, sample: int,
+             generate_s: float) -> dict:
     from gateway.visits import (
         DEFAULT_RULES,
         HotSpotSet,
@@ -120,18 +166,6 @@ def run(officers: int, hours: float, period_s: int, n_hotspots: int, sample: int
         presence_from_positions,
     )
 
-    workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="bench-dwell-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    db_path = workdir / f"day-{officers}x{hours:g}h-{period_s}s-{n_hotspots}.db"
-    began = time.perf_counter()
-    if db_path.exists() and keep:
-        fences_path = db_path.with_suffix(".geojson")
-        generate_s = 0.0
-    else:
-        db_path.unlink(missing_ok=True)
-        fences_path, _ = make_day(db_path, officers, hours, period_s, n_hotspots)
-        generate_s = time.perf_counter() - began
-    db = open_db(str(db_path))
     positions = db.execute("SELECT count(*) FROM positions").fetchone()[0]
     window = (DAY_START, DAY_START + int(hours * 3600))
 
@@ -157,10 +191,6 @@ def run(officers: int, hours: float, period_s: int, n_hotspots: int, sample: int
     naive_pp = naive_per_point_s(hotspots, lat, lon)
     naive_total = naive_pp * positions
     dwell_min = [v.dwell_s / 60 for v in visits]
-    if not keep:
-        for path in workdir.iterdir():
-            path.unlink()
-        workdir.rmdir()
     return {
         "officers": officers, "hours": hours, "period_s": period_s, "positions": positions,
         "hotspots": len(hotspots), "generate_s": round(generate_s, 1),
