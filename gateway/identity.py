@@ -111,6 +111,12 @@ def current(db: sqlite_utils.Database, device_id: str, at: float | None = None
     return Assignment(*row) if row else None
 
 
+def check_collar(collar: str) -> None:
+    """:raises IdentityError: unless ``collar`` is a well-formed collar number."""
+    if not COLLAR.match(collar):
+        raise IdentityError(f"collar number {collar!r}: 1-32 letters, digits, '_', '.', '-'")
+
+
 def assign(db: sqlite_utils.Database, device_id: str, collar: str, at: float | None = None,
            due: float | None = None, register: bool = True) -> Assignment:
     """Record that officer ``collar`` has carried ``device_id`` since ``at`` (now by default).
@@ -120,8 +126,7 @@ def assign(db: sqlite_utils.Database, device_id: str, collar: str, at: float | N
     device should be back (end of the shift), for the "not returned" alert. Registers the
     device if needed: handing a tracker to an officer makes it part of the fleet.
     """
-    if not COLLAR.match(collar):
-        raise IdentityError(f"collar number {collar!r}: 1-32 letters, digits, '_', '.', '-'")
+    check_collar(collar)
     now = int(time.time())
     start = int(now if at is None else at)
     if due is not None and due <= start:

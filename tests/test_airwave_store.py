@@ -1,18 +1,25 @@
 """Radio reports into SQLite: fix times across day and month ends, ISSI to collar number,
-no-fix never a position, every SDS logged, filters for jumps and masts."""
+no-fix never a position, every SDS logged, filters for jumps and masts; radio assignments follow
+the same identity rules as trackers."""
 
 from __future__ import annotations
 
 import calendar
 
 import pytest
+from click.testing import CliRunner
 
 from gateway.airwave import lip
 from gateway.airwave.filters import FilterSettings, RadioFilters
 from gateway.airwave.sds import PeiParser, ctsdsr
 from gateway.airwave.store import AirwaveStore, assign_radio, radio_rows
 from gateway.airwave.timing import fix_time, resolve_time_of_position
+from gateway.dock import dock_status
 from gateway.exports import positions
+from gateway.identity import IdentityError, history
+from gateway.schema import open_db
+from gateway.status import fleet_status
+from hotspots.cli import cli
 
 
 def utc(*fields: int) -> int:
@@ -181,3 +188,114 @@ def test_known_mast_and_learned_mast_are_flagged_retroactively(db):
 def test_coarse_fix_is_flagged(store, db):
     feed(store, lip_frame(lip.short_report(51.48, -0.007, pos_err_class=3)), 1.7e9)
     assert db.execute("SELECT filtered FROM positions").fetchone() == ("coarse",)
+
+
+# -- assignments: the identity rules, as for trackers ---------------------------------------------
+# Regression: assign_radio used to write `assignments` with its own SQL — no collar check, no
+# registration, an overlapping open row for a late entry, a second row at the same start.
+RADIO = "issi:2340001"
+T0 = utc(2024, 5, 15, 8, 0, 0)
+
+
+def spans(db) -> list[tuple[str, int, int | None]]:
+    return [(a.collar, a.start_ts, a.end_ts) for a in history(db, RADIO)]
+
+
+@pytest.mark.parametrize("collar", ["PC 1234", "", "-PC1", "PC1;DROP", "C" * 33])
+def test_a_bad_collar_number_is_refused_and_nothing_is_written(db, collar):
+    with pytest.raises(IdentityError, match="collar number"):
+        assign_radio(db, 2340001, collar, T0)
+    assert db["assignments"].count == 0
+    assert db["devices"].count == 0  # not even registered
+
+
+def test_a_hand_over_ends_the_previous_holders_assignment(db):
+    first = assign_radio(db, 2340001, "PC1234", T0)
+    assert (first.collar, first.start_ts, first.end_ts) == ("PC1234", T0, None)
+    second = assign_radio(db, 2340001, "PC5678", T0 + 3600)
+    assert (second.device_id, second.end_ts) == (RADIO, None)
+    assert spans(db) == [("PC1234", T0, T0 + 3600), ("PC5678", T0 + 3600, None)]
+
+
+def test_a_hand_over_inside_a_closed_stretch_keeps_its_end(db):
+    assign_radio(db, 2340001, "PC1234", T0, T0 + 8 * 3600)
+    assign_radio(db, 2340001, "PC5678", T0 + 4 * 3600)
+    assert spans(db) == [("PC1234", T0, T0 + 4 * 3600),
+                         ("PC5678", T0 + 4 * 3600, T0 + 8 * 3600)]
+
+
+def test_a_late_entry_ends_where_the_next_recorded_assignment_starts(db):
+    assign_radio(db, 2340001, "PC5678", T0 + 3600)
+    late = assign_radio(db, 2340001, "PC1234", T0)  # the paper log, typed in afterwards
+    assert late.end_ts == T0 + 3600
+    assert spans(db) == [("PC1234", T0, T0 + 3600), ("PC5678", T0 + 3600, None)]
+
+
+def test_an_end_time_ends_it_earlier_but_never_past_a_later_record(db):
+    assign_radio(db, 2340001, "PC5678", T0 + 3600)
+    early = assign_radio(db, 2340001, "PC1234", T0, T0 + 1800)
+    assert early.end_ts == T0 + 1800
+    assert assign_radio(db, 2340001, "PC9999", T0 + 2000, T0 + 7200).end_ts == T0 + 3600
+    assert spans(db) == [("PC1234", T0, T0 + 1800), ("PC9999", T0 + 2000, T0 + 3600),
+                         ("PC5678", T0 + 3600, None)]
+
+
+def test_a_second_assignment_at_the_same_start_and_an_end_before_the_start_are_refused(db):
+    assign_radio(db, 2340001, "PC1234", T0)
+    with pytest.raises(IdentityError, match="already has an assignment starting"):
+        assign_radio(db, 2340001, "PC5678", T0)
+    with pytest.raises(IdentityError, match="end must be after the start"):
+        assign_radio(db, 2340001, "PC5678", T0 + 60, T0 + 60)
+    assert spans(db) == [("PC1234", T0, None)]
+
+
+def test_an_assigned_radio_is_registered_as_a_radio_not_as_a_pooled_tracker(store, db):
+    feed(store, lip_frame(lip.short_report(51.4807, -0.0073)), T0 + 1)  # heard: not registered
+    assert any(a.startswith(f"UNKNOWN DEVICE {RADIO}") for a in fleet_status(db, T0 + 2).alerts)
+    assign_radio(db, 2340001, "PC1234", T0)
+    assign_radio(db, 2340002, "PC5678", T0)  # assigned before it was ever heard
+    rows = {r["device_id"]: r for r in db["devices"].rows}
+    assert {d: (r["source"], r["registered_at"] is not None) for d, r in rows.items()} == {
+        RADIO: ("airwave", True), "issi:2340002": ("airwave", True)}
+    assert not [a for a in fleet_status(db, T0 + 2).alerts if a.startswith("UNKNOWN")]
+    assert dock_status(db, T0 + 2).out == []  # the dock lists pooled trackers only
+
+
+def test_cli_assign_follows_the_identity_rules_on_a_database_file(tmp_path):
+    db_path = str(tmp_path / "gateway.db")
+    runner = CliRunner()
+
+    def assign(*args: str):
+        return runner.invoke(cli, ["airwave", "assign", "--db", db_path, "--issi", "2340001",
+                                   *args])
+
+    result = assign("--collar", "PC5678", "--from", str(T0 + 3600))
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{RADIO} -> PC5678 from {T0 + 3600}\n"
+    result = assign("--collar", "PC1234", "--from", str(T0))  # late entry
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{RADIO} -> PC1234 from {T0}\n")
+    assert f"note: recorded until {T0 + 3600}, not open" in result.output
+    db = open_db(db_path)
+    try:
+        assert spans(db) == [("PC1234", T0, T0 + 3600), ("PC5678", T0 + 3600, None)]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--collar", "PC 1234", "--from", str(T0)], "collar number 'PC 1234'"),
+    (["--collar", "PC1234", "--from", str(T0), "--to", str(T0)], "--to must be after --from"),
+])
+def test_cli_assign_refuses_bad_input_with_a_clear_error(tmp_path, args, message):
+    db_path = str(tmp_path / "gateway.db")
+    result = CliRunner().invoke(cli, ["airwave", "assign", "--db", db_path, "--issi", "2340001",
+                                      *args])
+    assert result.exit_code == 1, result.output
+    assert f"Error: {message}" in result.output
+    assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+    db = open_db(db_path)
+    try:
+        assert db["assignments"].count == 0
+    finally:
+        db.close()

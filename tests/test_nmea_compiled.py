@@ -24,8 +24,8 @@ SOURCE = Path(__file__).resolve().parent.parent / "firmware" / "tracker" / "nmea
 DATA = Path(__file__).resolve().parent / "data" / "nmea"
 
 pytestmark = pytest.mark.skipif(
-    not is_compiled(nmea), reason="tracker.nmea is not compiled here (set-up found no C "
-    "compiler), so CPython runs nmea.py itself and there is nothing to compare")
+    not is_compiled(nmea), reason="tracker.nmea is not compiled here (the set-up's C build "
+    "failed or did not run), so CPython runs nmea.py itself: nothing to compare")
 
 
 plain = load_plain_parser()

@@ -13,7 +13,8 @@ log of what the radio said is complete:
 ``rejected``    undecodable (truncated, reserved PDU, unknown sender ...): reason and hex kept
 
 Officers are found as for trackers: the ``assignments`` history says which collar number carried
-``issi:<ISSI>`` when, and :func:`assign_radio` records a hand-over.
+``issi:<ISSI>`` when, and :func:`assign_radio` records a hand-over through
+:mod:`gateway.identity`, so radios and trackers follow one set of assignment rules.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections import Counter
 
 import sqlite_utils
 
+from gateway import identity
 from gateway.airwave import lip
 from gateway.airwave.filters import RadioFilters
 from gateway.airwave.sds import Sds
@@ -43,23 +45,32 @@ def radio_device_id(issi: int) -> str:
 
 
 def assign_radio(db: sqlite_utils.Database, issi: int, collar: str, start_ts: int,
-                 end_ts: int | None = None) -> None:
-    """Record that ``collar`` carries radio ``issi`` from ``start_ts`` (to ``end_ts``).
+                 end_ts: int | None = None) -> identity.Assignment:
+    """Record that ``collar`` carries radio ``issi`` from ``start_ts`` (until ``end_ts``);
+    returns the assignment as recorded.
 
-    An assignment of the radio still open at ``start_ts`` ends there: a radio is carried by one
-    officer at a time.
+    The rules are :func:`gateway.identity.assign`'s, as for trackers: the assignment of the radio
+    running at ``start_ts`` ends there, and the new one runs until the radio's next recorded
+    assignment starts (or stays open). ``end_ts`` ends it earlier
+    (:func:`gateway.identity.return_device`); it never extends it past a later record, so the
+    returned ``end_ts`` can be earlier than the one asked for.
+
+    The radio is registered as an ``airwave`` device first, not as a pooled tracker, so the dock
+    does not count it among the trackers out of the dock.
+
+    :raises gateway.identity.IdentityError: a bad collar number, ``end_ts`` not after
+        ``start_ts``, or an assignment of the radio already starting at ``start_ts``
     """
+    # Refused before anything is written, so a mistyped command registers no radio.
+    identity.check_collar(collar)
+    if end_ts is not None and end_ts <= start_ts:
+        raise identity.IdentityError("the end must be after the start of the assignment")
     device_id = radio_device_id(issi)
-    with db.conn:
-        db.execute(
-            "UPDATE assignments SET end_ts = ? WHERE device_id = ? AND start_ts < ?"
-            " AND (end_ts IS NULL OR end_ts > ?)",
-            (start_ts, device_id, start_ts, start_ts),
-        )
-        db.execute(
-            "INSERT INTO assignments (device_id, collar, start_ts, end_ts) VALUES (?,?,?,?)",
-            (device_id, collar, start_ts, end_ts),
-        )
+    identity.register_device(db, device_id, source=SOURCE)
+    recorded = identity.assign(db, device_id, collar, at=start_ts, register=False)
+    if end_ts is None or (recorded.end_ts is not None and recorded.end_ts <= end_ts):
+        return recorded
+    return identity.return_device(db, device_id, at=end_ts)
 
 
 class AirwaveStore:
