@@ -7,12 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup system-packages demo test lint bench clean
+.PHONY: setup system-packages build-tools demo test lint bench clean
 
 setup: system-packages $(STAMP)
 
 # setup.py compiles the firmware's NMEA parser for CPython, so its sources are prerequisites too.
-$(STAMP): pyproject.toml setup.py firmware/tracker/nmea.py firmware/tracker/nmea.pxd | system-packages
+$(STAMP): pyproject.toml setup.py firmware/tracker/nmea.py firmware/tracker/nmea.pxd
+	@$(MAKE) --no-print-directory build-tools
 	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv; \
 	  else echo "Python's venv module is missing; run: sudo apt-get install -y python3-venv"; exit 1; fi; \
@@ -23,12 +24,12 @@ $(STAMP): pyproject.toml setup.py firmware/tracker/nmea.py firmware/tracker/nmea
 	@$(BIN)/python -c 'import micropython_unix' 2>/dev/null \
 	  || echo "NOTE: no MicroPython unix port wheel for this platform; MicroPython tests will be skipped."
 	@$(BIN)/python -c 'import tracker.nmea as m, sys; sys.exit(m.__file__.endswith(".py"))' \
-	  || echo "NOTE: the NMEA parser was not compiled (no C compiler?); CPython runs nmea.py as is."
+	  || echo "NOTE: the NMEA parser was not compiled (see the warning above); CPython runs nmea.py as is."
 	touch $(STAMP)
 
 # Debian packages: mosquitto (the broker), openssl (the TLS broker's certificates), libjs-leaflet
-# (inlined into offline maps), chromium (the map test renders the page headless), and a C compiler
-# and Python's headers for the compiled NMEA parser (setup.py). Installed only when one is missing.
+# (inlined into offline maps) and chromium (the map test renders the page headless). Installed
+# only when one is missing.
 
 system-packages:
 	@missing=""; \
@@ -37,14 +38,27 @@ system-packages:
 	[ -f /usr/share/javascript/leaflet/leaflet.js ] || missing="$$missing libjs-leaflet"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
 	  || missing="$$missing chromium"; \
-	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
-	[ -f "$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])")/Python.h" ] \
-	  || missing="$$missing python3-dev"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "Missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; fi
+
+# A C compiler and Python's headers, to compile the NMEA parser (setup.py). Optional: as root they
+# are installed when missing (python3-dev only helps Debian's own Python); otherwise a note, and
+# CPython runs nmea.py uncompiled.
+
+build-tools:
+	@missing=""; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	[ -f "$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])")/Python.h" ] \
+	  || [ "$$($(PYTHON) -c 'import sys; print(sys.base_prefix)')" != /usr ] \
+	  || missing="$$missing python3-dev"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "NOTE: to compile the NMEA parser, run: sudo apt-get install -y$$missing"; fi
 
 demo: setup
 	$(BIN)/hotspots demo
@@ -62,4 +76,4 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .hotspots .pytest_cache
-	rm -f firmware/tracker/*.so firmware/tracker/nmea.c
+	rm -rf build firmware/tracker/*.so firmware/tracker/nmea.c firmware/tracker/nmea.html

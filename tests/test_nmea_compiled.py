@@ -80,16 +80,19 @@ def test_recorded_receivers_give_the_same_fixes_and_counts(path: Path) -> None:
 
 
 SAMPLE = b"".join(nmea_out.m8_stream(seconds=4))
+SENTENCES = [line for line in SAMPLE.split(b"\r\n") if line]
+#: At least this many examples, more under HYPOTHESIS_PROFILE=explore.
+EXAMPLES = max(200, settings.default.max_examples)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600), st.integers(min_value=1, max_value=97))
 def test_arbitrary_bytes_give_the_same_counts(data: bytes, chunk: int) -> None:
     assert_same(data)
     assert_same(data, chunk)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(min_value=0, max_value=len(SAMPLE) - 1),
                           st.binary(min_size=1, max_size=3)), max_size=10),
        st.integers(min_value=1, max_value=80))
@@ -101,7 +104,49 @@ def test_mutated_streams_give_the_same_fixes_and_counts(patches, chunk: int) -> 
     assert_same(bytes(data), chunk)
 
 
-@settings(max_examples=300, deadline=None)
+def with_checksum(body: bytes) -> bytes:
+    xor = 0
+    for byte in body:
+        xor ^= byte
+    return b"$%s*%02X\r\n" % (body, xor)
+
+
+#: Field values that reach the handlers' checks: empty, numbers, letters, odd bytes.
+FIELD = st.one_of(st.just(b""), st.text("0123456789.-", max_size=7).map(str.encode),
+                  st.sampled_from([b"A", b"V", b"N", b"S", b"E", b"W", b"M", b"K", b"T", b"7"]),
+                  st.binary(max_size=4).filter(lambda v: not set(v) & set(b"$*,\r\n")))
+
+
+@st.composite
+def edited_sentences(draw) -> bytes:
+    """Real sentences with fields replaced, inserted, deleted or cut, and a correct checksum, so
+    that every handler's field checks run (a wrong checksum stops a sentence before them)."""
+    out = []
+    for line in draw(st.lists(st.sampled_from(SENTENCES), min_size=1, max_size=12)):
+        fields = line[1 : line.index(b"*")].split(b",")
+        for _ in range(draw(st.integers(0, 3))):
+            k = draw(st.integers(1, len(fields)))
+            edit = draw(st.sampled_from(["replace", "insert", "delete", "cut"]))
+            if edit == "replace" and k < len(fields):
+                fields[k] = draw(FIELD)
+            elif edit == "insert":
+                fields.insert(k, draw(FIELD))
+            elif edit == "delete" and k < len(fields):
+                del fields[k]
+            elif edit == "cut":
+                fields = fields[:k]
+        out.append(with_checksum(b",".join(fields)))
+    return b"".join(out)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edited_sentences(), st.integers(min_value=1, max_value=200))
+def test_edited_fields_give_the_same_fixes_and_counts(data: bytes, chunk: int) -> None:
+    assert_same(data)
+    assert_same(data, chunk)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.binary(max_size=12).map(bytes), st.integers(min_value=0, max_value=6))
 def test_number_readers_agree_on_any_bytes(raw: bytes, places: int) -> None:
     for name in ("_udec", "_sdec"):
@@ -111,7 +156,7 @@ def test_number_readers_agree_on_any_bytes(raw: bytes, places: int) -> None:
     assert outcome(nmea.fixed, raw, places) == outcome(plain.fixed, raw, places)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.integers(min_value=-9999, max_value=9999), st.integers(min_value=1, max_value=12),
        st.integers(min_value=1, max_value=31), st.integers(min_value=0, max_value=999_999_999))
 def test_date_and_speed_arithmetic_agree(year: int, month: int, day: int, knots_e3: int) -> None:

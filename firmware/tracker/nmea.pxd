@@ -2,16 +2,21 @@
 #
 # Cython's pure-Python mode compiles nmea.py itself with these declarations, so there is still one
 # parser: MicroPython runs nmea.py as it is, CPython imports the compiled module when the set-up
-# built it (setup.py) and nmea.py otherwise. Nothing here may change behaviour:
+# built it (setup.py) and nmea.py otherwise. The declarations must not change what the parser
+# does with any input; tests/test_nmea_compiled.py compares the two on streams, bytes and
+# mutated sentences. What they rely on:
 #
-# * Every number is a 64-bit C integer. The parser never holds more than 9 digits of a field, and
-#   its products stay far below 2**63, so nothing can overflow. Division and modulo keep Python's
-#   rounding (Cython's default), and indexing is bounds-checked as in Python.
-# * Sentence bytes are read through a `const unsigned char[:]` view, which takes bytes, bytearray
-#   and memoryview alike.
-# * The field starts are a C array sized _MAX_SENTENCE + 2 (130): every index the parser uses is
-#   below the number of fields, which _scan caps at that size.
-# * Helpers and handlers become C functions; the ones tests call from Python stay `cpdef`.
+# * Every number is a 64-bit C integer. The parser reads at most 10 digits of an integer part and
+#   at most `places` (<= 6) of a fraction, so no value or product comes near 2**63. Division and
+#   modulo keep Python's rounding (Cython's default).
+# * Sentence bytes are read through a `const unsigned char[:]` view (bytes, bytearray or
+#   memoryview), bounds-checked like Python indexing.
+# * The field starts are a C array of _MAX_SENTENCE + 2 (130) slots, read through a plain
+#   pointer, so unchecked: _scan stores at most 128 fields, and every handler reads only slots
+#   it has checked against `nf`.
+# * Helpers and handlers become C functions, and Fix and NmeaParser extension types: callers
+#   cannot add attributes or reach private names (nothing in the project does), and a subclass
+#   cannot override a handler. Helpers the tests call from Python stay `cpdef`.
 cimport cython
 
 ctypedef long long i64
@@ -27,7 +32,7 @@ cdef bytes _HEX
 cdef dict _KINDS, _TALKERS
 
 # -- numbers ---------------------------------------------------------------------------------
-@cython.locals(v=i64, i=index, c=i64, p=int, first=bint)
+@cython.locals(v=i64, i=index, stop=index, c=i64, p=int, first=bint)
 cpdef i64 _udec(const unsigned char[:] b, index s, index e, int places) except? -1
 
 @cython.locals(v=i64, c=i64)
@@ -50,8 +55,8 @@ cdef i64 _angle_e6(const unsigned char[:] b, index s, index e, int hemi,
 
 cpdef i64 _knots_to_cmps(i64 knots_e3)
 
-@cython.locals(era=i64, yoe=i64, mp=i64, doy=i64, doe=i64)
-cpdef i64 days_from_civil(i64 y, i64 m, i64 d)
+# days_from_civil stays a Python function: it is public and takes any year; _days calls it
+# once per dated sentence.
 
 @cython.locals(last=i64)
 cdef i64 _days(i64 y, i64 m, i64 d) except? -1

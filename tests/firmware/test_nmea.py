@@ -71,7 +71,10 @@ def test_all_four_hemispheres_greenwich_and_equator():
 
 def test_out_of_range_angles_are_rejected():
     for pos in ("9000.00100,N,00000.0,E", "0000.0,N,18000.00100,E", "4860.00000,N,00000.0,E",
-                "4807.038,X,01131.000,E", "4807.038,N,01131.000,", "48.07038,N,01131.000,E"):
+                "4807.038,X,01131.000,E", "4807.038,N,01131.000,", "48.07038,N,01131.000,E",
+                # a decimal point before the two minute digits (found by review: once accepted)
+                "12.5,N,00000.0,E", "1.5,N,00000.0,E", "12.,N,00000.0,E", "00.0,N,00000.0,E",
+                "4807.038,N,1.5,E", "4807.038,N,12.5,E"):
         fixes, p = parse(nmea("GPGGA,120000.00," + pos + ",1,05,1.0,10.0,M,0,M,,"))
         assert p.stats()["rejected"] == {"bad_field": 1}, pos
         assert fixes == []
