@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import sqlite_utils
 
 COLLAR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+#: An Airwave radio is kept as device ``issi:<ISSI>`` (``gateway.airwave.store``).
+RADIO_PREFIX = "issi:"
 
 #: SQL for the collar number carrying ``{table}.device_id`` at ``{table}.tst`` (NULL if nobody):
 #: ``OFFICER_AT.format(table="p")`` inside a query over rows with a device and a fix time.
@@ -69,13 +71,18 @@ def parse_time(text: str, now: float | None = None) -> int:
     return int(value.timestamp())
 
 
-def register_device(db: sqlite_utils.Database, device_id: str, source: str = "tracker",
+def register_device(db: sqlite_utils.Database, device_id: str, source: str | None = None,
                     at: float | None = None) -> bool:
     """Make ``device_id`` known to the gateway; returns False if it already was.
+
+    ``source`` says what it is: ``tracker`` (a pooled tracker) by default, ``airwave`` for a
+    radio's ``issi:<ISSI>``, or ``owntracks`` for a phone. Only trackers are counted by the dock.
 
     Messages it sent before it was registered stay in quarantine (reason ``unknown_device``);
     :func:`gateway.ingest.Ingest` does not replay them by itself.
     """
+    if source is None:
+        source = "airwave" if device_id.startswith(RADIO_PREFIX) else "tracker"
     at = int(time.time() if at is None else at)
     with db.conn:
         row = db.execute("SELECT registered_at FROM devices WHERE device_id = ?",

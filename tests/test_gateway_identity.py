@@ -95,3 +95,18 @@ def test_cli_assign_return_and_bad_input(tmp_path):
     assert result.exit_code != 0 and "collar number" in result.output
     db = open_db(db_path)
     assert db["devices"].get("T-7")["registered_at"] is not None
+
+
+def test_a_radio_id_registers_as_a_radio_however_it_is_first_named(tmp_path):
+    """``issi:<ISSI>`` is an Airwave radio, whether it comes in through ``register``, the
+    general ``assign`` or ``airwave assign``: never a pooled tracker the dock would count."""
+    db_path = str(tmp_path / "g.db")
+    runner = CliRunner()
+    for args in (["register", "issi:2340001"], ["assign", "issi:2340002", "C123"],
+                 ["register", "T-7"], ["register", "phone-1", "--source", "owntracks"]):
+        result = runner.invoke(cli, [*args, "--db", db_path])
+        assert result.exit_code == 0, result.output
+    db = open_db(db_path)
+    assert {row["device_id"]: row["source"] for row in db["devices"].rows} == {
+        "issi:2340001": "airwave", "issi:2340002": "airwave", "T-7": "tracker",
+        "phone-1": "owntracks"}

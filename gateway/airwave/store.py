@@ -41,7 +41,7 @@ TRIGGER = {129: "t", 130: "v"}
 
 def radio_device_id(issi: int) -> str:
     """The device id under which a radio's positions and assignments are kept."""
-    return f"issi:{issi}"
+    return f"{identity.RADIO_PREFIX}{issi}"
 
 
 def assign_radio(db: sqlite_utils.Database, issi: int, collar: str, start_ts: int,
