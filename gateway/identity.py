@@ -7,7 +7,8 @@ after the fact — the paper log typed in at the end of the shift — re-attribu
 it covers without rewriting a single position row.
 
 The history of one device never overlaps: assigning a device at time ``t`` ends whatever
-assignment was running at ``t``, and the new one ends where the next recorded one starts.
+assignment was running at ``t``, and the new one never runs past the start of the next recorded
+one (:func:`assign` says where else it ends).
 """
 
 from __future__ import annotations
@@ -125,19 +126,24 @@ def check_collar(collar: str) -> None:
 
 
 def assign(db: sqlite_utils.Database, device_id: str, collar: str, at: float | None = None,
-           due: float | None = None, register: bool = True) -> Assignment:
+           due: float | None = None, register: bool = True, until: float | None = None
+           ) -> Assignment:
     """Record that officer ``collar`` has carried ``device_id`` since ``at`` (now by default).
 
-    Whatever assignment of the device was running at ``at`` ends there; the new one runs until
-    the next recorded assignment of the device starts, or stays open. ``due`` is when the
-    device should be back (end of the shift), for the "not returned" alert. Registers the
-    device if needed: handing a tracker to an officer makes it part of the fleet.
+    Whatever assignment of the device was running at ``at`` ends there. The new one ends at
+    ``until`` when given (a paper log with both times), and otherwise where the stretch it was
+    recorded in ended (the device came back then); it stays open if neither is known. It never
+    runs past the start of the device's next recorded assignment. ``due`` is when the device
+    should be back (end of the shift), for the "not returned" alert. Registers the device if
+    needed: handing a tracker to an officer makes it part of the fleet.
     """
     check_collar(collar)
     now = int(time.time())
     start = int(now if at is None else at)
     if due is not None and due <= start:
         raise IdentityError("the due time must be after the start of the assignment")
+    if until is not None and until <= start:
+        raise IdentityError("the end must be after the start of the assignment")
     if register:
         register_device(db, device_id, at=now)
     elif db.execute("SELECT registered_at FROM devices WHERE device_id = ?",
@@ -153,10 +159,15 @@ def assign(db: sqlite_utils.Database, device_id: str, collar: str, at: float | N
         following = db.execute(
             "SELECT min(start_ts) FROM assignments WHERE device_id = ? AND start_ts > ?",
             (device_id, start)).fetchone()[0]
-        end = following
-        if running is not None and running.end_ts is not None and following is None:
-            # Recorded inside a closed stretch: the new holder had it until that stretch ended.
+        if until is not None:
+            end = int(until)
+        elif running is not None:
+            # Recorded inside a stretch: the new holder had it until that stretch ended.
             end = running.end_ts
+        else:
+            end = None
+        if following is not None and (end is None or following < end):
+            end = following
         cursor = db.execute(
             "INSERT INTO assignments (device_id, collar, start_ts, end_ts, due_ts, recorded_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",

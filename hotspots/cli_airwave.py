@@ -66,27 +66,29 @@ def read(port: str, db_path: str, baud: int) -> None:
 @click.option("--collar", required=True, help="Collar number of the officer carrying it.")
 @click.option("--from", "start_ts", type=int, required=True, help="From, UTC epoch s.")
 @click.option("--to", "end_ts", type=int, default=None,
-              help="Until, UTC epoch s (if omitted: open, or until the radio's next"
-                   " recorded assignment).")
+              help="Until, UTC epoch s (if omitted: until the stretch it falls in ended, or"
+                   " open); never past the radio's next recorded assignment.")
 def assign(db_path: str, issi: int, collar: str, start_ts: int, end_ts: int | None) -> None:
     """Record which officer carries a radio from when (ends the radio's running assignment)."""
     from gateway.airwave.store import assign_radio, radio_device_id
-    from gateway.identity import IdentityError
+    from gateway.identity import IdentityError, history
 
     if end_ts is not None and end_ts <= start_ts:
         raise click.ClickException("--to must be after --from")
+    db = open_database(db_path, create=True)
     try:
-        recorded = assign_radio(open_database(db_path, create=True), issi, collar, start_ts,
-                                end_ts)
+        recorded = assign_radio(db, issi, collar, start_ts, end_ts)
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{radio_device_id(issi)} -> {collar} from {start_ts}")
     if recorded.end_ts != end_ts:
-        # The radio's existing history already covers what follows (identity's rule): say so,
-        # rather than let a shorter assignment surprise whoever typed the command.
+        # The radio's existing history decided the end (identity's rules): say which part, so
+        # a shorter or closed assignment does not surprise whoever typed the command.
         asked = "open" if end_ts is None else end_ts
-        click.echo(f"note: recorded until {recorded.end_ts}, not {asked}: the radio's existing"
-                   " history takes over there", err=True)
+        nxt = [a for a in history(db, recorded.device_id) if a.start_ts == recorded.end_ts]
+        why = (f"{nxt[0].collar}'s assignment starts there" if nxt else
+               "the stretch it was recorded in ended there")
+        click.echo(f"note: recorded until {recorded.end_ts}, not {asked}: {why}", err=True)
 
 
 @airwave.command("positions")

@@ -224,6 +224,16 @@ def test_a_hand_over_inside_a_closed_stretch_keeps_its_end(db):
                          ("PC5678", T0 + 4 * 3600, T0 + 8 * 3600)]
 
 
+def test_an_end_time_inside_a_closed_stretch_is_kept_past_that_stretch(db):
+    """``--to`` says when this holder gave it back; the split stretch's own end was the
+    previous holder's, so it does not cut the new one short."""
+    assign_radio(db, 2340001, "PC1234", T0, T0 + 8 * 3600)
+    later = assign_radio(db, 2340001, "PC5678", T0 + 4 * 3600, T0 + 10 * 3600)
+    assert later.end_ts == T0 + 10 * 3600
+    assert spans(db) == [("PC1234", T0, T0 + 4 * 3600),
+                         ("PC5678", T0 + 4 * 3600, T0 + 10 * 3600)]
+
+
 def test_a_late_entry_ends_where_the_next_recorded_assignment_starts(db):
     assign_radio(db, 2340001, "PC5678", T0 + 3600)
     late = assign_radio(db, 2340001, "PC1234", T0)  # the paper log, typed in afterwards

@@ -57,6 +57,32 @@ def test_handover_ends_the_running_assignment_and_late_entry_fits_between(db):
     assert current(db, "T-1", T0 + 150).collar == "C200"
 
 
+def test_an_entry_inside_a_returned_stretch_ends_where_that_stretch_ended(db):
+    assign(db, "T-1", "C100", at=T0)
+    return_device(db, "T-1", at=T0 + 8 * 3600)  # back in the dock at 8 h
+    assign(db, "T-1", "C300", at=T0 + 10 * 3600)
+    # C200 took it over at 4 h: the device was still back in the dock from 8 h to 10 h.
+    assign(db, "T-1", "C200", at=T0 + 4 * 3600)
+    spans = [(a.collar, a.start_ts, a.end_ts) for a in history(db, "T-1")]
+    assert spans == [("C100", T0, T0 + 4 * 3600), ("C200", T0 + 4 * 3600, T0 + 8 * 3600),
+                     ("C300", T0 + 10 * 3600, None)]
+    assert current(db, "T-1", T0 + 9 * 3600) is None
+
+
+def test_an_explicit_end_is_kept_but_never_runs_into_the_next_holder(db):
+    assign(db, "T-1", "C100", at=T0)
+    return_device(db, "T-1", at=T0 + 8 * 3600)
+    # A paper log with both times overrides the stretch it was typed into...
+    a = assign(db, "T-1", "C200", at=T0 + 4 * 3600, until=T0 + 10 * 3600)
+    assert (a.start_ts, a.end_ts) == (T0 + 4 * 3600, T0 + 10 * 3600)
+    # ...but stops where a later recorded holder starts.
+    assign(db, "T-1", "C400", at=T0 + 12 * 3600)
+    b = assign(db, "T-1", "C300", at=T0 + 11 * 3600, until=T0 + 13 * 3600)
+    assert (b.start_ts, b.end_ts) == (T0 + 11 * 3600, T0 + 12 * 3600)
+    with pytest.raises(IdentityError, match="end must be after the start"):
+        assign(db, "T-1", "C500", at=T0 + 20 * 3600, until=T0 + 20 * 3600)
+
+
 def test_return_needs_a_running_assignment(db):
     register_device(db, "T-1")
     with pytest.raises(IdentityError, match="not assigned"):

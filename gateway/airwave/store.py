@@ -50,10 +50,9 @@ def assign_radio(db: sqlite_utils.Database, issi: int, collar: str, start_ts: in
     returns the assignment as recorded.
 
     The rules are :func:`gateway.identity.assign`'s, as for trackers: the assignment of the radio
-    running at ``start_ts`` ends there, and the new one runs until the radio's next recorded
-    assignment starts (or stays open). ``end_ts`` ends it earlier
-    (:func:`gateway.identity.return_device`); it never extends it past a later record, so the
-    returned ``end_ts`` can be earlier than the one asked for.
+    running at ``start_ts`` ends there, and the new one runs until ``end_ts`` (or, without it,
+    until the stretch it was recorded in ended, or stays open), but never past the start of the
+    radio's next recorded assignment: so the returned ``end_ts`` can be earlier than asked.
 
     The radio is registered as an ``airwave`` device first, not as a pooled tracker, so the dock
     does not count it among the trackers out of the dock.
@@ -67,10 +66,7 @@ def assign_radio(db: sqlite_utils.Database, issi: int, collar: str, start_ts: in
         raise identity.IdentityError("the end must be after the start of the assignment")
     device_id = radio_device_id(issi)
     identity.register_device(db, device_id, source=SOURCE)
-    recorded = identity.assign(db, device_id, collar, at=start_ts, register=False)
-    if end_ts is None or (recorded.end_ts is not None and recorded.end_ts <= end_ts):
-        return recorded
-    return identity.return_device(db, device_id, at=end_ts)
+    return identity.assign(db, device_id, collar, at=start_ts, register=False, until=end_ts)
 
 
 class AirwaveStore:
