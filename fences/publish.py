@@ -24,6 +24,8 @@ from tracker import wire
 #: Largest MQTT packet the device's client accepts (``tracker.mqtt``); a bigger set would be
 #: dropped by every tracker, so publishing refuses it.
 DEVICE_MAX_PACKET = device_mqtt._MAX_PACKET
+#: How long to wait for the retained set once the broker has granted the subscription.
+READ_BACK_S = 2.0
 
 
 @dataclass
@@ -96,41 +98,71 @@ def publish(compiled: CompiledFences | str, host: str, port: int, station: str =
         client.username_pw_set(username, password)
     connected = threading.Event()
     failure: list[str] = []
+    subscribed = threading.Event()
+    granted: list[bool] = []
     retained: list[bytes] = []
     read_back = threading.Event()
+    lost = threading.Event()
 
     def on_connect(_client, _userdata, _flags, reason_code, _properties):
         if reason_code.is_failure:
             failure.append(str(reason_code))
         connected.set()
 
+    def on_subscribe(_client, _userdata, _mid, reason_codes, _properties):
+        granted.append(not reason_codes[0].is_failure)
+        subscribed.set()
+
     def on_message(_client, _userdata, message):
         if message.topic == topic and message.retain:
             retained.append(message.payload)
             read_back.set()
 
+    def on_disconnect(_client, _userdata, _flags, _reason_code, _properties):
+        lost.set()  # paho would reconnect with a clean session: no subscription, no answer
+        for event in (subscribed, read_back):
+            event.set()
+
     client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
     client.on_message = on_message
+    where = f"broker at {host}:{port}"
     try:
         client.connect(host, port, keepalive=30)
     except OSError as e:
-        raise ConnectionError(f"cannot reach the broker at {host}:{port}: {e}") from e
+        raise ConnectionError(f"cannot reach the {where}: {e}") from e
     client.loop_start()
     try:
         if not connected.wait(timeout_s) or failure:
-            raise ConnectionError(f"broker at {host}:{port} refused the connection "
+            raise ConnectionError(f"{where} refused the connection "
                                   f"({failure[0] if failure else 'timeout'})")
+        client.on_disconnect = on_disconnect
         info = client.publish(topic, text, qos=1, retain=True)
-        info.wait_for_publish(timeout_s)
-        if not info.is_published():
-            raise ConnectionError(f"broker at {host}:{port} did not acknowledge the fence set")
+        try:
+            info.wait_for_publish(timeout_s)
+        except RuntimeError as e:  # paho: the connection went before the message did
+            raise ConnectionError(f"lost the connection to the {where}: {e}") from e
+        if lost.is_set() or not info.is_published():
+            raise ConnectionError(f"{where} did not acknowledge the fence set")
         client.subscribe(topic, qos=1)
-        if not read_back.wait(timeout_s) or retained[-1] != text.encode():
+        if not subscribed.wait(timeout_s) or lost.is_set():
+            raise ConnectionError(f"lost the connection to the {where} while reading the set "
+                                  "back (is another client logged in with the same account?)")
+        if not granted[0]:
+            raise ConnectionError(f"{where} does not let {username or '(anonymous)'} read "
+                                  f"{topic}, so the fence set cannot be checked")
+        # Mosquitto sends the retained message straight after the SUBACK.
+        read_back.wait(min(timeout_s, READ_BACK_S))
+        if lost.is_set():
+            raise ConnectionError(f"lost the connection to the {where} while reading the set "
+                                  "back")
+        if not retained or retained[-1] != text.encode():
             raise ConnectionError(
-                f"broker at {host}:{port} acknowledged the fence set but does not hold it on "
-                f"{topic}: the account {username or '(anonymous)'} may not write station topics "
-                "(log in as the gateway)")
+                f"{where} acknowledged the fence set but does not hold it on {topic}: the "
+                f"account {username or '(anonymous)'} may not write it (publish with the "
+                "broker's 'fences' account)")
     finally:
+        client.on_disconnect = None
         client.disconnect()
         client.loop_stop()
     return Published(topic, version, len(text))

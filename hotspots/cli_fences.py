@@ -105,7 +105,7 @@ def fences_show(path: str) -> None:
 @click.option("--station", default="main", show_default=True,
               help="Station whose trackers get the set.")
 @click.option("--user", default=None,
-              help="Broker account (default: gateway with --accounts, else none).")
+              help="Broker account (default: fences with --accounts, else none).")
 @click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
               help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
 @click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
@@ -114,28 +114,33 @@ def fences_publish(path: str, broker_address: str, station: str, user: str | Non
                    password: str | None, accounts_path: str | None) -> None:
     """Compile PATH (GeoJSON, or an already compiled set) and publish it retained."""
     from fences.publish import load_compiled, publish
-    from gateway.broker import GATEWAY_USER, Mosquitto
+    from gateway.broker import FENCES_USER, GATEWAY_USER, Mosquitto
     from gateway.service import parse_address
 
-    # No HOTSPOTS_MQTT_USER here: that is a tracker's account for ``firmware run``, and the
-    # broker's ACL drops a device's publish on the station topic while still acknowledging it,
-    # so an inherited variable would report a fence set as published that no tracker gets.
+    # No HOTSPOTS_MQTT_USER here: that is a tracker's account for ``firmware run``, which may
+    # not write the station topics.
+    if user == GATEWAY_USER:
+        # One login is one session (use_username_as_clientid): logging in as the gateway would
+        # end the gateway's connection and discard the fixes queued for it.
+        raise click.ClickException(f"do not publish as {GATEWAY_USER!r}: it would take over "
+                                   f"the gateway's session; use --user {FENCES_USER}")
     if accounts_path:
-        user = user or GATEWAY_USER
+        user = user or FENCES_USER
         password = account_password(accounts_path, user)
+    elif password is not None and user is None:
+        raise click.ClickException("--password needs --user (or use --accounts)")
     try:
         host, port = parse_address(broker_address)
         if user is None:
-            # A broker this process started (the demo, tests): its gateway account may write
-            # the station topics.
+            # A broker this process started (the demo, tests): use its fences account.
             running = Mosquitto.running_at(broker_address)
             if running is not None:
-                user, password = running.gateway.username, running.gateway.password
+                user, password = running.fences.username, running.fences.password
         compiled = load_compiled(path)
         sent = publish(compiled, host, port, station, username=user, password=password)
     except (FenceError, ValueError, ConnectionError) as exc:
         hint = ""
-        if user is None and "refused" in str(exc):
+        if user is None and "refused the connection" in str(exc):
             hint = "; log in with --accounts (the broker's accounts.json) or --user and --password"
         raise click.ClickException(f"{exc}{hint}") from exc
     click.echo(f"published fence set {sent.version} ({sent.payload_bytes} bytes) retained on "

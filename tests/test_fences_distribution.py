@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -52,9 +53,8 @@ def retained(address: str, auth: dict, topic: str, timeout_s: float = 10.0) -> b
 
 def test_published_set_is_retained_and_applied_by_a_device(mosquitto):
     compiled = compile_geojson(SAMPLE)
-    gw = mosquitto.gateway
     sent = publish(compiled, mosquitto.host, mosquitto.port, "greenwich",
-                   username=gw.username, password=gw.password)
+                   **mosquitto.fences.auth())
     assert sent.topic == wire.fences_topic("greenwich") and sent.version == compiled.version
     # A tracker that connects afterwards, with its own device account, gets the set.
     payload = retained(mosquitto.address, mosquitto.device("T-0007").auth(), sent.topic)
@@ -81,9 +81,7 @@ def test_a_bad_set_is_rejected_and_the_old_one_stays_active():
 def test_a_city_sized_set_reaches_a_micropython_device(mosquitto, run_micropython):
     """200 hot spots of 20 vertices: published, received over MQTT and applied on the unix port."""
     compiled = compile_geojson(city_fences(200, vertices=20))
-    gw = mosquitto.gateway
-    sent = publish(compiled, mosquitto.host, mosquitto.port, "city",
-                   username=gw.username, password=gw.password)
+    sent = publish(compiled, mosquitto.host, mosquitto.port, "city", **mosquitto.fences.auth())
     device = mosquitto.device("T-0200")
     script = f"""
 import asyncio
@@ -179,19 +177,20 @@ def received_version(mosquitto, station: str) -> str:
     "accounts", "user and accounts", "user and password", "password from the environment",
     "this process's broker"])
 def test_cli_publish_logs_in_like_the_other_broker_commands(mosquitto, monkeypatch, login):
-    """``--user``/``--password``/``--accounts`` as in ``gateway run``; with no account at all,
-    a broker this process started (the demo) lends its gateway account."""
+    """``--user``/``--password``/``--accounts`` as in ``gateway run``, with the broker's
+    ``fences`` account by default; with no account at all, a broker this process started (the
+    demo) lends its ``fences`` account."""
     monkeypatch.delenv("HOTSPOTS_MQTT_PASSWORD", raising=False)
     accounts = str(mosquitto.accounts_path)
     options = {
         "accounts": ["--accounts", accounts],
-        "user and accounts": ["--user", "gateway", "--accounts", accounts],
-        "user and password": ["--user", "gateway", "--password", mosquitto.gateway.password],
-        "password from the environment": ["--user", "gateway"],
+        "user and accounts": ["--user", "fences", "--accounts", accounts],
+        "user and password": ["--user", "fences", "--password", mosquitto.fences.password],
+        "password from the environment": ["--user", "fences"],
         "this process's broker": [],
     }[login]
     if login == "password from the environment":
-        monkeypatch.setenv("HOTSPOTS_MQTT_PASSWORD", mosquitto.gateway.password)
+        monkeypatch.setenv("HOTSPOTS_MQTT_PASSWORD", mosquitto.fences.password)
     result = publish_cli(mosquitto, *options, station="north")
     assert result.exit_code == 0, result.output
     version = compile_geojson(SAMPLE).version
@@ -202,7 +201,7 @@ def test_cli_publish_logs_in_like_the_other_broker_commands(mosquitto, monkeypat
 def test_cli_publish_with_a_wrong_or_missing_login_is_refused(mosquitto, monkeypatch, tmp_path):
     monkeypatch.delenv("HOTSPOTS_MQTT_PASSWORD", raising=False)
     refused = f"broker at {mosquitto.address} refused the connection"
-    result = publish_cli(mosquitto, "--user", "gateway", "--password", "not-the-password")
+    result = publish_cli(mosquitto, "--user", "fences", "--password", "not-the-password")
     assert result.exit_code == 1 and refused in result.output, result.output
     # An accounts.json from an earlier set-up of the broker: the file's password is the one used.
     stale = tmp_path / "stale-accounts.json"
@@ -216,7 +215,7 @@ def test_cli_publish_with_a_wrong_or_missing_login_is_refused(mosquitto, monkeyp
                          str(mosquitto.accounts_path))
     assert result.exit_code == 1, result.output
     assert f"no account 'nobody' in {mosquitto.accounts_path}" in result.output
-    result = publish_cli(mosquitto, "--username", "gateway")  # the old option name is gone
+    result = publish_cli(mosquitto, "--username", "fences")  # the old option name is gone
     assert result.exit_code == 2 and "Did you mean '--user'?" in result.output
     # Run from a shell, no broker belongs to this process: without an account it is anonymous.
     monkeypatch.setattr(Mosquitto, "_running", {})
@@ -227,19 +226,18 @@ def test_cli_publish_with_a_wrong_or_missing_login_is_refused(mosquitto, monkeyp
 
 def test_publishing_from_an_account_that_may_not_write_the_set_is_an_error(mosquitto):
     """The broker acknowledges a publish its ACL drops; the read-back catches it."""
-    gw = mosquitto.gateway
+    publisher = mosquitto.fences.auth()
     first = publish(compile_geojson(SAMPLE), mosquitto.host, mosquitto.port, "east",
-                    username=gw.username, password=gw.password)
+                    **publisher)
     other = compile_geojson(city_fences(5, seed=3))
     assert other.version != first.version
     device = mosquitto.device("T-0009")
-    with pytest.raises(ConnectionError, match="may not write station topics"):
+    with pytest.raises(ConnectionError, match="may not write it"):
         publish(other, mosquitto.host, mosquitto.port, "east", username=device.username,
                 password=device.password)
     assert received_version(mosquitto, "east") == first.version  # the old set stays
     # The same from the command line, with the sample over another set.
-    publish(other, mosquitto.host, mosquitto.port, "east", username=gw.username,
-            password=gw.password)
+    publish(other, mosquitto.host, mosquitto.port, "east", **publisher)
     accounts = str(mosquitto.accounts_path)
     result = publish_cli(mosquitto, "--user", "T-0009", "--accounts", accounts, station="east")
     assert result.exit_code == 1 and "does not hold it" in result.output, result.output
@@ -256,3 +254,66 @@ def test_every_fences_command_has_help_and_is_documented():
         assert command.help, name
         assert f"hotspots fences {name}" in doc, name
     assert "hotspots firmware replay" in doc and "hotspots bench fences" in doc
+
+
+def test_publishing_fences_leaves_the_gateways_queued_fixes_alone(mosquitto, monkeypatch):
+    """One login is one session on this broker: publishing as the gateway would end the
+    gateway's session and discard the fixes queued for it. The CLI publishes with the
+    ``fences`` account and refuses the gateway's."""
+    monkeypatch.delenv("HOTSPOTS_MQTT_PASSWORD", raising=False)
+    host, port = mosquitto.host, mosquitto.port
+    got: list[bytes] = []
+    present: list[bool] = []
+
+    def gateway_session() -> mqtt.Client:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gateway",
+                             clean_session=False)
+        client.username_pw_set(**mosquitto.gateway.auth())
+        client.on_connect = lambda c, u, flags, rc, p: present.append(flags.session_present)
+        client.on_message = lambda c, u, msg: got.append(msg.payload)
+        client.connect(host, port)
+        client.loop_start()
+        return client
+
+    gateway = gateway_session()
+    gateway.subscribe("hotspots/dev/+/loc", qos=1)
+    time.sleep(0.3)  # connected and subscribed: the broker now keeps the session
+    gateway.disconnect()
+    gateway.loop_stop()
+    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    device.username_pw_set(**mosquitto.device("T-0005").auth())
+    device.connect(host, port)
+    device.loop_start()
+    for n in range(5):
+        device.publish("hotspots/dev/T-0005/loc", f"fix {n}", qos=1).wait_for_publish(5)
+    device.disconnect()
+    device.loop_stop()
+
+    accounts = str(mosquitto.accounts_path)
+    result = publish_cli(mosquitto, "--accounts", accounts)
+    assert result.exit_code == 0, result.output
+    result = publish_cli(mosquitto, "--user", "gateway", "--accounts", accounts)
+    assert result.exit_code == 1 and "take over the gateway's session" in result.output
+
+    gateway = gateway_session()
+    try:
+        deadline = time.monotonic() + 5
+        while len(got) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        gateway.disconnect()
+        gateway.loop_stop()
+    assert present[-1] is True
+    assert sorted(got) == [f"fix {n}".encode() for n in range(5)]
+
+
+def test_cli_publish_login_mistakes_get_the_right_hint(mosquitto, monkeypatch):
+    monkeypatch.delenv("HOTSPOTS_MQTT_PASSWORD", raising=False)
+    result = publish_cli(mosquitto, "--password", "secret")
+    assert result.exit_code == 1 and "--password needs --user" in result.output
+    from gateway.broker import free_port
+
+    result = CliRunner().invoke(cli, ["fences", "publish", SAMPLE, "--broker",
+                                      f"127.0.0.1:{free_port()}"])
+    assert result.exit_code == 1 and "cannot reach the broker" in result.output
+    assert "log in with" not in result.output  # a closed port is not a login problem

@@ -28,8 +28,7 @@ def test_a_published_set_is_applied_reported_recorded_and_kept(tmp_path, mosquit
                                                               micropython):
     compiled = compile_geojson(SAMPLE_FENCES)
     gw = mosquitto.gateway
-    publish(compiled, mosquitto.host, mosquitto.port, "main",
-            username=gw.username, password=gw.password)
+    publish(compiled, mosquitto.host, mosquitto.port, "main", **mosquitto.fences.auth())
     db_path = tmp_path / "hotspots.db"
     db = open_db(str(db_path))
     register_device(db, DEVICE)
@@ -90,9 +89,7 @@ def _city_set(tmp_path, broker, **options):
     from fences.synthetic import city_fences
 
     compiled = compile_geojson(city_fences(200, vertices=20))
-    gw = broker.gateway
-    publish(compiled, broker.host, broker.port, "main", username=gw.username,
-            password=gw.password)
+    publish(compiled, broker.host, broker.port, "main", **broker.fences.auth())
     account = broker.device(DEVICE)
     terminal = gps.PseudoTerminal()
     log = tmp_path / "firmware.log"
