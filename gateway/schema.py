@@ -274,8 +274,18 @@ def _v_fence_history(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v_radio_source(db: sqlite_utils.Database) -> None:
+    """Radios (``issi:<ISSI>``) registered by ``hotspots register`` or ``hotspots assign``
+    before those learned the prefix were recorded as pooled trackers, which the dock then
+    counted as out of the dock: they are radios. (The prefix is spelled out: migrations are
+    history and must not follow a constant that may change later.)"""
+    db.execute("UPDATE devices SET source = 'airwave' WHERE device_id LIKE 'issi:%'"
+               " AND source = 'tracker'")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
+    _v_radio_source,
 ]
 
 

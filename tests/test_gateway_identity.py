@@ -136,3 +136,24 @@ def test_a_radio_id_registers_as_a_radio_however_it_is_first_named(tmp_path):
     assert {row["device_id"]: row["source"] for row in db["devices"].rows} == {
         "issi:2340001": "airwave", "issi:2340002": "airwave", "T-7": "tracker",
         "phone-1": "owntracks"}
+
+
+def test_upgrading_makes_radios_registered_as_trackers_radios(tmp_path):
+    """Databases from before register_device knew the issi: prefix: the dock counted those
+    radios as pooled trackers out of the dock."""
+    import sqlite_utils
+
+    from gateway import schema
+
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    older = schema.MIGRATIONS[: schema.MIGRATIONS.index(schema._v_radio_source)]
+    for step in older:
+        step(db)
+    db.execute(f"PRAGMA user_version = {len(older)}")
+    for device_id, source in (("issi:2340001", "tracker"), ("T-7", "tracker"),
+                              ("issi:2340002", "airwave")):
+        register_device(db, device_id, source)
+    db.conn.commit()
+    schema.migrate(db)
+    assert {row["device_id"]: row["source"] for row in db["devices"].rows} == {
+        "issi:2340001": "airwave", "T-7": "tracker", "issi:2340002": "airwave"}
