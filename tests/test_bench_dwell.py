@@ -76,3 +76,40 @@ def test_keep_keeps_the_day_and_never_reuses_one_cut_short(tmp_path, monkeypatch
     assert len(list(keep.glob("day-*.db*"))) == 1  # only the complete day, and no WAL
     rebuilt = dwell.run(**{**TINY, "officers": 3}, keep=str(keep))
     assert built == [2, 3, 3] and rebuilt["positions"] == 3 * 72
+
+
+def test_keep_rebuilds_a_day_whose_build_was_killed(tmp_path, monkeypatch):
+    """SIGKILL or the OOM killer run no cleanup: a database without the marker is rebuilt."""
+    keep = tmp_path / "kept"
+    dwell.run(**TINY, keep=str(keep))
+    (marker,) = keep.glob("day-*.complete")
+    marker.unlink()  # as if the build had been killed before it finished
+    built = []
+    make_day = dwell.make_day
+    monkeypatch.setattr(dwell, "make_day", lambda *args: built.append(args[1]) or make_day(*args))
+    again = dwell.run(**TINY, keep=str(keep))
+    assert built == [2] and again["positions"] == 2 * 72
+    assert len(list(keep.glob("day-*.complete"))) == 1
+
+
+def test_sigterm_removes_the_day_being_built(tmp_path):
+    """A service manager's SIGTERM cleans up like Ctrl-C: no 400 MB folder left in /tmp."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "tmp"
+    root.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hotspots", "bench", "dwell", "--officers", "300"],
+        env={**os.environ, "TMPDIR": str(root)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not list(root.glob("bench-dwell-*/day-*.db")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(root.glob("bench-dwell-*/day-*.db")), "the day was never started"
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode != 0
+    assert list(root.iterdir()) == []

@@ -114,8 +114,9 @@ def run(officers: int, hours: float, period_s: int, n_hotspots: int, sample: int
         keep: str | None) -> dict:
     """Build the day (or reuse ``keep``), time both methods, return the figures.
 
-    Without ``keep`` the day goes into a temporary folder that is removed however the run ends
-    (an error, Ctrl-C): a day of the default size is about 400 MB.
+    Without ``keep`` the day goes into a temporary folder that is removed when the run ends
+    (an error, Ctrl-C, SIGTERM through the command): a day of the default size is about 400 MB.
+    With ``keep`` a day is reused only if it was built to the end (a ``.complete`` marker).
     """
     if keep:
         return _run_in(Path(keep), officers, hours, period_s, n_hotspots, sample, reuse=True)
@@ -131,7 +132,8 @@ def _run_in(workdir: Path, officers: int, hours: float, period_s: int, n_hotspot
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / f"day-{officers}x{hours:g}h-{period_s}s-{n_hotspots}.db"
     began = time.perf_counter()
-    if db_path.exists() and reuse:
+    complete = db_path.with_suffix(".complete")
+    if complete.exists() and reuse:
         fences_path = db_path.with_suffix(".geojson")
         generate_s = 0.0
     else:
@@ -139,9 +141,10 @@ def _run_in(workdir: Path, officers: int, hours: float, period_s: int, n_hotspot
         try:
             fences_path, _ = make_day(db_path, officers, hours, period_s, n_hotspots)
         except BaseException:
-            # A day cut short is an empty database (one transaction): never reuse it.
             _remove_db(db_path)
             raise
+        # Written last: a day cut short, even by SIGKILL, has no marker and is never reused.
+        complete.touch()
         generate_s = time.perf_counter() - began
     db = open_db(str(db_path))
     try:
@@ -151,9 +154,12 @@ def _run_in(workdir: Path, officers: int, hours: float, period_s: int, n_hotspot
 
 
 def _remove_db(db_path: Path) -> None:
-    # With the WAL beside it: a stale WAL must not be replayed into the next day of this name.
+    # The marker first, then the WAL with the database (a stale WAL must not be replayed into
+    # the next day of this name), and the day's hot spots.
+    db_path.with_suffix(".complete").unlink(missing_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db_path.with_suffix(".geojson").unlink(missing_ok=True)
 
 
 def _measure(db, fences_path: Path, officers: int, hours: float, period_s: int, sample: int,
@@ -224,6 +230,9 @@ def _measure(db, fences_path: Path, officers: int, hours: float, period_s: int, 
 def command(officers: int, hours: float, period_s: int, n_hotspots: int, sample: int,
             keep: str | None, as_json: bool) -> None:
     """Visits for a day of 1,000 officers (3.6 M fixes, 500 hot spots) vs a naive loop."""
+    from hotspots.cli_gateway import interrupt_on_signals
+
+    interrupt_on_signals()  # SIGTERM cleans up like Ctrl-C: a day is about 400 MB
     r = run(officers, hours, period_s, n_hotspots, sample, keep)
     if as_json:
         click.echo(json.dumps(r))
