@@ -156,7 +156,8 @@ def alerts(devices: list[DeviceStatus], now: int, rules: AlertRules) -> Iterator
         if d.batt is not None and d.batt < rules.low_batt_pct and d.registered:
             yield f"LOW BATTERY {d.device_id}: {d.batt}%"
     for d in devices:
-        if d.officer is None or d.assigned_since is None:
+        # Only pooled trackers go back to the dock; a radio or a phone stays with its officer.
+        if d.officer is None or d.assigned_since is None or d.source != "tracker":
             continue
         due = d.due_ts if d.due_ts is not None else d.assigned_since + rules.shift_hours * 3600
         if now > due:

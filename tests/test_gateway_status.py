@@ -68,6 +68,16 @@ def test_alerts_silent_low_battery_not_returned_unknown(db):
     assert any(a.startswith("NOT RETURNED T-1") for a in later)
 
 
+def test_only_pooled_trackers_are_reported_not_returned(db):
+    """A radio or a phone stays with its officer; only a tracker goes back to the dock."""
+    for device_id, source in (("T-5", "tracker"), ("issi:2340001", "airwave"),
+                              ("phone-1", "owntracks")):
+        register_device(db, device_id, source, at=T0 - 100)
+        assign(db, device_id, "C" + device_id[-1], at=T0, due=T0 + 3600)
+    alerts = fleet_status(db, now=T0 + 2 * 3600).alerts
+    assert [a.split()[2] for a in alerts if a.startswith("NOT RETURNED")] == ["T-5"]
+
+
 def test_status_command_table_and_json(tmp_path):
     db_path = tmp_path / "g.db"
     db = open_db(str(db_path))
