@@ -133,8 +133,14 @@ def register(device: str, db_path: str, source: str | None) -> None:
     """Add DEVICE to the fleet, so the gateway stores what it sends."""
     from gateway.identity import register_device
 
-    new = register_device(open_database(db_path, create=True), device, source)
-    click.echo(f"{device} {'registered' if new else 'was already registered'}")
+    db = open_database(db_path, create=True)
+    if register_device(db, device, source):
+        click.echo(f"{device} registered")
+        return
+    kept = db.execute("SELECT source FROM devices WHERE device_id = ?", (device,)).fetchone()[0]
+    if source is not None and source != kept:
+        raise click.ClickException(f"{device} is already registered as {kept}, not {source}")
+    click.echo(f"{device} was already registered")
 
 
 @click.command()

@@ -136,6 +136,12 @@ def test_a_radio_id_registers_as_a_radio_however_it_is_first_named(tmp_path):
     assert {row["device_id"]: row["source"] for row in db["devices"].rows} == {
         "issi:2340001": "airwave", "issi:2340002": "airwave", "T-7": "tracker",
         "phone-1": "owntracks"}
+    # Registering again is fine; registering as something else is not silently ignored.
+    result = runner.invoke(cli, ["register", "T-7", "--db", db_path])
+    assert result.exit_code == 0 and "T-7 was already registered" in result.output
+    result = runner.invoke(cli, ["register", "T-7", "--source", "airwave", "--db", db_path])
+    assert result.exit_code == 1
+    assert "T-7 is already registered as tracker, not airwave" in result.output
 
 
 def test_upgrading_makes_radios_registered_as_trackers_radios(tmp_path):
