@@ -20,9 +20,10 @@ whatever it had not seen acknowledged.
 from __future__ import annotations
 
 import ssl
-import struct
 
 import paho.mqtt.client as mqtt
+
+from tracker.mqtt import puback_packet
 
 CHUNK = 1 << 16
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -109,8 +110,8 @@ class BatchedSocket:
 
 
 def puback_packets(mids: list[int]) -> bytes:
-    """MQTT 3.1.1 PUBACKs for QoS 1 message ids, in order."""
-    return struct.pack(f"!{len(mids)}I", *((0x4002 << 16) | mid for mid in mids))
+    """MQTT 3.1.1 PUBACKs for QoS 1 message ids, in order (the firmware client's encoder)."""
+    return b"".join(map(puback_packet, mids))
 
 
 class BatchingClient(mqtt.Client):

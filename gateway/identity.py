@@ -21,8 +21,10 @@ from dataclasses import dataclass
 import sqlite_utils
 
 COLLAR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-#: An Airwave radio is kept as device ``issi:<ISSI>`` (``gateway.airwave.store``).
+#: An Airwave radio is kept as device ``issi:<ISSI>`` with source ``airwave``
+#: (``gateway.airwave.store``).
 RADIO_PREFIX = "issi:"
+RADIO_SOURCE = "airwave"
 
 #: SQL for the collar number carrying ``{table}.device_id`` at ``{table}.tst`` (NULL if nobody):
 #: ``OFFICER_AT.format(table="p")`` inside a query over rows with a device and a fix time.
@@ -83,7 +85,7 @@ def register_device(db: sqlite_utils.Database, device_id: str, source: str | Non
     :func:`gateway.ingest.Ingest` does not replay them by itself.
     """
     if source is None:
-        source = "airwave" if device_id.startswith(RADIO_PREFIX) else "tracker"
+        source = RADIO_SOURCE if device_id.startswith(RADIO_PREFIX) else "tracker"
     at = int(time.time() if at is None else at)
     with db.conn:
         row = db.execute("SELECT registered_at FROM devices WHERE device_id = ?",
@@ -119,12 +121,6 @@ def current(db: sqlite_utils.Database, device_id: str, at: float | None = None
     return Assignment(*row) if row else None
 
 
-def check_collar(collar: str) -> None:
-    """:raises IdentityError: unless ``collar`` is a well-formed collar number."""
-    if not COLLAR.match(collar):
-        raise IdentityError(f"collar number {collar!r}: 1-32 letters, digits, '_', '.', '-'")
-
-
 def assign(db: sqlite_utils.Database, device_id: str, collar: str, at: float | None = None,
            due: float | None = None, register: bool = True, until: float | None = None
            ) -> Assignment:
@@ -135,9 +131,11 @@ def assign(db: sqlite_utils.Database, device_id: str, collar: str, at: float | N
     recorded in ended (the device came back then); it stays open if neither is known. It never
     runs past the start of the device's next recorded assignment. ``due`` is when the device
     should be back (end of the shift), for the "not returned" alert. Registers the device if
-    needed: handing a tracker to an officer makes it part of the fleet.
+    needed (a radio's ``issi:<ISSI>`` as a radio), once everything asked is known to be valid:
+    handing a tracker to an officer makes it part of the fleet.
     """
-    check_collar(collar)
+    if not COLLAR.match(collar):
+        raise IdentityError(f"collar number {collar!r}: 1-32 letters, digits, '_', '.', '-'")
     now = int(time.time())
     start = int(now if at is None else at)
     if due is not None and due <= start:

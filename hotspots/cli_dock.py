@@ -13,7 +13,12 @@ from dataclasses import asdict
 
 import click
 
-from hotspots.cli_gateway import _time, account_password, interrupt_on_signals, open_database
+from hotspots.cli_gateway import (
+    account_password,
+    interrupt_on_signals,
+    open_database,
+    time_option,
+)
 
 
 @click.group()
@@ -78,7 +83,7 @@ def dock_status(db_path: str, as_json: bool, now_text: str | None) -> None:
     from gateway.dock import dock_status as read_status
     from gateway.dock import status_lines
 
-    status = read_status(open_database(db_path), now=_time(now_text))
+    status = read_status(open_database(db_path), now=time_option(now_text))
     if as_json:
         click.echo(json.dumps(asdict(status)))
         return
@@ -100,7 +105,7 @@ def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
 
     try:
         assignment, slot, batt = pick(open_database(db_path), collar, device=device,
-                                      min_pct=min_charge, due=_time(due_text))
+                                      min_pct=min_charge, due=time_option(due_text))
     except PickError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"take {assignment.device_id} from slot {slot} ({batt}%): signed out to {collar}")

