@@ -10,6 +10,7 @@ noisy streams, arbitrary bytes and mutations, fed whole and in pieces.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,10 @@ from hypothesis import strategies as st
 from hotspots.bench.nmea import is_compiled, load_plain_parser
 from simulators import nmea_out
 from tracker import nmea
+
+# The parser-feeding helper of the portable tests (tests/firmware/nmea_feed.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent / "firmware"))
+from nmea_feed import parse
 
 SOURCE = Path(__file__).resolve().parent.parent / "firmware" / "tracker" / "nmea.py"
 DATA = Path(__file__).resolve().parent / "data" / "nmea"
@@ -33,13 +38,8 @@ plain = load_plain_parser()
 
 def run(module, data: bytes, chunk: int = 0) -> tuple[list[tuple], dict]:
     """Every fix (as a tuple) and the counts, feeding ``data`` whole or ``chunk`` at a time."""
-    fixes: list[tuple] = []
-    parser = module.NmeaParser(lambda fix: fixes.append(fix.as_tuple()))
-    step = chunk or max(len(data), 1)
-    for i in range(0, len(data), step):
-        parser.feed(data[i : i + step])
-    parser.flush()
-    return fixes, parser.stats()
+    fixes, parser = parse(data, chunk, module.NmeaParser)
+    return [fix.as_tuple() for fix in fixes], parser.stats()
 
 
 def assert_same(data: bytes, chunk: int = 0) -> tuple[list[tuple], dict]:

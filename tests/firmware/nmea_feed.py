@@ -7,10 +7,13 @@ Portable (plain MicroPython): ``test_nmea.py`` beside it imports it as it import
 from tracker.nmea import NmeaParser
 
 
-def parse(data, chunk=0):
-    """Feed ``data`` (whole, or ``chunk`` bytes at a time), flush; returns (fixes, parser)."""
+def parse(data, chunk=0, parser_class=NmeaParser):
+    """Feed ``data`` (whole, or ``chunk`` bytes at a time), flush; returns (fixes, parser).
+
+    ``parser_class``: another build of the parser to feed (CPython's comparison tests).
+    """
     fixes = []
-    p = NmeaParser(lambda fix: fixes.append(fix.copy()))
+    p = parser_class(lambda fix: fixes.append(fix.copy()))
     if chunk:
         for i in range(0, len(data), chunk):
             p.feed(data[i : i + chunk])
