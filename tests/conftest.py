@@ -47,6 +47,25 @@ def tls_mosquitto(tmp_path):
 
 
 @pytest.fixture
+def database_before(tmp_path):
+    """``database_before(migration)``: a database file as it was just before ``migration``
+    (one of ``gateway.schema.MIGRATIONS``) existed, for upgrade tests."""
+    import sqlite_utils
+
+    from gateway import schema
+
+    def make(migration):
+        db = sqlite_utils.Database(tmp_path / "old.db")
+        older = schema.MIGRATIONS[: schema.MIGRATIONS.index(migration)]
+        for step in older:
+            step(db)
+        db.execute(f"PRAGMA user_version = {len(older)}")
+        return db
+
+    return make
+
+
+@pytest.fixture
 def db():
     """A migrated gateway database in memory."""
     database = open_db(":memory:")

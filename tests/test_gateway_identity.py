@@ -144,18 +144,12 @@ def test_a_radio_id_registers_as_a_radio_however_it_is_first_named(tmp_path):
     assert "T-7 is already registered as tracker, not airwave" in result.output
 
 
-def test_upgrading_makes_radios_registered_as_trackers_radios(tmp_path):
+def test_upgrading_makes_radios_registered_as_trackers_radios(database_before):
     """Databases from before register_device knew the issi: prefix: the dock counted those
     radios as pooled trackers out of the dock."""
-    import sqlite_utils
-
     from gateway import schema
 
-    db = sqlite_utils.Database(tmp_path / "old.db")
-    older = schema.MIGRATIONS[: schema.MIGRATIONS.index(schema._v_radio_source)]
-    for step in older:
-        step(db)
-    db.execute(f"PRAGMA user_version = {len(older)}")
+    db = database_before(schema._v_radio_source)
     for device_id, source in (("issi:2340001", "tracker"), ("T-7", "tracker"),
                               ("issi:2340002", "airwave")):
         register_device(db, device_id, source)

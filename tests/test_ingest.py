@@ -165,17 +165,11 @@ def test_odd_payloads_never_raise(ingest, db, payload):
     ingest.commit()
 
 
-def test_upgrading_keeps_the_fence_set_devices_already_reported(tmp_path):
+def test_upgrading_keeps_the_fence_set_devices_already_reported(database_before):
     """A database from before fence_history starts it with each device's current version."""
-    import sqlite_utils
-
     from gateway import schema
 
-    db = sqlite_utils.Database(tmp_path / "old.db")
-    older = schema.MIGRATIONS[: schema.MIGRATIONS.index(schema._v_fence_history)]
-    for step in older:
-        step(db)
-    db.execute(f"PRAGMA user_version = {len(older)}")
+    db = database_before(schema._v_fence_history)
     register_device(db, "T-0001")
     db.execute("UPDATE devices SET fence_version = 'cccc', status_at = 1234"
                " WHERE device_id = 'T-0001'")
