@@ -21,7 +21,8 @@ Tables
     Messages that could not be stored, with the reason and the raw bytes, so nothing is lost
     silently.
 ``taskings``, ``team_members``
-    Planned patrols imported from CSV (:mod:`gateway.taskings`) and who is in which team, for
+    Planned patrols imported from CSV (:mod:`gateway.reports.taskings`) and who is in which team,
+    for
     the exception report.
 """
 
@@ -149,7 +150,7 @@ def _v_airwave(db: sqlite_utils.Database) -> None:
     ``positions`` has no column for (age class, position error class, reason for sending,
     result code, time basis) and the raw hex; ``position_id`` links a stored report to its
     ``positions`` row. ``radio_masts`` holds configured and learned mast coordinates for the
-    filters (see :mod:`gateway.airwave.filters`).
+    filters (see :mod:`gateway.intake.airwave.filters`).
     """
     db["radios"].create(
         {"issi": int, "device_id": str, "label": str, "first_seen": int, "last_seen": int},

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.broker import Mosquitto
-from gateway.identity import register_device
-from gateway.ingest import IngestCounts
+from gateway.fleet.identity import register_device
+from gateway.intake.ingest import IngestCounts
+from gateway.intake.service import Gateway
 from gateway.schema import open_db
-from gateway.service import Gateway
 from simulators import gps, tracker_process
 from simulators.walk import Visit, make_walk, replay_start
 
@@ -124,7 +124,7 @@ def run_patrol(
     # The firmware has its PUBACKs; wait until the gateway has committed as many messages.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        ingest = gateway.ingest
+        ingest = gateway.intake.ingest
         if ingest is not None:
             done = sum(ingest.counts.stored.values()) + ingest.counts.duplicates
             if done >= published:
@@ -139,7 +139,7 @@ def run_patrol(
         log_path=log_path,
         truth=walk.visits(),
         published=published,
-        counts=counts_box[0] if counts_box else gateway.ingest.counts,
+        counts=counts_box[0] if counts_box else gateway.intake.ingest.counts,
         epochs=epochs,
         walk_duration_s=walk.duration_s,
         wall_s=time.monotonic() - began,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.airwave.filters import RadioFilters, distance_m
-from gateway.airwave.reader import AirwaveReader
-from gateway.airwave.store import AirwaveStore
+from gateway.intake.airwave.filters import RadioFilters, distance_m
+from gateway.intake.airwave.reader import AirwaveReader
+from gateway.intake.airwave.store import AirwaveStore
 from gateway.schema import open_db
 from simulators import radio
 from simulators.link import wait_for
@@ -152,7 +152,7 @@ def test_reader_reconnects_and_sets_the_radio_up_again(tmp_path):
 
 @pytest.mark.slow
 def test_gateway_run_with_airwave_stores_radio_positions(tmp_path, mosquitto):
-    from gateway.service import Gateway
+    from gateway.intake.service import Gateway
 
     now = float(int(time.time()))
     scenario = radio.default_scenario(ROUTE, now, officers=1, seed=2,

@@ -9,16 +9,16 @@ import calendar
 import pytest
 from click.testing import CliRunner
 
-from gateway.airwave import lip
-from gateway.airwave.filters import FilterSettings, RadioFilters
-from gateway.airwave.sds import PeiParser, ctsdsr
-from gateway.airwave.store import AirwaveStore, assign_radio, radio_rows
-from gateway.airwave.timing import fix_time, resolve_time_of_position
-from gateway.dock import dock_status
-from gateway.exports import positions
-from gateway.identity import IdentityError, history
+from gateway.fleet.dock import dock_status
+from gateway.fleet.identity import IdentityError, history
+from gateway.fleet.status import fleet_status
+from gateway.intake.airwave import lip
+from gateway.intake.airwave.filters import FilterSettings, RadioFilters
+from gateway.intake.airwave.sds import PeiParser, ctsdsr
+from gateway.intake.airwave.store import AirwaveStore, assign_radio, radio_rows
+from gateway.intake.airwave.timing import fix_time, resolve_time_of_position
+from gateway.reports.exports import positions
 from gateway.schema import open_db
-from gateway.status import fleet_status
 from hotspots.cli import cli
 
 

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from gateway.batched_socket import BatchedSocket, puback_packets
-from gateway.identity import register_device
+from gateway.fleet.identity import register_device
+from gateway.intake.batched_socket import BatchedSocket, puback_packets
+from gateway.intake.service import Gateway
 from gateway.schema import open_db
-from gateway.service import Gateway
 from tests.test_gateway_service import publish, wait_rows
 
 

@@ -1,7 +1,7 @@
 """Dock pulls keep the delivery contract: every fix once in SQLite, nothing lost.
 
 The firmware runs on the MicroPython unix port with a dock port (a pseudo-terminal cable from
-``simulators/dock.py``); the gateway side is :class:`gateway.dock.DockStation` over pyserial.
+``simulators/dock.py``); the gateway side is :class:`gateway.fleet.dock.DockStation` over pyserial.
 A tracker that was signed out before it booted (``dock.json`` in its flash) walks the sample
 route, so its outbox holds a real patrol.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from fences.compile import compile_geojson
-from gateway.dock import DockStation
-from gateway.identity import register_device
+from gateway.fleet.dock import DockStation
+from gateway.fleet.identity import register_device
+from gateway.intake.service import Gateway
 from gateway.schema import open_db
-from gateway.service import Gateway
 from hotspots.demo import SAMPLE_FENCES, SAMPLE_ROUTE
 from simulators.dock import DockSimulator
 from simulators.link import wait_for

@@ -7,11 +7,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gateway.dock import BatteryModel, PickError, dock_status, pick
-from gateway.identity import assign, register_device
-from gateway.ingest import Ingest
+from gateway.fleet.dock import BatteryModel, PickError, dock_status, pick
+from gateway.fleet.identity import assign, register_device
+from gateway.fleet.status import AlertRules, fleet_status
+from gateway.intake.ingest import Ingest
 from gateway.schema import open_db
-from gateway.status import AlertRules, fleet_status
 from hotspots.cli import cli
 
 T0 = 1_795_000_000

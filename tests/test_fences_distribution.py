@@ -16,7 +16,7 @@ from fences.publish import publish
 from fences.synthetic import city_fences
 from fences.validate import FenceError
 from gateway.broker import Mosquitto
-from gateway.ingest import Ingest
+from gateway.intake.ingest import Ingest
 from hotspots.cli import cli
 from tracker import wire
 from tracker.app import Tracker
@@ -121,7 +121,7 @@ def test_publish_to_an_unreachable_broker_is_a_clear_error():
 
 
 def test_gateway_records_the_fence_version_each_device_runs(db):
-    from gateway.identity import register_device
+    from gateway.fleet.identity import register_device
 
     for dev in ("T-0001", "T-0002"):
         register_device(db, dev)

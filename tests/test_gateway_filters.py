@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from gateway import filters
-from gateway.filters import FilterConfig, FilterConfigError, Kept, check, load_config
-from gateway.identity import register_device
-from gateway.ingest import Ingest
+from gateway.fleet.identity import register_device
+from gateway.intake import filters
+from gateway.intake.filters import FilterConfig, FilterConfigError, Kept, check, load_config
+from gateway.intake.ingest import Ingest
 
 NOW = 1_795_000_000
 BASE = {"_type": "location", "tst": NOW, "lat": 51.5, "lon": -0.001, "acc": 5, "fix": 1}

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gateway.identity import (
+from gateway.fleet.identity import (
     IdentityError,
     assign,
     current,
@@ -16,7 +16,7 @@ from gateway.identity import (
     register_device,
     return_device,
 )
-from gateway.ingest import Ingest
+from gateway.intake.ingest import Ingest
 from gateway.schema import open_db
 from hotspots.cli import cli
 

@@ -6,10 +6,10 @@ import json
 
 from click.testing import CliRunner
 
-from gateway.identity import assign, register_device
-from gateway.ingest import Ingest
+from gateway.fleet.identity import assign, register_device
+from gateway.fleet.status import AlertRules, fleet_status, sequence_gaps
+from gateway.intake.ingest import Ingest
 from gateway.schema import open_db
-from gateway.status import AlertRules, fleet_status, sequence_gaps
 from hotspots.cli import cli
 from tracker import wire
 

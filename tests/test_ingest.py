@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.identity import register_device
-from gateway.ingest import Ingest
+from gateway.fleet.identity import register_device
+from gateway.intake.ingest import Ingest
 
 GOLDEN = Path(__file__).parent / "data" / "wire"
 

@@ -10,10 +10,10 @@ import subprocess
 
 import pytest
 
-from gateway import exports
-from gateway.maps import UNPATROLLED, colour_for, map_html, plot_time_of_day, write_map
-from gateway.reports import daily_stats, day_window
-from gateway.visits import HotSpotSet, compute_visits
+from gateway.reports import exports
+from gateway.reports.dwell import daily_stats, day_window
+from gateway.reports.maps import UNPATROLLED, colour_for, map_html, plot_time_of_day, write_map
+from gateway.reports.visits import HotSpotSet, compute_visits
 
 DAY = "2026-03-02"
 T0 = day_window(DAY)[0] + 10 * 3600

@@ -7,7 +7,8 @@ Each officer patrols a beat: walks to a nearby hot spot, stays 8-20 minutes movi
 it, walks on. Fixes carry 3 m of GNSS noise. Everything is written to a SQLite gateway database
 first (not timed), then timed:
 
-* ``visits``: :func:`gateway.visits.compute_visits` end to end, from the SQLite rows to merged
+* ``visits``: :func:`gateway.reports.visits.compute_visits` end to end, from the SQLite rows to
+merged
   visits (loading, classification and visit building are also shown apart);
 * ``naive``: a per-point shapely loop (``hotspot.contains(Point(lon, lat))`` for every hot spot)
   on a random sample of the same fixes, extrapolated to all of them. It classifies only: no
@@ -35,8 +36,8 @@ def make_day(db_path: Path, officers: int, hours: float, period_s: int, n_hotspo
     """Write the synthetic day into ``db_path``; returns the fences file and positions stored."""
     from fences.geo import LocalFrame
     from fences.synthetic import CITY_LAT_E6, CITY_LON_E6, city_fences
+    from gateway.reports.visits import HotSpotSet
     from gateway.schema import open_db
-    from gateway.visits import HotSpotSet
 
     fences_doc = city_fences(n_hotspots, seed=seed)
     fences_path = db_path.with_suffix(".geojson")
@@ -164,7 +165,7 @@ def _remove_db(db_path: Path) -> None:
 
 def _measure(db, fences_path: Path, officers: int, hours: float, period_s: int, sample: int,
              generate_s: float) -> dict:
-    from gateway.visits import (
+    from gateway.reports.visits import (
         DEFAULT_RULES,
         HotSpotSet,
         compute_visits,

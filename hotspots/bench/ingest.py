@@ -13,7 +13,8 @@ drop messages) and the figure measured is what the gateway sustains, not what th
 buffer. At the end every device's rows are checked: sequence numbers 1..N, each once, N being
 what the broker acknowledged to that publisher.
 
-The naive consumer uses the same parser and schema (:class:`gateway.ingest.Ingest`) but commits
+The naive consumer uses the same parser and schema (:class:`gateway.intake.ingest.Ingest`) but
+commits
 after every message and lets paho acknowledge on receipt; it runs first, for ``--naive-s``.
 """
 
@@ -35,7 +36,7 @@ from pathlib import Path
 import click
 
 from gateway.broker import Mosquitto
-from gateway.identity import register_device
+from gateway.fleet.identity import register_device
 from gateway.schema import open_db
 from tracker import mqtt, wire
 
@@ -112,7 +113,7 @@ def naive_consume(host: str, port: int, username: str, password: str, db_path: s
     """One INSERT and one COMMIT per message, acknowledged by paho on receipt."""
     import paho.mqtt.client as paho
 
-    from gateway.ingest import Ingest
+    from gateway.intake.ingest import Ingest
 
     box: list[Ingest] = []
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=username)
@@ -207,7 +208,7 @@ def run_gateway(broker: Mosquitto, workdir: Path, publishers: int, seconds: floa
     """Measure ``hotspots gateway run`` with ``publishers`` devices for ``seconds``."""
     import paho.mqtt.client as paho
 
-    from gateway.service import SUBSCRIPTIONS
+    from gateway.intake.service import SUBSCRIPTIONS
 
     db_path = workdir / "gateway.db"
     devices = _fleet_db(db_path, "B", publishers)

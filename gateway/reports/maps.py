@@ -16,9 +16,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.exports import Track
-from gateway.reports import DailyStats, format_duration, format_time
-from gateway.visits import HotSpotSet, Visit
+from gateway.reports.dwell import DailyStats, format_duration, format_time
+from gateway.reports.exports import Track
+from gateway.reports.visits import HotSpotSet, Visit
 
 LEAFLET_DIRS = ("/usr/share/javascript/leaflet", "/usr/share/nodejs/leaflet/dist")
 #: Patrol-minutes at which a hot spot gets the darkest colour.

@@ -5,7 +5,7 @@ last fix, fence version, outbox depth as last reported, the officer it is assign
 gaps (fixes the device numbered but the gateway never got), duplicates dropped and positions
 filtered. Then alerts: assigned devices silent for too long, low batteries, devices not returned
 by the end of the shift (with where they were last), unknown devices knocking, and the pooled
-tracker lifecycle (:mod:`gateway.lifecycle`: left on and still, battery health). Then the
+tracker lifecycle (:mod:`gateway.fleet.lifecycle`: left on and still, battery health). Then the
 rejection counters.
 
 Everything is read from SQLite, so ``hotspots status`` works beside a running gateway (WAL) and
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import sqlite_utils
 
-from gateway import lifecycle
+from gateway.fleet import lifecycle
 
 
 @dataclass(frozen=True)

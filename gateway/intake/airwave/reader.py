@@ -3,7 +3,8 @@
 :class:`AirwaveReader` opens the port with pyserial (a device path such as ``/dev/ttyUSB0`` or
 ``/dev/pts/5``, or any pyserial URL such as ``socket://radio:4001``), sends the set-up commands
 that route LIP and status SDS to the terminal equipment, and then hands every ``+CTSDSR`` to an
-:class:`~gateway.airwave.store.AirwaveStore`. Set-up answers and unsolicited reports share the
+:class:`~gateway.intake.airwave.store.AirwaveStore`. Set-up answers and unsolicited reports share
+the
 line, so the set-up is a small state machine inside the read loop: a report arriving while a
 command waits for its ``OK`` is stored, not lost.
 
@@ -23,8 +24,8 @@ from collections.abc import Callable, Sequence
 
 import serial
 
-from gateway.airwave.sds import SETUP_COMMANDS, Event, PeiParser
-from gateway.airwave.store import AirwaveStore
+from gateway.intake.airwave.sds import SETUP_COMMANDS, Event, PeiParser
+from gateway.intake.airwave.store import AirwaveStore
 from gateway.schema import open_db
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import sqlite_utils
 
 COLLAR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 #: An Airwave radio is kept as device ``issi:<ISSI>`` with source ``airwave``
-#: (``gateway.airwave.store``).
+#: (``gateway.intake.airwave.store``).
 RADIO_PREFIX = "issi:"
 RADIO_SOURCE = "airwave"
 
@@ -82,7 +82,7 @@ def register_device(db: sqlite_utils.Database, device_id: str, source: str | Non
     radio's ``issi:<ISSI>``, or ``owntracks`` for a phone. Only trackers are counted by the dock.
 
     Messages it sent before it was registered stay in quarantine (reason ``unknown_device``);
-    :func:`gateway.ingest.Ingest` does not replay them by itself.
+    :func:`gateway.intake.ingest.Ingest` does not replay them by itself.
     """
     if source is None:
         source = RADIO_SOURCE if device_id.startswith(RADIO_PREFIX) else "tracker"

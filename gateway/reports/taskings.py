@@ -43,7 +43,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from gateway.visits import Visit, clip_spans, union_seconds
+from gateway.reports.visits import Visit, clip_spans, union_seconds
 
 DEFAULT_REQUIRED_MIN = 15
 STATUSES = ("done", "too_short", "outside_window", "not_performed")

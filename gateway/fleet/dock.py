@@ -6,7 +6,8 @@ line protocol of ``docs/dock.md`` (the device side is ``tracker/dock.py``). When
 appears in a slot it:
 
 1. asks who it is (``ID``: device, firmware, fence version, battery, outbox depth);
-2. pulls its outbox record by record into SQLite through the same :class:`gateway.ingest.Ingest`
+2. pulls its outbox record by record into SQLite through the same
+:class:`gateway.intake.ingest.Ingest`
    as MQTT, and acknowledges (``ACK``) only after the commit, as a broker's PUBACK would: a
    record the broker also delivered is a counted duplicate, and a tracker pulled out
    mid-transfer keeps everything not yet committed;
@@ -34,8 +35,8 @@ from dataclasses import dataclass, field
 import serial
 import sqlite_utils
 
-from gateway import identity
-from gateway.ingest import Ingest, IngestCounts
+from gateway.fleet import identity
+from gateway.intake.ingest import Ingest, IngestCounts
 from gateway.schema import open_db
 from tracker import wire
 from tracker.dock import crc_hex, frame, unframe

@@ -25,9 +25,15 @@ from pathlib import Path
 
 import sqlite_utils
 
-from gateway import exports, maps, taskings
-from gateway.reports import daily_stats, day_window, parse_date
-from gateway.visits import DEFAULT_RULES, HotSpotSet, VisitRules, clip_visits, compute_visits
+from gateway.reports import exports, maps, taskings
+from gateway.reports.dwell import daily_stats, day_window, parse_date
+from gateway.reports.visits import (
+    DEFAULT_RULES,
+    HotSpotSet,
+    VisitRules,
+    clip_visits,
+    compute_visits,
+)
 
 
 @dataclass

@@ -14,7 +14,7 @@ log of what the radio said is complete:
 
 Officers are found as for trackers: the ``assignments`` history says which collar number carried
 ``issi:<ISSI>`` when, and :func:`assign_radio` records a hand-over through
-:mod:`gateway.identity`, so radios and trackers follow one set of assignment rules.
+:mod:`gateway.fleet.identity`, so radios and trackers follow one set of assignment rules.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from collections import Counter
 
 import sqlite_utils
 
-from gateway import identity
-from gateway.airwave import lip
-from gateway.airwave.filters import RadioFilters
-from gateway.airwave.sds import Sds
-from gateway.airwave.timing import FUTURE_TOLERANCE_S, fix_time
-from gateway.identity import OFFICER_AT
-from gateway.ingest import KMH_TO_MPS
+from gateway.fleet import identity
+from gateway.fleet.identity import OFFICER_AT
+from gateway.intake.airwave import lip
+from gateway.intake.airwave.filters import RadioFilters
+from gateway.intake.airwave.sds import Sds
+from gateway.intake.airwave.timing import FUTURE_TOLERANCE_S, fix_time
+from gateway.intake.ingest import KMH_TO_MPS
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ def assign_radio(db: sqlite_utils.Database, issi: int, collar: str, start_ts: in
     """Record that ``collar`` carries radio ``issi`` from ``start_ts`` (until ``end_ts``);
     returns the assignment as recorded.
 
-    The rules are :func:`gateway.identity.assign`'s, as for trackers: the assignment of the radio
+    The rules are :func:`gateway.fleet.identity.assign`'s, as for trackers: the assignment of the
+    radio
     running at ``start_ts`` ends there, and the new one runs until ``end_ts`` (or, without it,
     until the stretch it was recorded in ended, or stays open), but never past the start of the
     radio's next recorded assignment: so the returned ``end_ts`` can be earlier than asked.
@@ -57,7 +58,7 @@ def assign_radio(db: sqlite_utils.Database, issi: int, collar: str, start_ts: in
     The radio is registered (as an ``airwave`` device, not a pooled tracker the dock would
     count) only once the request is known to be valid.
 
-    :raises gateway.identity.IdentityError: a bad collar number, ``end_ts`` not after
+    :raises gateway.fleet.identity.IdentityError: a bad collar number, ``end_ts`` not after
         ``start_ts``, or an assignment of the radio already starting at ``start_ts``
     """
     return identity.assign(db, radio_device_id(issi), collar, at=start_ts, until=end_ts)

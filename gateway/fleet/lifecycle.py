@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from gateway.filters import distance_m
+from gateway.intake.filters import distance_m
 
 
 @dataclass(frozen=True)

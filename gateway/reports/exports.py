@@ -24,8 +24,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import sqlite_utils
 
-from gateway.identity import OFFICER_AT
-from gateway.visits import HotSpotSet, Visit
+from gateway.fleet.identity import OFFICER_AT
+from gateway.reports.visits import HotSpotSet, Visit
 
 EXPORT_COLUMNS = ("device_id", "officer", "seq", "tst", "time_utc", "lat", "lon", "speed_mps",
                   "course_deg", "acc_m", "source")

@@ -1,7 +1,7 @@
 """Position filters per source: keep bad positions out of reports without destroying evidence.
 
 A filtered position is still stored, with the reasons it failed in ``positions.filtered``
-(comma-separated, the same convention as :mod:`gateway.airwave.filters`); reports and exports
+(comma-separated, the same convention as :mod:`gateway.intake.airwave.filters`); reports and exports
 leave such rows out, and anyone investigating can still see them.
 
 Reasons
@@ -58,7 +58,8 @@ DEFAULTS: dict[str, FilterConfig] = {
     "tracker": FilterConfig(),
     # Phones report network-assisted fixes of a few hundred metres indoors.
     "owntracks": FilterConfig(max_acc_m=200),
-    # Radios report every 2-5 minutes; their own mast filters live in gateway.airwave.filters.
+    # Radios report every 2-5 minutes; their own mast filters live in
+    # gateway.intake.airwave.filters.
     "airwave": FilterConfig(max_acc_m=200, max_speed_mps=50),
 }
 

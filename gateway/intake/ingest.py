@@ -5,7 +5,7 @@ and writes them in batches (one transaction each). A message delivered twice (Qo
 at-least-once) hits the unique ``(device_id, seq)`` index and is counted as a duplicate; a message
 that cannot be parsed, is too big, or comes from a device the gateway does not know goes to
 ``quarantine`` with its reason and raw bytes. Positions that parse but fail a plausibility
-filter (:mod:`gateway.filters`) are stored with the reasons in ``positions.filtered``.
+filter (:mod:`gateway.intake.filters`) are stored with the reasons in ``positions.filtered``.
 
 Per-device bookkeeping (last seen, highest sequence number, counters) is gathered in memory and
 written once per device per batch: one ``UPDATE`` per message would cost as much as the insert.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from gateway import filters
+from gateway.intake import filters
 from tracker import wire
 
 KMH_TO_MPS = 1 / 3.6
@@ -63,7 +63,8 @@ class Ingest:
     readers until it is committed, and the caller acknowledges messages to the broker only after
     that, so a crash re-delivers rather than loses.
 
-    :param filter_config: per-source :class:`gateway.filters.FilterConfig` (defaults otherwise)
+    :param filter_config: per-source :class:`gateway.intake.filters.FilterConfig` (defaults
+    otherwise)
     :param accept_unknown: store messages of devices not registered in ``devices`` instead of
         quarantining them (for a bench or a trial, not for a station)
     """

@@ -1,8 +1,9 @@
 """Reports for supervisors: visits and dwell, per hot spot per day figures, report windows.
 
-Visits come from :mod:`gateway.visits` (transitions where the device sent them, positions
-otherwise); taskings and the exception report from :mod:`gateway.taskings`; files from
-:mod:`gateway.exports` and :mod:`gateway.maps`. All times are UTC epoch seconds inside; a report
+Visits come from :mod:`gateway.reports.visits` (transitions where the device sent them, positions
+otherwise); taskings and the exception report from :mod:`gateway.reports.taskings`; files from
+:mod:`gateway.reports.exports` and :mod:`gateway.reports.maps`. All times are UTC epoch seconds
+inside; a report
 shows them in UTC unless given a time zone, and a "day" is the local calendar day of that zone
 (23 or 25 hours long at a daylight-saving change).
 
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 
-from gateway.visits import (
+from gateway.reports.visits import (
     OPEN_WINDOW,
     HotSpotSet,
     Visit,

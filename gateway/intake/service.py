@@ -1,4 +1,4 @@
-"""The gateway process: subscribe with paho-mqtt, store with :class:`gateway.ingest.Ingest`.
+"""The gateway process: subscribe with paho-mqtt, store with :class:`gateway.intake.ingest.Ingest`.
 
 The MQTT session is persistent (clean session off, QoS 1) and acknowledgements are manual: a
 message is acknowledged to the broker only after the batch holding it is committed to SQLite
@@ -8,7 +8,8 @@ second copy into a counted duplicate.
 
 One thread does everything: it waits for the socket, lets paho parse every packet that has
 arrived, stores them, commits, and writes their PUBACKs in one go
-(:mod:`gateway.batched_socket`). Batching is adaptive ("group commit"): a batch is whatever has
+(:mod:`gateway.intake.batched_socket`). Batching is adaptive ("group commit"): a batch is whatever
+has
 arrived, up to ``batch_size``. Under light load a batch is a message or two and nothing waits;
 under heavy load messages pile up during each commit and the batches grow, which is what
 amortises the fsync. The broker's in-flight window for the gateway (``max_inflight_messages``,
@@ -24,9 +25,9 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from gateway.batched_socket import BatchingClient
-from gateway.filters import FilterConfig
-from gateway.ingest import Ingest, IngestCounts
+from gateway.intake.batched_socket import BatchingClient
+from gateway.intake.filters import FilterConfig
+from gateway.intake.ingest import Ingest, IngestCounts
 from gateway.schema import open_db
 
 RECONNECT_MAX_S = 30
@@ -52,7 +53,7 @@ class Gateway:
     :param batch_s: how long to wait for the broker before looking at ``stop`` again
     :param username: broker account (the gateway's own, see :mod:`gateway.broker`)
     :param tls_ca: CA certificate to verify the broker's TLS listener with; enables TLS
-    :param filter_config: per-source position filters (:mod:`gateway.filters`)
+    :param filter_config: per-source position filters (:mod:`gateway.intake.filters`)
     :param accept_unknown: store messages of unregistered devices instead of quarantining them
     """
 
@@ -135,7 +136,7 @@ class Gateway:
         client.connect_async(self.host, self.port, keepalive=30)
         radio = None
         if self.airwave:
-            from gateway.airwave.reader import run_airwave
+            from gateway.intake.airwave.reader import run_airwave
 
             radio = threading.Thread(target=run_airwave, args=(self.airwave, self.db_path, stop),
                                      name="airwave", daemon=True)

@@ -20,7 +20,7 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.airwave.lip import TIME_ELAPSED_MAX_S, LipReport
+from gateway.intake.airwave.lip import TIME_ELAPSED_MAX_S, LipReport
 
 FUTURE_TOLERANCE_S = 300
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 # The exact haversine at every range; simulators.radio imports it from here as ``distance_m``.
-from gateway.filters import haversine_m as distance_m
+from gateway.intake.filters import haversine_m as distance_m
 
 
 @dataclass
@@ -60,7 +60,7 @@ class RadioFilters:
     def add_mast(self, lat: float, lon: float, label: str = "", source: str = "configured",
                  at: float | None = None) -> None:
         """Record a known mast location (idempotent)."""
-        from gateway.airwave.lip import lat_to_raw, lon_to_raw
+        from gateway.intake.airwave.lip import lat_to_raw, lon_to_raw
 
         self.db.execute(
             "INSERT OR IGNORE INTO radio_masts (lat_raw, lon_raw, lat, lon, source, label,"
