@@ -124,7 +124,7 @@ def run_patrol(
     # The firmware has its PUBACKs; wait until the gateway has committed as many messages.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        ingest = gateway.intake.ingest
+        ingest = gateway.ingest
         if ingest is not None:
             done = sum(ingest.counts.stored.values()) + ingest.counts.duplicates
             if done >= published:
@@ -139,7 +139,7 @@ def run_patrol(
         log_path=log_path,
         truth=walk.visits(),
         published=published,
-        counts=counts_box[0] if counts_box else gateway.intake.ingest.counts,
+        counts=counts_box[0] if counts_box else gateway.ingest.counts,
         epochs=epochs,
         walk_duration_s=walk.duration_s,
         wall_s=time.monotonic() - began,
