@@ -166,9 +166,13 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
         click.echo(f"fences {version} installed in {state}", err=True)
     if cpython:
         from simulators import board
+        from tracker.config import ConfigError
 
-        board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s,
-                  user=user, password=password, tls_ca=tls_ca, sampling=sampling)
+        try:
+            board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s,
+                      user=user, password=password, tls_ca=tls_ca, sampling=sampling)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration: {exc}") from exc
         return
     try:
         argv = tracker_process.command(gps, broker_address, device_id, state, station=station,

@@ -320,14 +320,18 @@ class _Spool:
             self._f = None
 
 
-async def run(ports, device_id, broker_host, broker_port, station="main", exit_on_eof=False,
-              report_interval_s=_REPORT_INTERVAL_S, user=None, password=None,
-              sampling="adaptive"):
+async def run(ports, cfg):
     """Run the tracker until the GNSS stream ends (with ``exit_on_eof``) or forever.
+
+    ``cfg``: the settings dict of ``tracker.config`` (device id, station, broker, account,
+    sampling...), validated once by ``config.build`` or ``config.load``.
 
     Two tasks share the outbox: one reads and parses GNSS lines, the other publishes. A dead link
     only stops the publisher; parsing and fence evaluation carry on and the outbox fills.
     """
+    device_id = cfg["device_id"]
+    station = cfg["station"]
+    sampling = cfg["sampling"]
     storage = ports.storage
     outbox = Outbox(storage)
     fence_set = None
@@ -338,7 +342,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
     policy = Policy() if sampling == "adaptive" else None
     battery = ports.battery
     power = ports.gnss_power
-    tracker = Tracker(device_id, outbox, fence_set, report_interval_s, battery=battery,
+    tracker = Tracker(device_id, outbox, fence_set, cfg["report_s"], battery=battery,
                       policy=policy)
     ports.log("hotspots firmware %s on %s %s: device %s, fences %s, %s sampling" % (
         FIRMWARE_VERSION, sys.implementation.name, ".".join(str(v) for v in
@@ -409,7 +413,8 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
 
     status_topic = wire.device_topic(device_id, wire.KIND_STATUS)
     command_topic = wire.device_topic(device_id, wire.KIND_COMMAND)
-    client = MQTTClient(device_id, ports.open_connection, user=user, password=password,
+    client = MQTTClient(device_id, ports.open_connection, user=cfg["user"],
+                        password=cfg["password"],
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
                         on_message=on_message, clean=False, spool=spool)
     reader = asyncio.create_task(read_gnss())
@@ -418,7 +423,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
     backoff_s = 1
     while True:
         try:
-            await client.connect(broker_host, broker_port)
+            await client.connect(cfg["broker_host"], cfg["broker_port"])
             await client.subscribe(fences_topic)
             await client.subscribe(command_topic)
             await client.publish(status_topic, tracker.status(True), 1, True)
