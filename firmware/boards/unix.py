@@ -30,17 +30,28 @@ _INT_KEYS = ("report_s", "broker_port", "gnss_baud", "gnss_rate_ms")
 
 
 class SerialLines:
-    """GNSS lines from a tty (switched to raw mode) or from a recorded file."""
+    """GNSS lines from a tty (switched to raw mode) or from a recorded file; ``write`` sends
+    the module driver's commands to a tty (to a file they go nowhere: it is a recording)."""
 
     def __init__(self, path):
         self._file = open(path, "rb")
+        self._out = None
         try:
             import termios
 
             termios.setraw(self._file.fileno())
         except Exception:  # a plain file, not a tty
             pass
+        else:
+            self._out = open(path, "wb")  # unbuffered on MicroPython: each write goes out
         self._stream = asyncio.StreamReader(self._file)
+
+    def write(self, data):
+        if self._out is not None:
+            try:
+                self._out.write(data)
+            except OSError:  # the module's end hung up: as a module that does not answer
+                pass
 
     async def readline(self):
         try:
@@ -131,7 +142,14 @@ def tls_opener(ca_path):
 def main(argv):
     cfg = parse_args(argv)
     opener = tls_opener(cfg["ca"]) if cfg["ca"] else asyncio.open_connection
-    ports = app.Ports(SerialLines(cfg["gnss_device"]), opener, DirStorage(cfg["state_dir"]))
+    serial = SerialLines(cfg["gnss_device"])
+    ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]))
+    if cfg["gnss_module"] != "nmea":  # UBX or PMTK set-up, and the receiver off between fixes
+        from drivers.gnss_module import GnssModule
+
+        module = GnssModule(cfg["gnss_module"], serial, cfg["gnss_rate_ms"])
+        ports.gnss_module = module
+        ports.gnss_power = module
     if cfg["dock"] or cfg["battery"]:  # the dock port and the fuel gauge
         from boards.dock_serial import DockSerial, FileBattery
 

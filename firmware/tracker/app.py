@@ -69,6 +69,7 @@ class Tracker:
         self.docked = False
         self.assigned = True
         self.policy = policy
+        self.gnss_module = None  # the module driver, for the status message (set by run)
         self.gnss_off_until = 0  # GNSS time until which the receiver is off (0: on)
         self.gnss_off_epochs = 0
         self.oldest_pending_t = 0  # when the oldest message now waiting was queued
@@ -252,7 +253,8 @@ class Tracker:
         """The retained status message (``online`` false doubles as the last will)."""
         return wire.status(self.device_id, online, self.now_s(),
                            self.fence_set.version if self.fence_set else "",
-                           len(self.outbox), self._battery_pct(), FIRMWARE_VERSION)
+                           len(self.outbox), self._battery_pct(), FIRMWARE_VERSION,
+                           gnss=self.gnss_module.status() if self.gnss_module else None)
 
 
 class Ports:
@@ -267,10 +269,12 @@ class Ports:
     :param battery: object with ``percent()`` (and optionally ``charging()``), or None
     :param gnss_power: object with ``on()`` and ``off()`` for the receiver's power, or None (the
         receiver stays powered; the core still ignores epochs while the policy has it "off")
+    :param gnss_module: the module driver (``drivers.gnss_module.GnssModule``: ``feed`` every
+        line read, ``async configure(log)``, ``status()``), or None to take the NMEA as it comes
     """
 
     def __init__(self, gnss, open_connection, storage, log=print, dock=None, battery=None,
-                 gnss_power=None):
+                 gnss_power=None, gnss_module=None):
         self.gnss = gnss
         self.open_connection = open_connection
         self.storage = storage
@@ -278,6 +282,7 @@ class Ports:
         self.dock = dock
         self.battery = battery
         self.gnss_power = gnss_power
+        self.gnss_module = gnss_module
 
 
 def _stored_fences(storage, new):
@@ -344,6 +349,8 @@ async def run(ports, cfg):
     power = ports.gnss_power
     tracker = Tracker(device_id, outbox, fence_set, cfg["report_s"], battery=battery,
                       policy=policy)
+    module = ports.gnss_module
+    tracker.gnss_module = module
     ports.log("hotspots firmware %s on %s %s: device %s, fences %s, %s sampling" % (
         FIRMWARE_VERSION, sys.implementation.name, ".".join(str(v) for v in
                                                          sys.implementation.version[:3]),
@@ -360,6 +367,8 @@ async def run(ports, cfg):
                 state["eof"] = True
                 wake.set()
                 return
+            if module is not None:
+                module.feed(line)  # its acknowledgements travel among the NMEA
             tracker.feed_line(line, ticks_ms())
             if len(outbox):
                 wake.set()
@@ -418,6 +427,8 @@ async def run(ports, cfg):
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
                         on_message=on_message, clean=False, spool=spool)
     reader = asyncio.create_task(read_gnss())
+    if module is not None:
+        asyncio.create_task(_configure_gnss(module, ports.log, state, wake))
     if ports.dock is not None:
         _start_dock(ports, tracker, state, wake)
     backoff_s = 1
@@ -483,6 +494,13 @@ async def run(ports, cfg):
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
         if reader.done() and state["eof"] and not len(outbox):
             return tracker
+
+
+async def _configure_gnss(module, log, state, wake):
+    """Set the module up while the reader already parses what it sends; then report."""
+    await module.configure(log)
+    state["status_due"] = True
+    wake.set()
 
 
 def _start_dock(ports, tracker, state, wake):
