@@ -104,6 +104,8 @@ class GnssModule:
         """True on ACK, False on NAK, None if nothing came back."""
         cls, msg_id = ubx.answers(frame)
         reader = self.ubx
+        if reader is None:
+            return None
         for _ in range(tries):
             reader.ack = None
             self.uart.write(frame)
@@ -125,6 +127,8 @@ class GnssModule:
     async def _send_pmtk(self, frame, timeout_ms, tries):
         cmd = pmtk.command_of(frame)
         reader = self.pmtk
+        if reader is None:
+            return None
         for _ in range(tries):
             reader.ack = None
             self.uart.write(frame)

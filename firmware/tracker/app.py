@@ -70,6 +70,7 @@ class Tracker:
         self.assigned = True
         self.policy = policy
         self.gnss_module = None  # the module driver, for the status message (set by run)
+        self.wall_clock = None  # the board's RTC (``now_s()``), the time before a first fix
         self.gnss_off_until = 0  # GNSS time until which the receiver is off (0: on)
         self.gnss_off_epochs = 0
         self.oldest_pending_t = 0  # when the oldest message now waiting was queued
@@ -121,7 +122,7 @@ class Tracker:
     def now_s(self):
         """Device wall time: GNSS time of the last fix plus the ticks elapsed since it."""
         if not self.last_fix_t:
-            return 0
+            return self.wall_clock() if self.wall_clock is not None else 0
         return self.last_fix_t + ticks_diff(self._now_ms, self._last_fix_ms) // 1000
 
     # -- core -----------------------------------------------------------------------------------
@@ -271,6 +272,12 @@ class Ports:
         receiver stays powered; the core still ignores epochs while the policy has it "off")
     :param gnss_module: the module driver (``drivers.gnss_module.GnssModule``: ``feed`` every
         line read, ``async configure(log)``, ``status()``), or None to take the NMEA as it comes
+
+    Boards may also set: ``clock`` (``now_s()`` and ``sync(t)``: the RTC, set from GNSS time and
+    read before the first fix, ``drivers.clock.GnssClock``), ``watchdog`` (``kick()`` on every
+    pass of the main loop, ``drivers.watchdog.Watchdog``), ``idle`` (``async pause(seconds,
+    busy)`` while the receiver is off, ``drivers.sleep.LightSleep``) and ``tasks`` (callables
+    taking the tracker and returning a coroutine to run, e.g. the LED and the watchdog feeder).
     """
 
     def __init__(self, gnss, open_connection, storage, log=print, dock=None, battery=None,
@@ -283,6 +290,10 @@ class Ports:
         self.battery = battery
         self.gnss_power = gnss_power
         self.gnss_module = gnss_module
+        self.clock = None
+        self.watchdog = None
+        self.idle = None
+        self.tasks = []
 
 
 def _stored_fences(storage, new):
@@ -351,13 +362,17 @@ async def run(ports, cfg):
                       policy=policy)
     module = ports.gnss_module
     tracker.gnss_module = module
+    clock = ports.clock
+    if clock is not None:
+        tracker.wall_clock = clock.now_s
+    watchdog = ports.watchdog
     ports.log("hotspots firmware %s on %s %s: device %s, fences %s, %s sampling" % (
         FIRMWARE_VERSION, sys.implementation.name, ".".join(str(v) for v in
                                                          sys.implementation.version[:3]),
         device_id, fence_set.version if fence_set else "none", sampling))
     wake = asyncio.Event()
     state = {"eof": False, "published": 0, "status_due": False, "draining": False,
-             "shift_end": 0, "budget_ms": 0}
+             "shift_end": 0, "budget_ms": 0, "rtc_t": 0}
 
     async def read_gnss():
         while True:
@@ -370,12 +385,19 @@ async def run(ports, cfg):
             if module is not None:
                 module.feed(line)  # its acknowledgements travel among the NMEA
             tracker.feed_line(line, ticks_ms())
+            if clock is not None and tracker.last_fix_t - state["rtc_t"] >= 60:
+                state["rtc_t"] = tracker.last_fix_t
+                clock.sync(tracker.last_fix_t)  # at most once a minute: it rarely drifts
             if len(outbox):
                 wake.set()
             if power is not None and tracker.gnss_off_until and policy.off_s:
                 # Switch the receiver off until the policy wants the next fix.
                 power.off()
-                await asyncio.sleep(policy.off_s)
+                if ports.idle is not None:
+                    await ports.idle.pause(policy.off_s, lambda: state["draining"] or (
+                        ports.dock is not None) or tracker.upload_due())
+                else:
+                    await asyncio.sleep(policy.off_s)
                 power.on()
 
     def budget_power():
@@ -429,10 +451,14 @@ async def run(ports, cfg):
     reader = asyncio.create_task(read_gnss())
     if module is not None:
         asyncio.create_task(_configure_gnss(module, ports.log, state, wake))
+    for start in ports.tasks:
+        asyncio.create_task(start(tracker))
     if ports.dock is not None:
         _start_dock(ports, tracker, state, wake)
     backoff_s = 1
     while True:
+        if watchdog is not None:
+            watchdog.kick()  # out of coverage is not a hang: each attempt counts as progress
         try:
             await client.connect(cfg["broker_host"], cfg["broker_port"])
             await client.subscribe(fences_topic)
@@ -440,6 +466,8 @@ async def run(ports, cfg):
             await client.publish(status_topic, tracker.status(True), 1, True)
             backoff_s = 1
             while True:
+                if watchdog is not None:
+                    watchdog.kick()
                 if state["status_due"]:
                     state["status_due"] = False
                     await client.publish(status_topic, tracker.status(True), 1, True)

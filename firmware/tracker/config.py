@@ -15,7 +15,9 @@ Keys (see ``docs/configuration.md``)::
     ca             str   path of the CA certificate (PEM) that signs the broker's: TLS on
     link           str   "wifi", "cellular" or "host" (the unix port's own network)
     wifi_ssid, wifi_password    for link "wifi"
-    apn, apn_user, apn_password for link "cellular"
+    apn, apn_user, apn_password for link "cellular"; psm_tau_s, psm_active_s, edrx_s,
+                   register_timeout_s, radio_sleep ("cfun0", "psm", "none"): the modem's power
+                   saving; modem: unix port, the simulated modem's serial device
     gnss_module    str   "ublox", "mtk" or "nmea" (any receiver, left as it is)
     gnss_uart      int   UART number;  gnss_tx, gnss_rx: pins;  gnss_baud: 9600
     gnss_rate_ms   int   1000; the module's measurement period
@@ -54,6 +56,13 @@ _SPEC = {
     "apn": (str, None),
     "apn_user": (str, None),
     "apn_password": (str, None),
+    # cellular modem (drivers.modem_sim7080): PSM/eDRX timers, registration, radio sleep
+    "psm_tau_s": (int, None),
+    "psm_active_s": (int, None),
+    "edrx_s": (int, None),
+    "register_timeout_s": (int, None),
+    "radio_sleep": (str, None),
+    "modem": (str, None),
     "gnss_module": (str, "nmea"),
     "gnss_uart": (int, None),
     "gnss_tx": (int, None),
@@ -134,6 +143,8 @@ def build(values, default_device_id=None):
         raise ConfigError("link cellular needs apn (the SIM provider's access point name)")
     _check_choice(cfg, "gnss_module", GNSS_MODULES)
     _check_choice(cfg, "sampling", SAMPLINGS)
+    if cfg["radio_sleep"] is not None:
+        _check_choice(cfg, "radio_sleep", ("cfun0", "psm", "none"))
     if cfg["gnss_baud"] not in (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800):
         raise ConfigError("gnss_baud must be a standard rate (4800-460800), got %d"
                           % cfg["gnss_baud"])
