@@ -228,6 +228,28 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
     sys.exit(subprocess.call(argv, env=tracker_process.micropython_env()))
 
 
+@firmware.command("bundle")
+@click.option("--board", type=click.Choice(["esp32s3", "picow"]), required=True,
+              help="The reference tracker (docs/hardware.md).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder to write (replaced if it holds an earlier bundle).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="A config.json to check and include (docs/configuration.md).")
+def firmware_bundle(board: str, out_dir: str, config_path: str | None) -> None:
+    """Exactly what goes on a board: main.py and lib/*.mpy compiled for its architecture."""
+    from hotspots.bundle import BundleError, bundle
+
+    try:
+        files = bundle(board, out_dir, config_path)
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in files:
+        click.echo(path)
+    click.echo(f"{len(files)} files in {out_dir}; copy them with: cd {out_dir} && mpremote "
+               "cp -r lib : + cp main.py" + (" config.json" if config_path else "")
+               + " : + reset", err=True)
+
+
 @firmware.command("replay")
 @click.argument("nmeafile", type=click.Path(exists=True, dir_okay=False))
 @click.option("--fences", "fences_path", type=click.Path(exists=True, dir_okay=False),
