@@ -234,3 +234,27 @@ def test_power_off_and_on_send_backup_standby_and_wake_bytes_once():
     module.off()
     module.on()
     assert uart.written == [] and asyncio.run(module.configure(lambda s: None))
+
+
+def test_scanning_nmea_for_answers_allocates_nothing():
+    try:
+        import micropython
+    except ImportError:  # CPython: nothing to prove
+        micropython = None
+    u = ubx.UbxReader()
+    p = pmtk.PmtkReader()
+    lines = [NMEA, b"$GNRMC,101530.00,A,5130.04521,N,00007.51234,W,0.012,,041226,,,A,V*2B\r\n",
+             b"$GPTXT,01,01,02,u-blox ag*00\r\n"]
+    u.feed(lines[0])
+    p.feed(lines[0])
+    if micropython is not None:
+        micropython.heap_lock()
+    try:
+        for _ in range(20):
+            for line in lines:
+                u.feed(line)
+                p.feed(line)
+    finally:
+        if micropython is not None:
+            micropython.heap_unlock()
+    assert (u.frames, u.bad, p.acks, p.bad) == (0, 0, 0, 0)
