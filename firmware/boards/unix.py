@@ -18,9 +18,10 @@ dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/
 
 import asyncio
 import json
+import sys
 
 from boards.storage import DirStorage
-from tracker import app, config
+from tracker import app
 
 _USAGE = ("usage: main.py (--config FILE | --gps PATH --broker HOST:PORT --device-id ID) "
           "--state DIR [options]")
@@ -107,10 +108,24 @@ def parse_args(argv):
         values = loaded
     if not values.get("gnss_device") or not values.get("state_dir"):
         raise SystemExit(_USAGE)
+    return settings(values)
+
+
+def settings(values):
+    """``tracker.config.build(values)``, then the config module is dropped again: its bytecode
+    is heap on the unix port (several KB), needed once at boot and never after."""
+    from tracker import config
+
     try:
         return config.build(values)
     except config.ConfigError as exc:
         raise SystemExit("configuration: %s" % exc)
+    finally:
+        sys.modules.pop("tracker.config", None)
+        import tracker
+
+        if hasattr(tracker, "config"):
+            delattr(tracker, "config")
 
 
 def pem_to_der(pem):
