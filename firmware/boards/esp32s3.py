@@ -28,6 +28,9 @@ I2C_SCL = 9
 LED = 2
 BUZZER = 7  # active buzzer through an NPN
 WDT_TIMEOUT_MS = 30000
+# Longest the main loop may sit in one await: an LTE-M registration may take up to the modem's
+# register_timeout_s (180 s by default) inside one broker connection attempt.
+MAIN_LOOP_STALE_MS = 300000
 
 
 def modem_power_on(pwrkey_pin):
@@ -81,7 +84,7 @@ def _wire_common(ports, cfg, gnss):
     gauge = Max17048(i2c)
     ports.battery = gauge if gauge.present() else None
     ports.clock = GnssClock(machine.RTC())
-    watchdog = Watchdog(machine.WDT(timeout=WDT_TIMEOUT_MS))
+    watchdog = Watchdog(machine.WDT(timeout=WDT_TIMEOUT_MS), MAIN_LOOP_STALE_MS)
     ports.watchdog = watchdog
     ports.idle = LightSleep(machine.lightsleep, watchdog)
     led = machine.Pin(pin(cfg, "led", LED), machine.Pin.OUT, value=0)
