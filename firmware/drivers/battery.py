@@ -3,7 +3,7 @@
 Both give ``percent()`` (0-100) and ``charging()`` as ``tracker.app.Ports.battery`` wants, and
 ``millivolts()``. Integer maths only.
 
-MAX17048 (Analog Devices/Maxim datasheet 19-6171): I2C address 0x36; VCELL (0x02) in
+MAX17048 (Analog Devices/Maxim MAX17048/MAX17049 data sheet): I2C address 0x36; VCELL (0x02) in
 78.125 µV per LSB; SOC (0x04) in 1/256 % per LSB; CRATE (0x16), signed, 0.208 %/h per LSB,
 positive while charging. Its ModelGauge algorithm needs no sense resistor and draws 23 µA
 (hibernate 3 µA), so it stays powered on the cell.

@@ -1,13 +1,13 @@
 """NMEA 4.10/4.11 output of u-blox M9, M10 and F9 receivers, and the fields those versions define.
 
 Portable (pytest and the MicroPython unix port). The streams are written from the u-blox
-interface descriptions (u-blox M10 SPG 5.10 UBX-21035062, u-blox F9 HPG 1.32 UBX-22008968,
-u-blox M9 SPG 4.04 UBX-21022436), in each receiver's default configuration with NMEA protocol
-version 4.11: talker GN for the combined solution (RMC, VTG, GGA, GSA, GLL, GNS), one GSA per
-constellation with its NMEA system id (1 GPS, 2 GLONASS, 3 Galileo, 4 BeiDou, 5 QZSS), GSV under
-each constellation's own talker (GP, GL, GA, GB, GQ) ending in its signal id (hex: ``B`` is
-BeiDou B2I), and RMC/GNS ending in the navigational status, which these receivers always send as
-``V``: "the equipment does not provide navigational status" since NMEA 4.10.
+interface descriptions (M10 SPG 5.10, F9 HPG 1.32 and M9 SPG 4.04: their NMEA sections), in
+each receiver's default configuration with NMEA protocol version 4.11: talker GN for the
+combined solution (RMC, VTG, GGA, GSA, GLL, GNS), one GSA per constellation with its NMEA
+system id (1 GPS, 2 GLONASS, 3 Galileo, 4 BeiDou, 5 QZSS), GSV under each constellation's own
+talker (GP, GL, GA, GB, GQ) ending in its signal id (hexadecimal: ``B`` is BeiDou B2I), and
+RMC/GNS ending in the navigational status, which these receivers always send as ``V``: "the
+equipment does not provide navigational status" since NMEA 4.10.
 
 Regression (issue 17): before this, every 4.10+ RMC marked its epoch invalid, so these receivers
 gave zero valid fixes.
