@@ -197,8 +197,9 @@ def test_a_silent_module_is_reported_and_its_nmea_still_parsed(micropython, tmp_
 
 
 # -- the whole firmware, through the broker ------------------------------------------------------
-def test_firmware_sets_up_a_ublox_module_and_reports_it(micropython, mosquitto, tmp_path):
-    module = GnssModuleSim("ublox", walk(40), cold_start_s=2)
+@pytest.mark.parametrize("silent", [False, True])
+def test_firmware_sets_up_a_ublox_module_and_reports_it(micropython, mosquitto, tmp_path, silent):
+    module = GnssModuleSim("ublox", walk(40), cold_start_s=2, silent=silent)
     terminal = PseudoTerminal()
     thread = threading.Thread(target=serve, args=(module, terminal, 10.0), daemon=True)
     thread.start()
@@ -218,12 +219,18 @@ def test_firmware_sets_up_a_ublox_module_and_reports_it(micropython, mosquitto, 
             proc.kill()
         terminal.hang_up()
     text = log.read_text()
-    assert "gnss: ublox module ok (u-blox 9+)" in text
     assert account.password not in text
-    assert module.counts.acks == 1 and "GSV" not in module.output
     status = retained_status(mosquitto, device)
     assert status["online"] is False  # the tracker said goodbye at the end of the stream
-    assert status["gnss"] == {"module": "ublox", "state": "ok", "refused": 0, "no_answer": 0}
+    if silent:  # counted and reported, and the fixes it sends anyway are used
+        assert "gnss: ublox module no_answer" in text
+        assert status["gnss"] == {"module": "ublox", "state": "no_answer", "refused": 0,
+                                  "no_answer": 1}
+    else:
+        assert "gnss: ublox module ok (u-blox 9+)" in text
+        assert module.counts.acks == 1 and "GSV" not in module.output
+        assert status["gnss"] == {"module": "ublox", "state": "ok", "refused": 0,
+                                  "no_answer": 0}
     used = int(text.split("gnss: ")[2].split()[0])
     assert used >= 35  # 38 epochs, the first two before the (simulated) cold start ended
     assert "published 4 messages" in text  # one location every 10 s (fixed sampling)
