@@ -7,9 +7,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
+# The official port stubs, one folder per port (their machine, network... differ, so they cannot
+# share site-packages): tests/test_port_stubs.py type-checks each board against its own.
+PORT_STUBS := .stubs/esp32/.stamp .stubs/rp2/.stamp
+STUBS_VERSION := 1.29.0.post1
+
 .PHONY: setup system-packages build-tools demo test lint bench clean
 
-setup: system-packages $(STAMP)
+setup: system-packages $(STAMP) $(PORT_STUBS)
+
+.stubs/%/.stamp: Makefile $(STAMP)
+	rm -rf .stubs/$*
+	$(BIN)/python -m pip install --quiet --target .stubs/$* micropython-$*-stubs==$(STUBS_VERSION)
+	touch $@
 
 # setup.py compiles the firmware's NMEA parser for CPython, so its sources are prerequisites too.
 $(STAMP): pyproject.toml setup.py firmware/tracker/nmea.py firmware/tracker/nmea.pxd
@@ -75,5 +85,5 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .hotspots .pytest_cache
+	rm -rf $(VENV) .hotspots .pytest_cache .stubs
 	rm -rf build firmware/tracker/*.so firmware/tracker/nmea.c firmware/tracker/nmea.html

@@ -11,7 +11,7 @@ import threading
 
 from boards.storage import DirStorage
 from boards.unix import tls_opener
-from tracker import app
+from tracker import app, config
 
 
 class ThreadedLines:
@@ -53,9 +53,16 @@ def run(gps: str, broker: str, device_id: str, state: str, station: str = "main"
         exit_on_eof: bool = False, report_s: int = 10, user: str | None = None,
         password: str | None = None, tls_ca: str | None = None,
         sampling: str = "adaptive") -> app.Tracker:
-    """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``)."""
+    """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``).
+
+    The options become the same settings dict as the boards' ``config.json`` (``ConfigError``
+    if one cannot run).
+    """
     host, port = broker.rsplit(":", 1)
+    cfg = config.build({"device_id": device_id, "broker_host": host, "broker_port": int(port),
+                        "station": station, "exit_on_eof": exit_on_eof, "report_s": report_s,
+                        "user": user, "password": password, "ca": tls_ca,
+                        "sampling": sampling, "gnss_device": gps, "state_dir": state})
     opener = tls_opener(tls_ca) if tls_ca else asyncio.open_connection
     ports = app.Ports(ThreadedLines(gps), opener, DirStorage(state))
-    return asyncio.run(app.run(ports, device_id, host, int(port), station, exit_on_eof,
-                               report_s, user, password, sampling))
+    return asyncio.run(app.run(ports, cfg))

@@ -125,8 +125,13 @@ def transition(device_id, seq, entering, rid, desc, tst, lat_e6, lon_e6, acc_cm,
     )
 
 
-def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", seq=0):
-    """Build a (retained) ``status`` message; with ``online`` false it doubles as the last will."""
+def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", seq=0,
+           gnss=None):
+    """Build a (retained) ``status`` message; with ``online`` false it doubles as the last will.
+
+    ``gnss``: the GNSS module's set-up as ``drivers.gnss_module.GnssModule.status`` gives it
+    (module, state, refused, no_answer), or None for a board without a module driver.
+    """
     text = '{"_type":"status","tid":%s,"dev":%s,"online":%s,"created_at":%d' % (
         _json_str(tracker_id(device_id)),
         _json_str(device_id),
@@ -142,6 +147,10 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
         text += ',"batt":%d' % batt
     if fw:
         text += ',"fw":%s' % _json_str(fw)
+    if gnss:
+        text += ',"gnss":{"module":%s,"state":%s,"refused":%d,"no_answer":%d}' % (
+            _json_str(gnss["module"]), _json_str(gnss["state"]), gnss["refused"],
+            gnss["no_answer"])
     return text + "}"
 
 
