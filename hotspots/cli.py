@@ -247,6 +247,14 @@ from hotspots import report_commands  # noqa: E402  (kept beside its section, no
 cli.add_command(report_commands.report)
 cli.add_command(report_commands.export)
 
+# -- planning: crime import, targeting, taskings (hotspots/cli_crime.py, hotspots/cli_plan.py) --
+from hotspots import cli_crime, cli_plan  # noqa: E402
+
+cli.add_command(cli_crime.crime)
+cli.add_command(cli_plan.plan)
+sim.add_command(cli_crime.sim_crime)
+report_commands.report.add_command(cli_plan.report_hotspot)
+
 
 # -- demo -----------------------------------------------------------------------------------------
 @cli.command()
