@@ -218,7 +218,8 @@ def to_geojson(t: Targeting) -> dict:
             props["harm_hour_shares"] = h.harm_profile.hour_shares() if h.harm_profile else []
             props["peak_hours"] = p.peak_hours()
         poly = shapely.geometry.polygon.orient(_outline_lonlat(h.outline), 1.0)
-        features.append({"type": "Feature", "properties": props, "geometry": mapping(poly)})
+        geometry = json.loads(json.dumps(mapping(poly)))  # lists, as a file would give
+        features.append({"type": "Feature", "properties": props, "geometry": geometry})
     s = t.settings
     return {
         "type": "FeatureCollection", "name": "proposed-hotspots",
