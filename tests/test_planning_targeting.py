@@ -145,13 +145,13 @@ def test_harm_ranks_robbery_above_shoplifting(force_db):
 
 def test_proposals_validate_and_compile_as_fences(force_db):
     _, db = force_db
-    doc = to_geojson(propose(load_crimes(db), load_harm(), Settings(cell_m=100, share=0.1)))
+    doc = to_geojson(propose(load_crimes(db), load_harm(), Settings(cell_m=100, share=0.15)))
     report = validate(doc)
     assert report.ok and not report.warnings, [str(p) for p in report.problems]
     compiled = compile_geojson(doc)
     assert compiled is not None
     assert [f["properties"]["id"] for f in doc["features"]][:2] == ["HS-001", "HS-002"]
-    assert doc["properties"]["share_of_harm"] >= 0.1
+    assert doc["properties"]["share_of_harm"] >= 0.15
     assert all(len(f["properties"]["hour_shares"]) == 24 for f in doc["features"])
 
 
