@@ -100,7 +100,7 @@ def brute_force(stops: list[Stop], matrix: np.ndarray, service_s: int, shift_s: 
 
 
 def solve(stops: list[Stop], matrix: np.ndarray, vehicles: int, service_s: int, shift_s: int,
-          solution_limit: int = 200, time_limit_s: float = 2.0) -> Plan:
+          solution_limit: int = 40, time_limit_s: float = 2.0) -> Plan:
     """Assign and order ``stops`` over ``vehicles`` officers (OR-tools, time windows).
 
     ``matrix`` is (len(stops)+1)² with the station at index 0. The search stops after
@@ -138,7 +138,8 @@ def solve(stops: list[Stop], matrix: np.ndarray, vehicles: int, service_s: int, 
         dim.CumulVar(routing.Start(v)).SetRange(0, shift_s)
         dim.CumulVar(routing.End(v)).SetRange(0, shift_s)
     params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
+    params.first_solution_strategy = (
+        routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION)
     params.local_search_metaheuristic = (
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH)
     params.solution_limit = solution_limit

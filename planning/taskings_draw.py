@@ -112,7 +112,7 @@ class Settings:
     detour: float = routing.DEFAULT_DETOUR
     station: tuple[float, float] | None = None  # lon, lat
     tz: str = "UTC"
-    solution_limit: int = 200
+    solution_limit: int = 40
     time_limit_s: float = 2.0
 
 
