@@ -80,6 +80,7 @@ build-tools:
 
 demo: setup
 	$(BIN)/hotspots demo
+	$(BIN)/hotspots demo --planning
 
 test: setup
 	$(BIN)/ruff check .
