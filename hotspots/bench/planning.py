@@ -1,7 +1,8 @@
 """``hotspots bench planning``: a force's year of crime to proposed hot spots, and a week of
 taskings, with figures against limits and baselines measured in the same run.
 
-1. **Targeting.** ``--crimes`` (320,000) synthetic crimes over a year in a ``--extent-km``
+1. **Targeting.** ``--crimes`` (370,000, of which about 303,000 recorded crimes once
+   anti-social behaviour is left out) synthetic crimes over a year in a ``--extent-km``
    (30 km) square are written as a force export and imported (timed apart). Then, in a fresh
    Python process so that its peak RSS is its own: load from SQLite, square 150 m cells, Gi*
    with the FDR correction, proposed hot spots with time profiles. Baseline: the same process
@@ -84,7 +85,8 @@ def _targets(n: int, seed: int):
 
 
 @click.command("planning")
-@click.option("--crimes", type=int, default=320_000, show_default=True)
+@click.option("--crimes", type=int, default=370_000, show_default=True,
+              help="Crimes generated; anti-social behaviour (18 %) is not in a force export.")
 @click.option("--extent-km", type=float, default=30.0, show_default=True)
 @click.option("--hotspots", "n_hotspots", type=int, default=50, show_default=True)
 @click.option("--cases", type=int, default=20, show_default=True)
@@ -111,8 +113,9 @@ def command(crimes: int, extent_km: float, n_hotspots: int, cases: int, stops: i
         t2 = time.perf_counter()
         figures.update(generate_s=t1 - t0, import_s=t2 - t1, imported=result.imported,
                        rejected=len(result.rejected))
-        base = _child(db_path, "load", 20)
-        full = _child(db_path, "full", 20)
+        # each measured twice (the first run also warms the page cache); the faster one counts
+        full = min((_child(db_path, "full", 20) for _ in range(2)), key=lambda f: f["total_s"])
+        base = min((_child(db_path, "load", 20) for _ in range(2)), key=lambda f: f["total_s"])
         figures["load_only"] = base
         figures["targeting"] = full
 
