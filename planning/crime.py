@@ -114,9 +114,10 @@ def detect_format(header: list[str]) -> str:
     return "police-uk" if {_key(c) for c in POLICE_UK_REQUIRED} <= have else "force"
 
 
-def parse_local(text: str, tz: dt.tzinfo) -> int:
+def parse_local(text: str, tz: dt.tzinfo, fold: int = 0) -> int:
     """Epoch seconds for a local date-time ``DD/MM/YYYY HH:MM`` or ISO 8601 (an offset in the
-    text wins over ``tz``)."""
+    text wins over ``tz``). ``fold=1`` takes the second of an hour that happens twice (clocks
+    going back)."""
     text = text.strip()
     moment = None
     for fmt in _DT_FORMATS:
@@ -132,7 +133,7 @@ def parse_local(text: str, tz: dt.tzinfo) -> int:
             raise ValueError(f"bad date-time {text!r}: use DD/MM/YYYY HH:MM or ISO 8601"
                              ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
+        moment = moment.replace(tzinfo=tz, fold=fold)
     return int(moment.timestamp())
 
 
@@ -227,6 +228,9 @@ def _force_rows(header, rows, result, tz) -> tuple[list[_Row], str]:
                 raise ValueError("Committed From is empty")
             from_ts = parse_local(cell("from"), tz)
             to_ts = parse_local(cell("to"), tz) if cell("to") else from_ts
+            if to_ts < from_ts and cell("to"):
+                # the night the clocks go back: 01:50 to 01:10 is 20 minutes, not minus 40
+                to_ts = parse_local(cell("to"), tz, fold=1)
             if to_ts < from_ts:
                 raise ValueError("Committed To is before Committed From")
             names = ("easting", "northing") if crs == "bng" else ("lon", "lat")

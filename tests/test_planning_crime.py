@@ -172,3 +172,14 @@ def test_cli_import_lists_rejections_and_unweighted_categories(tmp_path):
     assert "no harm weight for 'Littering' (1 crimes)" in result.output
     again = CliRunner().invoke(cli, ["crime", "import", str(path), "--db", str(db)])
     assert "0 imported, 2 already there" in again.output
+
+
+def test_a_window_across_the_clocks_going_back_is_not_negative(tmp_path, db):
+    # 25 October 2026: 01:00-02:00 happens twice in Europe/London
+    path = tmp_path / "force.csv"
+    path.write_text("URN,Offence Group,Committed From,Committed To,Longitude,Latitude\n"
+                    "B1,Burglary,25/10/2026 01:50,25/10/2026 01:10,-0.01,51.48\n")
+    result = import_crime(db, path)
+    assert (result.imported, result.rejected) == (1, [])
+    crimes = load_crimes(db)
+    assert crimes.to_ts[0] - crimes.from_ts[0] == 20 * 60

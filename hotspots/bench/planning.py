@@ -49,7 +49,11 @@ if sys.argv[2] == "full":
     out.update(targeting_s=t2 - t1, cells=len(t.grid), hot=int(t.gi.hot.sum()),
                hotspots=len(t.hotspots), share_harm=t.share_of_harm)
 out["total_s"] = time.perf_counter() - t0
-out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent at fork, so a child of a
+# big parent would report the parent's peak
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+out["rss_mb"] = (int(hwm[0].split()[1]) / 1024 if hwm
+                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print(json.dumps(out))
 """
 
