@@ -226,6 +226,7 @@ def to_geojson(t: Targeting) -> dict:
         "properties": {
             "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "grid": s.grid, "cell_m": round(t.grid.cell_m, 1), "measure": s.measure,
+            "profile_tz": s.tz,
             "alpha_fdr": s.alpha, "max_radius_m": s.max_radius_m,
             "min_spacing_m": s.min_spacing_m, "crimes": t.total_crimes,
             "harm_days": round(t.total_harm, 1), "cells_total": len(t.grid),

@@ -94,6 +94,7 @@ class Target:
     harm: float
     hour_shares: list[float]
     weekday_shares: list[float]
+    profile_tz: str = "UTC"  # the zone the shares' hours and weekdays are in
 
 
 @dataclass
@@ -151,6 +152,12 @@ def load_targets(path: str | Path) -> list[Target]:
 
     report = validate(Path(path))
     report.raise_for_errors()
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        profile_tz = str((doc.get("properties") or {}).get("profile_tz") or "UTC")
+        ZoneInfo(profile_tz)
+    except (ValueError, KeyError, AttributeError):
+        profile_tz = "UTC"
     out = []
     for h in report.hotspots:
         if h.circle:
@@ -165,7 +172,7 @@ def load_targets(path: str | Path) -> list[Target]:
         days = p.get("weekday_shares") or []
         out.append(Target(h.fence_id, h.name, float(x[0]), float(y[0]), max(harm, 1e-9),
                           list(hours) if len(hours) == 24 else [],
-                          list(days) if len(days) == 7 else []))
+                          list(days) if len(days) == 7 else [], profile_tz))
     if not out:
         raise DrawError(f"{path} has no hot spots")
     return out
@@ -219,14 +226,16 @@ def _place(rng, t: Target, day: dt.date, shifts: list[Shift], s: Settings, tz,
            not_placed) -> list[Visit]:
     """Place a hot spot's visits for the day in hours drawn from its profile."""
     slots = []  # (shift, hour start local datetime, weight)
+    ptz = ZoneInfo(t.profile_tz)
     for sh in shifts:
         begin = sh.begins(day, tz)
-        for k, hour in enumerate(sh.hours()):
+        for k in range(len(sh.hours())):
             start = begin + dt.timedelta(hours=k)
             if start + dt.timedelta(minutes=s.window_min) > begin + dt.timedelta(
                     seconds=sh.length_s()):
                 continue
-            wd = start.weekday()
+            there = start.astimezone(ptz)  # the profile's hours may be in another zone
+            wd, hour = there.weekday(), there.hour
             w = (t.hour_shares[hour] if t.hour_shares else 1.0) * (
                 t.weekday_shares[wd] * 7 if t.weekday_shares else 1.0)
             slots.append((sh, start, w + 1e-6))  # every hour stays possible, if unlikely

@@ -220,3 +220,18 @@ def test_bad_inputs_are_errors(fences_file):
                                       "--shifts", "a=07:00-15:00", "--officers", "a=1",
                                       "--seed", "1", "--out", "/dev/null"])
     assert result.exit_code != 0 and "before the first" in result.output
+
+
+def test_profile_hours_are_read_in_their_own_zone(tmp_path):
+    # crime at 21:00-23:00 London time is 20:00-22:00 UTC in July: taskings in UTC follow it
+    doc = json.loads(json.dumps(FENCES))
+    doc["properties"] = {"profile_tz": "Europe/London"}
+    doc["features"] = doc["features"][:1]
+    path = tmp_path / "h.geojson"
+    path.write_text(json.dumps(doc))
+    (target,) = td.load_targets(path)
+    assert target.profile_tz == "Europe/London"
+    result = td.draw([target], dt.date(2026, 7, 6), dt.date(2026, 7, 12),
+                     _settings(per_day=1, visits=1, window_min=60))
+    hours = [v.window_start.hour for v in result.visits]
+    assert len(hours) == 7 and all(h in (20, 21) for h in hours)
