@@ -229,8 +229,14 @@ def _force_rows(header, rows, result, tz) -> tuple[list[_Row], str]:
             from_ts = parse_local(cell("from"), tz)
             to_ts = parse_local(cell("to"), tz) if cell("to") else from_ts
             if to_ts < from_ts and cell("to"):
-                # the night the clocks go back: 01:50 to 01:10 is 20 minutes, not minus 40
-                to_ts = parse_local(cell("to"), tz, fold=1)
+                # clocks going back (01:50 to 01:10 can be 20 minutes: the hour happens twice)
+                # or forward (01:59 does not exist that night): try the other readings
+                for f_fold, t_fold in ((0, 1), (1, 0), (1, 1)):
+                    a = parse_local(cell("from"), tz, f_fold)
+                    b = parse_local(cell("to"), tz, t_fold)
+                    if b >= a:
+                        from_ts, to_ts = a, b
+                        break
             if to_ts < from_ts:
                 raise ValueError("Committed To is before Committed From")
             names = ("easting", "northing") if crs == "bng" else ("lon", "lat")

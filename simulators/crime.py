@@ -294,8 +294,11 @@ def write_force_export(world: CrimeWorld, path: str | Path, crs: str = "bng",
             lo_h, hi_h = WINDOW_H.get(group, (0.0, 0.25))
             width = dt.timedelta(minutes=int(rng.uniform(lo_h, hi_h) * 60))
             before = width * float(rng.uniform(0, 1))
-            start = (r.when - before).replace(second=0)
-            end = start + width
+            # real instants (UTC arithmetic), shown as local wall-clock times: never a time
+            # the clocks skipped
+            start_utc = (r.when.astimezone(dt.UTC) - before).replace(second=0)
+            start = start_utc.astimezone(world.tz)
+            end = (start_utc + width).astimezone(world.tz)
             fmt = "%d/%m/%Y %H:%M"
             w.writerow([f"01/{100000 + k}/{r.when:%y}", code, group,
                         start.strftime(fmt), end.strftime(fmt) if width else "", *coords[k]])

@@ -183,3 +183,14 @@ def test_a_window_across_the_clocks_going_back_is_not_negative(tmp_path, db):
     assert (result.imported, result.rejected) == (1, [])
     crimes = load_crimes(db)
     assert crimes.to_ts[0] - crimes.from_ts[0] == 20 * 60
+
+
+def test_a_window_across_the_clocks_going_forward_is_read(tmp_path, db):
+    # 29 March 2026: 01:00-02:00 does not exist in Europe/London; a system may still write it
+    path = tmp_path / "force.csv"
+    path.write_text("URN,Offence Group,Committed From,Committed To,Longitude,Latitude\n"
+                    "B2,Public order offences,29/03/2026 01:59,29/03/2026 02:06,-0.01,51.48\n")
+    result = import_crime(db, path)
+    assert (result.imported, result.rejected) == (1, [])
+    crimes = load_crimes(db)
+    assert crimes.to_ts[0] - crimes.from_ts[0] == 7 * 60
