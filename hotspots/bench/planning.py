@@ -3,7 +3,8 @@ taskings, with figures against limits and baselines measured in the same run.
 
 1. **Targeting.** ``--crimes`` (370,000, of which about 303,000 recorded crimes once
    anti-social behaviour is left out) synthetic crimes over a year in a ``--extent-km``
-   (30 km) square are written as a force export and imported (timed apart). Then, in a fresh
+   (30 km) square, 40 planted hot spots (0.2 % of crime each) over a uniform background, are
+   written as a force export and imported (timed apart). Then, in a fresh
    Python process so that its peak RSS is its own: load from SQLite, square 150 m cells, Gi*
    with the FDR correction, proposed hot spots with time profiles. Baseline: the same process
    only loading the crimes. Limits: 30 s and 1 GB (a Raspberry Pi 4 or 5 must cope).
@@ -64,6 +65,26 @@ def _child(db: Path, mode: str, top: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _planted(extent_m: float, n: int, seed: int):
+    """``n`` planted hot spots over the force area, each 0.2 % of crime."""
+    from fences.geo import LocalFrame
+    from simulators.crime import CATEGORIES, PlantedHotSpot
+
+    rng = np.random.default_rng(seed)
+    frame = LocalFrame(51_480_000, 0)
+    cats = list(CATEGORIES)
+    out = []
+    for k in range(n):
+        x, y = rng.uniform(-extent_m / 2.2, extent_m / 2.2, 2)
+        lon, lat = frame.to_lonlat(x, y)
+        start = int(rng.integers(0, 24))
+        hours = tuple((start + h) % 24 for h in range(int(rng.integers(2, 6))))
+        picks = tuple(str(c) for c in rng.choice(cats, 3, replace=False))
+        out.append(PlantedHotSpot(f"planted {k + 1}", float(lon), float(lat),
+                                  float(rng.uniform(40, 80)), 0.002, hours, picks))
+    return out
+
+
 def _targets(n: int, seed: int):
     from planning.taskings_draw import Target
     from simulators.crime import generate
@@ -109,7 +130,8 @@ def command(crimes: int, extent_km: float, n_hotspots: int, cases: int, stops: i
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        world = generate(crimes, months=12, seed=1, extent_m=extent_km * 1000)
+        world = generate(crimes, months=12, seed=1, extent_m=extent_km * 1000,
+                         planted=_planted(extent_km * 1000, 40, 5))
         path = write_force_export(world, tmp / "force.csv")
         t1 = time.perf_counter()
         db_path = tmp / "crime.db"
