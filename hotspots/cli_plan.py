@@ -183,10 +183,9 @@ def plan_taskings(hotspots_path: str, first: str, last: str, shifts: tuple[str, 
 def plan_map3d(db_path: str, out_path: str, hotspots_path: str | None, cell_m: float,
                grid: str, harm_path: str | None) -> None:
     """A 3D map of harm per cell (height: harm, colour: Gi* z), offline in one HTML file."""
-    from planning.map3d import AssetError, write_map
-
     from planning.crime import load_crimes
     from planning.grid import GridError
+    from planning.map3d import AssetError, write_map
     from planning.proposals import PlanningError, Settings, propose
 
     table = load_harm_or_fail(harm_path)
@@ -208,12 +207,10 @@ def plan_map3d(db_path: str, out_path: str, hotspots_path: str | None, cell_m: f
               help="Hot spot GeoJSON holding HOTSPOT_ID.")
 @click.option("--tz", default="Europe/London", show_default=True,
               help="Zone for hours, weekdays and days.")
-@click.option("--weeks", type=int, default=None,
-              help="Only the last N weeks of crime for the trend (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 @harm_option
 def report_hotspot(hotspot_id: str, db_path: str, fences_path: str, tz: str,
-                   weeks: int | None, as_json: bool, harm_path: str | None) -> None:
+                   as_json: bool, harm_path: str | None) -> None:
     """Crime and harm by hour and weekday, the trend, and the patrol dosage beside it."""
     import json
 

@@ -41,6 +41,7 @@ import numpy as np
 import sqlite_utils
 
 from planning.harm import HarmTable
+from planning.projection import to_bng, to_wgs84
 
 POLICE_UK_REQUIRED = ["Month", "Longitude", "Latitude", "Crime type"]
 FORMATS = ("police-uk", "force")
@@ -271,8 +272,6 @@ def import_crime(db: sqlite_utils.Database, path: str | Path, fmt: str | None = 
     :param tz: the zone of the force export's local date-times.
     :raises CrimeImportError: when the file cannot be read or lacks the needed columns.
     """
-    from pyproj import Transformer
-
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     header, rows = _read(path)
     detected = detect_format(header)
@@ -292,13 +291,11 @@ def import_crime(db: sqlite_utils.Database, path: str | Path, fmt: str | None = 
     a = np.array([r.a for r in good], dtype=float)
     b = np.array([r.b for r in good], dtype=float)
     if crs == "bng":
-        to_wgs = Transformer.from_crs("EPSG:27700", "EPSG:4326", always_xy=True)
-        lon, lat = to_wgs.transform(a, b)
+        lon, lat = to_wgs84(a, b)
         x, y = a, b
     else:
         lon, lat = a, b
-        to_bng = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
-        x, y = to_bng.transform(lon, lat) if len(good) else (a, b)
+        x, y = to_bng(lon, lat) if len(good) else (a, b)
     w, s, e, n = UK_BOUNDS
     ok = (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n) & np.isfinite(x) & np.isfinite(y)
     batch = []

@@ -274,11 +274,10 @@ def write_force_export(world: CrimeWorld, path: str | Path, crs: str = "bng",
     path.parent.mkdir(parents=True, exist_ok=True)
     records = [r for r in world.records if r.category != "Anti-social behaviour"]
     if crs == "bng":
-        from pyproj import Transformer
+        from planning.projection import to_bng
 
-        tr = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
-        east, north = tr.transform(np.array([r.lon for r in records]),
-                                   np.array([r.lat for r in records]))
+        east, north = to_bng(np.array([r.lon for r in records]),
+                             np.array([r.lat for r in records]))
         coords = [(f"{e:.0f}", f"{n:.0f}") for e, n in zip(east, north, strict=True)]
         columns = FORCE_COLUMNS_BNG
     elif crs == "wgs84":
