@@ -45,10 +45,12 @@ def plan() -> None:
 @click.option("--density", type=click.Choice(["low", "medium", "high", "very_high"]),
               default="high", show_default=True,
               help="Density class written into each fence (tracker sampling, docs/fences.md).")
+@click.option("--cells", "cells_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write every cell with crime, ranked: crimes, harm, Gi* z, p, q (CSV).")
 def plan_hotspots(db_path: str, out_path: str, cell_m: float, grid: str, top: int | None,
                   share: float | None, max_radius_m: float, min_spacing_m: float, alpha: float,
                   measure: str, harm_path: str | None, months: str | None, tz: str,
-                  density: str) -> None:
+                  density: str, cells_path: str | None) -> None:
     """Counts and harm per cell, Getis-Ord Gi*, ranking and proposed hot spot polygons."""
     from planning.crime import load_crimes
     from planning.grid import GridError
@@ -57,6 +59,7 @@ def plan_hotspots(db_path: str, out_path: str, cell_m: float, grid: str, top: in
         Settings,
         propose,
         summary_lines,
+        write_cells,
         write_geojson,
     )
 
@@ -79,6 +82,8 @@ def plan_hotspots(db_path: str, out_path: str, cell_m: float, grid: str, top: in
     for line in summary_lines(targeting):
         click.echo(line)
     click.echo(f"wrote {write_geojson(targeting, out_path)}")
+    if cells_path:
+        click.echo(f"wrote {write_cells(targeting, cells_path)}")
 
 
 def _parse_officers(values: tuple[str, ...]) -> dict[str, list[str]]:

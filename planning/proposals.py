@@ -245,6 +245,30 @@ def write_geojson(t: Targeting, path: str | Path) -> Path:
     return path
 
 
+def write_cells(t: Targeting, path: str | Path) -> Path:
+    """Every cell with crime, ranked by harm (then z): ``rank, cell, lon, lat, crimes,
+    harm_days, gi_z, p_value, q_value, hot, hotspot``."""
+    import csv
+
+    grid, gi = t.grid, t.gi
+    idx = np.flatnonzero(grid.count > 0)
+    idx = idx[np.lexsort((-gi.z[idx], -grid.harm[idx]))]
+    member = {c: h.id for h in t.hotspots for c in h.cells}
+    x, y = grid.centre_xy(idx)
+    lon, lat = to_wgs84(np.atleast_1d(x), np.atleast_1d(y))
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["rank", "cell", "lon", "lat", "crimes", "harm_days", "gi_z", "p_value",
+                    "q_value", "hot", "hotspot"])
+        for rank, (i, lo, la) in enumerate(zip(idx.tolist(), lon.tolist(), lat.tolist(),
+                                               strict=True), 1):
+            w.writerow([rank, grid.cell_label(i), f"{lo:.6f}", f"{la:.6f}", int(grid.count[i]),
+                        round(float(grid.harm[i]), 1), round(float(gi.z[i]), 3),
+                        f"{gi.p[i]:.3g}", f"{gi.q[i]:.3g}", int(gi.hot[i]), member.get(i, "")])
+    return path
+
+
 def summary_lines(t: Targeting) -> list[str]:
     """What targeting found, for people."""
     s = t.settings

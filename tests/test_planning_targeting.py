@@ -179,9 +179,16 @@ def test_cli_plan_hotspots_from_police_uk_says_there_are_no_times(tmp_path):
     result = runner.invoke(cli, ["crime", "import", *map(str, paths), "--db", str(db)])
     assert result.exit_code == 0, result.output
     out = tmp_path / "proposed.geojson"
+    cells = tmp_path / "cells.csv"
     result = runner.invoke(cli, ["plan", "hotspots", "--db", str(db), "--out", str(out),
-                                 "--measure", "count", "--top", "3"])
+                                 "--measure", "count", "--top", "3", "--cells", str(cells)])
     assert result.exit_code == 0, result.output
+    import csv
+
+    ranked = list(csv.DictReader(cells.open()))
+    assert [int(r["rank"]) for r in ranked[:3]] == [1, 2, 3]
+    assert sum(int(r["crimes"]) for r in ranked) == 6000
+    assert {r["hotspot"] for r in ranked} >= {"HS-001", "HS-002", "HS-003"}
     assert "no times in the data" in result.output
     doc = json.loads(out.read_text())
     assert len(doc["features"]) == 3
