@@ -133,6 +133,9 @@ def _parse_officers(values: tuple[str, ...]) -> dict[str, list[str]]:
               show_default=True, help="Travel on foot (5 km/h) or by car (29 km/h).")
 @click.option("--detour", type=float, default=1.3, show_default=True,
               help="Street distance over straight-line distance.")
+@click.option("--roads", "roads_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="GeoJSON road/footpath network (LineStrings): travel times"
+              " over it instead of straight line x detour.")
 @click.option("--station", default=None, metavar="LON,LAT",
               help="Where journeys start and end (default: the centre of the hot spots).")
 @click.option("--tz", default="UTC", show_default=True,
@@ -140,8 +143,8 @@ def _parse_officers(values: tuple[str, ...]) -> dict[str, list[str]]:
 def plan_taskings(hotspots_path: str, first: str, last: str, shifts: tuple[str, ...],
                   officers: tuple[str, ...], seed: int, out_path: str, sheets_dir: str | None,
                   per_day: int | None, visits: int, visit_min: int, window_min: int,
-                  min_gap_min: int, mode: str, detour: float, station: str | None,
-                  tz: str) -> None:
+                  min_gap_min: int, mode: str, detour: float, roads_path: str | None,
+                  station: str | None, tz: str) -> None:
     """Draw a period's taskings at random (seeded), place visits at hot times, route journeys."""
     from fences.validate import FenceError
     from planning import taskings_draw as td
@@ -161,7 +164,8 @@ def plan_taskings(hotspots_path: str, first: str, last: str, shifts: tuple[str, 
         targets = td.load_targets(hotspots_path)
         settings = td.Settings(seed, [td.Shift.parse(s) for s in shifts],
                                _parse_officers(officers), per_day, visits, visit_min,
-                               window_min, min_gap_min, mode, detour, station_ll, tz)
+                               window_min, min_gap_min, mode, detour, station_ll, tz,
+                               roads=roads_path)
         result = td.draw(targets, first_d, last_d, settings)
     except (td.DrawError, FenceError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -5,9 +5,10 @@ and ends the shift at the station, each visit lasts ``service_s`` and must start
 window, waiting is allowed, and the total travel time is minimised. Visits that cannot all fit
 are dropped (a large penalty each) and reported, never silently lost.
 
-Travel times are straight-line distance × a detour factor at walking or driving speed (a road
-network file is not supported yet). :func:`brute_force` enumerates every order for one officer
-on small cases; the tests and the benchmark compare OR-tools against it.
+Travel times are straight-line distance × a detour factor at walking or driving speed, or
+shortest paths over a road network the user supplies (:mod:`planning.roads`).
+:func:`brute_force` enumerates every order for one officer on small cases; the tests and the
+benchmark compare OR-tools against it.
 """
 
 from __future__ import annotations

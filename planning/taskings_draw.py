@@ -15,7 +15,8 @@ The draw, reproducible from its seed (recorded in every row's note and in the de
    officer spends ``visit_min`` minutes (15 by default) in the hot spot.
 4. **Journeys.** Per day and shift, OR-tools (:mod:`planning.routing`) shares the visits
    among the shift's officers or teams and orders each journey to minimise travel time within
-   the windows.
+   the windows; travel times are straight-line × detour, or shortest paths over a road network
+   the user supplies (:mod:`planning.roads`).
 
 Output: the tasking CSV :func:`gateway.taskings.import_taskings` reads (``date, hotspot,
 start, end, officer, team, required_minutes, note``; times local, in ``tz``), a design CSV
@@ -113,6 +114,7 @@ class Settings:
     detour: float = routing.DEFAULT_DETOUR
     station: tuple[float, float] | None = None  # lon, lat
     tz: str = "UTC"
+    roads: str | None = None  # GeoJSON road network (planning.roads) instead of detour
     solution_limit: int = 40
     time_limit_s: float = 2.0
 
@@ -266,6 +268,19 @@ def _route(result: Draw, s: Settings, tz) -> None:
         ts = {v.target.id: v.target for v in result.visits}.values()
         station = (float(np.mean([t.x for t in ts])) if ts else 0.0,
                    float(np.mean([t.y for t in ts])) if ts else 0.0)
+    # one matrix over the station and every hot spot visited; each shift takes its rows
+    spots = sorted({v.target.id: v.target for v in result.visits}.values(), key=lambda t: t.id)
+    row = {t.id: k + 1 for k, t in enumerate(spots)}
+    points = np.array([station] + [(t.x, t.y) for t in spots])
+    if s.roads:
+        from planning.roads import RoadError, RoadNetwork
+
+        try:
+            full = RoadNetwork.load(s.roads).travel_matrix(points, speed)
+        except RoadError as exc:
+            raise DrawError(str(exc)) from exc
+    else:
+        full = routing.travel_matrix(points, speed, s.detour)
     shifts = {sh.name: sh for sh in s.shifts}
     mix = np.random.default_rng(s.seed)
     kept: list[Visit] = []
@@ -277,8 +292,8 @@ def _route(result: Draw, s: Settings, tz) -> None:
                               int((v.window_start - begin).total_seconds()),
                               int((v.window_end - begin).total_seconds()) - service)
                  for k, v in enumerate(visits)]
-        xy = np.array([station] + [(st.x, st.y) for st in stops])
-        matrix = routing.travel_matrix(xy, speed, s.detour)
+        take = np.array([0] + [row[v.target.id] for v in visits])
+        matrix = full[np.ix_(take, take)]
         people = s.assignees[name]
         plan = routing.solve(stops, matrix, len(people), service, sh.length_s(),
                              s.solution_limit, s.time_limit_s)
