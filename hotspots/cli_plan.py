@@ -140,11 +140,14 @@ def _parse_officers(values: tuple[str, ...]) -> dict[str, list[str]]:
               help="Where journeys start and end (default: the centre of the hot spots).")
 @click.option("--tz", default="UTC", show_default=True,
               help="Zone of the shifts and of the CSV's local times (as report exceptions).")
+@click.option("--solution-limit", type=int, default=40, show_default=True,
+              help="Routing search effort per shift (more: slightly shorter journeys, slower;"
+                   " the same value always gives the same taskings).")
 def plan_taskings(hotspots_path: str, first: str, last: str, shifts: tuple[str, ...],
                   officers: tuple[str, ...], seed: int, out_path: str, sheets_dir: str | None,
                   per_day: int | None, visits: int, visit_min: int, window_min: int,
                   min_gap_min: int, mode: str, detour: float, roads_path: str | None,
-                  station: str | None, tz: str) -> None:
+                  station: str | None, tz: str, solution_limit: int) -> None:
     """Draw a period's taskings at random (seeded), place visits at hot times, route journeys."""
     from fences.validate import FenceError
     from planning import taskings_draw as td
@@ -165,7 +168,7 @@ def plan_taskings(hotspots_path: str, first: str, last: str, shifts: tuple[str, 
         settings = td.Settings(seed, [td.Shift.parse(s) for s in shifts],
                                _parse_officers(officers), per_day, visits, visit_min,
                                window_min, min_gap_min, mode, detour, station_ll, tz,
-                               roads=roads_path)
+                               roads=roads_path, solution_limit=solution_limit)
         result = td.draw(targets, first_d, last_d, settings)
     except (td.DrawError, FenceError) as exc:
         raise click.ClickException(str(exc)) from exc

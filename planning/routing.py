@@ -117,17 +117,11 @@ def solve(stops: list[Stop], matrix: np.ndarray, vehicles: int, service_s: int, 
     n = len(stops) + 1
     manager = pywrapcp.RoutingIndexManager(n, vehicles, 0)
     routing = pywrapcp.RoutingModel(manager)
-    mat = matrix.tolist()
-
-    def travel(i, j):
-        return mat[manager.IndexToNode(i)][manager.IndexToNode(j)]
-
-    def busy(i, j):
-        a = manager.IndexToNode(i)
-        return mat[a][manager.IndexToNode(j)] + (service_s if a else 0)
-
-    cost_cb = routing.RegisterTransitCallback(travel)
-    time_cb = routing.RegisterTransitCallback(busy)
+    # matrices, not Python callbacks: the solver calls them millions of times
+    busy = matrix.copy()
+    busy[1:, :] += service_s  # leaving a visit: its 15 minutes, then the journey
+    cost_cb = routing.RegisterTransitMatrix(matrix.tolist())
+    time_cb = routing.RegisterTransitMatrix(busy.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(cost_cb)
     routing.AddDimension(time_cb, shift_s, shift_s, False, "time")
     dim = routing.GetDimensionOrDie("time")
