@@ -195,3 +195,25 @@ def test_cli_plan_hotspots_from_police_uk_says_there_are_no_times(tmp_path):
     assert all("police.uk" in f["properties"]["time_basis"] for f in doc["features"])
     result = runner.invoke(cli, ["fences", "validate", str(out), "--strict"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_force_index_changes_the_ranking(force_db, tmp_path):
+    # a force that weighs shoplifting like robbery and robbery like shoplifting
+    world, db = force_db
+    own = tmp_path / "own.csv"
+    rows = ["category,harm_days"] + [f"{r.category},{r.harm_days}" for r in load_harm().rows
+                                     if r.category not in ("Shoplifting", "Robbery")]
+    own.write_text("\n".join(rows + ["Shoplifting,365", "Robbery,2"]) + "\n")
+    out = tmp_path / "p.geojson"
+    db_file = db.conn.execute("PRAGMA database_list").fetchone()[2]
+    result = CliRunner().invoke(cli, ["plan", "hotspots", "--db", db_file, "--out", str(out),
+                                      "--cell-m", "100", "--top", "1", "--harm", str(own),
+                                      "--months", "2026-01:2026-06"])
+    assert result.exit_code == 0, result.output
+    (feature,) = json.loads(out.read_text())["features"]
+    centre = np.array(feature["geometry"]["coordinates"][0]).mean(axis=0)
+    parade = next(p for p in world.planted if p.name == "Shopping parade")
+    assert math.dist(centre, (parade.lon, parade.lat)) < 0.002
+    bad = CliRunner().invoke(cli, ["plan", "hotspots", "--db", db_file, "--out", str(out),
+                                   "--months", "2026"])
+    assert bad.exit_code != 0 and "FIRST:LAST" in bad.output
