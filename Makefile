@@ -12,14 +12,32 @@ STAMP := $(VENV)/.installed-stamp
 PORT_STUBS := .stubs/esp32/.stamp .stubs/rp2/.stamp
 STUBS_VERSION := 1.29.0.post1
 
-.PHONY: setup system-packages build-tools demo test lint bench clean
+.PHONY: setup system-packages build-tools map-assets demo test lint bench clean
 
-setup: system-packages $(STAMP) $(PORT_STUBS)
+setup: system-packages $(STAMP) $(PORT_STUBS) map-assets
 
 .stubs/%/.stamp: Makefile $(STAMP)
 	rm -rf .stubs/$*
 	$(BIN)/python -m pip install --quiet --target .stubs/$* micropython-$*-stubs==$(STUBS_VERSION)
 	touch $@
+
+# deck.gl's standalone bundle for the offline 3D harm map (hotspots plan map3d), taken from the
+# npm registry with `npm pack` (the tarball only, no dependencies) into the virtualenv. Without
+# npm this prints the command to install it; the 3D map then says what is missing.
+DECKGL_VERSION := 9.4.0
+DECKGL_JS := $(VENV)/share/hotspots/deck.gl.min.js
+
+map-assets: $(DECKGL_JS)
+
+$(DECKGL_JS):
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	  else echo "NOTE: the 3D harm map needs npm once: sudo apt-get install -y npm && make map-assets"; exit 0; fi; \
+	fi; \
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent deck.gl@$(DECKGL_VERSION) >/dev/null) \
+	  && tar -xzf $$tmp/deck.gl-$(DECKGL_VERSION).tgz -C $$tmp package/dist.min.js package/LICENSE \
+	  && mkdir -p $(dir $(DECKGL_JS)) && cp $$tmp/package/dist.min.js $(DECKGL_JS) \
+	  && cp $$tmp/package/LICENSE $(dir $(DECKGL_JS))deck.gl.LICENSE; rm -rf $$tmp
 
 # setup.py compiles the firmware's NMEA parser for CPython, so its sources are prerequisites too.
 $(STAMP): pyproject.toml setup.py firmware/tracker/nmea.py firmware/tracker/nmea.pxd
@@ -72,6 +90,7 @@ build-tools:
 
 demo: setup
 	$(BIN)/hotspots demo
+	$(BIN)/hotspots demo --planning
 
 test: setup
 	$(BIN)/ruff check .

@@ -24,6 +24,8 @@ Tables
     Planned patrols imported from CSV (:mod:`gateway.reports.taskings`) and who is in which team,
     for
     the exception report.
+``crimes``, ``crime_imports``
+    Recorded crime imported for planning (:mod:`planning.crime`).
 """
 
 import sqlite3
@@ -284,9 +286,37 @@ def _v_radio_source(db: sqlite_utils.Database) -> None:
                " AND source = 'tracker'")
 
 
+def _v_crime(db: sqlite_utils.Database) -> None:
+    """Recorded crime for planning (issue 20, :mod:`planning.crime`).
+
+    - ``crimes``: one row per imported crime. ``key`` (unique) makes re-importing a file a
+      no-op: the force's crime reference where there is one, otherwise a hash of the row with
+      its occurrence number among identical rows of that file. ``from_ts``/``to_ts`` are the
+      committed-from/to window (UTC epoch s), NULL when the source gives only a month
+      (police.uk); ``month`` is ``YYYY-MM`` always. ``lon``/``lat`` WGS84, ``x``/``y`` British
+      National Grid (EPSG:27700) metres. ``category`` is the police.uk category or the offence
+      group/type, ``offence_code`` the force's code if any.
+    - ``crime_imports``: one row per import run, with its counts.
+    """
+    db["crimes"].create(
+        {"id": int, "key": str, "source": str, "ref": str, "month": str, "from_ts": int,
+         "to_ts": int, "lon": float, "lat": float, "x": float, "y": float, "category": str,
+         "offence_code": str, "location": str, "lsoa_code": str, "outcome": str,
+         "import_id": int},
+        pk="id",
+    )
+    db["crimes"].create_index(["key"], unique=True)
+    db["crimes"].create_index(["month"])
+    db["crime_imports"].create(
+        {"id": int, "path": str, "format": str, "at": int, "imported": int, "duplicates": int,
+         "rejected": int},
+        pk="id",
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
-    _v_radio_source,
+    _v_radio_source, _v_crime,
 ]
 
 

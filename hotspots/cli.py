@@ -316,6 +316,14 @@ from hotspots import report_commands  # noqa: E402  (kept beside its section, no
 cli.add_command(report_commands.report)
 cli.add_command(report_commands.export)
 
+# -- planning: crime import, targeting, taskings (hotspots/cli_crime.py, hotspots/cli_plan.py) --
+from hotspots import cli_crime, cli_plan  # noqa: E402
+
+cli.add_command(cli_crime.crime)
+cli.add_command(cli_plan.plan)
+sim.add_command(cli_crime.sim_crime)
+report_commands.report.add_command(cli_plan.report_hotspot)
+
 
 # -- demo -----------------------------------------------------------------------------------------
 @cli.command()
@@ -323,12 +331,19 @@ cli.add_command(report_commands.export)
               show_default=True, help="Where the database, logs and ground truth go.")
 @click.option("--speedup", type=float, default=60.0, show_default=True)
 @click.option("--cpython", is_flag=True, help="Run the firmware core on CPython.")
-def demo(workdir: str, speedup: float, cpython: bool) -> None:
+@click.option("--planning", is_flag=True,
+              help="The planning loop instead: crime -> hot spots -> fences -> taskings ->"
+                   " patrol -> exceptions (in DIR/planning).")
+def demo(workdir: str, speedup: float, cpython: bool, planning: bool) -> None:
     """One officer walks through two hot spots; prints the dwell report beside the truth."""
     from hotspots.demo import run_demo
+    from hotspots.demo_planning import run_planning_demo
 
+    runner = run_planning_demo if planning else run_demo
+    if planning:
+        workdir = str(Path(workdir) / "planning")
     try:
-        for line in run_demo(Path(workdir), speedup=speedup, cpython=cpython):
+        for line in runner(Path(workdir), speedup=speedup, cpython=cpython):
             click.echo(line)
     except (BrokerError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
