@@ -32,7 +32,7 @@ import paho.mqtt.client as mqtt
 from gateway.intake import mqtt as mqtt_source
 from gateway.intake.batched_socket import BatchingClient
 from gateway.intake.filters import FilterConfig
-from gateway.intake.intake import Intake, IntakeCounts
+from gateway.intake.intake import Intake, IntakeCounts, QuarantineBudget
 from gateway.schema import open_db
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ class Gateway:
     :param tls_ca: CA certificate to verify the broker's TLS listener with; enables TLS
     :param filter_config: per-source position filters (:mod:`gateway.intake.filters`)
     :param accept_unknown: store messages of unregistered devices instead of quarantining them
+    :param budget: the per-device quarantine budget
+        (:class:`gateway.intake.intake.QuarantineBudget`)
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class Gateway:
         tls_ca: str | None = None,
         filter_config: dict[str, FilterConfig] | None = None,
         accept_unknown: bool = False,
+        budget: QuarantineBudget | None = None,
     ):
         self.host, self.port = parse_address(broker)
         self.db_path = db_path
@@ -99,6 +102,7 @@ class Gateway:
             self.client.tls_set(ca_certs=str(tls_ca))
         self.filter_config = filter_config
         self.accept_unknown = accept_unknown
+        self.budget = budget
         self.refused: str | None = None
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -138,7 +142,8 @@ class Gateway:
         db = open_db(self.db_path)
         # The broker forgets a message once we acknowledge it, so a commit must be on disk.
         db.execute("PRAGMA synchronous = FULL")
-        self.intake = intake = Intake(db, self.filter_config, self.accept_unknown)
+        self.intake = intake = Intake(db, self.filter_config, self.accept_unknown,
+                                      budget=self.budget)
         client = self.client
         client.connect_async(self.host, self.port, keepalive=30)
         radio = None
