@@ -181,3 +181,24 @@ def test_a_batch_whose_commit_fails_is_stored_one_by_one_and_only_the_culprit_qu
     with Running(mosquitto, db_path) as gateway:  # every message was acknowledged
         time.sleep(0.5)
         assert gateway.intake.counts.handled == 0
+
+
+def test_a_database_locked_past_the_busy_timeout_delays_the_batch_and_loses_nothing(
+        mosquitto, tmp_path, caplog):
+    """Another writer holding the lock is not the messages' fault: nothing is quarantined, the
+    batch is retried and stored once the lock is released."""
+    db_path = tmp_path / "g.db"
+    db = open_db(str(db_path))
+    register_device(db, "T-1")
+    db.close()
+    with Running(mosquitto, db_path) as gateway:
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # longer than the gateway's 5 s busy timeout
+        publish(mosquitto, "T-1", [1, 2, 3])
+        time.sleep(6)
+        other.execute("ROLLBACK")
+        other.close()
+        rows = wait_rows(db_path, 3, timeout_s=15)
+        assert gateway.intake.counts.quarantined == {}
+    assert rows == [("T-1", s) for s in (1, 2, 3)]
+    assert "retrying" in caplog.text  # the lock did outlast the busy timeout
