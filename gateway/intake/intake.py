@@ -447,11 +447,6 @@ class Intake:
                           (",".join(sorted({*flags, flag})), position_id))
         self._kept.pop(row[1], None)  # it may have been the kept one
 
-    def flag_position(self, position_id: int, flag: str) -> None:
-        """Add ``flag`` to a stored position's filter reasons (in the current batch)."""
-        self.begin()
-        self._flag(position_id, flag)
-
     def _insert_transition(self, obs: Observation, at: float) -> bool:
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO transitions (device_id, seq, event, rid, desc, tst, lat, lon,"

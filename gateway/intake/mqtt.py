@@ -88,20 +88,22 @@ def observation(source: str, device_id: str, msg: dict, origin: str) -> Observat
             online=False if msg_type == "lwt" else msg.get("online"),
             batt=msg.get("batt"), outbox=msg.get("outbox"), fences=msg.get("fences"),
             firmware=msg.get("fw"), created_at=msg.get("created_at"))
-    common = dict(seq=msg.get("seq"), tst=msg.get("tst"), lat=msg.get("lat"),
-                  lon=msg.get("lon"), acc_m=msg.get("acc"), created_at=msg.get("created_at"))
     if msg_type == "transition":
         return Observation(TRANSITION, source, device_id, origin, event=msg.get("event"),
-                           rid=msg.get("rid"), desc=msg.get("desc"), **common)
+                           rid=msg.get("rid"), desc=msg.get("desc"), seq=msg.get("seq"),
+                           tst=msg.get("tst"), lat=msg.get("lat"), lon=msg.get("lon"),
+                           acc_m=msg.get("acc"), created_at=msg.get("created_at"))
     if msg_type != "location":
         raise DecodeError("unknown_type", _short(msg_type))
-    regions = msg.get("inregions")
+    get = msg.get
+    regions = get("inregions")
     return Observation(
-        LOCATION, source, device_id, origin, speed_mps=_kmh_to_mps(msg.get("vel")),
-        course_deg=msg.get("cog"), alt_m=msg.get("alt"),
-        inregions=tuple(regions) if type(regions) is list else regions,
-        trigger=msg.get("t"), fix_quality=msg.get("fix"), batt=msg.get("batt"),
-        extra=_extra(msg, origin, source), **common)
+        LOCATION, source, device_id, origin, seq=get("seq"), tst=get("tst"), lat=get("lat"),
+        lon=get("lon"), acc_m=get("acc"), speed_mps=_kmh_to_mps(get("vel")),
+        course_deg=get("cog"), alt_m=get("alt"),
+        inregions=tuple(regions) if type(regions) is list else regions, trigger=get("t"),
+        created_at=get("created_at"), fix_quality=get("fix"), batt=get("batt"),
+        extra=_extra(msg, origin, source) if source != "tracker" else {})
 
 
 def handle(intake: Intake, topic: str, payload: bytes, received_at: float | None = None) -> str:
