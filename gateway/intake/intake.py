@@ -251,6 +251,8 @@ class Intake:
         self._in_batch = False
         self._deltas.clear()
         self._counters.clear()
+        # Other writers (the dock, the radio) quarantine too: each batch reads the usage afresh.
+        self._usage.clear()
 
     def rollback(self) -> None:
         """Abandon the current batch (its inputs must be delivered again)."""
