@@ -3,12 +3,12 @@
 Topic to device is exact, and the device is the broker account that published (the ACL lets an
 account publish only under its own name, ``gateway.broker``):
 
-==========================================  ===========  ===========================
-topic                                       source       device id
-==========================================  ===========  ===========================
-``hotspots/dev/<account>/{loc,event,status}``  ``tracker``  ``<account>``
-``owntracks/<account>/<name>`` (``/event``)  ``owntracks``  ``<account>``
-==========================================  ===========  ===========================
+=============================================  =============  ===============
+topic                                          source         device id
+=============================================  =============  ===============
+``hotspots/dev/<account>/{loc,event,status}``  ``tracker``    ``<account>``
+``owntracks/<account>/<name>`` (``/event``)    ``owntracks``  ``<account>``
+=============================================  =============  ===============
 
 The OwnTracks ``<name>`` (the app's "device" setting) is free text chosen on the phone: it is
 kept as ``extra.topic_device`` and identifies nothing. So the account ``T`` publishing on
@@ -17,7 +17,7 @@ kept as ``extra.topic_device`` and identifies nothing. So the account ``T`` publ
 :func:`handle` is the whole adapter: decode with :mod:`tracker.wire` (the same module the tracker
 builds messages with), turn the message into an :class:`~gateway.intake.observation.Observation`
 and hand it to the intake, or hand the intake the reason it could not be decoded. The tracker's
-outbox records pulled at the dock are the same messages and go through :func:`observation` too.
+outbox records pulled at the dock are the same messages: :func:`handle_record`.
 """
 
 from __future__ import annotations
