@@ -223,8 +223,8 @@ def _v_fleet_identity_filters(db: sqlite_utils.Database) -> None:
         "CREATE UNIQUE INDEX idx_transitions_noseq ON transitions (device_id, rid, event, tst)"
         " WHERE seq IS NULL"
     )
-    # The rule of identity.OFFICER_AT, spelt out: a migration is history and must build the
-    # same view whatever that constant becomes later.
+    # The rule of gateway.fleet.attribution, spelt out: a migration is history and must build
+    # the same view whatever that module says later (tests/test_attribution.py checks they agree).
     db.execute(
         "CREATE VIEW positions_attributed AS SELECT p.*, (SELECT a.collar FROM assignments a"
         " WHERE a.device_id = p.device_id AND a.start_ts <= p.tst"
@@ -314,9 +314,29 @@ def _v_crime(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v_intake(db: sqlite_utils.Database) -> None:
+    """One intake for every source, bounded (issue 16).
+
+    - ``quarantine.raw_len``, ``quarantine.raw_sha256``: the full length and hash of the raw
+      input; ``raw`` keeps at most the intake's ``raw_keep`` bytes of it.
+    - ``positions.extra``: fields a source sends that have no column (JSON object).
+    - ``intake_counters``: per device (``''`` when none) and counter, how many and how many
+      bytes: ``quarantine_evicted`` (quarantine rows deleted by the per-device budget),
+      ``dropped:<field>`` (optional fields dropped for a bad value).
+    """
+    db["quarantine"].add_column("raw_len", int)
+    db["quarantine"].add_column("raw_sha256", str)
+    db.execute("UPDATE quarantine SET raw_len = length(raw)")
+    db["positions"].add_column("extra", str)
+    db.execute(
+        "CREATE TABLE intake_counters (device_id TEXT NOT NULL, counter TEXT NOT NULL,"
+        " n INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0, last_at INTEGER,"
+        " PRIMARY KEY (device_id, counter))")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
-    _v_radio_source, _v_crime,
+    _v_radio_source, _v_crime, _v_intake,
 ]
 
 

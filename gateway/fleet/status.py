@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import sqlite_utils
 
-from gateway.fleet import lifecycle
+from gateway.fleet import attribution, lifecycle
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ class FleetStatus:
     alerts: list[str]
     quarantine: dict[str, int]
     filtered: dict[str, int]
+    #: Quarantine rows the per-device budget deleted (oldest first): device -> (rows, bytes).
+    evicted: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Optional fields dropped for a bad value, by field (``gateway.intake.validate``).
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -106,17 +110,18 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
     quarantined_by_device = dict(db.execute(
         "SELECT device_id, count(*) FROM quarantine WHERE device_id IS NOT NULL"
         " GROUP BY device_id").fetchall())
+    carried = attribution.running(db, now)
     rows = db.execute(
         "SELECT d.device_id, d.source, d.registered_at, d.online, d.status_at, d.last_seen,"
         " d.last_fix_tst, d.batt, d.fence_version, d.outbox, d.max_seq,"
-        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0), a.collar, a.start_ts, a.due_ts"
-        " FROM devices d LEFT JOIN assignments a ON a.id = (SELECT id FROM assignments"
-        "  WHERE device_id = d.device_id AND start_ts <= :now"
-        "  AND (end_ts IS NULL OR end_ts > :now) ORDER BY start_ts DESC LIMIT 1)"
-        " ORDER BY d.device_id", {"now": now}).fetchall()
+        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0)"
+        " FROM devices d ORDER BY d.device_id").fetchall()
     devices = []
     for (device_id, source, registered_at, online, status_at, last_seen, last_fix, batt,
-         fences, outbox, max_seq, duplicates, filtered, collar, since, due) in rows:
+         fences, outbox, max_seq, duplicates, filtered) in rows:
+        running = carried.get(device_id)
+        collar, since, due = ((running.collar, running.start_ts, running.due_ts) if running
+                              else (None, None, None))
         missing, gaps = sequence_gaps(db, device_id)
         place = lifecycle.last_location(db, device_id) if collar is not None else None
         devices.append(DeviceStatus(
@@ -139,6 +144,12 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
         quarantine=dict(db.execute(
             "SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY reason")),
         filtered=_filtered_counts(db),
+        evicted={device or "-": (n, size) for device, n, size in db.execute(
+            "SELECT device_id, n, bytes FROM intake_counters WHERE counter ="
+            " 'quarantine_evicted' ORDER BY device_id")},
+        dropped={counter.removeprefix("dropped:"): n for counter, n in db.execute(
+            "SELECT counter, sum(n) FROM intake_counters WHERE counter LIKE 'dropped:%'"
+            " GROUP BY counter ORDER BY counter")},
     )
 
 
@@ -195,6 +206,12 @@ def status_lines(status: FleetStatus) -> Iterator[str]:
     quarantined = ", ".join(f"{k} {v}" for k, v in status.quarantine.items()) or "none"
     filtered = ", ".join(f"{k} {v}" for k, v in status.filtered.items()) or "none"
     yield f"quarantined: {quarantined}"
+    if status.evicted:
+        evicted = ", ".join(f"{d} {n} ({size} bytes)" for d, (n, size) in status.evicted.items())
+        yield f"quarantine over budget, oldest deleted: {evicted}"
+    if status.dropped:
+        yield "fields dropped for a bad value: " + ", ".join(
+            f"{k} {v}" for k, v in status.dropped.items())
     yield f"filtered positions (kept, left out of reports): {filtered}"
 
 
