@@ -23,6 +23,18 @@ KIND_COMMAND = "cmd"
 
 # Largest payload the gateway accepts; OwnTracks messages are a few hundred bytes.
 MAX_PAYLOAD = const(4096)
+# Deepest nesting of objects and arrays: the message object is 1, ``inregions`` in it is 2. The
+# messages of the contract need 2; the slack is for OwnTracks fields to come. Checked on the text,
+# before the JSON parser (which recurses) ever sees it.
+MAX_DEPTH = const(4)
+# Longest string (in characters), anywhere in a message, keys included.
+MAX_TEXT = const(256)
+# Longest id (hot spot id in ``rid`` and ``inregions``, device id in ``dev``) and most regions.
+MAX_ID = const(64)
+MAX_REGIONS = const(16)
+# Integers must be exact in every JSON parser, IEEE doubles included (RFC 7493, I-JSON).
+# A plain global, not const(): 2**53 is not a small int on a board.
+INT_MAX = 9007199254740991
 
 
 class WireError(ValueError):
@@ -145,62 +157,219 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
     return text + "}"
 
 
-# Fields every message of a type must carry, and their JSON types (as Python type names, so the
-# table also works on MicroPython).
+# Fields every message of a type must carry (their types are in _FIELDS).
 _REQUIRED = {
-    "location": (("tst", "int"), ("lat", "num"), ("lon", "num")),
-    "transition": (("tst", "int"), ("event", "str"), ("rid", "str")),
-    "status": (("online", "bool"),),
+    "location": ("tst", "lat", "lon"),
+    "transition": ("tst", "event", "rid"),
+    "status": ("online",),
     # The OwnTracks app's last will: the phone lost its connection (``tst``: when it connected).
-    "lwt": (("tst", "int"),),
+    "lwt": ("tst",),
 }
 
+_INT = (int,)
+_NUM = (int, float)
+_STR = (str,)
+# The JSON type of every field the gateway reads, wherever it appears: a field of another type
+# makes the message malformed, whatever the message type. Ranges are the intake's business
+# (``gateway.intake``, ``docs/contracts.md``); here only shape and type. type(), not
+# isinstance(): JSON gives exactly these types, and bool (an int subclass) must not pass as a
+# number. ``_IDS`` are also 1..MAX_ID characters, ``_REGIONS`` lists of at most MAX_REGIONS ids.
+_FIELDS = {
+    "_type": _STR, "tid": _STR, "dev": _STR, "t": _STR, "event": _STR, "rid": _STR,
+    "desc": _STR, "fences": _STR, "fw": _STR, "conn": _STR,
+    "tst": _INT, "seq": _INT, "created_at": _INT, "fix": _INT, "sats": _INT,
+    "outbox": _INT, "bs": _INT, "m": _INT,
+    "lat": _NUM, "lon": _NUM, "acc": _NUM, "vel": _NUM, "cog": _NUM, "alt": _NUM,
+    "batt": _NUM, "hdop": _NUM, "vac": _NUM, "p": _NUM, "rad": _NUM,
+    "online": (bool,),
+    "inregions": (list,), "inrids": (list,),
+}
+_IDS = ("dev", "rid")
+_REGIONS = ("inregions", "inrids")
 
-def _is(value, kind):
-    # type(), not isinstance(): JSON gives exactly these types, and bool (an int subclass) must
-    # not pass as a number. Also the cheaper test, on the gateway's per-message path.
+
+def _is_id(value):
+    return type(value) is str and 0 < len(value) <= MAX_ID
+
+
+def _depth_ok(text):
+    """True if no object or array nests deeper than MAX_DEPTH (brackets in strings skipped)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return True  # the usual case, decided without a loop
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "[" or ch == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch == "]" or ch == "}":
+            depth -= 1
+    return True
+
+
+def _clean(text):
+    """True for text a person can read safely: no control characters (C0, DEL, C1), no bidi
+    overrides or isolates, no surrogates (a lone ``\ud800`` escape cannot even be encoded as
+    UTF-8) and no Unicode noncharacters."""
+    for ch in text:
+        o = ord(ch)
+        if o < 0x20 or 0x7F <= o < 0xA0:
+            return False
+        if o < 0x202A:
+            continue
+        if (o <= 0x202E or 0x2066 <= o <= 0x2069 or 0xD800 <= o < 0xE000
+                or 0xFDD0 <= o < 0xFDF0 or o & 0xFFFE == 0xFFFE):
+            return False
+    return True
+
+
+def _check(value, where, scan):
+    """Raise WireError unless ``value`` (and everything in it) is a finite number, an exact
+    integer, a bounded string (clean, if ``scan``), or a container of those. Nesting is already
+    bounded."""
     t = type(value)
-    if kind == "int":
-        return t is int
-    if kind == "num":
-        return t is int or t is float
-    if kind == "str":
-        return t is str
-    return t is bool
+    if t is str:
+        if len(value) > MAX_TEXT:
+            raise WireError("bad_text", where + ": longer than %d characters" % MAX_TEXT)
+        if scan and not _clean(value):
+            raise WireError("bad_text", where + ": control character, surrogate or noncharacter")
+    elif t is int:
+        if value > INT_MAX or value < -INT_MAX:
+            raise WireError("bad_number", where + ": integer beyond 2**53")
+    elif t is float:
+        if value - value != 0:  # inf - inf and nan - nan are nan
+            raise WireError("bad_number", where + ": not finite")
+    elif t is list:
+        for item in value:
+            _check(item, where, scan)
+    elif t is dict:
+        for key in value:
+            _check(key, where, scan)
+            _check(value[key], where, scan)
+
+
+def _name(key):
+    # Field names go into error details, which are stored and shown: only printable ASCII.
+    if len(key) <= 32:
+        for ch in key:
+            if not " " < ch < "\x7f":
+                return "?"
+        return key
+    return "?"
+
+
+def _no_constant(name):
+    # Python's json reads NaN, Infinity and -Infinity, which are not JSON (RFC 8259).
+    raise WireError("malformed", name + " is not a JSON number")
+
+
+try:
+    _loads = json.JSONDecoder(parse_constant=_no_constant).decode
+    # CPython's parser refuses raw control characters in strings (strict mode).
+    _STRICT = True
+except AttributeError:  # MicroPython: its json refuses NaN and Infinity by itself, but takes
+    _loads = json.loads  # raw control characters in strings, so every string is scanned.
+    _STRICT = False
 
 
 def decode(payload):
     """Parse and check one message; returns the dict or raises :class:`WireError`.
 
-    Checks only what every consumer relies on: size, JSON syntax, a known ``_type``, the required
-    fields with the right types, coordinates in range and a positive integer ``seq`` if present.
-    Unknown extra fields are kept: OwnTracks adds fields between app versions.
+    Checks what every consumer relies on, before and after parsing: size; nesting depth (on the
+    text, so that the parser's recursion is never at stake); JSON syntax (``NaN`` and
+    ``Infinity`` are not JSON); UTF-8; a JSON object with a known ``_type``; every number finite
+    and every integer exact (I-JSON: within ±(2**53 − 1)); every string at most MAX_TEXT
+    characters without control characters, bidi controls, surrogates or noncharacters; the
+    required fields present; every known field (:data:`_FIELDS`) of its JSON type, ids
+    (``dev``, ``rid``, each of ``inregions``) 1..MAX_ID characters; coordinates in range and a
+    positive ``seq``. Value ranges beyond that are checked by the gateway's intake
+    (``docs/contracts.md``). Unknown extra fields are kept, under the same rules: OwnTracks adds
+    fields between app versions.
+
+    The ``reason`` of the :class:`WireError` is one of ``oversize``, ``too_deep``,
+    ``malformed``, ``bad_number``, ``bad_text``, ``unknown_type``, ``missing_field``,
+    ``bad_field``; its ``detail`` names the field, never echoes the content.
     """
     if len(payload) > MAX_PAYLOAD:
         raise WireError("oversize", "%d bytes" % len(payload))
+    size = -1
     try:
         if isinstance(payload, (bytes, bytearray, memoryview)):
-            payload = bytes(payload).decode()
-        msg = json.loads(payload)
-    except (ValueError, UnicodeError) as exc:
-        raise WireError("malformed", str(exc))
-    if not isinstance(msg, dict):
+            payload = bytes(payload)
+            size = len(payload)
+            payload = payload.decode()
+    except UnicodeError:
+        raise WireError("malformed", "not UTF-8")
+    if not _depth_ok(payload):
+        raise WireError("too_deep", "nested deeper than %d" % MAX_DEPTH)
+    try:
+        msg = _loads(payload)
+    except ValueError as exc:
+        if isinstance(exc, WireError):
+            raise
+        raise WireError("malformed", "not JSON")
+    if type(msg) is not dict:
         raise WireError("malformed", "not a JSON object")
+    # Pure ASCII without escapes or DEL cannot hold a character _clean refuses (a strict parser
+    # refuses raw control characters in strings): then only lengths need checking.
+    scan = (size != len(payload) or "\\u" in payload or "\x7f" in payload
+            or not _STRICT)
+    fields = _FIELDS
+    for key, value in msg.items():
+        # The common cases inline (a location has 18 fields); _check for the rest.
+        t = type(value)
+        kind = fields.get(key)
+        if kind is None:
+            if scan or len(key) > MAX_TEXT:
+                _check(key, "field name", scan)
+        elif t not in kind:
+            raise WireError("bad_field", key)
+        if t is int:
+            if -INT_MAX <= value <= INT_MAX:
+                continue
+        elif t is str:
+            if not scan and len(value) <= MAX_TEXT:
+                continue
+        elif t is float:
+            if value - value == 0:
+                continue
+        elif t is bool or value is None:
+            continue
+        _check(value, _name(key), scan)
+    for key in _IDS:
+        if key in msg and not _is_id(msg[key]):
+            raise WireError("bad_field", key)
+    for key in _REGIONS:
+        regions = msg.get(key)
+        if regions is not None:
+            if len(regions) > MAX_REGIONS:
+                raise WireError("bad_field", key + ": more than %d" % MAX_REGIONS)
+            for item in regions:
+                if not _is_id(item):
+                    raise WireError("bad_field", key)
     kind = msg.get("_type")
     required = _REQUIRED.get(kind)
     if required is None:
-        raise WireError("unknown_type", repr(kind))
-    for name, json_type in required:
+        raise WireError("unknown_type", _name(kind) if type(kind) is str else "missing")
+    for name in required:
         if name not in msg:
             raise WireError("missing_field", name)
-        if not _is(msg[name], json_type):
-            raise WireError("bad_field", name)
     if "lat" in msg:
-        if not _is(msg["lat"], "num") or not -90 <= msg["lat"] <= 90:
+        if not -90 <= msg["lat"] <= 90:
             raise WireError("bad_field", "lat out of range")
-        if not _is(msg.get("lon"), "num") or not -180 <= msg["lon"] <= 180:
+        if "lon" not in msg or not -180 <= msg["lon"] <= 180:
             raise WireError("bad_field", "lon out of range")
-    if "seq" in msg and (not _is(msg["seq"], "int") or msg["seq"] < 1):
+    if "seq" in msg and msg["seq"] < 1:
         raise WireError("bad_field", "seq")
     if kind == "transition" and msg["event"] not in ("enter", "leave"):
         raise WireError("bad_field", "event")
