@@ -654,3 +654,17 @@ def test_mutations_of_every_message_type_add_up_exactly(tmp_path):
         assert not station.query("SELECT 1 FROM devices WHERE batt NOT BETWEEN 0 AND 100")
     finally:
         station.close()
+
+
+def test_the_ingest_bench_poison_is_refused_by_the_wire_format():
+    """``hotspots bench ingest --hostile`` counts on every poison being quarantined."""
+    from hotspots.bench.ingest import hostile_payloads
+
+    payloads = hostile_payloads("H-01", BASE_T)
+    reasons = set()
+    for topic, payload in payloads:
+        assert wire.parse_topic(topic)[1] == "H-01"
+        with pytest.raises(wire.WireError) as refused:
+            wire.decode(payload)
+        reasons.add(refused.value.reason)
+    assert reasons == {"too_deep", "bad_text", "malformed", "bad_number", "bad_field"}
