@@ -45,6 +45,7 @@ from shapely.geometry import Point, mapping
 
 from fences.geo import LocalFrame
 from fences.validate import FenceError, validate
+from gateway.fleet import attribution
 
 __all__ = [
     "DEFAULT_RULES",
@@ -437,36 +438,15 @@ def presence_from_transitions(db: sqlite_utils.Database, start: int, end: int,
 
 
 # -- attribution and merging ----------------------------------------------------------------------
-def _assignments(db: sqlite_utils.Database, devices: Iterable[str],
-                 ) -> dict[str, list[tuple[int, int, str]]]:
-    devices = sorted(set(devices))
-    out: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-    for i in range(0, len(devices), 500):
-        chunk = devices[i:i + 500]
-        marks = ",".join("?" * len(chunk))
-        for device_id, collar, a, b in db.execute(
-                f"SELECT device_id, collar, start_ts, end_ts FROM assignments"
-                f" WHERE device_id IN ({marks}) ORDER BY device_id, start_ts", chunk):
-            out[device_id].append((a, 2**62 if b is None else b, collar))
-    return out
-
-
-def attribute(stays: Iterable[Presence], assignments: dict[str, list[tuple[int, int, str]]],
+def attribute(stays: Iterable[Presence], device_spans: dict[str, list[attribution.Span]],
               ) -> list[tuple[str | None, Presence]]:
-    """Split each stay at assignment boundaries and tag each piece with its collar number."""
+    """Split each stay at assignment boundaries and tag each piece with its collar number
+    (:func:`gateway.fleet.attribution.split`)."""
     out: list[tuple[str | None, Presence]] = []
     for p in stays:
-        cursor = p.enter
-        for a, b, collar in assignments.get(p.device_id, ()):
-            if b <= cursor or a >= p.leave:
-                continue
-            if a > cursor:
-                out.append((None, replace(p, enter=cursor, leave=a)))
-            lo, hi = max(a, cursor), min(b, p.leave)
+        for collar, lo, hi in attribution.split(device_spans.get(p.device_id, []), p.enter,
+                                                p.leave):
             out.append((collar, replace(p, enter=lo, leave=hi)))
-            cursor = hi
-        if cursor < p.leave or (cursor == p.enter == p.leave):
-            out.append((None, replace(p, enter=cursor)))
     return out
 
 
@@ -526,7 +506,7 @@ def compute_visits(db: sqlite_utils.Database, hotspots: HotSpotSet | None = None
         tracks = load_tracks(db, hotspots.frame, lo, hi, rules)
         stays += presence_from_positions(tracks, hotspots, rules, skip=covered)
         stays = [replace(p, name=p.name or hotspots.name_of(p.hotspot)) for p in stays]
-    pieces = attribute(stays, _assignments(db, {p.device_id for p in stays}))
+    pieces = attribute(stays, attribution.spans(db, {p.device_id for p in stays}))
     return merge_presence(pieces, rules, window)
 
 

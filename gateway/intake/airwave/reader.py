@@ -157,11 +157,12 @@ class AirwaveReader:
                 log.info("radio: %s", event.text)
 
 
-def run_airwave(port: str, db_path: str, stop: threading.Event, **options) -> Counter:
+def run_airwave(port: str, db_path: str, stop: threading.Event, accept_unknown: bool = False,
+                **options) -> Counter:
     """Read ``port`` into the database at ``db_path`` until ``stop`` (the gateway's hook)."""
 
     def store() -> AirwaveStore:
-        return AirwaveStore(open_db(db_path))
+        return AirwaveStore(open_db(db_path), accept_unknown=accept_unknown)
 
     reader = AirwaveReader(port, store, **options)
     try:
