@@ -41,8 +41,8 @@ ATTACKER = "T-0666"
 PHONES = ("P1",)
 ATTACKER_PHONE = "P6"
 PHONE_DEVICE = "phone"  # owntracks/<user>/phone
-#: Arrays nested 1,990 deep: beyond Python's recursion limit, and still under the wire's 4 KB.
-DEEP = "[" * 1990 + "]" * 1990
+#: Arrays nested 2,000 deep (beyond Python's recursion limit) fit under the wire's 4 KB.
+DEEP = "[" * 2000 + "]" * 2000
 #: Fix times: recent enough for the age filter, apart enough for the speed filter.
 BASE_T = int(time.time()) - 6 * 3600
 
@@ -137,14 +137,14 @@ def poisons(seq: int) -> list[Poison]:
     st = tracker_status(a, seq)
     ph = phone_location(BASE_T + seq)
     # Just the required fields, so that the deep array fits under the wire's size limit.
-    small_loc = {"_type": "location", "seq": seq, "tst": BASE_T + seq, "lat": 51.5, "lon": 0}
-    small_ph = {"_type": "location", "tst": BASE_T + seq, "lat": 51.5, "lon": 0}
+    small_loc = {"_type": "location", "seq": seq, "tst": BASE_T, "lat": 51.5, "lon": 0}
+    small_ph = {"_type": "location", "tst": BASE_T, "lat": 51.5, "lon": 0}
     shapes = [
         # Crashed the gateway (issue 16, "Why")
-        Poison("location nested 1990 deep", a, loc_topic(a), encode(small_loc, inregions=DEEP)),
-        Poison("status nested 1990 deep", a, status_topic(a),
+        Poison("location nested 2000 deep", a, loc_topic(a), encode(small_loc, inregions=DEEP)),
+        Poison("status nested 2000 deep", a, status_topic(a),
                encode({"_type": "status", "online": True}, fw=DEEP)),
-        Poison("owntracks nested 1990 deep", p, phone_topic(p),
+        Poison("owntracks nested 2000 deep", p, phone_topic(p),
                encode(small_ph, inregions=DEEP)),
         Poison("lone surrogate in dev", a, loc_topic(a), encode(loc, dev='"T-0666\\ud800"')),
         Poison("lone surrogate in fences", a, status_topic(a),
@@ -537,6 +537,35 @@ def test_an_oversize_publish_is_refused_by_the_broker_and_the_gateway_goes_on(st
     assert station.db_path.stat().st_size - size_before < 5 * 1024 * 1024
 
 
+def test_a_flood_of_poison_is_bounded_and_starves_no_one(station):
+    """1,500 payloads of 4 KB of junk from the attacker while the innocent devices report: their
+    fixes are all stored, and the attacker's quarantine stays within its budget (count and
+    bytes, oldest dropped), keeping the newest."""
+    from gateway.intake.intake import QuarantineBudget
+
+    budget = QuarantineBudget()
+    flood = [(loc_topic(ATTACKER), b"%05d" % i + b"\x00junk" * 800, False) for i in range(1500)]
+    expected = []
+    done = threading.Thread(target=station.devices[ATTACKER].send_many, args=(flood,))
+    done.start()
+    for dev in TRACKERS:
+        seqs = [station.next_seq(dev) for _ in range(20)]
+        station.devices[dev].send_many([(loc_topic(dev), encode(tracker_location(dev, s)), False)
+                                        for s in seqs])
+        expected += [(dev, "seq", s) for s in seqs]
+    done.join(120)
+    assert not done.is_alive()
+    station.wait_stored(expected + station.good_round(), timeout_s=60)
+    station.gateway.assert_alive()
+    rows, raw_bytes = station.query(
+        "SELECT count(*), coalesce(sum(length(raw)), 0) FROM quarantine WHERE topic LIKE ?",
+        (f"hotspots/dev/{ATTACKER}/%",))[0]
+    assert rows <= budget.max_rows and raw_bytes <= budget.max_bytes, (rows, raw_bytes)
+    newest = station.query("SELECT raw FROM quarantine WHERE topic LIKE ? ORDER BY id DESC"
+                           " LIMIT 1", (f"hotspots/dev/{ATTACKER}/%",))[0][0]
+    assert bytes(newest).startswith(b"01499")
+
+
 # -- mutations with exact accounting --------------------------------------------------------------
 HOSTILE_VALUES = ["NaN", "Infinity", "-Infinity", str(2**64), str(2**53), "-1", "0", "1e400",
                   "-1e400", "1.5", '""', '"\\ud800"', '"\\u0000"', '"\\u202e"',
@@ -656,6 +685,15 @@ def test_mutations_of_every_message_type_add_up_exactly(tmp_path):
             "SELECT 1 FROM positions WHERE lat NOT BETWEEN -90 AND 90 OR lon NOT BETWEEN -180"
             " AND 180 OR acc_m < 0 OR abs(speed_mps) > 1e6 OR seq > 4294967295")
         assert not station.query("SELECT 1 FROM devices WHERE batt NOT BETWEEN 0 AND 100")
+        export = subprocess.run(
+            [sys.executable, "-m", "hotspots", "export", "positions", "--db",
+             str(station.db_path), "--format", "csv"], capture_output=True, text=True, cwd=ROOT,
+            timeout=60)
+        assert export.returncode == 0, export.stderr
+        cells = {cell.strip().lower() for line in export.stdout.splitlines()
+                 for cell in line.split(",")}
+        assert len(export.stdout.splitlines()) > 100
+        assert not cells & {"inf", "-inf", "nan", "infinity"}
     finally:
         station.close()
 
