@@ -171,29 +171,38 @@ class Intake:
         if refused is not None:
             return self._quarantine(obs.origin, refused[0], refused[1], raw, obs, received_at,
                                     obs.device_id)
+        # One observation, all or nothing. A location or transition is one INSERT (atomic by
+        # itself, and nothing after it can fail), so only an observation that writes more than
+        # once pays for a savepoint: a status, or a source check that flags earlier positions.
+        guarded = obs.kind == STATUS or obs.source in self.source_checks
         conn = self.conn
-        conn.execute("SAVEPOINT intake_one")
+        if guarded:
+            conn.execute("SAVEPOINT intake_one")
         try:
             result = self._submit(obs, received_at)
         except _Rejection as exc:
-            conn.execute("ROLLBACK TO intake_one")
-            conn.execute("RELEASE intake_one")
+            if guarded:
+                conn.execute("ROLLBACK TO intake_one")
+                conn.execute("RELEASE intake_one")
             return self._quarantine(obs.origin, exc.reason, exc.detail, raw, obs,
                                     received_at, obs.device_id)
         except sqlite3.OperationalError:
             # Locked, full, I/O: not this observation's fault. The caller rolls the batch back.
-            conn.execute("ROLLBACK TO intake_one")
-            conn.execute("RELEASE intake_one")
+            if guarded:
+                conn.execute("ROLLBACK TO intake_one")
+                conn.execute("RELEASE intake_one")
             raise
         except Exception as exc:  # noqa: BLE001 - whatever it is, it must not stop the intake
-            conn.execute("ROLLBACK TO intake_one")
-            conn.execute("RELEASE intake_one")
+            if guarded:
+                conn.execute("ROLLBACK TO intake_one")
+                conn.execute("RELEASE intake_one")
             self._kept.clear()  # it may have been updated before the failure
             log.warning("observation from %r quarantined after %r", obs.origin, exc)
             return self._quarantine(obs.origin, "internal_error",
                                     f"{type(exc).__name__}: {exc}", raw, obs, received_at,
                                     obs.device_id)
-        conn.execute("RELEASE intake_one")
+        if guarded:
+            conn.execute("RELEASE intake_one")
         return result
 
     def reject(self, origin: str, reason: str, detail: str, raw: bytes | str | None,
@@ -245,7 +254,8 @@ class Intake:
     def rollback(self) -> None:
         """Abandon the current batch (its inputs must be delivered again)."""
         if self._in_batch:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                self.conn.execute("ROLLBACK")
             self._in_batch = False
         self._deltas.clear()
         self._counters.clear()
@@ -261,10 +271,12 @@ class Intake:
         (``hotspots status``: unknown devices) although its observation is quarantined.
         """
         device_id = obs.device_id
-        if not is_name(device_id):
-            return "bad_device_id", _printable(device_id)
         if obs.source not in validate.SOURCES:
             return "bad_field", f"source: {_printable(obs.source)}"
+        if device_id in self._registered:
+            return None
+        if not is_name(device_id):
+            return "bad_device_id", _printable(device_id)
         if not self._known(device_id, obs.source, at):
             return "unknown_device", device_id
         return None

@@ -44,6 +44,10 @@ class DecodeError(ValueError):
         self.detail = detail
 
 
+#: Topics already resolved (a station has a few hundred devices, each on three topics).
+_RESOLVED: dict[str, tuple[str, str, str]] = {}
+
+
 def resolve_topic(topic: str) -> tuple[str, str, str]:
     """``(source, device_id, kind)`` of a topic the gateway subscribes to.
 
@@ -52,6 +56,9 @@ def resolve_topic(topic: str) -> tuple[str, str, str]:
     :raises DecodeError: ``unknown_topic`` for any other topic, ``bad_device_id`` when the
         account level is not a device id (:func:`gateway.fleet.identity.check_name`)
     """
+    known = _RESOLVED.get(topic)
+    if known is not None:
+        return known
     parts = topic.split("/")
     if len(parts) == 4 and parts[0] == wire.TOPIC_ROOT and parts[1] == "dev":
         source, device_id, kind = "tracker", parts[2], parts[3]
@@ -67,6 +74,8 @@ def resolve_topic(topic: str) -> tuple[str, str, str]:
     # A broker account: never a radio's ``issi:<ISSI>`` (radios reach the gateway by serial).
     if not is_name(device_id) or device_id.startswith(RADIO_PREFIX):
         raise DecodeError("bad_device_id", device_id)
+    if len(_RESOLVED) < 10_000:
+        _RESOLVED[topic] = (source, device_id, kind)
     return source, device_id, kind
 
 

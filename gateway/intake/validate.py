@@ -12,7 +12,6 @@ Pure and allocation-light: :func:`check` runs on every message of the gateway's 
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import replace
 
@@ -70,25 +69,31 @@ def is_region(value: object) -> bool:
     return is_text(value, REGION_MAX_BYTES) and len(value.encode()) <= REGION_MAX_BYTES
 
 
-def _number(value: object) -> bool:
-    # type(), not isinstance(): bool is an int subclass and is not a number here.
-    t = type(value)
-    if t is int:
-        return True
-    return t is float and math.isfinite(value)
-
-
 def _int_in(value: object, lo: int, hi: int) -> bool:
+    # type(), not isinstance(): bool is an int subclass and is not a number here.
     return type(value) is int and lo <= value <= hi
 
 
 def _num_in(value: object, lo: float, hi: float) -> bool:
-    if not _number(value):
+    # NaN fails every comparison and infinities are out of any finite range, so the range test
+    # is also the finiteness test; int and float compare exactly, however large the int.
+    t = type(value)
+    return (t is float or t is int) and lo <= value <= hi
+
+
+#: Region lists already found good (trackers repeat the same few): skips the per-item checks.
+_GOOD_REGIONS: set[tuple] = set()
+
+
+def _regions_ok(regions: object) -> bool:
+    if type(regions) is tuple and regions in _GOOD_REGIONS:
+        return True
+    if (type(regions) not in (tuple, list) or len(regions) > REGIONS_MAX
+            or not all(is_region(r) for r in regions)):
         return False
-    try:
-        return lo <= value <= hi
-    except OverflowError:  # pragma: no cover - int comparisons with floats never overflow
-        return False
+    if len(_GOOD_REGIONS) < 4096:
+        _GOOD_REGIONS.add(tuple(regions))
+    return True
 
 
 def check(obs: Observation) -> tuple[Observation, list[str]]:
@@ -134,10 +139,9 @@ def check(obs: Observation) -> tuple[Observation, list[str]]:
             drop("fix_quality")
         if obs.trigger is not None and not is_text(obs.trigger, TRIGGER_MAX):
             drop("trigger")
-        if obs.inregions is not None:
-            regions = obs.inregions
-            if (type(regions) not in (tuple, list) or len(regions) > REGIONS_MAX
-                    or not all(is_region(r) for r in regions)):
+        regions = obs.inregions
+        if regions is not None:
+            if not _regions_ok(regions):
                 drop("inregions")
             elif type(regions) is list:
                 changes["inregions"] = tuple(regions)
