@@ -167,11 +167,12 @@ _REQUIRED = {
 _INT = (int,)
 _NUM = (int, float)
 _STR = (str,)
+_REGIONS = (list,)  # of strings
 # The JSON type of every field the gateway reads, wherever it appears: a field of another type
 # makes the message malformed, whatever the message type. Ranges are the intake's business
 # (``gateway.intake``, ``docs/contracts.md``); here only shape and type. type(), not
 # isinstance(): JSON gives exactly these types, and bool (an int subclass) must not pass as a
-# number. ``_REGIONS`` are lists of strings.
+# number.
 _FIELDS = {
     "_type": _STR, "tid": _STR, "dev": _STR, "t": _STR, "event": _STR, "rid": _STR,
     "desc": _STR, "fences": _STR, "fw": _STR, "conn": _STR,
@@ -180,9 +181,8 @@ _FIELDS = {
     "lat": _NUM, "lon": _NUM, "acc": _NUM, "vel": _NUM, "cog": _NUM, "alt": _NUM,
     "batt": _NUM, "hdop": _NUM, "vac": _NUM, "p": _NUM, "rad": _NUM,
     "online": (bool,),
-    "inregions": (list,), "inrids": (list,),
+    "inregions": _REGIONS, "inrids": _REGIONS,
 }
-_REGIONS = ("inregions", "inrids")
 
 
 def _depth_ok(text):
@@ -226,36 +226,37 @@ def _clean(text):
     return True
 
 
-def _check(value, where, scan):
+def _check(value, key, scan):
     """Raise WireError unless ``value`` (and everything in it) is a finite number, an exact
     integer, a bounded string (clean, if ``scan``), or a container of those. Nesting is already
-    bounded."""
+    bounded. ``key`` is the field it is in, named in the error."""
     t = type(value)
     if t is str:
         if len(value) > MAX_TEXT:
-            raise WireError("bad_text", where + ": longer than %d characters" % MAX_TEXT)
+            raise WireError("bad_text", _name(key) + ": longer than %d characters" % MAX_TEXT)
         if scan and not _clean(value):
-            raise WireError("bad_text", where + ": control character, surrogate or noncharacter")
+            raise WireError("bad_text", _name(key) + ": control character, surrogate or"
+                            " noncharacter")
     elif t is int:
         if value > INT_MAX or value < -INT_MAX:
-            raise WireError("bad_number", where + ": integer beyond 2**53")
+            raise WireError("bad_number", _name(key) + ": integer beyond 2**53")
     elif t is float:
         if value - value != 0:  # inf - inf and nan - nan are nan
-            raise WireError("bad_number", where + ": not finite")
+            raise WireError("bad_number", _name(key) + ": not finite")
     elif t is list:
         for item in value:
-            _check(item, where, scan)
+            _check(item, key, scan)
     elif t is dict:
-        for key in value:
-            _check(key, where, scan)
-            _check(value[key], where, scan)
+        for k in value:
+            _check(k, key, scan)
+            _check(value[k], key, scan)
 
 
 def _name(key):
     # Field names go into error details, which are stored and shown: only printable ASCII.
     if len(key) <= 32:
         for ch in key:
-            if not " " < ch < "\x7f":
+            if not " " <= ch < "\x7f":
                 return "?"
         return key
     return "?"
@@ -333,17 +334,18 @@ def decode(payload):
             if not scan and len(value) <= MAX_TEXT:
                 continue
         elif t is float:
-            if value - value == 0:
+            if value - value == 0:  # inf - inf and nan - nan are nan
                 continue
         elif t is bool or value is None:
             continue
-        _check(value, _name(key), scan)
-    for key in _REGIONS:
-        regions = msg.get(key)
-        if regions is not None:
-            for item in regions:
+        elif kind is _REGIONS:
+            for item in value:
                 if type(item) is not str:
                     raise WireError("bad_field", key)
+                if scan or len(item) > MAX_TEXT:
+                    _check(item, key, scan)
+            continue
+        _check(value, key, scan)
     kind = msg.get("_type")
     required = _REQUIRED.get(kind)
     if required is None:
