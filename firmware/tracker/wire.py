@@ -27,9 +27,6 @@ MAX_PAYLOAD = const(4096)
 # messages of the contract need 2; the slack is for OwnTracks fields to come. Checked on the text,
 # before the JSON parser (which recurses) ever sees it.
 MAX_DEPTH = const(4)
-# Longest string (in characters), anywhere in a message, keys included. Tighter limits per field
-# (ids, versions, names) are ranges, checked by the gateway's intake.
-MAX_TEXT = const(256)
 # Integers must be exact in every JSON parser, IEEE doubles included (RFC 7493, I-JSON).
 # A plain global, not const(): 2**53 is not a small int on a board.
 INT_MAX = 9007199254740991
@@ -155,34 +152,28 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
     return text + "}"
 
 
-# Fields every message of a type must carry (their types are in _FIELDS).
+# Fields every message of a type must carry, and their JSON types (as Python type names, so the
+# table also works on MicroPython).
 _REQUIRED = {
-    "location": ("tst", "lat", "lon"),
-    "transition": ("tst", "event", "rid"),
-    "status": ("online",),
+    "location": (("tst", "int"), ("lat", "num"), ("lon", "num")),
+    "transition": (("tst", "int"), ("event", "str"), ("rid", "str")),
+    "status": (("online", "bool"),),
     # The OwnTracks app's last will: the phone lost its connection (``tst``: when it connected).
-    "lwt": ("tst",),
+    "lwt": (("tst", "int"),),
 }
 
-_INT = (int,)
-_NUM = (int, float)
-_STR = (str,)
-_REGIONS = (list,)  # of strings
-# The JSON type of every field the gateway reads, wherever it appears: a field of another type
-# makes the message malformed, whatever the message type. Ranges are the intake's business
-# (``gateway.intake``, ``docs/contracts.md``); here only shape and type. type(), not
-# isinstance(): JSON gives exactly these types, and bool (an int subclass) must not pass as a
-# number.
-_FIELDS = {
-    "_type": _STR, "tid": _STR, "dev": _STR, "t": _STR, "event": _STR, "rid": _STR,
-    "desc": _STR, "fences": _STR, "fw": _STR, "conn": _STR,
-    "tst": _INT, "seq": _INT, "created_at": _INT, "fix": _INT, "sats": _INT,
-    "outbox": _INT, "bs": _INT, "m": _INT,
-    "lat": _NUM, "lon": _NUM, "acc": _NUM, "vel": _NUM, "cog": _NUM, "alt": _NUM,
-    "batt": _NUM, "hdop": _NUM, "vac": _NUM, "p": _NUM, "rad": _NUM,
-    "online": (bool,),
-    "inregions": _REGIONS, "inrids": _REGIONS,
-}
+
+def _is(value, kind):
+    # type(), not isinstance(): JSON gives exactly these types, and bool (an int subclass) must
+    # not pass as a number.
+    t = type(value)
+    if kind == "int":
+        return t is int
+    if kind == "num":
+        return t is int or t is float
+    if kind == "str":
+        return t is str
+    return t is bool
 
 
 def _depth_ok(text):
@@ -210,39 +201,29 @@ def _depth_ok(text):
     return True
 
 
-def _clean(text):
-    """True for text a person can read safely: no control characters (C0, DEL, C1), no bidi
-    overrides or isolates, no surrogates (a lone ``\ud800`` escape cannot even be encoded as
-    UTF-8) and no Unicode noncharacters."""
+def _unicode(text):
+    """False if ``text`` holds a surrogate: a lone ``\ud800`` escape is valid JSON syntax but
+    no Unicode text (UTF-8 cannot even encode it; I-JSON forbids it)."""
     for ch in text:
-        o = ord(ch)
-        if o < 0x20 or 0x7F <= o < 0xA0:
-            return False
-        if o < 0x202A:
-            continue
-        if (o <= 0x202E or 0x2066 <= o <= 0x2069 or 0xD800 <= o < 0xE000
-                or 0xFDD0 <= o < 0xFDF0 or o & 0xFFFE == 0xFFFE):
+        if 0xD800 <= ord(ch) < 0xE000:
             return False
     return True
 
 
 def _check(value, key, scan):
     """Raise WireError unless ``value`` (and everything in it) is a finite number, an exact
-    integer, a bounded string (clean, if ``scan``), or a container of those. Nesting is already
-    bounded. ``key`` is the field it is in, named in the error."""
+    integer, text (checked for surrogates if ``scan``), or a container of those. Nesting is
+    already bounded. ``key`` is the field it is in, named in the error."""
     t = type(value)
     if t is str:
-        if len(value) > MAX_TEXT:
-            raise WireError("bad_text", _name(key) + ": longer than %d characters" % MAX_TEXT)
-        if scan and not _clean(value):
-            raise WireError("bad_text", _name(key) + ": control character, surrogate or"
-                            " noncharacter")
+        if scan and not _unicode(value):
+            raise WireError("bad_text", _name(key) + ": lone surrogate")
     elif t is int:
         if value > INT_MAX or value < -INT_MAX:
-            raise WireError("bad_number", _name(key) + ": integer beyond 2**53")
+            raise WireError("bad_field", _name(key) + ": integer beyond 2**53")
     elif t is float:
         if value - value != 0:  # inf - inf and nan - nan are nan
-            raise WireError("bad_number", _name(key) + ": not finite")
+            raise WireError("bad_field", _name(key) + ": not a finite number")
     elif t is list:
         for item in value:
             _check(item, key, scan)
@@ -254,7 +235,7 @@ def _check(value, key, scan):
 
 def _name(key):
     # Field names go into error details, which are stored and shown: only printable ASCII.
-    if len(key) <= 32:
+    if type(key) is str and len(key) <= 32:
         for ch in key:
             if not " " <= ch < "\x7f":
                 return "?"
@@ -262,36 +243,35 @@ def _name(key):
     return "?"
 
 
-def _no_constant(name):
-    # Python's json reads NaN, Infinity and -Infinity, which are not JSON (RFC 8259).
-    raise WireError("malformed", name + " is not a JSON number")
-
-
 try:
-    _loads = json.JSONDecoder(parse_constant=_no_constant).decode
-    # CPython's parser refuses raw control characters in strings (strict mode).
+    # Python's json reads NaN, Infinity and -Infinity (which are not JSON, RFC 8259) as floats;
+    # decode refuses them with the field they are in, as it does 1e400.
+    _loads = json.JSONDecoder().decode
+    # Text decoded as strict UTF-8 cannot hold a surrogate: only \u escapes can make one.
     _STRICT = True
-except AttributeError:  # MicroPython: its json refuses NaN and Infinity by itself, but takes
-    _loads = json.loads  # raw control characters in strings, so every string is scanned.
+except AttributeError:  # MicroPython: its json refuses NaN and Infinity by itself, but its
+    _loads = json.loads  # str takes surrogates written as UTF-8 bytes: every string is scanned.
     _STRICT = False
 
 
 def decode(payload):
     """Parse and check one message; returns the dict or raises :class:`WireError`.
 
-    Checks what every consumer relies on, before and after parsing: size; nesting depth (on the
-    text, so that the parser's recursion is never at stake); JSON syntax (``NaN`` and
-    ``Infinity`` are not JSON); UTF-8; a JSON object with a known ``_type``; every number finite
-    and every integer exact (I-JSON: within ±(2**53 − 1)); every string at most MAX_TEXT
-    characters without control characters, bidi controls, surrogates or noncharacters; the
-    required fields present; every known field (:data:`_FIELDS`) of its JSON type
-    (``inregions`` a list of strings); coordinates in range and a positive ``seq``. Value ranges
-    beyond that are checked by the gateway's intake (``docs/contracts.md``). Unknown extra fields
-    are kept, under the same rules: OwnTracks adds fields between app versions.
+    The wire format's own rules, which make a message well-formed (I-JSON, RFC 7493): size;
+    nesting depth (checked on the text, so that the parser's recursion is never at stake);
+    UTF-8 JSON with an object at the top (``NaN`` and ``Infinity`` are not JSON); every number
+    finite and every integer exact (within ±(2**53 − 1)); no lone surrogate in any string or
+    key; a known ``_type`` with its required fields of their JSON types; coordinates in range, a
+    positive ``seq`` and the transition's ``event``. Unknown extra fields are kept: OwnTracks
+    adds fields between app versions.
+
+    What each field's value may be (ranges, lengths, control characters, the types of the
+    optional fields) and whether a bad one quarantines the message or is dropped is the
+    gateway's intake's business (``gateway/intake/validate.py``, ``docs/contracts.md``).
 
     The ``reason`` of the :class:`WireError` is one of ``oversize``, ``too_deep``,
-    ``malformed``, ``bad_number``, ``bad_text``, ``unknown_type``, ``missing_field``,
-    ``bad_field``; its ``detail`` names the field, never echoes the content.
+    ``malformed``, ``bad_text``, ``unknown_type``, ``missing_field``, ``bad_field``; its
+    ``detail`` names the field, never echoes the content.
     """
     if len(payload) > MAX_PAYLOAD:
         raise WireError("oversize", "%d bytes" % len(payload))
@@ -307,58 +287,43 @@ def decode(payload):
         raise WireError("too_deep", "nested deeper than %d" % MAX_DEPTH)
     try:
         msg = _loads(payload)
-    except ValueError as exc:
-        if isinstance(exc, WireError):
-            raise
+    except ValueError:
         raise WireError("malformed", "not JSON")
     if type(msg) is not dict:
         raise WireError("malformed", "not a JSON object")
-    # Pure ASCII without escapes or DEL cannot hold a character _clean refuses (a strict parser
-    # refuses raw control characters in strings): then only lengths need checking.
-    scan = (size != len(payload) or "\\u" in payload or "\x7f" in payload
-            or not _STRICT)
-    fields = _FIELDS
+    scan = "\\u" in payload or not (_STRICT and size >= 0)
     for key, value in msg.items():
         # The common cases inline (a location has 18 fields); _check for the rest.
         t = type(value)
-        kind = fields.get(key)
-        if kind is None:
-            if scan or len(key) > MAX_TEXT:
-                _check(key, "field name", scan)
-        elif t not in kind:
-            raise WireError("bad_field", key)
         if t is int:
             if -INT_MAX <= value <= INT_MAX:
-                continue
-        elif t is str:
-            if not scan and len(value) <= MAX_TEXT:
                 continue
         elif t is float:
             if value - value == 0:  # inf - inf and nan - nan are nan
                 continue
-        elif t is bool or value is None:
-            continue
-        elif kind is _REGIONS:
-            for item in value:
-                if type(item) is not str:
-                    raise WireError("bad_field", key)
-                if scan or len(item) > MAX_TEXT:
-                    _check(item, key, scan)
-            continue
+        elif t is str or t is bool or value is None:
+            if not scan:
+                continue
         _check(value, key, scan)
+    if scan:
+        for key in msg:
+            if not _unicode(key):
+                raise WireError("bad_text", "field name: lone surrogate")
     kind = msg.get("_type")
-    required = _REQUIRED.get(kind)
+    required = _REQUIRED.get(kind) if type(kind) is str else None
     if required is None:
         raise WireError("unknown_type", _name(kind) if type(kind) is str else "missing")
-    for name in required:
+    for name, json_type in required:
         if name not in msg:
             raise WireError("missing_field", name)
+        if not _is(msg[name], json_type):
+            raise WireError("bad_field", name)
     if "lat" in msg:
-        if not -90 <= msg["lat"] <= 90:
+        if not _is(msg["lat"], "num") or not -90 <= msg["lat"] <= 90:
             raise WireError("bad_field", "lat out of range")
-        if "lon" not in msg or not -180 <= msg["lon"] <= 180:
+        if not _is(msg.get("lon"), "num") or not -180 <= msg["lon"] <= 180:
             raise WireError("bad_field", "lon out of range")
-    if "seq" in msg and msg["seq"] < 1:
+    if "seq" in msg and (not _is(msg["seq"], "int") or msg["seq"] < 1):
         raise WireError("bad_field", "seq")
     if kind == "transition" and msg["event"] not in ("enter", "leave"):
         raise WireError("bad_field", "event")

@@ -20,7 +20,7 @@ after every message and lets paho acknowledge on receipt; it runs first, for ``-
 With ``--hostile PCT`` (1 % by default) the gateway is measured twice, on a clean stream and on
 one where every ``100/PCT``-th message of each publisher is poison instead of a fix: the shapes
 that stopped the gateway in issue 16 (arrays nested 1,990 deep, lone surrogates, NaN, Infinity,
-integers beyond 2**53, ``inregions`` of the wrong type, text that is not JSON or not UTF-8).
+integers beyond 2**53, text that is not JSON or not UTF-8).
 Nothing may be lost: every fix stored exactly once, every poison quarantined, the gateway alive
 throughout and exiting 0.
 """
@@ -75,7 +75,8 @@ def _template(device_id: str) -> str:
 def hostile_payloads(device_id: str, t0: int) -> list[tuple[str, bytes]]:
     """Poison a tracker's credentials can send, each under the wire's 4 KB: ``(topic, payload)``.
 
-    Every one of them must be quarantined by the gateway (they fail the wire format itself).
+    Every one of them must be quarantined by the gateway: they break the wire format itself
+    (:func:`tracker.wire.decode`), whatever the intake would make of their fields.
     """
     loc = wire.device_topic(device_id, wire.KIND_LOCATION)
     status = wire.device_topic(device_id, wire.KIND_STATUS)
@@ -91,8 +92,8 @@ def hostile_payloads(device_id: str, t0: int) -> list[tuple[str, bytes]]:
         (loc, fix.replace('"acc":', '"acc":NaN,"x":')),
         (loc, fix.replace('"vel":', '"vel":Infinity,"x":')),
         (loc, fix.replace('"seq":1,', f'"seq":{2**63 - 1},')),
-        (loc, fix.replace('"inregions":["HS-GRN-01"]', '"inregions":"HS1"')),
-        (loc, fix.replace('"inregions":["HS-GRN-01"]', '"inregions":{"a":1}')),
+        (loc, fix.replace('"inregions":["HS-GRN-01"]', '"inregions":["HS\\udc00"]')),
+        (loc, fix.replace('"hdop":', '"hdop":1e400,"x":')),
         (loc, fix[: len(fix) // 2]),
     ]
     out = [(topic, text.encode()) for topic, text in shapes]
