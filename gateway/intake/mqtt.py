@@ -59,17 +59,11 @@ def resolve_topic(topic: str) -> tuple[str, str, str]:
     known = _RESOLVED.get(topic)
     if known is not None:
         return known
-    parts = topic.split("/")
-    if len(parts) == 4 and parts[0] == wire.TOPIC_ROOT and parts[1] == "dev":
-        source, device_id, kind = "tracker", parts[2], parts[3]
-        if kind not in TRACKER_KINDS:
-            raise DecodeError("unknown_topic", topic)
-    elif parts[0] == wire.OWNTRACKS_ROOT and len(parts) in (3, 4) and parts[2]:
-        source, device_id = "owntracks", parts[1]
-        kind = parts[3] if len(parts) == 4 else ""
-        if kind not in ("", "event"):
-            raise DecodeError("unknown_topic", topic)
-    else:
+    try:
+        source, device_id, kind = wire.parse_topic(topic)
+    except wire.WireError:
+        raise DecodeError("unknown_topic", topic) from None
+    if source == "tracker" and kind not in TRACKER_KINDS:
         raise DecodeError("unknown_topic", topic)
     # A broker account: never a radio's ``issi:<ISSI>`` (radios reach the gateway by serial).
     if not is_name(device_id) or device_id.startswith(RADIO_PREFIX):
