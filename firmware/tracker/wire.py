@@ -202,7 +202,7 @@ def _depth_ok(text):
 
 
 def _unicode(text):
-    """False if ``text`` holds a surrogate: a lone ``\ud800`` escape is valid JSON syntax but
+    r"""False if ``text`` holds a surrogate: a lone ``\ud800`` escape is valid JSON syntax but
     no Unicode text (UTF-8 cannot even encode it; I-JSON forbids it)."""
     for ch in text:
         if 0xD800 <= ord(ch) < 0xE000:
