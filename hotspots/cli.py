@@ -307,7 +307,9 @@ def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, use
 
     threading.Thread(target=announce, daemon=True).start()
     counts = service.run(stop)
-    click.echo(f"stored {dict(counts.stored)}, duplicates {counts.duplicates}", err=True)
+    # Every message this run handled, in exactly one of these: what was sent adds up.
+    click.echo(f"stored {dict(counts.stored)}, duplicates {counts.duplicates},"
+               f" status {counts.status}, quarantined {dict(counts.quarantined)}", err=True)
 
 
 # -- reports and exports: hotspots/report_commands.py -------------------------------------------

@@ -135,9 +135,15 @@ def report() -> None:
 def report_dwell(db, hotspots, window, day, tz, rules, as_json: bool) -> None:
     """Visits and dwell per officer (or device) and hot spot."""
     from gateway.reports.dwell import dwell_table
-    from gateway.reports.visits import compute_visits
+    from gateway.reports.visits import compute_visits, unknown_hotspot_transitions
 
     visits = compute_visits(db, hotspots, window, rules)
+    if hotspots is not None:
+        unknown = unknown_hotspot_transitions(db, hotspots, window)
+        if unknown:
+            ids = ", ".join(f"{rid!a} ({n})" for rid, n in sorted(unknown.items())[:10])
+            click.echo(f"{sum(unknown.values())} transitions for hot spots not in the fence set"
+                       f" ignored: {ids}", err=True)
     if as_json:
         for visit in visits:
             click.echo(json.dumps(visit.as_dict()))

@@ -119,7 +119,8 @@ def test_gateway_command_stops_cleanly_on_a_signal_with_everything_counted(mosqu
         if proc.poll() is None:
             proc.kill()
     # The last line counts what this run stored: every message, none twice.
-    assert proc.stderr.read().strip().splitlines()[-1] == "stored {'location': 50}, duplicates 0"
+    assert proc.stderr.read().strip().splitlines()[-1] == (
+        "stored {'location': 50}, duplicates 0, status 0, quarantined {}")
 
 
 class CommitFailsWithPoison(Intake):

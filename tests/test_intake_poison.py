@@ -69,10 +69,15 @@ def test_a_lone_surrogate_is_quarantined_or_dropped_never_a_failed_insert(intake
            field: "x\ud800y"}
     result = mqtt.handle(intake, "hotspots/dev/T-1/status", raw(msg), NOW)
     good_messages_still_stored(intake, db)
-    if field == "dev":
+    # The wire decoder refuses text that is not text (a lone surrogate) outright: quarantined
+    # as bad_text, the detail naming the field. Were it to let it through, the intake would
+    # quarantine the mismatching dev and drop the other fields.
+    reasons = db.execute("SELECT reason, detail FROM quarantine").fetchall()
+    if reasons and reasons[0][0] == "bad_text":
+        assert result == "quarantined" and reasons[0][1].startswith(field + ":")
+    elif field == "dev":
         assert result == "quarantined"
-        reason, detail = db.execute("SELECT reason, detail FROM quarantine").fetchone()
-        assert (reason, detail) == ("device_mismatch", "x\\ud800y")
+        assert reasons == [("device_mismatch", "x\\ud800y")]
     else:
         assert result == "status"  # the status is kept, the unencodable field dropped
         device = db["devices"].get("T-1")

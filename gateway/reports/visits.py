@@ -63,6 +63,7 @@ __all__ = [
     "presence_from_positions",
     "presence_from_transitions",
     "union_seconds",
+    "unknown_hotspot_transitions",
 ]
 
 #: Grid cell for the candidate search, metres: about a hot spot's size, so a hot spot touches
@@ -493,6 +494,12 @@ def compute_visits(db: sqlite_utils.Database, hotspots: HotSpotSet | None = None
     """
     start, end = window
     stays, covered = presence_from_transitions(db, start, end)
+    if hotspots is not None:
+        # A device's word that it entered a hot spot the set does not have (a stale fence set,
+        # a damaged or forged message) is kept in ``transitions`` but is no visit: see
+        # :func:`unknown_hotspot_transitions` for what a report says about them.
+        known = set(hotspots.ids)
+        stays = [p for p in stays if p.hotspot in known]
     if hotspots is not None and len(hotspots):
         lo = start - rules.lookback_s() if start > OPEN_WINDOW[0] else start
         hi = end + rules.interp_gap_s if end < OPEN_WINDOW[1] else end
@@ -501,6 +508,20 @@ def compute_visits(db: sqlite_utils.Database, hotspots: HotSpotSet | None = None
         stays = [replace(p, name=p.name or hotspots.name_of(p.hotspot)) for p in stays]
     pieces = attribute(stays, attribution.spans(db, {p.device_id for p in stays}))
     return merge_presence(pieces, rules, window)
+
+
+def unknown_hotspot_transitions(db: sqlite_utils.Database, hotspots: HotSpotSet,
+                                window: tuple[int, int] = OPEN_WINDOW) -> dict[str, int]:
+    """Transitions in ``window`` for hot spots that ``hotspots`` does not have, per hot spot id:
+    :func:`compute_visits` makes no visit of them, and a report says so."""
+    start, end = window
+    known = set(hotspots.ids)
+    counts: dict[str, int] = defaultdict(int)
+    for (rid,) in db.execute("SELECT rid FROM transitions WHERE tst >= ? AND tst < ?",
+                             (max(start, -(2**62)), min(end, 2**62))):
+        if rid not in known:
+            counts[rid] += 1
+    return dict(counts)
 
 
 def union_seconds(intervals: Iterable[tuple[int, int]]) -> int:
