@@ -284,9 +284,52 @@ def _v_radio_source(db: sqlite_utils.Database) -> None:
                " AND source = 'tracker'")
 
 
+def _v_web(db: sqlite_utils.Database) -> None:
+    """The station web app (issue 21): its accounts, sessions, audit log and fence sets.
+
+    - ``web_users``: one row per person, ``role`` one of supervisor, staff, analyst;
+      ``password_hash`` is ``scrypt$n$r$p$salt$hash`` (hex), never the password.
+    - ``web_sessions``: a logged-in browser; the cookie carries a random token, the table only
+      its SHA-256 (a stolen database opens no session), with the session's CSRF token and expiry.
+    - ``audit_log``: who viewed or exported whose positions, who changed or published which hot
+      spot, who logged in or failed to (officers' locations are personal data).
+    - ``fence_sets``: every hot spot set saved from the editor (or seeded from a file), its
+      GeoJSON, compiled version and size, and when and by whom it was published; a report of a
+      past day uses the set in force then.
+    - ``fence_edits``: one row per hot spot added, changed or removed by a saved set, with the
+      boundary before and after.
+    """
+    db["web_users"].create(
+        {"username": str, "role": str, "password_hash": str, "created_at": int,
+         "disabled": int},
+        pk="username", defaults={"disabled": 0}, not_null={"role", "password_hash"})
+    db["web_sessions"].create(
+        {"token_sha256": str, "username": str, "csrf": str, "created_at": int,
+         "last_seen": int, "expires_at": int},
+        pk="token_sha256", foreign_keys=[("username", "web_users", "username")])
+    db["audit_log"].create(
+        {"id": int, "ts": float, "username": str, "role": str, "action": str,
+         "subject": str, "detail": str, "address": str},
+        pk="id")
+    db["audit_log"].create_index(["ts"])
+    db["audit_log"].create_index(["username", "ts"])
+    db["fence_sets"].create(
+        {"id": int, "version": str, "geojson": str, "hotspots": int, "device_bytes": int,
+         "created_at": int, "created_by": str, "published_at": int, "published_by": str,
+         "note": str},
+        pk="id")
+    db["fence_sets"].create_index(["version"])
+    db["fence_sets"].create_index(["published_at"])
+    db["fence_edits"].create(
+        {"id": int, "ts": int, "username": str, "fence_set_id": int, "hotspot": str,
+         "change": str, "before": str, "after": str},
+        pk="id", foreign_keys=[("fence_set_id", "fence_sets", "id")])
+    db["fence_edits"].create_index(["hotspot", "ts"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
-    _v_radio_source,
+    _v_radio_source, _v_web,
 ]
 
 
