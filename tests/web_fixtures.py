@@ -39,3 +39,46 @@ def login(client: TestClient, username: str, password: str = PASSWORD):
 def csrf_of(client: TestClient) -> str:
     page = client.get("/", follow_redirects=True)
     return re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text).group(1)
+
+
+class LiveServer:
+    """The app served by a real uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, app) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="on",
+                                                    timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def session_cookie(server_url: str, username: str, password: str = PASSWORD) -> str:
+    """Log in through the real form over HTTP; returns the session cookie's value."""
+    import httpx2 as httpx
+
+    with httpx.Client(base_url=server_url) as client:
+        login(client, username, password)
+        return client.cookies[auth.SESSION_COOKIE]
