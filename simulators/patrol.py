@@ -124,7 +124,7 @@ def run_patrol(
     # The firmware has its PUBACKs; wait until the gateway has committed as many messages.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        ingest = gateway.intake.ingest
+        ingest = gateway.ingest
         if ingest is not None:
             done = sum(ingest.counts.stored.values()) + ingest.counts.duplicates
             if done >= published:

@@ -517,6 +517,7 @@ class Broadcaster:
     queues: set = field(default_factory=set)
     task: asyncio.Task | None = None
     last_id: int = 0
+    last_transition_id: int = 0
     latest: dict = field(default_factory=dict)
 
     async def subscribe(self) -> asyncio.Queue:
@@ -526,6 +527,7 @@ class Broadcaster:
         self.queues.add(queue)
         if self.task is None or self.task.done():
             self.last_id = snap["last_id"]
+            self.last_transition_id = snap["last_transition_id"]
             self.latest = {f["device_id"]: f for f in snap["fixes"]}
             self.task = asyncio.create_task(self._run())
         return queue
@@ -541,10 +543,13 @@ class Broadcaster:
                 continue
             queue.put_nowait((event, data))
 
-    def _poll(self) -> tuple[list[dict], dict]:
+    def _poll(self) -> tuple[list[dict], dict] | None:
+        """New fixes and who is where, or None when nothing was stored since the last look."""
         db = self.web.db()
-        if live.max_position_id(db) <= self.last_id:
-            return [], {}
+        crossed = live.max_transition_id(db)
+        if live.max_position_id(db) <= self.last_id and crossed <= self.last_transition_id:
+            return None
+        self.last_transition_id = crossed
         fixes = live.fixes_after(db, self.last_id)
         if fixes:
             self.last_id = fixes[-1]["id"]
@@ -554,7 +559,8 @@ class Broadcaster:
             if old is None or f["tst"] >= old["tst"]:
                 self.latest[f["device_id"]] = f
         spots, _ = live.hotspots_now(db, now)
-        return fixes, live.patrolled(list(self.latest.values()), spots, now)
+        return fixes, live.patrolled(list(self.latest.values()), spots, now,
+                                     crossings=live.inside_by_transitions(db, now))
 
     def _fleet(self) -> dict:
         now = time.time()
@@ -565,9 +571,9 @@ class Broadcaster:
         next_fleet = time.monotonic() + FLEET_EVERY_S
         while self.queues:
             try:
-                fixes, spots = await run_in_threadpool(self._poll)
-                if fixes:
-                    self._send("fixes", {"fixes": fixes, "patrolled": spots,
+                news = await run_in_threadpool(self._poll)
+                if news is not None:
+                    self._send("fixes", {"fixes": news[0], "patrolled": news[1],
                                          "sent_at": time.time()})
                 if time.monotonic() >= next_fleet:
                     next_fleet = time.monotonic() + FLEET_EVERY_S

@@ -25,6 +25,9 @@ from gateway.web import fence_sets
 FRESH_S = 300
 #: Only devices heard from within this long are on the live map.
 MAP_WINDOW_S = 12 * 3600
+#: A device whose latest crossing of a hot spot is "enter" counts as in it while it has been
+#: heard from within this long (a stationary tracker sends a heartbeat every 15 minutes).
+HEARD_S = 20 * 60
 
 
 def _officer_sql() -> str:
@@ -83,10 +86,41 @@ def hotspots_now(db: sqlite_utils.Database, now: float) -> tuple[HotSpotSet | No
     return spots, {"id": row.id, "version": row.version}
 
 
-def patrolled(fixes: list[dict], spots: HotSpotSet | None, now: float,
-              fresh_s: int = FRESH_S) -> dict[str, list[str]]:
-    """Hot spot id to who is in it now (officer, or ``device:<id>``), from fresh fixes."""
+def max_transition_id(db: sqlite_utils.Database) -> int:
+    """The newest ``transitions`` rowid (0 for none)."""
+    return db.execute("SELECT coalesce(max(id), 0) FROM transitions").fetchone()[0]
+
+
+def inside_by_transitions(db: sqlite_utils.Database, now: float,
+                          heard_s: int = HEARD_S) -> dict[str, list[str]]:
+    """Hot spot id to who is in it now by the devices' own crossings: the device's latest
+    transition for that hot spot is ``enter``, and the device was heard from recently.
+
+    Trackers batch their positions (every 10 minutes in the normal tier) but send a crossing
+    at once, so this is what makes the live page say "being patrolled" as it happens.
+    """
+    rows = db.execute(
+        "SELECT t.rid, t.event, t.device_id, " + OFFICER_AT.format(table="t") +
+        " FROM transitions t JOIN (SELECT device_id, rid, max(tst) AS tst FROM transitions"
+        "  WHERE tst >= ? GROUP BY device_id, rid) last"
+        " ON last.device_id = t.device_id AND last.rid = t.rid AND last.tst = t.tst"
+        " JOIN devices d ON d.device_id = t.device_id WHERE d.last_seen >= ?",
+        (now - MAP_WINDOW_S, now - heard_s)).fetchall()
     out: dict[str, list[str]] = {}
+    for rid, event, device_id, officer in rows:
+        if event == "enter":
+            who = officer or f"device:{device_id}"
+            if who not in out.setdefault(rid, []):
+                out[rid].append(who)
+    return out
+
+
+def patrolled(fixes: list[dict], spots: HotSpotSet | None, now: float,
+              fresh_s: int = FRESH_S, crossings: dict[str, list[str]] | None = None
+              ) -> dict[str, list[str]]:
+    """Hot spot id to who is in it now (officer, or ``device:<id>``): from fresh fixes inside
+    it, and from ``crossings`` (:func:`inside_by_transitions`)."""
+    out: dict[str, list[str]] = {k: list(v) for k, v in (crossings or {}).items()}
     if spots is None:
         return out
     for fix in fixes:
@@ -94,8 +128,9 @@ def patrolled(fixes: list[dict], spots: HotSpotSet | None, now: float,
             continue
         point = Point(fix["lon"], fix["lat"])
         for hid, geom in zip(spots.ids, spots.lonlat, strict=True):
-            if shapely.contains(geom, point):
-                out.setdefault(hid, []).append(fix["officer"] or f"device:{fix['device_id']}")
+            who = fix["officer"] or f"device:{fix['device_id']}"
+            if shapely.contains(geom, point) and who not in out.get(hid, []):
+                out.setdefault(hid, []).append(who)
     return out
 
 
@@ -152,12 +187,13 @@ def snapshot(db: sqlite_utils.Database, now: float | None = None, with_fleet: bo
     out = {
         "now": int(now),
         "last_id": max_position_id(db),
+        "last_transition_id": max_transition_id(db),
         "fixes": fixes,
         "fence_set": fence_row,
         "hotspots": ({"type": "FeatureCollection",
                       "features": [spots.geojson_feature(i) for i in range(len(spots))]}
                      if spots else None),
-        "patrolled": patrolled(fixes, spots, now),
+        "patrolled": patrolled(fixes, spots, now, crossings=inside_by_transitions(db, now)),
     }
     if with_fleet:
         out["fleet"] = fleet(db, now, fence_row["version"] if fence_row else None)

@@ -12,6 +12,7 @@
   let savedId = null;
   let savedVersion = null;
   let newCount = 0;
+  let fittedOnce = false;
   const status = (text) => { document.getElementById('status').textContent = text; };
 
   map.pm.addControls({position: 'topleft', drawMarker: false, drawCircleMarker: false,
@@ -58,6 +59,8 @@
     const popup = L.popup().setLatLng(s.layer.getBounds ? s.layer.getBounds().getCenter() : s.layer.getLatLng())
       .setContent(html).openOn(map);
     const form = popup.getElement().querySelector('form');
+    // The Apply click must not fall through to the shape underneath (it would reopen this).
+    L.DomEvent.disableClickPropagation(popup.getElement());
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       const data = new FormData(form);
@@ -115,7 +118,9 @@
   function load(data) {
     shapes.forEach(s => s.layer.remove());
     shapes = [];
-    const layers = [];
+    // Leaflet 1.6 cannot restyle a vector layer added before the map has a view: build the
+    // layers, fit the view to them, then add them.
+    const built = [];
     if (data.set) {
       for (const f of data.set.geojson.features) {
         let layer;
@@ -125,17 +130,24 @@
         } else {
           layer = L.geoJSON(f).getLayers()[0];
         }
-        if (!layer) continue;
-        layer.addTo(map);
-        const props = Object.assign({}, f.properties || {});
-        delete props.radius_m;
-        attach(layer, props, f.id);
-        layers.push(layer);
+        if (layer) built.push([layer, f]);
       }
       savedId = data.set.id; savedVersion = data.set.version;
     }
-    if (layers.length) map.fitBounds(L.featureGroup(layers).getBounds(), {padding: [40, 40]});
-    else map.setView([51.5, 0], 15);
+    if (!fittedOnce) {
+      if (built.length) {
+        map.fitBounds(L.featureGroup(built.map(b => b[0])).getBounds(), {padding: [40, 40]});
+      } else {
+        map.setView([51.5, 0], 15);
+      }
+      fittedOnce = true;
+    }
+    for (const [layer, f] of built) {
+      layer.addTo(map);
+      const props = Object.assign({}, f.properties || {});
+      delete props.radius_m;
+      attach(layer, props, f.id);
+    }
     document.getElementById('in-force').textContent = data.in_force ? data.in_force.version : 'none';
     document.querySelector('#history tbody').innerHTML = data.history.map(h => '<tr><td>' + h.id
       + '</td><td><code>' + HS.esc(h.version) + '</code></td><td>' + h.device_bytes + '</td><td>'

@@ -93,7 +93,7 @@
     s.fixes.forEach(place);
     fixCount += s.fixes.length;
     document.body.dataset.fixes = fixCount;
-    document.body.dataset.lastFixId = s.fixes[s.fixes.length - 1].id;
+    if (s.fixes.length) document.body.dataset.lastFixId = s.fixes[s.fixes.length - 1].id;
     drawWho(); drawPatrolled(s.patrolled);
     if (!fitted) fit();
   });
