@@ -24,6 +24,9 @@ Tables
     Planned patrols imported from CSV (:mod:`gateway.reports.taskings`) and who is in which team,
     for
     the exception report.
+``web_users``, ``web_sessions``, ``audit_log``, ``fence_sets``, ``fence_edits``
+    The station web app's accounts, sessions, audit log, saved hot spot sets and boundary
+    changes (:mod:`gateway.web`, ``docs/web.md``).
 """
 
 import sqlite3
