@@ -330,9 +330,75 @@ def _v_web(db: sqlite_utils.Database) -> None:
     db["fence_edits"].create_index(["hotspot", "ts"])
 
 
+def _v_analyst(db: sqlite_utils.Database) -> None:
+    """Analyst access (issue 21): views with ISO 8601 UTC times and officers, payloads as text,
+    and a ``visits`` table that ``hotspots report visits-table`` fills.
+
+    SQLite cannot add foreign keys to existing tables without rebuilding them (which would copy
+    every position on a Pi while the gateway writes), so the relationships are documented in
+    ``docs/analyst.md`` and in the Datasette metadata, and the views join them already. The
+    views spell out their SQL here (a migration is history: it must not follow a constant).
+    """
+    iso = "strftime('%Y-%m-%dT%H:%M:%SZ', {0}, 'unixepoch')"
+    iso_ms = "strftime('%Y-%m-%dT%H:%M:%fZ', {0}, 'unixepoch')"
+    officer = ("(SELECT a.collar FROM assignments a WHERE a.device_id = {t}.device_id"
+               " AND a.start_ts <= {t}.tst AND (a.end_ts IS NULL OR a.end_ts > {t}.tst)"
+               " ORDER BY a.start_ts DESC LIMIT 1)")
+    db.execute(
+        "CREATE VIEW positions_iso AS SELECT p.id, p.device_id, " + officer.format(t="p")
+        + " AS officer, p.seq, p.source, " + iso.format("p.tst") + " AS time_utc, p.tst, "
+        + iso_ms.format("p.received_at") + " AS received_utc, p.lat, p.lon, p.acc_m,"
+        " p.speed_mps, p.course_deg, p.alt_m, p.inregions, p.trigger, p.filtered"
+        " FROM positions p")
+    db.execute(
+        "CREATE VIEW transitions_iso AS SELECT t.id, t.device_id, " + officer.format(t="t")
+        + " AS officer, t.seq, t.event, t.rid AS hotspot, t.desc AS hotspot_name, "
+        + iso.format("t.tst") + " AS time_utc, t.tst, " + iso_ms.format("t.received_at")
+        + " AS received_utc, t.lat, t.lon, t.acc_m FROM transitions t")
+    db.execute(
+        "CREATE VIEW assignments_iso AS SELECT id, device_id, collar, "
+        + iso.format("start_ts") + " AS start_utc, " + iso.format("end_ts") + " AS end_utc, "
+        + iso.format("due_ts") + " AS due_utc, " + iso.format("recorded_at")
+        + " AS recorded_utc, start_ts, end_ts FROM assignments")
+    db.execute(
+        "CREATE VIEW devices_iso AS SELECT device_id, source, "
+        + iso.format("registered_at") + " AS registered_utc, " + iso.format("first_seen")
+        + " AS first_seen_utc, " + iso.format("last_seen") + " AS last_seen_utc, "
+        + iso.format("last_fix_tst") + " AS last_fix_utc, " + iso.format("status_at")
+        + " AS status_utc, online, batt, outbox, fence_version, firmware, max_seq, duplicates,"
+        " filtered FROM devices")
+    # The raw MQTT payload is JSON text almost always; a payload that is not valid UTF-8 shows
+    # as text with replacement characters, and payload_hex keeps the exact bytes.
+    db.execute(
+        "CREATE VIEW quarantine_text AS SELECT id, " + iso_ms.format("received_at")
+        + " AS received_utc, topic, reason, detail, device_id, CAST(raw AS TEXT) AS payload,"
+        " hex(raw) AS payload_hex FROM quarantine")
+    db.execute(
+        "CREATE VIEW taskings_iso AS SELECT id, date, hotspot, " + iso.format("start_ts")
+        + " AS start_utc, " + iso.format("end_ts") + " AS end_utc, officer, team,"
+        " required_s / 60.0 AS required_min, note FROM taskings")
+    db.execute(
+        "CREATE VIEW audit_log_iso AS SELECT id, " + iso_ms.format("ts")
+        + " AS time_utc, username, role, action, subject, detail, address FROM audit_log")
+    db["visits"].create(
+        {"id": int, "officer": str, "device_ids": str, "hotspot": str, "hotspot_name": str,
+         "enter_utc": str, "leave_utc": str, "enter": int, "leave": int, "dwell_s": int,
+         "method": str, "open": int, "fence_set_id": int, "fence_version": str,
+         "computed_at": int},
+        pk="id", foreign_keys=[("fence_set_id", "fence_sets", "id")])
+    db["visits"].create_index(["enter"])
+    db["visits"].create_index(["officer", "enter"])
+    db["visits"].create_index(["hotspot", "enter"])
+    db.execute(
+        "CREATE VIEW dwell_daily AS SELECT substr(enter_utc, 1, 10) AS date_utc, officer,"
+        " hotspot, count(*) AS visits, sum(dwell_s) AS dwell_s,"
+        " round(sum(dwell_s) / 60.0, 1) AS dwell_min FROM visits"
+        " GROUP BY date_utc, officer, hotspot")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
-    _v_radio_source, _v_web,
+    _v_radio_source, _v_web, _v_analyst,
 ]
 
 
