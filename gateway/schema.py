@@ -332,7 +332,7 @@ def _v_web(db: sqlite_utils.Database) -> None:
 
 def _v_analyst(db: sqlite_utils.Database) -> None:
     """Analyst access (issue 21): views with ISO 8601 UTC times and officers, payloads as text,
-    and a ``visits`` table that ``hotspots report visits-table`` fills.
+    and a ``visits`` table that ``hotspots report materialise`` fills.
 
     SQLite cannot add foreign keys to existing tables without rebuilding them (which would copy
     every position on a Pi while the gateway writes), so the relationships are documented in

@@ -168,7 +168,7 @@ def report_stats(db, hotspots, day, tz, rules, as_json: bool) -> None:
                    f" {s.patrol_minutes:>10.1f} {s.minutes_per_visit:>9.1f}")
 
 
-@report.command("visits-table")
+@report.command("materialise")
 @_common(fences="optional")
 def report_visits_table(db, hotspots, window, day, tz, rules) -> None:
     """Store the window's visits in the database's visits table (for analysts, Datasette).

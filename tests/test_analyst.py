@@ -50,7 +50,7 @@ def test_visits_table_is_filled_once_per_window_and_summed_per_day(tmp_path):
     db = schema.open_db(db_path)
     fill(db)
     runner = CliRunner()
-    args = ["report", "visits-table", "--db", db_path, "--fences", str(SAMPLE_FENCES),
+    args = ["report", "materialise", "--db", db_path, "--fences", str(SAMPLE_FENCES),
             "--date", DAY]
     for _ in range(2):  # a second run replaces the window's rows
         result = runner.invoke(cli, args)

@@ -1,4 +1,4 @@
-"""Visits for analysts, in the database: ``hotspots report visits-table`` computes the visits of
+"""Visits for analysts, in the database: ``hotspots report materialise`` computes the visits of
 a window (:mod:`gateway.reports.visits`, the same rules as every report) and stores them in the
 ``visits`` table, replacing what was stored for that window, so sqlite-utils, Datasette or a
 spreadsheet can read who was in which hot spot without running Python. The ``dwell_daily`` view
