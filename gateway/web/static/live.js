@@ -9,8 +9,9 @@
   let spotsLayer = null;
   let fitted = false;
   let fixCount = 0;
-  const latencies = [];
-  window.hsLatencies = latencies;
+  // When each fix reached this page (fix id, epoch seconds): read by `hotspots bench web`.
+  const arrivals = [];
+  window.hsArrivals = arrivals;
 
   const who = (f) => f.officer || ('device ' + f.device_id);
 
@@ -89,7 +90,9 @@
   });
   source.addEventListener('fixes', (e) => {
     const s = JSON.parse(e.data);
-    latencies.push(Date.now() / 1000 - s.sent_at);
+    const now = Date.now() / 1000;
+    for (const f of s.fixes) arrivals.push([f.id, now]);
+    if (arrivals.length > 20000) arrivals.splice(0, arrivals.length - 20000);
     s.fixes.forEach(place);
     fixCount += s.fixes.length;
     document.body.dataset.fixes = fixCount;
