@@ -275,3 +275,28 @@ def test_user_cli_adds_lists_and_disables(tmp_path, monkeypatch):
     assert re.search(r"jo\s+staff\s+\(disabled\)", listed)
     stored = open_db(db).execute("SELECT password_hash FROM web_users").fetchone()[0]
     assert stored.startswith("scrypt$") and "long enough" not in stored
+
+
+@pytest.mark.parametrize("body,why", [
+    (b"not json", "not JSON"),
+    (b"[1, 2]", "JSON object"),
+    (b'{"type": "Feature"}', "FeatureCollection"),
+])
+def test_bad_fence_requests_get_a_clear_answer(app, body, why):
+    with logged_in(app, "ann") as client:
+        headers = {"X-CSRF-Token": csrf_of(client), "Content-Type": "application/json"}
+        checked = client.post("/api/fences/check", content=body, headers=headers)
+        saved = client.post("/api/fences/save", content=body, headers=headers)
+    assert checked.status_code in (200, 400)
+    text = json.dumps(checked.json())
+    assert why in text and checked.json()["ok"] is False
+    assert saved.status_code == 400 and why in json.dumps(saved.json())
+
+
+def test_bad_day_and_unknown_export_are_refused_politely(app):
+    with logged_in(app, "sue") as client:
+        page = client.get("/day?date=yesterday")
+        assert page.status_code == 400
+        assert "bad date &#39;yesterday&#39;: use YYYY-MM-DD" in page.text
+        assert client.get("/api/day?date=2026-13-01").status_code == 400
+        assert client.get(f"/export/secrets.txt?date={DAY}").status_code == 404

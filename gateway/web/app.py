@@ -129,12 +129,13 @@ class WebApp:
         """``func(db, *args)`` in a worker thread, with that thread's connection."""
         return await run_in_threadpool(lambda: func(self.db(), *args))
 
-    def page(self, request: Request, template: str, **context) -> HTMLResponse:
+    def page(self, request: Request, template: str, status_code: int = 200,
+             **context) -> HTMLResponse:
         session: auth.Session = request.state.session
-        response = self.templates.TemplateResponse(
+        return self.templates.TemplateResponse(
             request, template, {"user": session.user, "csrf": session.csrf,
-                                "nav": nav_for(session.user.role), **context})
-        return response
+                                "nav": nav_for(session.user.role), **context},
+            status_code=status_code)
 
     def audit(self, request: Request, action: str, subject: str = "", detail: str = "") -> None:
         session = getattr(request.state, "session", None)

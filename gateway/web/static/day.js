@@ -6,7 +6,7 @@
   const el = document.getElementById('map');
   const date = el.dataset.date;
   const map = HS.map('map');
-  HS.titleBox(map, 'Hot spots, ' + date + ' (' + (document.body.dataset.tz || 'UTC') + ')');
+  HS.titleBox(map, 'Hot spots, ' + date + ' (' + (el.dataset.tz || 'UTC') + ')');
   const officers = HS.legend(map, 'officers');
   fetch('/api/day?date=' + encodeURIComponent(date), {credentials: 'same-origin'})
     .then(r => r.json()).then(d => {
