@@ -300,3 +300,25 @@ def test_bad_day_and_unknown_export_are_refused_politely(app):
         assert "bad date &#39;yesterday&#39;: use YYYY-MM-DD" in page.text
         assert client.get("/api/day?date=2026-13-01").status_code == 400
         assert client.get(f"/export/secrets.txt?date={DAY}").status_code == 404
+
+
+def test_a_day_is_computed_once_until_the_data_changes(app, db_path, patrolled_day):
+    from gateway.web.day import DayCache
+
+    cache = DayCache()
+    db = open_db(str(db_path))
+    first = cache.get(db, DAY, dt_utc(), "UTC")
+    assert cache.get(db, DAY, dt_utc(), "UTC") is first
+    add_fix(db, "T-1", 1000, day_window(DAY)[0] + 12 * 3600, *INSIDE_GRN_01)
+    second = cache.get(db, DAY, dt_utc(), "UTC")
+    assert second is not first
+    db.execute("UPDATE assignments SET end_ts = ?", (day_window(DAY)[0] + 10 * 3600 + 600,))
+    db.conn.commit()
+    third = cache.get(db, DAY, dt_utc(), "UTC")
+    assert third is not second and {v.officer for v in third.visits} == {"4521", None}
+
+
+def dt_utc():
+    import datetime as dt
+
+    return dt.UTC

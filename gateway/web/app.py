@@ -109,6 +109,7 @@ class WebApp:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["tz_name"] = config.tz_name
         self.broadcaster = Broadcaster(self)
+        self.days = day.DayCache()
         db = open_db(config.db_path)  # migrate once, before any request
         if config.fences_path:
             fence_sets.seed(db, config.fences_path)
@@ -266,7 +267,7 @@ def day_page(request: Request) -> Response:
     web = _app(request)
     date = _day_param(request)
     try:
-        computed = day.compute(web.db(), date, web.tz, web.config.tz_name)
+        computed = web.days.get(web.db(), date, web.tz, web.config.tz_name)
     except (ReportError, FenceError) as exc:
         return web.page(request, "day.html", title="Any day", date=date, error=str(exc),
                         status_code=400)
@@ -289,7 +290,7 @@ def day_api(request: Request) -> Response:
     web = _app(request)
     date = _day_param(request)
     try:
-        computed = day.compute(web.db(), date, web.tz, web.config.tz_name)
+        computed = web.days.get(web.db(), date, web.tz, web.config.tz_name)
     except (ReportError, FenceError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     data = day.as_json(computed)
@@ -314,7 +315,7 @@ def export_download(request: Request) -> Response:
         return JSONResponse({"error": f"no export {name!r}"}, status_code=404)
     date = _day_param(request)
     try:
-        computed = day.compute(web.db(), date, web.tz, web.config.tz_name)
+        computed = web.days.get(web.db(), date, web.tz, web.config.tz_name)
     except (ReportError, FenceError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     body, count = day.export(web.db(), computed, name)

@@ -78,6 +78,48 @@ def compute(db: sqlite_utils.Database, date_text: str, tz: dt.tzinfo = dt.UTC,
                clip_visits(untasked, window))
 
 
+def state_key(db: sqlite_utils.Database) -> tuple:
+    """What a day's figures depend on besides the date: newest stored position and crossing,
+    the assignment history, the plan and the hot spot sets. Cheap (indexes and small tables),
+    so a page and its map data share one computation until something changes."""
+    return db.execute(
+        "SELECT (SELECT coalesce(max(id), 0) FROM positions),"
+        " (SELECT coalesce(max(id), 0) FROM transitions),"
+        " (SELECT count(*) || ':' || coalesce(max(id), 0) || ':' || total(start_ts) || ':'"
+        "  || total(end_ts) FROM assignments),"
+        " (SELECT count(*) || ':' || coalesce(max(id), 0) FROM taskings),"
+        " (SELECT count(*) FROM team_members),"
+        " (SELECT coalesce(max(id), 0) || ':' || total(published_at) FROM fence_sets)"
+    ).fetchone()
+
+
+class DayCache:
+    """The last few computed days, keyed by date, zone and :func:`state_key`."""
+
+    def __init__(self, size: int = 4) -> None:
+        import threading
+
+        self.size = size
+        self._items: dict[tuple, Day] = {}
+        self._lock = threading.Lock()
+
+    def get(self, db: sqlite_utils.Database, date_text: str, tz: dt.tzinfo, tz_name: str
+            ) -> Day:
+        """The day, computed once per state of the database (see :func:`compute`)."""
+        # The set in force for today is "now", but a newer set is a newer published_at: in key.
+        key = (date_text, tz_name, state_key(db))
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None:
+            return hit
+        computed = compute(db, date_text, tz, tz_name)
+        with self._lock:
+            self._items[key] = computed
+            while len(self._items) > self.size:
+                self._items.pop(next(iter(self._items)))
+        return computed
+
+
 def dwell_matrix(day: Day) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:
     """Officers (rows), hot spots (columns) and seconds of dwell per pair."""
     cells: dict[tuple[str, str], int] = defaultdict(int)
@@ -153,4 +195,5 @@ def export(db: sqlite_utils.Database, day: Day, name: str) -> tuple[bytes, int]:
     return out.getvalue().encode(), n
 
 
-__all__ = ["EXPORTS", "Day", "ReportError", "as_json", "compute", "dwell_matrix", "export"]
+__all__ = ["EXPORTS", "Day", "DayCache", "ReportError", "as_json", "compute", "dwell_matrix",
+           "export", "state_key"]
