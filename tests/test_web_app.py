@@ -126,6 +126,8 @@ def test_event_stream_sends_a_new_fix_to_the_browser(db_path):
     assert kind == "fixes"
     assert [(f["device_id"], f["officer"]) for f in body["fixes"]] == [("T-9", "4600")]
     assert body["patrolled"] == {"HS-GRN-01": ["4600"]}
+    assert db.execute("SELECT username, subject FROM audit_log WHERE action = 'view_live'"
+                      ).fetchall() == [("sue", "officers:4600")]
 
 
 @pytest.fixture

@@ -221,8 +221,12 @@ def live_api(request: Request) -> Response:
 
 async def live_events(request: Request) -> Response:
     web = _app(request)
-    await run_in_threadpool(web.audit, request, "view_live", "stream", "live event stream")
-    queue = await web.broadcaster.subscribe()
+    queue, snap = await web.broadcaster.subscribe()
+    # Whose positions the page is shown now; new officers appear as they report.
+    await run_in_threadpool(
+        web.audit, request, "view_live",
+        audit.officers_subject([f["officer"] for f in snap["fixes"] if f["officer"]]),
+        f"live event stream, {len(snap['fixes'])} devices")
 
     async def stream():
         try:
@@ -522,7 +526,8 @@ class Broadcaster:
     last_transition_id: int = 0
     latest: dict = field(default_factory=dict)
 
-    async def subscribe(self) -> asyncio.Queue:
+    async def subscribe(self) -> tuple[asyncio.Queue, dict]:
+        """A queue of ``(event, data)`` starting with a snapshot, and that snapshot."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=100)
         snap = await self.web.run(live.snapshot)
         queue.put_nowait(("snapshot", json.dumps(snap)))
@@ -532,7 +537,7 @@ class Broadcaster:
             self.last_transition_id = snap["last_transition_id"]
             self.latest = {f["device_id"]: f for f in snap["fixes"]}
             self.task = asyncio.create_task(self._run())
-        return queue
+        return queue, snap
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self.queues.discard(queue)

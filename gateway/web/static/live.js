@@ -49,7 +49,7 @@
     const rows = [...markers.values()].map(m => m.fix).sort((a, b) => who(a).localeCompare(who(b)));
     document.querySelector('#who tbody').innerHTML = rows.map(f => '<tr data-device="'
       + HS.esc(f.device_id) + '"><td>' + HS.esc(f.officer || '-') + '</td><td>' + HS.esc(f.device_id)
-      + '</td><td>' + HS.time(f.tst) + '</td></tr>').join('');
+      + '</td><td>' + HS.esc(f.source || '-') + '</td><td>' + HS.time(f.tst) + '</td></tr>').join('');
     const seen = [...new Set(rows.map(who))];
     legend.update(seen.map(w => [w, HS.colour(w)]));
   }
