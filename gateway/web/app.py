@@ -297,17 +297,22 @@ def day_api(request: Request) -> Response:
         computed = web.days.get(web.db(), date, web.tz, web.config.tz_name)
     except (ReportError, FenceError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    data = day.as_json(computed)
-    from gateway.reports import exports
+    if computed.map_data is None:
+        from gateway.reports import exports
 
-    track_list = exports.tracks(web.db(), computed.window, computed.tz)
-    data["tracks"] = maps.track_lines(track_list, simplify_m=3.0)
-    data["ramp"] = [[low, colour] for low, colour in zip(maps.THRESHOLDS, maps.RAMP,
-                                                          strict=True)]
-    data["ramp_labels"] = maps.legend_entries()
-    data["hotspot_shapes"] = {"type": "FeatureCollection", "features": [
-        computed.hotspots.geojson_feature(i) for i in range(len(computed.hotspots))]}
-    officers = computed.officers | {t.officer for t in track_list if t.officer}
+        data = day.as_json(computed)
+        track_list = exports.tracks(web.db(), computed.window, computed.tz)
+        data["tracks"] = maps.track_lines(track_list, simplify_m=3.0)
+        data["ramp"] = [[low, colour] for low, colour in zip(maps.THRESHOLDS, maps.RAMP,
+                                                              strict=True)]
+        data["ramp_labels"] = maps.legend_entries()
+        data["hotspot_shapes"] = {"type": "FeatureCollection", "features": [
+            computed.hotspots.geojson_feature(i) for i in range(len(computed.hotspots))]}
+        data["officers_shown"] = sorted(
+            computed.officers | {t.officer for t in track_list if t.officer})
+        computed.map_data = data
+    data = computed.map_data
+    officers = set(data["officers_shown"])
     web.audit(request, "view_day", audit.officers_subject(officers), f"day:{date} map")
     return JSONResponse(data)
 

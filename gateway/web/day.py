@@ -51,6 +51,8 @@ class Day:
     stats: list
     outcomes: list
     untasked: list
+    #: The day page's map data (tracks, hot spot shapes), filled once on first request.
+    map_data: dict | None = None
 
     @property
     def officers(self) -> set[str]:
