@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import html
 import json
 import os
 import secrets
@@ -477,10 +478,19 @@ SECURITY_HEADERS = {
 }
 
 
-def _denied(request: Request, rule: Page, status: int, why: str) -> Response:
+def _denied(request: Request, rule: Page, status: int, why: str,
+            session: auth.Session | None = None) -> Response:
     if status == 401 and not rule.api and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+    if not rule.api and request.method == "GET" and session is not None:
+        home_page = HOME[session.user.role]
+        return HTMLResponse(
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not allowed"
+            "</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main>"
+            f"<h1>Not allowed</h1><p class=\"error\" id=\"denied\">{html.escape(why)}.</p>"
+            f"<p><a href=\"{home_page}\">Back to your start page</a></p></main></body></html>",
+            status_code=status)
     return JSONResponse({"error": why}, status_code=status)
 
 
@@ -495,7 +505,8 @@ def _guarded(rule: Page) -> Callable[[Request], Awaitable[Response]]:
             return _denied(request, rule, 401, "log in first")
         if session.user.role not in rule.roles:
             return _denied(request, rule, 403,
-                           f"the {session.user.role} role may not use {request.url.path}")
+                           f"the {session.user.role} role may not use {request.url.path}",
+                           session)
         if request.method != "GET":
             sent = request.headers.get("x-csrf-token")
             if sent is None and request.headers.get("content-type", "").startswith(
