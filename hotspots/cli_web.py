@@ -70,7 +70,11 @@ def web(ctx: click.Context, db_path: str | None, host: str, port: int,
         accounts_path = accounts_path or str(Path(broker_dir) / "accounts.json")
     try:
         zone(tz_name)
-        open_database(db_path, create=True).conn.close()
+        db = open_database(db_path, create=True)
+        if not db["web_users"].count:
+            click.echo(f"no accounts yet: add one with `hotspots web user add NAME --role "
+                       f"supervisor --db {db_path}`", err=True)
+        db.conn.close()
         app = create_app(WebConfig(db_path, broker_address, accounts_path, station, tz_name,
                                    secure_cookies, fences_path))
     except (ReportError, MapError, ValueError) as exc:
