@@ -149,6 +149,7 @@ def map_html(hotspots: HotSpotSet, stats: Iterable[DailyStats], track_list: Iter
 <style>{css}</style>
 <style>html,body,#map{{height:100%;margin:0}} #map{{background:#f4f4f0}}
 .legend{{background:#fff;padding:6px 8px;font:12px sans-serif;line-height:18px}}
+.legend.officers{{max-height:45vh;overflow:auto}}
 .legend i{{display:inline-block;width:14px;height:14px;margin-right:6px;vertical-align:middle}}
 </style></head>
 <body><div id="map"></div>
@@ -187,7 +188,7 @@ const title = L.control({{position: 'topright'}});
 title.onAdd = () => {{ const d = L.DomUtil.create('div', 'legend title');
   d.textContent = DATA.title; return d; }};
 title.addTo(map);
-const legend = L.control({{position: 'bottomright'}});
+const legend = L.control({{position: 'bottomleft'}});
 legend.onAdd = () => {{ const d = L.DomUtil.create('div', 'legend');
   d.innerHTML = '<b>hot spot patrol-minutes</b><br>{legend}'; return d; }};
 legend.addTo(map);

@@ -43,7 +43,7 @@
       else map.setView([51.5, 0], 13);
       group.addTo(map);
       officers.update(seen.map(l => [l, HS.colour(l)]));
-      const patrol = L.control({position: 'bottomright'});
+      const patrol = L.control({position: 'bottomleft'});
       patrol.onAdd = () => { const div = L.DomUtil.create('div', 'legend'); div.id = 'patrol-legend';
         div.innerHTML = '<b>hot spot patrol-minutes</b><br>' + (d.ramp_labels || []).map(
           ([c, label]) => '<i style="background:' + c + '"></i>' + HS.esc(label)).join('<br>');
