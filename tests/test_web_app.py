@@ -360,3 +360,34 @@ def test_hotspots_web_serves_and_stops_on_sigterm(db_path):
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_an_open_live_stream_ends_when_the_session_does(db_path, monkeypatch):
+    """Disabling a user stops the positions already streaming to their browser."""
+    import httpx2 as httpx
+
+    from gateway.web import app as web_app
+    from gateway.web import auth
+
+    monkeypatch.setattr(web_app, "HEARTBEAT_S", 0.5)
+    events: list[str] = []
+    with LiveServer(make_app(db_path)) as server:
+        cookie = session_cookie(server.url, "sue")
+        with httpx.Client(base_url=server.url, cookies={"hotspots_session": cookie},
+                          timeout=httpx.Timeout(10, read=10)) as client, \
+                client.stream("GET", "/api/live/events") as response:
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    events.append(line[7:])
+                    if events == ["snapshot"]:
+                        auth.set_disabled(open_db(str(db_path)), "sue", True)
+    assert events == ["snapshot", "ended"]
+
+
+def test_logins_are_refused_after_repeated_failures(app):
+    with TestClient(app) as client:
+        for _ in range(5):
+            assert login(client, "ann", "wrong password!").status_code == 401
+        refused = login(client, "ann")  # the right password, too late
+        assert refused.status_code == 429 and "Too many failed logins" in refused.text
+        assert login(client, "sue").status_code == 303  # another user is not affected

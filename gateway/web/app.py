@@ -60,6 +60,9 @@ POLL_S = 0.2
 #: How often the event stream sends the fleet table again.
 FLEET_EVERY_S = 10.0
 HEARTBEAT_S = 15.0
+#: After this many failed logins for one user name within LOCKOUT_S, logins are refused.
+LOCKOUT_FAILURES = 5
+LOCKOUT_S = 15 * 60
 
 
 @dataclass
@@ -182,8 +185,13 @@ async def login_submit(request: Request) -> Response:
     if not token or token != request.cookies.get(LOGIN_COOKIE):
         return login_form(request, "The form expired: please try again.", 403)
     username, password = str(form.get("username", "")), str(form.get("password", ""))
-    user = await web.run(auth.authenticate, username, password)
     address = request.client.host if request.client else ""
+    if await web.run(audit.recent_failures, username[:64], LOCKOUT_S) >= LOCKOUT_FAILURES:
+        await web.run(audit.record, username[:64], None, "login_failed", "", "locked out",
+                      address)
+        return login_form(request, f"Too many failed logins for this user: try again in "
+                                   f"{LOCKOUT_S // 60} minutes.", 429)
+    user = await web.run(auth.authenticate, username, password)
     if user is None:
         await web.run(audit.record, username[:64], None, "login_failed", "", "", address)
         return login_form(request, "Unknown user or wrong password.", 401)
@@ -222,6 +230,7 @@ def live_api(request: Request) -> Response:
 
 async def live_events(request: Request) -> Response:
     web = _app(request)
+    token = request.cookies.get(auth.SESSION_COOKIE)
     queue, snap = await web.broadcaster.subscribe()
     # Whose positions the page is shown now; new officers appear as they report.
     await run_in_threadpool(
@@ -232,13 +241,23 @@ async def live_events(request: Request) -> Response:
     async def stream():
         try:
             yield "retry: 2000\n\n"
+            checked = time.monotonic()
             while True:
                 try:
-                    event, data = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                    item = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
                 except TimeoutError:
+                    item = None
+                # A stream outlives the request that opened it: a logged-out, expired or
+                # disabled session stops receiving positions within HEARTBEAT_S.
+                if time.monotonic() - checked >= HEARTBEAT_S:
+                    checked = time.monotonic()
+                    if await web.run(auth.find_session, token) is None:
+                        yield "event: ended\ndata: {\"error\": \"session ended\"}\n\n"
+                        return
+                if item is None:
                     yield ": heartbeat\n\n"
-                    continue
-                yield f"event: {event}\ndata: {data}\n\n"
+                else:
+                    yield f"event: {item[0]}\ndata: {item[1]}\n\n"
         finally:
             web.broadcaster.unsubscribe(queue)
 

@@ -41,6 +41,15 @@ def recent(db: sqlite_utils.Database, limit: int = 500, username: str | None = N
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
+def recent_failures(db: sqlite_utils.Database, username: str, within_s: float) -> int:
+    """Failed logins for ``username`` in the last ``within_s`` seconds since its last login."""
+    since = time.time() - within_s
+    last_ok = db.execute("SELECT max(ts) FROM audit_log WHERE username = ? AND action = 'login'",
+                         (username,)).fetchone()[0] or 0
+    return db.execute("SELECT count(*) FROM audit_log WHERE username = ? AND action ="
+                      " 'login_failed' AND ts >= ?", (username, max(since, last_ok))).fetchone()[0]
+
+
 def officers_subject(officers: set[str] | list[str], limit: int = 50) -> str:
     """``officers:a,b,c`` (sorted, cut at ``limit`` with a count) for a subject column."""
     names = sorted({o for o in officers if o})

@@ -101,6 +101,8 @@
     if (!fitted) fit();
   });
   source.addEventListener('fleet', (e) => drawFleet(JSON.parse(e.data)));
+  source.addEventListener('ended', () => { source.close();
+    document.getElementById('stream-state').textContent = 'session ended: log in again'; });
   source.addEventListener('problem', (e) => {
     document.getElementById('stream-state').textContent = JSON.parse(e.data).error; });
   source.onopen = () => { document.getElementById('stream-state').textContent = 'connected: updates as fixes arrive'; };
