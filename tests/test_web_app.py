@@ -366,8 +366,8 @@ def test_an_open_live_stream_ends_when_the_session_does(db_path, monkeypatch):
     """Disabling a user stops the positions already streaming to their browser."""
     import httpx2 as httpx
 
-    from gateway.web import app as web_app
     from gateway.web import auth
+    from gateway.web.pages import live as web_app
 
     monkeypatch.setattr(web_app, "HEARTBEAT_S", 0.5)
     events: list[str] = []
