@@ -391,3 +391,29 @@ def test_logins_are_refused_after_repeated_failures(app):
         refused = login(client, "ann")  # the right password, too late
         assert refused.status_code == 429 and "Too many failed logins" in refused.text
         assert login(client, "sue").status_code == 303  # another user is not affected
+
+
+def test_broker_dir_gives_the_listener_and_accounts(mosquitto):
+    from hotspots.cli_web import _broker_from_dir
+
+    assert _broker_from_dir(str(mosquitto.workdir)) == mosquitto.address
+    assert (mosquitto.workdir / "accounts.json").exists()
+
+
+def test_publishing_to_an_unreachable_broker_says_so_and_changes_nothing(db_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    app = make_app(db_path, broker=f"127.0.0.1:{closed}")
+    with logged_in(app, "sue") as client:
+        current = client.get("/api/fences").json()["set"]
+        answer = client.post("/api/fences/publish", json={"id": current["id"]},
+                             headers={"X-CSRF-Token": csrf_of(client)})
+    assert answer.status_code == 502 and "cannot reach" in answer.json()["error"]
+    db = open_db(str(db_path))
+    assert db.execute("SELECT published_by FROM fence_sets WHERE id = ?",
+                      (current["id"],)).fetchone() == ("(file)",)
+    assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'fences_publish'"
+                      ).fetchone() == (0,)
