@@ -21,8 +21,9 @@
       };
       const spots = L.geoJSON(d.hotspot_shapes, {style: f => ({color: '#333', weight: 1,
         fillColor: colourFor(minutes[f.properties.id]), fillOpacity: .7, className: 'hs-hotspot'}),
-        onEachFeature: (f, l) => l.bindTooltip(HS.esc(f.properties.id + ' ' + (f.properties.name || '')
-          + ': ' + (minutes[f.properties.id] || 0) + ' patrol-min'))});
+        onEachFeature: (f, l) => l.bindTooltip(HS.esc(f.properties.id + ': '
+          + (minutes[f.properties.id] || 0) + ' min'), {permanent: true, direction: 'center',
+          className: 'hotspot-label'})});
       const layers = [spots];
       const seen = [];
       for (const t of d.tracks) {

@@ -5,6 +5,11 @@
   const map = HS.map('map');
   const title = HS.titleBox(map, 'Live');
   const legend = HS.legend(map, 'officers');
+  const key = L.control({position: 'bottomleft'});
+  key.onAdd = () => { const d = L.DomUtil.create('div', 'legend'); d.innerHTML =
+    '<b>hot spots</b><br><i style="background:#2ca02c"></i>being patrolled now<br>'
+    + '<i style="background:#9e9e9e"></i>nobody there now'; return d; };
+  key.addTo(map);
   const markers = new Map();   // device_id -> {marker, trail, fix}
   let spotsLayer = null;
   let fitted = false;
@@ -78,7 +83,8 @@
     if (s.hotspots) {
       spotsLayer = L.geoJSON(s.hotspots, {style: {color: '#333', weight: 1, fillColor: '#9e9e9e',
         fillOpacity: .4, className: 'hs-hotspot'}, onEachFeature: (f, l) =>
-        l.bindTooltip(HS.esc(f.properties.id + ' ' + (f.properties.name || '')))}).addTo(map);
+        l.bindTooltip(HS.esc(f.properties.id), {permanent: true, direction: 'center',
+          className: 'hotspot-label'})}).addTo(map);
     }
     s.fixes.forEach(place);
     drawWho(); drawPatrolled(s.patrolled);
