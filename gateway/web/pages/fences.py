@@ -61,11 +61,14 @@ async def fences_save(request: Request) -> Response:
     user = request.state.session.user
     try:
         doc = await _json_body(request)
+    except FenceError as exc:
+        return JSONResponse({"error": str(exc), "check": None}, status_code=400)
+    try:
         row, changes = await web.run(fence_sets.save, doc, user.username)
     except FenceError as exc:
-        checked = fence_sets.check(doc) if "doc" in locals() and isinstance(doc, dict) else None
-        return JSONResponse({"error": str(exc),
-                             "check": checked.as_dict() if checked else None}, status_code=400)
+        # The same findings the editor shows on the shapes, so it can point at them.
+        checked = await run_in_threadpool(fence_sets.check, doc)
+        return JSONResponse({"error": str(exc), "check": checked.as_dict()}, status_code=400)
     if changes:
         await run_in_threadpool(
             web.audit, request, "fences_save",
