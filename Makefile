@@ -56,7 +56,8 @@ $(STAMP): pyproject.toml setup.py firmware/tracker/nmea.py firmware/tracker/nmea
 	touch $(STAMP)
 
 # Debian packages: mosquitto (the broker), openssl (the TLS broker's certificates), libjs-leaflet
-# (inlined into offline maps) and chromium (the map test renders the page headless). Installed
+# (inlined into offline maps, served by the web app), chromium (the map test renders the page
+# headless) and chromium-driver (Selenium drives it in the web app's browser tests). Installed
 # only when one is missing.
 
 system-packages:
@@ -66,6 +67,7 @@ system-packages:
 	[ -f /usr/share/javascript/leaflet/leaflet.js ] || missing="$$missing libjs-leaflet"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
 	  || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages:$$missing"; \

@@ -174,6 +174,48 @@ def report_stats(db, hotspots, day, tz, rules, as_json: bool) -> None:
                    f" {s.patrol_minutes:>10.1f} {s.minutes_per_visit:>9.1f}")
 
 
+@report.command("materialise")
+@_common(fences="optional")
+def report_visits_table(db, hotspots, window, day, tz, rules) -> None:
+    """Store the window's visits in the database's visits table (for analysts, Datasette).
+
+    Without --fences, uses the hot spot set the web app had in force at the window's end
+    (and records it on each row); with --fences, the file (no set recorded).
+    """
+    import time
+
+    from gateway.reports.analyst import materialise_visits
+    from gateway.reports.visits import HotSpotSet
+    from gateway.web import fence_sets
+
+    if window == OPEN:
+        raise click.UsageError("give --date or --from/--to")
+    fence_set: tuple = (None, None)
+    if hotspots is None:
+        row = fence_sets.in_force(db, min(window[1] - 1, time.time()))
+        if row is None:
+            raise click.ClickException("no hot spot set: give --fences FILE")
+        hotspots, fence_set = HotSpotSet.load(row.geojson), (row.id, row.version)
+    count = materialise_visits(db, hotspots, window, rules, fence_set)
+    click.echo(f"{count} visits stored in the visits table"
+               + (f" (hot spot set {fence_set[1]})" if fence_set[1] else ""))
+
+
+@report.command("datasette")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="Gateway SQLite database.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Write the Datasette metadata JSON here.")
+def report_datasette(db_path: str, out: str) -> None:
+    """Write Datasette metadata for the database (table and column descriptions, relationships,
+    private tables hidden) and print the command that serves it on this machine only."""
+    from gateway.reports.analyst import datasette_metadata
+
+    open_database(db_path)  # migrated: the views exist
+    Path(out).write_text(json.dumps(datasette_metadata(db_path), indent=1), encoding="utf-8")
+    click.echo(f"wrote {out}; serve with: datasette {db_path} --metadata {out} --host 127.0.0.1")
+
+
 @report.command("exceptions")
 @click.option("--taskings", "taskings_csv", type=click.Path(exists=True, dir_okay=False),
               help="Import this tasking CSV first (idempotent).")

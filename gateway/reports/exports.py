@@ -201,7 +201,8 @@ def tracks_geojson(track_list: list[Track], visits: Iterable[Visit] = (),
     return {"type": "FeatureCollection", "features": features}
 
 
-def _gpx(track: Track) -> str:
+def gpx_text(track: Track) -> str:
+    """One officer's shift as a GPX 1.1 document."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              '<gpx version="1.1" creator="hotspots" xmlns="http://www.topografix.com/GPX/1/1">',
              f"  <metadata><name>{escape(track.label)} shift from"
@@ -236,6 +237,6 @@ def write_gpx(track_list: list[Track], out_dir: Path) -> list[Path]:
     paths = []
     for track in track_list:
         path = out_dir / gpx_filename(track)
-        path.write_text(_gpx(track), encoding="utf-8")
+        path.write_text(gpx_text(track), encoding="utf-8")
         paths.append(path)
     return paths

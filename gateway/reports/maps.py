@@ -24,6 +24,8 @@ LEAFLET_DIRS = ("/usr/share/javascript/leaflet", "/usr/share/nodejs/leaflet/dist
 #: Patrol-minutes at which a hot spot gets the darkest colour.
 FULL_MINUTES = 60.0
 RAMP = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026")
+#: Lower bound (patrol-minutes) of each colour of :data:`RAMP`; 15 minutes is one tasked visit.
+THRESHOLDS = (0, 5, 10, 15, 20, 30, 45, FULL_MINUTES)
 UNPATROLLED = "#9e9e9e"
 TRACK_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
                  "#7f7f7f", "#ff7f0e", "#d62728")
@@ -51,8 +53,45 @@ def colour_for(minutes: float) -> str:
     """Fill colour for a hot spot's patrol-minutes: grey for none, darker for more."""
     if minutes <= 0:
         return UNPATROLLED
-    step = min(len(RAMP) - 1, int(minutes / FULL_MINUTES * (len(RAMP) - 1)))
+    step = max(k for k, low in enumerate(THRESHOLDS) if minutes >= low)
     return RAMP[step]
+
+
+def legend_entries() -> list[tuple[str, str]]:
+    """``(colour, label)`` for every colour :func:`colour_for` gives, each label the range of
+    patrol-minutes it stands for (an earlier legend read "0 min", "≥ 0 min": two entries for
+    nothing)."""
+    out = [(UNPATROLLED, "not patrolled")]
+    for k, colour in enumerate(RAMP):
+        low = THRESHOLDS[k]
+        if k == 0:
+            label = f"under {THRESHOLDS[1]:g} min"
+        elif k == len(RAMP) - 1:
+            label = f"{low:g} min or more"
+        else:
+            label = f"{low:g}–{THRESHOLDS[k + 1]:g} min"
+        out.append((colour, label))
+    return out
+
+
+def track_lines(track_list: Iterable[Track], simplify_m: float = 0.0) -> list[dict]:
+    """Each track segment of two or more fixes as ``{label, officer, device_id, coords}``
+    (``[lat, lon]`` pairs), simplified to within ``simplify_m`` metres when asked (a busy day in
+    a browser: 200 officers' 10-hour tracks)."""
+    from shapely.geometry import LineString
+
+    tolerance = simplify_m / 111_000
+    out = []
+    for track in track_list:
+        for device_id, points in track.segments:
+            if len(points) < 2:
+                continue
+            coords = [(la, lo) for _, la, lo in points]
+            if tolerance > 0 and len(coords) > 2:
+                coords = list(LineString(coords).simplify(tolerance).coords)
+            out.append({"label": track.label, "officer": track.officer, "device_id": device_id,
+                        "coords": [[round(la, 6), round(lo, 6)] for la, lo in coords]})
+    return out
 
 
 def _script_json(value) -> str:
@@ -92,18 +131,17 @@ def map_html(hotspots: HotSpotSet, stats: Iterable[DailyStats], track_list: Iter
                           + visit_line(v)})
     colours: dict[str, str] = {}
     lines_out = []
-    for track in track_list:
-        colour = colours.setdefault(track.label, TRACK_COLOURS[len(colours) % len(TRACK_COLOURS)])
-        for device_id, points in track.segments:
-            if len(points) > 1:
-                lines_out.append({"colour": colour, "label": f"{track.label} ({device_id})",
-                                  "coords": [[round(la, 6), round(lo, 6)] for _, la, lo in points]})
+    for line in track_lines(track_list):
+        colour = colours.setdefault(line["label"],
+                                    TRACK_COLOURS[len(colours) % len(TRACK_COLOURS)])
+        lines_out.append({"colour": colour, "who": line["label"],
+                          "label": f"{line['label']} ({line['device_id']})",
+                          "coords": line["coords"]})
     data = {"hotspots": {"type": "FeatureCollection", "features": spots}, "tracks": lines_out,
-            "visits": marks, "tiles": tiles_url}
-    legend = "".join(
-        f'<i style="background:{c}"></i>{label}<br>' for c, label in
-        [(UNPATROLLED, "0 min")] + [(RAMP[k], f"≥ {k * FULL_MINUTES / (len(RAMP) - 1):.0f} min")
-                                    for k in range(len(RAMP))])
+            "visits": marks, "tiles": tiles_url, "title": title,
+            "officers": [[who, colour] for who, colour in colours.items()]}
+    legend = "".join(f'<i style="background:{c}"></i>{html.escape(label)}<br>'
+                     for c, label in legend_entries())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(title)}</title>
@@ -111,6 +149,7 @@ def map_html(hotspots: HotSpotSet, stats: Iterable[DailyStats], track_list: Iter
 <style>{css}</style>
 <style>html,body,#map{{height:100%;margin:0}} #map{{background:#f4f4f0}}
 .legend{{background:#fff;padding:6px 8px;font:12px sans-serif;line-height:18px}}
+.legend.officers{{max-height:45vh;overflow:auto}}
 .legend i{{display:inline-block;width:14px;height:14px;margin-right:6px;vertical-align:middle}}
 </style></head>
 <body><div id="map"></div>
@@ -134,13 +173,32 @@ for (const v of DATA.visits) {{
   layers.push(L.circleMarker([v.lat, v.lon], {{radius: 5, color: '#000', weight: 1,
     fillColor: '#fff', fillOpacity: 1, className: 'hs-visit'}}).bindPopup(v.popup));
 }}
+// Each officer's name where their track ends, so nobody has to click to know who is who.
+const ends = new Map();
+for (const t of DATA.tracks) ends.set(t.who, [t.coords[t.coords.length - 1], t.colour]);
+for (const [who, [at, colour]] of ends) {{
+  layers.push(L.circleMarker(at, {{radius: 3, color: colour, className: 'hs-officer'}})
+    .bindTooltip(who.replace(/[&<>]/g, ''), {{permanent: true, direction: 'right'}}));
+}}
 const group = L.featureGroup(layers);
 map.fitBounds(group.getBounds(), {{padding: [20, 20]}});
 group.addTo(map);
-const legend = L.control({{position: 'bottomright'}});
+L.control.scale({{imperial: false, position: 'bottomleft'}}).addTo(map);
+const title = L.control({{position: 'topright'}});
+title.onAdd = () => {{ const d = L.DomUtil.create('div', 'legend title');
+  d.textContent = DATA.title; return d; }};
+title.addTo(map);
+const legend = L.control({{position: 'bottomleft'}});
 legend.onAdd = () => {{ const d = L.DomUtil.create('div', 'legend');
-  d.innerHTML = '<b>patrol-minutes</b><br>{legend}'; return d; }};
+  d.innerHTML = '<b>hot spot patrol-minutes</b><br>{legend}'; return d; }};
 legend.addTo(map);
+const names = L.control({{position: 'bottomright'}});
+names.onAdd = () => {{ const d = L.DomUtil.create('div', 'legend officers');
+  const esc = s => s.replace(/[&<>"']/g, c => '&#' + c.charCodeAt(0) + ';');
+  d.innerHTML = '<b>officers (track colour)</b><br>' + (DATA.officers.length ? DATA.officers.map(
+    ([who, c]) => '<i style="background:' + c + '"></i>' + esc(who)).join('<br>') : 'no tracks');
+  return d; }};
+names.addTo(map);
 document.body.dataset.hotspots = DATA.hotspots.features.length;
 document.body.dataset.tracks = DATA.tracks.length;
 document.body.dataset.visits = DATA.visits.length;
