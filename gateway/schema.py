@@ -284,9 +284,19 @@ def _v_radio_source(db: sqlite_utils.Database) -> None:
                " AND source = 'tracker'")
 
 
+def _v_import_vehicle_dedup(db: sqlite_utils.Database) -> None:
+    """Imported files and vehicle AVL reports carry no sequence number: like OwnTracks
+    positions, a fix delivered or imported again is recognised by its device and fix time, so a
+    re-import stores nothing new (issue 19)."""
+    db.execute(
+        "CREATE UNIQUE INDEX idx_positions_noseq_tst ON positions (device_id, tst)"
+        " WHERE seq IS NULL AND source IN ('import', 'vehicle')"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
-    _v_radio_source,
+    _v_radio_source, _v_import_vehicle_dedup,
 ]
 
 

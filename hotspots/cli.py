@@ -275,6 +275,9 @@ cli.add_command(fences)
 from hotspots.cli_dock import dock  # noqa: E402
 
 cli.add_command(dock)
+from hotspots.cli_import import import_  # noqa: E402
+
+cli.add_command(import_)
 
 
 def main() -> None:

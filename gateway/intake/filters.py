@@ -61,6 +61,10 @@ DEFAULTS: dict[str, FilterConfig] = {
     # Radios report every 2-5 minutes; their own mast filters live in
     # gateway.intake.airwave.filters.
     "airwave": FilterConfig(max_acc_m=200, max_speed_mps=50),
+    # Imported files are often weeks old by the time they are imported: no age limit.
+    "import": FilterConfig(max_age_s=None),
+    # Vehicle AVL units: GNSS like a tracker, at road speeds.
+    "vehicle": FilterConfig(),
 }
 
 
