@@ -22,7 +22,6 @@ from gateway.intake.files.importer import import_file
 from gateway.intake.observation import Observation
 from gateway.schema import open_db
 from hotspots.cli import cli
-
 from tests.conftest import DATA
 
 FILES = DATA / "files"
