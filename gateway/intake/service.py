@@ -138,8 +138,11 @@ class Gateway:
         if self.airwave:
             from gateway.intake.airwave.reader import run_airwave
 
-            radio = threading.Thread(target=run_airwave, args=(self.airwave, self.db_path, stop),
-                                     name="airwave", daemon=True)
+            radio_config = (self.filter_config or {}).get("airwave")
+            radio = threading.Thread(
+                target=run_airwave, args=(self.airwave, self.db_path, stop),
+                kwargs={"unknown_accuracy": getattr(radio_config, "unknown_accuracy", "keep")},
+                name="airwave", daemon=True)
             radio.start()
         try:
             while not stop.is_set():

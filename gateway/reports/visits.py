@@ -85,6 +85,12 @@ class VisitRules:
         cuts a visit at a gap this long (a tracker switched off inside a hot spot).
     :param merge_gap_s: join visits of one officer to one hot spot at most this far apart.
     :param min_visit_s: drop merged visits shorter than this.
+    :param unknown_accuracy: count positions whose only flag is ``accuracy_unknown`` (a radio's
+        error class 7: real coordinates, accuracy "not known"). Off by default: a visit claim
+        needs a bounded error, which such a fix cannot show; switch it on for a force whose
+        radios never report a better class.
+    :param vehicle_max_speed_mps: a vehicle's fix counts only when the vehicle is parked or
+        moving at walking pace, at most this speed (see :func:`load_tracks`).
     """
 
     hysteresis_m: float = 10.0
@@ -92,6 +98,8 @@ class VisitRules:
     interp_gap_s: int = 360
     merge_gap_s: int = 120
     min_visit_s: int = 60
+    unknown_accuracy: bool = False
+    vehicle_max_speed_mps: float = 2.0
 
     def lookback_s(self) -> int:
         """How much evidence before the window start can change a visit inside it."""
@@ -252,9 +260,10 @@ def load_tracks(db: sqlite_utils.Database, frame: LocalFrame, start: int, end: i
                                    " ORDER BY device_id").fetchall():
         rows = db.execute(
             "SELECT tst, lat, lon FROM positions WHERE device_id = ? AND tst >= ? AND tst < ?"
-            " AND filtered IS NULL AND (acc_m IS NULL OR acc_m <= ?)"
+            " AND (filtered IS NULL OR (? AND filtered = 'accuracy_unknown'))"
+            " AND (acc_m IS NULL OR acc_m <= ?)"
             " AND lat IS NOT NULL AND lon IS NOT NULL ORDER BY tst, seq",
-            (device_id, lo, hi, rules.max_acc_m)).fetchall()
+            (device_id, lo, hi, rules.unknown_accuracy, rules.max_acc_m)).fetchall()
         if rows:
             device_ids.append(device_id)
             parts.append(np.array(rows, dtype=np.float64))

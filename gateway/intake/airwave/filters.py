@@ -23,6 +23,11 @@ Flags
 ``coarse``
     The report's position error bound is unknown or larger than ``max_error_m``: it cannot
     place an officer in a hot spot.
+``accuracy_unknown``
+    The radio said its position error is "not known" (class 7) while giving real coordinates
+    with a known age. Not ``coarse``: whether such fixes count in visits is the report's choice
+    (``hotspots report dwell --unknown-accuracy count``; left out by default), and a force that
+    never wants them sets ``unknown_accuracy = "drop"`` under ``[airwave]`` in the filters file.
 """
 
 from __future__ import annotations
@@ -69,11 +74,14 @@ class RadioFilters:
         )
 
     def check(self, device_id: str, tst: int, lat: float, lon: float, lat_raw: int,
-              lon_raw: int, pos_err_m: float | None) -> list[str]:
+              lon_raw: int, pos_err_m: float | None, accuracy_unknown: bool = False
+              ) -> list[str]:
         """The flags for a position about to be stored (it is not in the database yet)."""
         flags = []
         s = self.settings
-        if pos_err_m is None or pos_err_m > s.max_error_m:
+        if accuracy_unknown:
+            flags.append("accuracy_unknown")
+        elif pos_err_m is None or pos_err_m > s.max_error_m:
             flags.append("coarse")
         if self._is_mast(lat, lon, lat_raw, lon_raw, device_id):
             flags.append("mast")

@@ -7,6 +7,8 @@ log of what the radio said is complete:
                 ``airwave``, ``device_id`` = ``issi:<ISSI>``, ``acc_m`` = the position error
                 bound, ``filtered`` = the filters' flags)
 ``nofix``       a LIP report without a position (never a ``positions`` row)
+``dropped``     a position of unknown accuracy (error class 7) where the fleet's setting
+                ``unknown_accuracy`` is ``drop`` (reason ``accuracy_unknown``): logged here only
 ``area``        a LIP arc: its centre is not where the radio is, so not a position
 ``duplicate``   the same long report again (same radio, fix time and coordinate)
 ``logged``      another SDS (status, text, other protocol): kept and counted, nothing else
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 SOURCE = identity.RADIO_SOURCE
 # Reason for sending -> the wire format's trigger letter (t timer, v move, p otherwise).
 TRIGGER = {129: "t", 130: "v"}
+#: What to do with a position of unknown accuracy (error class 7): the fleet's choice.
+UNKNOWN_ACCURACY = ("keep", "drop")
 
 
 def radio_device_id(issi: int) -> str:
@@ -72,10 +76,14 @@ class AirwaveStore:
     """
 
     def __init__(self, db: sqlite_utils.Database, filters: RadioFilters | None = None,
-                 future_tolerance_s: int = FUTURE_TOLERANCE_S):
+                 future_tolerance_s: int = FUTURE_TOLERANCE_S, unknown_accuracy: str = "keep"):
+        if unknown_accuracy not in UNKNOWN_ACCURACY:
+            raise ValueError(f"unknown_accuracy {unknown_accuracy!r}: one of"
+                             f" {', '.join(UNKNOWN_ACCURACY)}")
         self.db = db
         self.filters = filters or RadioFilters(db)
         self.future_tolerance_s = future_tolerance_s
+        self.unknown_accuracy = unknown_accuracy
         self.counts: Counter = Counter()
 
     def handle(self, sds: Sds, received_at: float) -> str:
@@ -130,6 +138,9 @@ class AirwaveStore:
             return self._log(received_at, sds, report.kind, "nofix", **fields)
         if not report.is_point:
             return self._log(received_at, sds, report.kind, "area", **fields)
+        if report.accuracy_unknown and self.unknown_accuracy == "drop":
+            return self._log(received_at, sds, report.kind, "dropped",
+                             **{**fields, "reason": "accuracy_unknown"})
         if when.basis == "time_of_position" and self.db.execute(
             "SELECT 1 FROM radio_reports WHERE device_id = ? AND tst = ? AND lat_raw = ?"
             " AND lon_raw = ? AND outcome = 'stored'",
@@ -138,7 +149,8 @@ class AirwaveStore:
             return self._log(received_at, sds, report.kind, "duplicate", **fields)
         assert report.lat is not None and report.lon is not None
         flags = self.filters.check(device_id, when.tst, report.lat, report.lon,
-                                   report.lat_raw or 0, report.lon_raw or 0, report.pos_err_m)
+                                   report.lat_raw or 0, report.lon_raw or 0, report.pos_err_m,
+                                   report.accuracy_unknown)
         filtered = ",".join(sorted(flags)) or None
         speed = report.speed_kmh
         cursor = self.db.execute(
