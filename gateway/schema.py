@@ -284,19 +284,35 @@ def _v_radio_source(db: sqlite_utils.Database) -> None:
                " AND source = 'tracker'")
 
 
-def _v_import_vehicle_dedup(db: sqlite_utils.Database) -> None:
-    """Imported files and vehicle AVL reports carry no sequence number: like OwnTracks
-    positions, a fix delivered or imported again is recognised by its device and fix time, so a
-    re-import stores nothing new (issue 19)."""
+def _v_sources(db: sqlite_utils.Database) -> None:
+    """More sources (issue 19): imported files, vehicles, encrypted phones.
+
+    - a unique ``(device_id, tst)`` for imported fixes and vehicle AVL reports, which carry no
+      sequence number: like OwnTracks positions, a fix delivered or imported again is
+      recognised by its device and fix time, so a re-import stores nothing new;
+    - ``device_keys``: a phone's OwnTracks ``encryptionKey`` (the app's shared secret, needed
+      as it is to open its messages), per device;
+    - ``crews``: who rode in a vehicle, from when to when; unlike ``assignments`` a vehicle's
+      crew spans overlap (two officers at once, one leaving mid-shift).
+    """
     db.execute(
         "CREATE UNIQUE INDEX idx_positions_noseq_tst ON positions (device_id, tst)"
         " WHERE seq IS NULL AND source IN ('import', 'vehicle')"
     )
+    db["device_keys"].create({"device_id": str, "secret": str, "set_at": int},
+                             pk="device_id")
+    db["crews"].create(
+        {"id": int, "device_id": str, "collar": str, "start_ts": int, "end_ts": int,
+         "recorded_at": int},
+        pk="id",
+    )
+    db["crews"].create_index(["device_id", "start_ts"])
+    db["crews"].create_index(["collar", "start_ts"])
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
-    _v_radio_source, _v_import_vehicle_dedup,
+    _v_radio_source, _v_sources,
 ]
 
 

@@ -278,6 +278,9 @@ cli.add_command(dock)
 from hotspots.cli_import import import_  # noqa: E402
 
 cli.add_command(import_)
+from hotspots.cli_owntracks import owntracks  # noqa: E402
+
+cli.add_command(owntracks)
 
 
 def main() -> None:

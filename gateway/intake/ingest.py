@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from gateway.intake import filters
+from gateway.intake import filters, owntracks_crypto
 from tracker import wire
 
 KMH_TO_MPS = 1 / 3.6
@@ -96,10 +96,17 @@ class Ingest:
         device_id = None
         try:
             source, device_id, kind = wire.parse_topic(topic)
-            msg = wire.decode(payload)
+            plain = payload
+            if source == "owntracks" and owntracks_crypto.is_encrypted(payload):
+                plain = owntracks_crypto.open_envelope(
+                    payload, owntracks_crypto.get_key(self.conn, device_id))
+            msg = wire.decode(plain)
         except wire.WireError as exc:
             return self._quarantine(topic, exc.reason, exc.detail, payload, received_at,
                                     device_id)
+        except owntracks_crypto.SealedError as exc:
+            return self._quarantine(topic, f"encrypted_{exc.reason}", exc.detail, payload,
+                                    received_at, device_id)
         if source == "tracker" and msg.get("dev", device_id) != device_id:
             return self._quarantine(topic, "device_mismatch", str(msg.get("dev")), payload,
                                     received_at, device_id)
