@@ -281,6 +281,9 @@ cli.add_command(import_)
 from hotspots.cli_owntracks import owntracks  # noqa: E402
 
 cli.add_command(owntracks)
+from hotspots.cli_vehicle import vehicle  # noqa: E402
+
+cli.add_command(vehicle)
 
 
 def main() -> None:

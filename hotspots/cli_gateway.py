@@ -132,7 +132,8 @@ def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_
 @click.command()
 @click.argument("device")
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--source", type=click.Choice(["tracker", "owntracks", "airwave"]), default=None,
+@click.option("--source", type=click.Choice(["tracker", "owntracks", "airwave", "vehicle",
+                                           "import"]), default=None,
               help="What DEVICE is [default: airwave for issi:<ISSI>, else tracker].")
 def register(device: str, db_path: str, source: str | None) -> None:
     """Add DEVICE to the fleet, so the gateway stores what it sends."""

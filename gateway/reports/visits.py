@@ -45,6 +45,7 @@ from shapely.geometry import Point, mapping
 
 from fences.geo import LocalFrame
 from fences.validate import FenceError, validate
+from gateway.fleet import crew
 
 __all__ = [
     "DEFAULT_RULES",
@@ -251,7 +252,13 @@ class Tracks:
 
 def load_tracks(db: sqlite_utils.Database, frame: LocalFrame, start: int, end: int,
                 rules: VisitRules = DEFAULT_RULES) -> Tracks:
-    """Fixes in ``[start, end)`` that pass the filters and the accuracy gate, projected."""
+    """Fixes in ``[start, end)`` that pass the filters and the accuracy gate, projected.
+
+    A vehicle's fix (source ``vehicle``) is kept only when the vehicle was parked or moving at
+    walking pace: its speed, as reported or else as implied by the neighbouring fixes of the
+    vehicle (the slower of the two legs), is at most :attr:`VisitRules.vehicle_max_speed_mps`.
+    Driving through a hot spot is not a patrol; stopping in it, or crawling through it, is.
+    """
     # One query per device along the (device_id, tst) index, numeric columns only: numpy
     # converts a list of float tuples in one call, and no per-row Python code runs.
     lo, hi = max(start, -(2**62)), min(end, 2**62)
@@ -259,14 +266,19 @@ def load_tracks(db: sqlite_utils.Database, frame: LocalFrame, start: int, end: i
     for (device_id,) in db.execute("SELECT DISTINCT device_id FROM positions"
                                    " ORDER BY device_id").fetchall():
         rows = db.execute(
-            "SELECT tst, lat, lon FROM positions WHERE device_id = ? AND tst >= ? AND tst < ?"
+            "SELECT tst, lat, lon, source = 'vehicle', coalesce(speed_mps, -1)"
+            " FROM positions WHERE device_id = ? AND tst >= ? AND tst < ?"
             " AND (filtered IS NULL OR (? AND filtered = 'accuracy_unknown'))"
             " AND (acc_m IS NULL OR acc_m <= ?)"
             " AND lat IS NOT NULL AND lon IS NOT NULL ORDER BY tst, seq",
             (device_id, lo, hi, rules.unknown_accuracy, rules.max_acc_m)).fetchall()
         if rows:
-            device_ids.append(device_id)
-            parts.append(np.array(rows, dtype=np.float64))
+            block = np.array(rows, dtype=np.float64)
+            if block[:, 3].any():
+                block = block[_at_walking_pace(block, frame, rules.vehicle_max_speed_mps)]
+            if len(block):
+                device_ids.append(device_id)
+                parts.append(block[:, :3])
     if not parts:
         empty = np.zeros(0)
         return Tracks([], np.zeros(0, np.int32), np.zeros(0, np.int64), empty, empty)
@@ -275,6 +287,21 @@ def load_tracks(db: sqlite_utils.Database, frame: LocalFrame, start: int, end: i
     t, lat, lon = block[:, 0].astype(np.int64), block[:, 1], block[:, 2]
     x, y = frame.to_xy(lon, lat)
     return Tracks(device_ids, dev, t, x, y)
+
+
+def _at_walking_pace(block: np.ndarray, frame: LocalFrame, max_speed: float) -> np.ndarray:
+    """Which rows of one device's ``(tst, lat, lon, is_vehicle, speed or -1)`` block count:
+    every non-vehicle row; a vehicle row whose speed is at most ``max_speed``."""
+    t, vehicle, speed = block[:, 0], block[:, 3] > 0, block[:, 4].copy()
+    unknown = speed < 0
+    if unknown.any():
+        x, y = frame.to_xy(block[:, 2], block[:, 1])
+        leg = np.hypot(np.diff(x), np.diff(y)) / np.maximum(np.diff(t), 1)
+        before = np.concatenate(([np.inf], leg))
+        after = np.concatenate((leg, [np.inf]))
+        implied = np.minimum(before, after)  # a lone fix (no neighbour) stays unknown: inf
+        speed[unknown] = implied[unknown]
+    return ~vehicle | (speed <= max_speed)
 
 
 def _candidates(tracks: Tracks, hotspots: HotSpotSet, buffers: Sequence) -> list[np.ndarray]:
@@ -445,35 +472,31 @@ def presence_from_transitions(db: sqlite_utils.Database, start: int, end: int,
 
 
 # -- attribution and merging ----------------------------------------------------------------------
-def _assignments(db: sqlite_utils.Database, devices: Iterable[str],
-                 ) -> dict[str, list[tuple[int, int, str]]]:
-    devices = sorted(set(devices))
-    out: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-    for i in range(0, len(devices), 500):
-        chunk = devices[i:i + 500]
-        marks = ",".join("?" * len(chunk))
-        for device_id, collar, a, b in db.execute(
-                f"SELECT device_id, collar, start_ts, end_ts FROM assignments"
-                f" WHERE device_id IN ({marks}) ORDER BY device_id, start_ts", chunk):
-            out[device_id].append((a, 2**62 if b is None else b, collar))
-    return out
-
-
 def attribute(stays: Iterable[Presence], assignments: dict[str, list[tuple[int, int, str]]],
               ) -> list[tuple[str | None, Presence]]:
-    """Split each stay at assignment boundaries and tag each piece with its collar number."""
+    """Split each stay at attribution boundaries and tag each piece with its collar number.
+
+    ``assignments`` maps a device to ``(start, end, collar)`` spans
+    (:func:`gateway.fleet.crew.spans`). A tracker's spans never overlap; a vehicle's crew spans
+    do, and then the stay gives one piece per officer aboard. Time no span covers is a piece
+    with no officer (``None``).
+    """
     out: list[tuple[str | None, Presence]] = []
     for p in stays:
-        cursor = p.enter
+        covered: list[tuple[int, int]] = []
         for a, b, collar in assignments.get(p.device_id, ()):
-            if b <= cursor or a >= p.leave:
-                continue
-            if a > cursor:
-                out.append((None, replace(p, enter=cursor, leave=a)))
-            lo, hi = max(a, cursor), min(b, p.leave)
+            if b <= p.enter or a >= p.leave:
+                if not (a <= p.enter == p.leave < b):
+                    continue
+            lo, hi = max(a, p.enter), min(b, p.leave)
             out.append((collar, replace(p, enter=lo, leave=hi)))
-            cursor = hi
-        if cursor < p.leave or (cursor == p.enter == p.leave):
+            covered.append((lo, hi))
+        cursor = p.enter
+        for lo, hi in sorted(covered):
+            if lo > cursor:
+                out.append((None, replace(p, enter=cursor, leave=lo)))
+            cursor = max(cursor, hi)
+        if cursor < p.leave or not covered:
             out.append((None, replace(p, enter=cursor)))
     return out
 
@@ -528,7 +551,7 @@ def compute_visits(db: sqlite_utils.Database, hotspots: HotSpotSet | None = None
         tracks = load_tracks(db, hotspots.frame, lo, hi, rules)
         stays += presence_from_positions(tracks, hotspots, rules, skip=covered)
         stays = [replace(p, name=p.name or hotspots.name_of(p.hotspot)) for p in stays]
-    pieces = attribute(stays, _assignments(db, {p.device_id for p in stays}))
+    pieces = attribute(stays, crew.spans(db, {p.device_id for p in stays}))
     return merge_presence(pieces, rules, window)
 
 

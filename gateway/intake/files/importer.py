@@ -22,6 +22,7 @@ from pathlib import Path
 import sqlite_utils
 
 from gateway.fleet import identity
+from gateway.intake.door import IntakeDoor
 from gateway.intake.files import (
     MAX_FILE_BYTES,
     SKIPPED,
@@ -116,7 +117,8 @@ def import_file(db: sqlite_utils.Database, path: str | Path, device_id: str,
                     result.skipped[item.reason] += 1
                 else:
                     result.errors.append(item)
-                    door.reject(item, at, device_id)
+                    door.reject(item.origin, item.reason, item.detail, at, device_id,
+                                once=True)
                 continue
             outcome, flags = door.submit(item, at)
             if outcome == "stored":
@@ -160,60 +162,3 @@ def _assign(db: sqlite_utils.Database, device_id: str, collar: str, first: int,
         if row[3] <= first and (row[4] is None or row[4] >= end):
             return identity.Assignment(*row)
     return identity.assign(db, device_id, collar, at=first, until=end)
-
-
-class IntakeDoor:
-    """Stores observations of imported files.
-
-    Until the one intake (gateway.intake.intake) lands, this stores through
-    :class:`gateway.intake.ingest.Ingest`'s position path, which brings the same per-source
-    filters, the device bookkeeping and the quarantine.
-    """
-
-    def __init__(self, db: sqlite_utils.Database, filter_config: dict | None = None):
-        from gateway.intake.ingest import Ingest
-
-        self.ingest = Ingest(db, filter_config)
-
-    def submit(self, obs: Observation, received_at: float) -> tuple[str, str]:
-        """Store one location; returns ``(outcome, filter flags)``."""
-        from gateway.intake.ingest import KMH_TO_MPS
-
-        ingest = self.ingest
-        ingest._begin()
-        delta = ingest._delta(obs.device_id, obs.source, received_at)
-        msg: dict = {"tst": obs.tst, "lat": obs.lat, "lon": obs.lon}
-        for key, value in (("acc", obs.acc_m), ("cog", obs.course_deg), ("alt", obs.alt_m),
-                           ("vel", None if obs.speed_mps is None
-                            else obs.speed_mps / KMH_TO_MPS)):
-            if value is not None:
-                msg[key] = value
-        before = sum(ingest.counts.filtered.values())
-        if not ingest._insert_position(obs.device_id, obs.source, msg, received_at, delta):
-            ingest.counts.duplicates += 1
-            delta.duplicates += 1
-            return "duplicate", ""
-        flags = ""
-        if sum(ingest.counts.filtered.values()) != before:
-            flags = ingest.conn.execute(
-                "SELECT filtered FROM positions WHERE device_id = ? AND tst = ? AND seq IS NULL"
-                " ORDER BY id DESC LIMIT 1", (obs.device_id, obs.tst)).fetchone()[0] or ""
-        ingest.counts.stored["location"] += 1
-        return "stored", flags
-
-    def reject(self, error: RowError, received_at: float, device_id: str) -> None:
-        """Quarantine a row error, once: a re-import does not repeat it."""
-        ingest = self.ingest
-        ingest._begin()
-        if ingest.conn.execute(
-                "SELECT 1 FROM quarantine WHERE topic = ? AND reason = ? AND detail = ?",
-                (error.origin[:500], error.reason, error.detail[:500])).fetchone():
-            return
-        ingest._quarantine(error.origin, error.reason, error.detail, b"", received_at,
-                           device_id)
-
-    def commit(self) -> None:
-        self.ingest.commit()
-
-    def rollback(self) -> None:
-        self.ingest.rollback()
