@@ -284,6 +284,26 @@ def _v_radio_source(db: sqlite_utils.Database) -> None:
                " AND source = 'tracker'")
 
 
+def _v_intake(db: sqlite_utils.Database) -> None:
+    """One intake for every source, bounded (issue 16).
+
+    - ``quarantine.raw_len``, ``quarantine.raw_sha256``: the full length and hash of the raw
+      input; ``raw`` keeps at most the intake's ``raw_keep`` bytes of it.
+    - ``positions.extra``: fields a source sends that have no column (JSON object).
+    - ``intake_counters``: per device (``''`` when none) and counter, how many and how many
+      bytes: ``quarantine_evicted`` (quarantine rows deleted by the per-device budget),
+      ``dropped:<field>`` (optional fields dropped for a bad value).
+    """
+    db["quarantine"].add_column("raw_len", int)
+    db["quarantine"].add_column("raw_sha256", str)
+    db.execute("UPDATE quarantine SET raw_len = length(raw)")
+    db["positions"].add_column("extra", str)
+    db.execute(
+        "CREATE TABLE intake_counters (device_id TEXT NOT NULL, counter TEXT NOT NULL,"
+        " n INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0, last_at INTEGER,"
+        " PRIMARY KEY (device_id, counter))")
+
+
 def _v_sources(db: sqlite_utils.Database) -> None:
     """More sources (issue 19): imported files, vehicles, encrypted phones.
 
@@ -312,7 +332,7 @@ def _v_sources(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
-    _v_radio_source, _v_sources,
+    _v_radio_source, _v_intake, _v_sources,
 ]
 
 

@@ -40,7 +40,10 @@ def decode(hex_text: str, no_pid: bool) -> None:
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
               help="SQLite database (created if missing).")
 @click.option("--baud", type=int, default=38400, show_default=True)
-def read(port: str, db_path: str, baud: int) -> None:
+@click.option("--accept-unknown", is_flag=True,
+              help="Store positions of radios nobody registered (trials); otherwise they are"
+                   " quarantined until `hotspots register issi:<ISSI>` or `airwave assign`.")
+def read(port: str, db_path: str, baud: int, accept_unknown: bool) -> None:
     """Read location reports from a radio into the database, until interrupted."""
     from gateway.intake.airwave.reader import run_airwave
 
@@ -49,7 +52,8 @@ def read(port: str, db_path: str, baud: int) -> None:
     click.echo(f"airwave: {port} -> {db_path}", err=True)
     result: dict = {}
     worker = threading.Thread(
-        target=lambda: result.update(run_airwave(port, db_path, stop, baudrate=baud)),
+        target=lambda: result.update(run_airwave(port, db_path, stop, baudrate=baud,
+                                                 accept_unknown=accept_unknown)),
         daemon=True)
     worker.start()
     try:
@@ -71,7 +75,8 @@ def read(port: str, db_path: str, baud: int) -> None:
                    " open); never past the radio's next recorded assignment.")
 def assign(db_path: str, issi: int, collar: str, start_ts: int, end_ts: int | None) -> None:
     """Record which officer carries a radio from when (ends the radio's running assignment)."""
-    from gateway.fleet.identity import IdentityError, history
+    from gateway.fleet.attribution import history
+    from gateway.fleet.identity import IdentityError
     from gateway.intake.airwave.store import assign_radio, radio_device_id
 
     if end_ts is not None and end_ts <= start_ts:

@@ -102,11 +102,15 @@ def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
               due_text: str | None) -> None:
     """Sign the fullest docked tracker (or --device) out to officer COLLAR."""
     from gateway.fleet.dock import PickError, pick
+    from gateway.fleet.identity import IdentityError, check_name
 
     try:
+        check_name(collar, "collar")
+        if device is not None:
+            check_name(device)
         assignment, slot, batt = pick(open_database(db_path), collar, device=device,
                                       min_pct=min_charge, due=time_option(due_text))
-    except PickError as exc:
+    except (PickError, IdentityError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"take {assignment.device_id} from slot {slot} ({batt}%): signed out to {collar}")
 

@@ -137,8 +137,12 @@ def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_
               help="What DEVICE is [default: airwave for issi:<ISSI>, else tracker].")
 def register(device: str, db_path: str, source: str | None) -> None:
     """Add DEVICE to the fleet, so the gateway stores what it sends."""
-    from gateway.fleet.identity import register_device
+    from gateway.fleet.identity import IdentityError, check_name, register_device
 
+    try:
+        check_name(device)
+    except IdentityError as exc:
+        raise click.ClickException(str(exc)) from exc
     db = open_database(db_path, create=True)
     if register_device(db, device, source):
         click.echo(f"{device} registered")
@@ -177,9 +181,10 @@ def assign(device: str, collar: str, db_path: str, at_text: str | None,
 @click.option("--at", "at_text", default=None, help="When it came back (default now).")
 def return_(device: str, db_path: str, at_text: str | None) -> None:
     """Record that DEVICE came back to the dock, ending its assignment."""
-    from gateway.fleet.identity import IdentityError, return_device
+    from gateway.fleet.identity import IdentityError, check_name, return_device
 
     try:
+        check_name(device)
         a = return_device(open_database(db_path), device, time_option(at_text))
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -22,7 +22,7 @@ def owntracks() -> None:
                    " asked for, hidden.")
 @click.option("--remove", is_flag=True, help="Forget the device's key.")
 def key(device: str, db_path: str, key_file: str | None, remove: bool) -> None:
-    """Set the encryptionKey of phone DEVICE (<user>-<device>), so that its encrypted
+    """Set the encryptionKey of phone DEVICE (its broker account), so that its encrypted
     messages (``_type: encrypted``) are opened; without one they are quarantined."""
     from gateway.intake import owntracks_crypto
 

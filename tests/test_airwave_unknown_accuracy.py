@@ -68,6 +68,7 @@ T = 1_795_000_000
 
 
 def test_stored_flagged_with_no_accuracy(db):
+    assign_radio(db, 2340001, "PC77", T - 3600)
     store = AirwaveStore(db)
     assert feed(store, frame(with_class(PUBLIC[0][0], 7)), T) == ["stored"]
     row = db.execute("SELECT lat, lon, acc_m, filtered FROM positions").fetchone()
@@ -131,6 +132,7 @@ def test_report_cli_option(db, tmp_path):
 
     path = tmp_path / "r.db"
     disk = open_db(str(path))
+    assign_radio(disk, 2340001, "PC77", T - 3600)
     store = AirwaveStore(disk)
     lat, lon = 41.537751, 2.449329
     for i in range(6):

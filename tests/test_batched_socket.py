@@ -172,4 +172,4 @@ def test_the_broker_gets_every_puback(mosquitto, tmp_path):
         assert len(wait_rows(db_path, 300)) == 300
     with running(Gateway(mosquitto.address, str(db_path), **auth)) as again:
         time.sleep(1.0)
-    assert again.ingest.counts.handled == 0
+    assert again.intake.counts.handled == 0

@@ -18,8 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from fences.compile import compile_geojson
+from gateway.fleet.attribution import history
 from gateway.fleet.dock import DockStation, PickError, dock_status, pick
-from gateway.fleet.identity import history, register_device
+from gateway.fleet.identity import register_device
 from gateway.intake.service import Gateway
 from gateway.schema import open_db
 from hotspots.cli import cli

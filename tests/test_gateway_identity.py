@@ -7,16 +7,16 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from gateway.fleet.attribution import current, history
 from gateway.fleet.identity import (
     IdentityError,
     assign,
-    current,
-    history,
     parse_time,
     register_device,
     return_device,
 )
-from gateway.intake.ingest import Ingest
+from gateway.intake import mqtt
+from gateway.intake.intake import Intake
 from gateway.schema import open_db
 from hotspots.cli import cli
 
@@ -25,12 +25,12 @@ T0 = 1_795_000_000
 
 def store_fixes(db, device_id: str, times: list[int]) -> None:
     register_device(db, device_id)
-    ingest = Ingest(db)
+    intake = Intake(db)
     for seq, tst in enumerate(times, start=1):
         payload = json.dumps({"_type": "location", "dev": device_id, "seq": seq, "tst": tst,
                               "lat": 51.5, "lon": -0.001 + seq * 1e-5, "acc": 5}).encode()
-        ingest.handle(f"hotspots/dev/{device_id}/loc", payload, tst + 1)
-    ingest.commit()
+        mqtt.handle(intake, f"hotspots/dev/{device_id}/loc", payload, tst + 1)
+    intake.commit()
 
 
 def officers(db) -> list[tuple[int, str | None]]:

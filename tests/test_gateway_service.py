@@ -74,7 +74,7 @@ def test_messages_sent_while_the_gateway_is_down_arrive_once_after_restart(mosqu
     with Running(mosquitto, db_path) as gateway:
         rows = wait_rows(db_path, 5)
         time.sleep(0.3)
-        assert gateway.intake.ingest.counts.duplicates == 1
+        assert gateway.intake.counts.duplicates == 1
     assert rows == [("T-1", s) for s in range(1, 6)]
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT duplicates FROM devices WHERE device_id = 'T-1'"

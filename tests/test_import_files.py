@@ -15,7 +15,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gateway.fleet import identity
+from gateway.fleet import attribution, identity
 from gateway.intake.files import FileImportError, Options, RowError, decode, detect_format
 from gateway.intake.files.csvtrack import parse_mapping
 from gateway.intake.files.importer import import_file
@@ -240,7 +240,7 @@ def test_collar_records_the_assignment_over_the_file_span(filedb):
     assert officers == [("1234",)]
     again = import_file(filedb, FILES / "google_earth_track.kml", "CAM-1", collar="1234",
                         options=Options(timezone="UTC"))
-    assert again.assignment.id == a.id and len(identity.history(filedb, "CAM-1")) == 1
+    assert again.assignment.id == a.id and len(attribution.history(filedb, "CAM-1")) == 1
 
 
 def test_collar_contradicting_the_history_stores_nothing(filedb):

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from nacl.secret import SecretBox
 
 from gateway.fleet.identity import register_device
-from gateway.intake import owntracks_crypto
-from gateway.intake.ingest import Ingest
+from gateway.intake import mqtt, owntracks_crypto
+from gateway.intake.intake import Intake
 from gateway.schema import open_db
 from hotspots.cli import cli
 from tests.test_gateway_service import Running
@@ -59,22 +59,22 @@ def test_envelopes_that_do_not_open(payload, secret, reason):
     assert info.value.reason == reason
 
 
-def test_ingest_opens_or_quarantines(db):
-    register_device(db, "alice-phone", source="owntracks")
-    owntracks_crypto.set_key(db, "alice-phone", "correct horse")
-    ingest = Ingest(db)
+def test_intake_opens_or_quarantines(db):
+    register_device(db, "alice", source="owntracks")
+    owntracks_crypto.set_key(db, "alice", "correct horse")
+    intake = Intake(db)
     sealed = owntracks_crypto.seal(json.dumps(LOCATION).encode(), "correct horse")
-    assert ingest.handle("owntracks/alice/phone", sealed, 1795000110) == "stored"
-    assert ingest.handle("owntracks/alice/phone", sealed, 1795000111) == "duplicate"
+    assert mqtt.handle(intake, "owntracks/alice/phone", sealed, 1795000110) == "stored"
+    assert mqtt.handle(intake, "owntracks/alice/phone", sealed, 1795000111) == "duplicate"
     wrong = owntracks_crypto.seal(json.dumps(LOCATION).encode(), "battery staple")
-    assert ingest.handle("owntracks/alice/phone", wrong, 1795000112) == "quarantined"
-    register_device(db, "bob-phone", source="owntracks")
-    assert ingest.handle("owntracks/bob/phone", sealed, 1795000113) == "quarantined"
-    ingest.commit()
+    assert mqtt.handle(intake, "owntracks/alice/phone", wrong, 1795000112) == "quarantined"
+    register_device(db, "bob", source="owntracks")
+    assert mqtt.handle(intake, "owntracks/bob/phone", sealed, 1795000113) == "quarantined"
+    intake.commit()
     assert db.execute("SELECT device_id, lat, lon, acc_m FROM positions").fetchall() == [
-        ("alice-phone", 51.50722, -0.00127, 12)]
+        ("alice", 51.50722, -0.00127, 12)]
     assert db.execute("SELECT device_id, reason FROM quarantine ORDER BY id").fetchall() == [
-        ("alice-phone", "encrypted_decrypt_failed"), ("bob-phone", "encrypted_no_key")]
+        ("alice", "encrypted_decrypt_failed"), ("bob", "encrypted_no_key")]
 
 
 def test_cli_key(tmp_path):
@@ -105,8 +105,8 @@ def test_cli_key(tmp_path):
 def test_encrypted_phone_through_mosquitto(mosquitto, tmp_path):
     db_path = tmp_path / "g.db"
     db = open_db(str(db_path))
-    register_device(db, "alice-phone", source="owntracks")
-    owntracks_crypto.set_key(db, "alice-phone", "correct horse")
+    register_device(db, "alice", source="owntracks")
+    owntracks_crypto.set_key(db, "alice", "correct horse")
     db.close()
     now = int(time.time())
     phone = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="alice")

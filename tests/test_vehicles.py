@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from fences.geo import LocalFrame
 from gateway.fleet import crew
+from gateway.fleet.attribution import Span
 from gateway.fleet.identity import assign, register_device
 from gateway.intake.vehicle_http import KNOT_MPS, AvlError, AvlServer, decode, fix_time
 from gateway.reports.visits import HotSpotSet, Presence, VisitRules, attribute, compute_visits
@@ -50,7 +51,11 @@ def test_decode_a_traccar_client_report():
         "vehicle", "VEH-1", T0, 51.5, -0.01)
     assert obs.speed_mps == round(10 * KNOT_MPS, 2) == 5.14  # knots on the wire
     assert (obs.course_deg, obs.alt_m, obs.acc_m) == (270.5, 12, 4)
-    assert obs.extra == {"batt": 88, "charge": "true", "driverUniqueId": "D42"}
+    assert obs.batt == 88 and obs.fix_quality is None
+    assert obs.extra == {"charge": "true", "driverUniqueId": "D42"}
+    invalid = decode({"id": "V", "lat": "1", "lon": "1", "timestamp": "1795000000",
+                      "valid": "false"}, "http:x")
+    assert invalid.fix_quality == 0  # the intake's filters flag it "invalid"
 
 
 @pytest.mark.parametrize(("text", "tst"), [
@@ -105,13 +110,17 @@ def test_crew_changes_during_a_shift(db):
 
 def test_a_stay_is_split_per_officer_aboard():
     stay = Presence("VEH-1", "HS1", T0, T0 + 1000, "positions")
-    spans = {"VEH-1": [(T0 - 100, T0 + 600, "PC2"), (T0 - 100, 2**62, "PC1"),
-                       (T0 + 800, 2**62, "PC3")]}
-    pieces = sorted((who, p.enter - T0, p.leave - T0) for who, p in attribute([stay], spans))
+    crews = {"VEH-1": [Span(T0 - 100, T0 + 600, "PC2"), Span(T0 - 100, 2**62, "PC1"),
+                       Span(T0 + 800, 2**62, "PC3")]}
+    pieces = sorted((who, p.enter - T0, p.leave - T0) for who, p in attribute([stay], {}, crews))
     assert pieces == [("PC1", 0, 1000), ("PC2", 0, 600), ("PC3", 800, 1000)]
-    alone = attribute([stay], {"VEH-1": [(T0 + 200, T0 + 400, "PC2")]})
+    alone = attribute([stay], {}, {"VEH-1": [Span(T0 + 200, T0 + 400, "PC2")]})
     assert sorted((w or "-", p.enter - T0, p.leave - T0) for w, p in alone) == [
         ("-", 0, 200), ("-", 400, 1000), ("PC2", 200, 400)]
+    # a tracker's assignments cut as before, without crews
+    solo = attribute([stay], {"VEH-1": [Span(T0 + 500, 2**62, "PC4")]})
+    assert [(w, p.enter - T0, p.leave - T0) for w, p in solo] == [(None, 0, 500),
+                                                                  ("PC4", 500, 1000)]
 
 
 def fix(db, device: str, t: int, x: float, speed: float | None, source: str = "vehicle"):

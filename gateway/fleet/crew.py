@@ -6,17 +6,14 @@ another picked up). Unlike a tracker's :mod:`assignments <gateway.fleet.identity
 overlap, crew spans of one vehicle overlap by nature; each officer's own spans do not (boarding
 a vehicle one is already aboard is an error).
 
-:func:`spans` gives, per device, the ``(start, end, collar)`` spans reports attribute with:
-assignments for every device, plus crew spans for vehicles (see
-:func:`gateway.reports.visits.attribute`, which splits a vehicle's stay into one piece per
-officer aboard).
+This module writes the ``crews`` table; reports read it through
+:func:`gateway.fleet.attribution.crew_spans` (the one reader of who had which device), which
+splits a vehicle's stay into one piece per officer aboard.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -62,8 +59,10 @@ def board(db: sqlite_utils.Database, device_id: str, collar: str, at: float | No
     :raises CrewError: a bad collar number, an end not after the start, or the officer
         already aboard this vehicle over part of that time
     """
-    if not identity.COLLAR.match(collar):
+    if not identity.is_name(collar, "collar"):
         raise CrewError(f"collar number {collar!r}: 1-32 letters, digits, '_', '.', '-'")
+    if not identity.is_name(device_id):
+        raise CrewError(f"vehicle id {device_id!r}: 1-64 letters, digits, '_', '.', '-'")
     start = int(time.time() if at is None else at)
     end = None if until is None else int(until)
     if end is not None and end <= start:
@@ -115,22 +114,3 @@ def seats(db: sqlite_utils.Database, device_id: str) -> list[Seat]:
     return [Seat(*r) for r in db.execute(
         "SELECT id, device_id, collar, start_ts, end_ts FROM crews WHERE device_id = ?"
         " ORDER BY start_ts, collar", (device_id,))]
-
-
-def spans(db: sqlite_utils.Database, devices: Iterable[str]
-          ) -> dict[str, list[tuple[int, int, str]]]:
-    """``device -> [(start, end, collar)]``: who carried (assignments) or rode in (crews) each
-    device, open ends as ``2**62``, sorted by start. What reports attribute with."""
-    devices = sorted(set(devices))
-    out: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-    for i in range(0, len(devices), 500):
-        chunk = devices[i:i + 500]
-        marks = ",".join("?" * len(chunk))
-        for table in ("assignments", "crews"):
-            for device_id, collar, a, b in db.execute(
-                    f"SELECT device_id, collar, start_ts, end_ts FROM {table}"
-                    f" WHERE device_id IN ({marks})", chunk):
-                out[device_id].append((a, OPEN_END if b is None else b, collar))
-    for items in out.values():
-        items.sort()
-    return out

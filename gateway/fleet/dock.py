@@ -6,11 +6,11 @@ line protocol of ``docs/dock.md`` (the device side is ``tracker/dock.py``). When
 appears in a slot it:
 
 1. asks who it is (``ID``: device, firmware, fence version, battery, outbox depth);
-2. pulls its outbox record by record into SQLite through the same
-:class:`gateway.intake.ingest.Ingest`
-   as MQTT, and acknowledges (``ACK``) only after the commit, as a broker's PUBACK would: a
-   record the broker also delivered is a counted duplicate, and a tracker pulled out
-   mid-transfer keeps everything not yet committed;
+2. pulls its outbox record by record into SQLite through the intake
+   (:func:`gateway.intake.mqtt.handle_record` decodes each record, the same messages as on
+   MQTT, into :class:`gateway.intake.intake.Intake`), and acknowledges (``ACK``) only after the
+   commit, as a broker's PUBACK would: a record the broker also delivered is a counted
+   duplicate, and a tracker pulled out mid-transfer keeps everything not yet committed;
 3. ends the assignment (the tracker is back), tells the tracker it is no longer signed out, and
    pushes the settings and the current fence set if the tracker's version differs.
 
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 import serial
 import sqlite_utils
 
-from gateway.fleet import identity
-from gateway.intake.ingest import Ingest, IngestCounts
+from gateway.fleet import attribution, identity
+from gateway.intake import mqtt as tracker_messages
+from gateway.intake.intake import Intake, IntakeCounts
 from gateway.schema import open_db
-from tracker import wire
 from tracker.dock import crc_hex, frame, unframe
 
 #: Trackers below this charge are not handed out.
@@ -256,7 +256,7 @@ class SlotCounts:
     dockings: int = 0
     undockings: int = 0
     pulled: int = 0
-    ingest: IngestCounts = field(default_factory=IngestCounts)
+    intake: IntakeCounts = field(default_factory=IntakeCounts)
     fences_pushed: int = 0
     refused: int = 0
     errors: int = 0
@@ -319,8 +319,8 @@ class DockStation:
         db = open_db(self.db_path)
         db.execute("PRAGMA synchronous = FULL")  # an ACK releases the device's only copy
         db.conn.execute("PRAGMA busy_timeout = 10000")
-        ingest = Ingest(db)
-        ingest.counts = self.counts[name].ingest
+        intake = Intake(db)
+        intake.counts = self.counts[name].intake
         client = DockClient(self.slots[name], timeout_s=self.timeout_s)
         _slot_row(db, name, self.slots[name], None, "empty", self.clock())
         device: str | None = None
@@ -349,10 +349,10 @@ class DockStation:
                         if device is not None:
                             self._undocked(db, name, device)
                         device = info.device_id
-                        self._docked(db, ingest, client, name, info)
+                        self._docked(db, intake, client, name, info)
                         last_log = 0.0
                         info = client.identify()
-                    self._docked_poll(db, ingest, client, name, info)
+                    self._docked_poll(db, intake, client, name, info)
                     if self.clock() - last_log >= self.battery_log_s:
                         last_log = self.clock()
                         db.execute("INSERT INTO battery_log (device_id, ts, batt, charging, docked)"
@@ -368,11 +368,11 @@ class DockStation:
                 stop.wait(max(0.0, self.poll_s - (time.monotonic() - started)))
         finally:
             client.close()
-            ingest.rollback()
+            intake.rollback()
             db.close()
 
     # -- what happens at the dock -----------------------------------------------------------
-    def _docked(self, db: sqlite_utils.Database, ingest: Ingest, client: DockClient, slot: str,
+    def _docked(self, db: sqlite_utils.Database, intake: Intake, client: DockClient, slot: str,
                 info: DeviceInfo) -> None:
         now = int(self.clock())
         identity.register_device(db, info.device_id, at=now)
@@ -382,8 +382,8 @@ class DockStation:
         self._event(db, slot, info.device_id, "docked", info.batt,
                     f"outbox {info.outbox}, fences {info.fences or '-'}, fw {info.firmware}")
         # Data first, so the positions are stored while the assignment still covers them.
-        self._pull(db, ingest, client, slot, info.device_id)
-        running = identity.current(db, info.device_id, now)
+        self._pull(db, intake, client, slot, info.device_id)
+        running = attribution.current(db, info.device_id, now)
         if running is not None and running.start_ts < now:
             identity.return_device(db, info.device_id, at=now)
             self._event(db, slot, info.device_id, "returned", info.batt,
@@ -399,12 +399,12 @@ class DockStation:
             self._event(db, slot, info.device_id, "fences", info.batt,
                         f"{info.fences or '-'} -> {version}")
 
-    def _docked_poll(self, db: sqlite_utils.Database, ingest: Ingest, client: DockClient,
+    def _docked_poll(self, db: sqlite_utils.Database, intake: Intake, client: DockClient,
                      slot: str, info: DeviceInfo) -> None:
         now = int(self.clock())
         if info.outbox:
-            self._pull(db, ingest, client, slot, info.device_id)
-        running = identity.current(db, info.device_id, now)
+            self._pull(db, intake, client, slot, info.device_id)
+        running = attribution.current(db, info.device_id, now)
         state, detail = "docked", ""
         if running is not None and info.signed_out_to != running.collar:
             if info.batt < self.min_charge_pct:
@@ -424,28 +424,31 @@ class DockStation:
             info.signed_out_to = ""
         _slot_row(db, slot, self.slots[slot], info, state, now, detail=detail)
 
-    def _pull(self, db: sqlite_utils.Database, ingest: Ingest, client: DockClient, slot: str,
+    def _pull(self, db: sqlite_utils.Database, intake: Intake, client: DockClient, slot: str,
               device_id: str) -> None:
         counts = self.counts[slot]
-        before = (sum(ingest.counts.stored.values()), ingest.counts.duplicates)
+        before = (sum(intake.counts.stored.values()), intake.counts.duplicates)
+        origin = f"dock:{slot}"
 
         def store(records: list[tuple[int, str, bytes]]) -> None:
             for attempt in range(20):
                 try:
+                    received_at = time.time()
                     for _seq, kind, payload in records:
-                        ingest.handle(wire.device_topic(device_id, kind), payload)
-                    ingest.commit()
+                        tracker_messages.handle_record(intake, device_id, kind, payload, origin,
+                                                       received_at)
+                    intake.commit()
                     counts.pulled += len(records)  # committed, even if the ACK gets lost
                     return
                 except sqlite3.OperationalError:  # the MQTT gateway holds the write lock
-                    ingest.rollback()
+                    intake.rollback()
                     time.sleep(0.05 * (attempt + 1))
             raise DockError("database stayed locked; records left on the device")
 
         pulled = client.pull(store)
         if pulled:
-            stored = sum(ingest.counts.stored.values()) - before[0]
-            dups = ingest.counts.duplicates - before[1]
+            stored = sum(intake.counts.stored.values()) - before[0]
+            dups = intake.counts.duplicates - before[1]
             self._event(db, slot, device_id, "pulled", None,
                         f"{pulled} records: {stored} new, {dups} already stored")
 
@@ -556,7 +559,7 @@ def dock_status(db: sqlite_utils.Database, now: float | None = None,
          updated) in db.execute(
             "SELECT slot, device_id, state, batt, charging, outbox, fence_version, docked_at,"
             " detail, updated_at FROM dock_slots ORDER BY slot"):
-        running = identity.current(db, device, now) if device else None
+        running = attribution.current(db, device, now) if device else None
         to_full = None
         if device is not None and batt is not None and batt >= 0:
             to_full = model.time_to_full_s(batt) if batt < 100 else 0
@@ -572,7 +575,7 @@ def dock_status(db: sqlite_utils.Database, now: float | None = None,
             " AND source = 'tracker' ORDER BY device_id"):
         if device in docked:
             continue
-        running = identity.current(db, device, now)
+        running = attribution.current(db, device, now)
         out.append(OutStatus(device, running.collar if running else None,
                              running.start_ts if running else None,
                              running.due_ts if running else None, batt,
@@ -605,7 +608,7 @@ def candidates(db: sqlite_utils.Database, now: float) -> list[tuple[str, str, in
     rows = db.execute(
         "SELECT device_id, slot, coalesce(batt, -1) FROM dock_slots WHERE device_id IS NOT NULL"
         " ORDER BY coalesce(batt, -1) DESC, slot").fetchall()
-    return [(d, s, b) for d, s, b in rows if identity.current(db, d, now) is None]
+    return [(d, s, b) for d, s, b in rows if attribution.current(db, d, now) is None]
 
 
 def refusal(db: sqlite_utils.Database, device_id: str, batt: int, min_pct: int,
@@ -622,7 +625,7 @@ def refusal(db: sqlite_utils.Database, device_id: str, batt: int, min_pct: int,
 
 def pick(db: sqlite_utils.Database, collar: str, *, device: str | None = None,
          min_pct: int = MIN_CHARGE_PCT, now: float | None = None, due: float | None = None,
-         model: BatteryModel | None = None) -> tuple[identity.Assignment, str, int]:
+         model: BatteryModel | None = None) -> tuple[attribution.Assignment, str, int]:
     """Sign the fullest docked tracker (or ``device``) out to ``collar``.
 
     Returns ``(assignment, slot, batt)``; the running dock station arms the tracker at its next

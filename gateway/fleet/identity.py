@@ -1,10 +1,12 @@
-"""Who carried which device when: the fleet registry and the assignment history.
+"""The fleet registry and the assignment history's writes: register, assign, return; and the
+grammar of names (device ids, ISSIs, collar numbers) that every entry checks.
 
 Pooled trackers change hands every shift, so a position belongs to a collar number only through
-the history kept here: one row per (device, collar, from, to). Attribution is computed when a
-report reads the positions (see the ``positions_attributed`` view), so an assignment recorded
-after the fact — the paper log typed in at the end of the shift — re-attributes every position
-it covers without rewriting a single position row.
+the history written here: one row per (device, collar, from, to). Reading it — which collar
+number carried a device at a time — is :mod:`gateway.fleet.attribution`'s, and every report,
+export and status asks that module, so an assignment recorded after the fact — the paper log
+typed in at the end of the shift — re-attributes every position it covers without rewriting a
+single position row.
 
 The history of one device never overlaps: assigning a device at time ``t`` ends whatever
 assignment was running at ``t``, and the new one never runs past the start of the next recorded
@@ -16,39 +18,81 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from dataclasses import dataclass
 
 import sqlite_utils
 
-COLLAR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+from gateway.fleet.attribution import Assignment, current
+
 #: An Airwave radio is kept as device ``issi:<ISSI>`` with source ``airwave``
 #: (``gateway.intake.airwave.store``).
 RADIO_PREFIX = "issi:"
 RADIO_SOURCE = "airwave"
 
-#: SQL for the collar number carrying ``{table}.device_id`` at ``{table}.tst`` (NULL if nobody):
-#: ``OFFICER_AT.format(table="p")`` inside a query over rows with a device and a fix time.
-OFFICER_AT = (
-    "(SELECT collar FROM assignments a WHERE a.device_id = {table}.device_id"
-    " AND a.start_ts <= {table}.tst AND (a.end_ts IS NULL OR a.end_ts > {table}.tst)"
-    " ORDER BY a.start_ts DESC LIMIT 1)"
-)
-
+# The grammar of names (docs/gateway.md, "Names"). ASCII only, so nothing that looks like
+# something else (a right-to-left override, a homoglyph) and nothing that is special in an MQTT
+# topic (``/``, ``+``, ``#``), a path (``..``, ``/``), a CSV cell or a terminal (control
+# characters). ``\Z`` rather than ``$``: ``$`` also matches before a final newline.
+#: A device id: the broker account of a tracker or phone (the same grammar as
+#: ``gateway.broker.ACCOUNT_NAME``), or ``issi:<ISSI>`` for a radio.
+DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+#: A collar number.
+COLLAR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z")
+#: An ISSI: TETRA's 24-bit individual subscriber identity, in decimal.
+ISSI_TEXT = re.compile(r"[0-9]{1,8}\Z")
+ISSI_MAX = 0xFFFFFF
+NAME_KINDS = ("device", "collar", "issi")
 
 class IdentityError(ValueError):
     """An assignment or return that cannot be recorded; the message says why."""
 
 
-@dataclass(frozen=True)
-class Assignment:
-    """One stretch of one device with one officer; ``end_ts`` is None while still out."""
+def check_name(value: object, kind: str = "device") -> str:
+    """``value`` if it is a valid ``kind`` (``device``, ``collar`` or ``issi``) name.
 
-    id: int
-    device_id: str
-    collar: str
-    start_ts: int
-    end_ts: int | None
-    due_ts: int | None
+    The one gate for names at every entry: CLI commands, MQTT topics, dock answers, radio
+    reports. Grammar: a device id is 1-64 of ``A-Z a-z 0-9 _ . -`` starting with a letter or
+    digit, or ``issi:`` and an ISSI; a collar number the same in 1-32; an ISSI a decimal number
+    1-16777215 (24 bits), no leading zeros.
+
+    :raises IdentityError: naming the kind, a printable form of the value and the grammar
+    """
+    if kind not in NAME_KINDS:
+        raise ValueError(f"unknown kind of name {kind!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and kind == "issi":
+        value = str(value)
+    if isinstance(value, str) and len(value) <= 80:
+        if kind == "device":
+            if value.startswith(RADIO_PREFIX) and _is_issi(value[len(RADIO_PREFIX):]):
+                return value
+            if DEVICE_ID.match(value) and not value.startswith(RADIO_PREFIX):
+                return value
+        elif kind == "collar" and COLLAR.match(value):
+            return value
+        elif kind == "issi" and _is_issi(value):
+            return value
+    shown = ascii(value)[:60] + ("..." if len(ascii(value)) > 60 else "")
+    rules = {
+        "device": "1-64 letters, digits, '_', '.', '-', starting with a letter or digit"
+                  f" (or {RADIO_PREFIX}<ISSI> for a radio)",
+        "collar": "1-32 letters, digits, '_', '.', '-', starting with a letter or digit",
+        "issi": f"a whole number from 1 to {ISSI_MAX}",
+    }
+    label = {"device": "device id", "collar": "collar number", "issi": "ISSI"}[kind]
+    raise IdentityError(f"{label} {shown}: {rules[kind]}")
+
+
+def is_name(value: object, kind: str = "device") -> bool:
+    """Whether :func:`check_name` accepts ``value`` (for counting rather than raising)."""
+    try:
+        check_name(value, kind)
+    except IdentityError:
+        return False
+    return True
+
+
+def _is_issi(text: str) -> bool:
+    return (bool(ISSI_TEXT.match(text)) and not text.startswith("0")
+            and 1 <= int(text) <= ISSI_MAX)
 
 
 def parse_time(text: str, now: float | None = None) -> int:
@@ -82,8 +126,9 @@ def register_device(db: sqlite_utils.Database, device_id: str, source: str | Non
     radio's ``issi:<ISSI>``, or ``owntracks`` for a phone. Only trackers are counted by the dock.
 
     Messages it sent before it was registered stay in quarantine (reason ``unknown_device``);
-    :func:`gateway.intake.ingest.Ingest` does not replay them by itself.
+    :class:`gateway.intake.intake.Intake` does not replay them by itself.
     """
+    check_name(device_id)
     if source is None:
         source = RADIO_SOURCE if device_id.startswith(RADIO_PREFIX) else "tracker"
     at = int(time.time() if at is None else at)
@@ -102,25 +147,6 @@ def register_device(db: sqlite_utils.Database, device_id: str, source: str | Non
     return False
 
 
-def history(db: sqlite_utils.Database, device_id: str) -> list[Assignment]:
-    """The device's assignments in time order."""
-    rows = db.execute(
-        "SELECT id, device_id, collar, start_ts, end_ts, due_ts FROM assignments"
-        " WHERE device_id = ? ORDER BY start_ts, id", (device_id,)).fetchall()
-    return [Assignment(*row) for row in rows]
-
-
-def current(db: sqlite_utils.Database, device_id: str, at: float | None = None
-            ) -> Assignment | None:
-    """The assignment of ``device_id`` running at ``at`` (now by default), if any."""
-    at = int(time.time() if at is None else at)
-    row = db.execute(
-        "SELECT id, device_id, collar, start_ts, end_ts, due_ts FROM assignments"
-        " WHERE device_id = ? AND start_ts <= ? AND (end_ts IS NULL OR end_ts > ?)"
-        " ORDER BY start_ts DESC LIMIT 1", (device_id, at, at)).fetchone()
-    return Assignment(*row) if row else None
-
-
 def assign(db: sqlite_utils.Database, device_id: str, collar: str, at: float | None = None,
            due: float | None = None, register: bool = True, until: float | None = None
            ) -> Assignment:
@@ -134,8 +160,8 @@ def assign(db: sqlite_utils.Database, device_id: str, collar: str, at: float | N
     needed (a radio's ``issi:<ISSI>`` as a radio), once everything asked is known to be valid:
     handing a tracker to an officer makes it part of the fleet.
     """
-    if not COLLAR.match(collar):
-        raise IdentityError(f"collar number {collar!r}: 1-32 letters, digits, '_', '.', '-'")
+    check_name(device_id)
+    check_name(collar, "collar")
     now = int(time.time())
     start = int(now if at is None else at)
     if due is not None and due <= start:
@@ -181,6 +207,7 @@ def return_device(db: sqlite_utils.Database, device_id: str, at: float | None = 
 
     :raises IdentityError: if nobody had the device at that time
     """
+    check_name(device_id)
     end = int(time.time() if at is None else at)
     with db.conn:
         running = current(db, device_id, end - 1)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import sqlite_utils
 
-from gateway.fleet import lifecycle
+from gateway.fleet import attribution, lifecycle
 
 
 @dataclass(frozen=True)
@@ -106,17 +106,18 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
     quarantined_by_device = dict(db.execute(
         "SELECT device_id, count(*) FROM quarantine WHERE device_id IS NOT NULL"
         " GROUP BY device_id").fetchall())
+    carried = attribution.running(db, now)
     rows = db.execute(
         "SELECT d.device_id, d.source, d.registered_at, d.online, d.status_at, d.last_seen,"
         " d.last_fix_tst, d.batt, d.fence_version, d.outbox, d.max_seq,"
-        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0), a.collar, a.start_ts, a.due_ts"
-        " FROM devices d LEFT JOIN assignments a ON a.id = (SELECT id FROM assignments"
-        "  WHERE device_id = d.device_id AND start_ts <= :now"
-        "  AND (end_ts IS NULL OR end_ts > :now) ORDER BY start_ts DESC LIMIT 1)"
-        " ORDER BY d.device_id", {"now": now}).fetchall()
+        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0)"
+        " FROM devices d ORDER BY d.device_id").fetchall()
     devices = []
     for (device_id, source, registered_at, online, status_at, last_seen, last_fix, batt,
-         fences, outbox, max_seq, duplicates, filtered, collar, since, due) in rows:
+         fences, outbox, max_seq, duplicates, filtered) in rows:
+        running = carried.get(device_id)
+        collar, since, due = ((running.collar, running.start_ts, running.due_ts) if running
+                              else (None, None, None))
         missing, gaps = sequence_gaps(db, device_id)
         place = lifecycle.last_location(db, device_id) if collar is not None else None
         devices.append(DeviceStatus(

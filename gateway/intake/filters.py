@@ -33,6 +33,8 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from gateway.intake.observation import Observation
+
 EARTH_RADIUS_M = 6_371_008.8
 #: Earlier than this is a GNSS week-rollover or unset-clock artefact, not a fix.
 EARLIEST_TST = 1_577_836_800  # 2020-01-01
@@ -62,9 +64,10 @@ DEFAULTS: dict[str, FilterConfig] = {
     "tracker": FilterConfig(),
     # Phones report network-assisted fixes of a few hundred metres indoors.
     "owntracks": FilterConfig(max_acc_m=200),
-    # Radios report every 2-5 minutes; their own mast filters live in
-    # gateway.intake.airwave.filters.
-    "airwave": FilterConfig(max_acc_m=200, max_speed_mps=50),
+    # Radios: accuracy and speed are judged by the radio's own rules (``coarse``, ``jump`` in
+    # gateway.intake.airwave.filters, which know an unknown error bound and mast snapping);
+    # the rest (future, past, zero, duplicate) is the same as for every source.
+    "airwave": FilterConfig(max_acc_m=None, max_speed_mps=None),
     # Imported files are often weeks old by the time they are imported: no age limit.
     "import": FilterConfig(max_age_s=None),
     # Vehicle AVL units: GNSS like a tracker, at road speeds.
@@ -131,17 +134,19 @@ class Kept:
     acc_m: float
 
 
-def check(config: FilterConfig, msg: dict, received_at: float, previous: Kept | None) -> str:
-    """Reasons ``msg`` (a decoded ``location``) fails, comma-separated; ``""`` when it passes.
+def check(config: FilterConfig, obs: Observation, received_at: float,
+          previous: Kept | None) -> str:
+    """Reasons the location ``obs`` fails, comma-separated; ``""`` when it passes.
 
+    ``obs`` has been through :func:`gateway.intake.validate.check` (finite values in range).
     ``previous`` is the device's kept position closest before this one in fix time, so a
     late-arriving fix from an outbox replay is judged against its true predecessor.
     Pure: no database, so it is cheap to table-test and to run per message.
     """
     reasons = []
-    tst, lat, lon = msg["tst"], msg["lat"], msg["lon"]
-    acc = msg.get("acc")
-    if config.check_invalid and (msg.get("fix") == 0 or (acc is not None and acc < 0)):
+    tst, lat, lon = obs.tst, obs.lat, obs.lon
+    acc = obs.acc_m
+    if config.check_invalid and (obs.fix_quality == 0 or (acc is not None and acc < 0)):
         reasons.append("invalid")
     if config.check_zero and lat == 0 and lon == 0:
         reasons.append("zero")

@@ -19,6 +19,8 @@ LOCATION = "location"
 TRANSITION = "transition"
 STATUS = "status"
 KINDS = (LOCATION, TRANSITION, STATUS)
+#: The kinds of kit; each picks its filter rules (:mod:`gateway.intake.filters`).
+SOURCES = ("tracker", "owntracks", "airwave", "vehicle", "import")
 
 
 @dataclass(slots=True)
@@ -58,6 +60,8 @@ class Observation:
     trigger: str | None = None
     #: when the device created the message, if it differs from ``tst``
     created_at: int | None = None
+    #: GNSS fix quality (GGA: 0 no fix ... 8 simulation), where the device says it
+    fix_quality: int | None = None
     # transition
     event: str | None = None  # "enter" or "leave"
     rid: str | None = None  # hot spot id

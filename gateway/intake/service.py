@@ -1,4 +1,7 @@
-"""The gateway process: subscribe with paho-mqtt, store with :class:`gateway.intake.ingest.Ingest`.
+"""The gateway process: subscribe with paho-mqtt, store through the intake.
+
+Each message goes through the MQTT adapter (:mod:`gateway.intake.mqtt`) into
+:class:`gateway.intake.intake.Intake`.
 
 The MQTT session is persistent (clean session off, QoS 1) and acknowledgements are manual: a
 message is acknowledged to the broker only after the batch holding it is committed to SQLite
@@ -19,16 +22,20 @@ exactly the ones waiting for the commit.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
+from gateway.intake import mqtt as mqtt_source
 from gateway.intake.batched_socket import BatchingClient
 from gateway.intake.filters import FilterConfig
-from gateway.intake.ingest import Ingest, IngestCounts
+from gateway.intake.intake import Intake, IntakeCounts
 from gateway.schema import open_db
+
+log = logging.getLogger(__name__)
 
 RECONNECT_MAX_S = 30
 STABLE_S = 10  # a connection that lasted this long resets the reconnect pause
@@ -97,7 +104,7 @@ class Gateway:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = lambda _client, _userdata, msg: self._arrived.append(msg)
-        self.ingest: Ingest | None = None
+        self.intake: Intake | None = None
         self.airwave = airwave  # serial port of an Airwave radio, read in its own thread
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
@@ -120,8 +127,8 @@ class Gateway:
     def run(
         self,
         stop: threading.Event | None = None,
-        on_batch: Callable[[IngestCounts], None] | None = None,
-    ) -> IngestCounts:
+        on_batch: Callable[[IntakeCounts], None] | None = None,
+    ) -> IntakeCounts:
         """Store messages until ``stop`` is set; then store what already arrived and return.
 
         The database is opened in this thread, so ``run`` may itself run in a thread; the MQTT
@@ -131,7 +138,7 @@ class Gateway:
         db = open_db(self.db_path)
         # The broker forgets a message once we acknowledge it, so a commit must be on disk.
         db.execute("PRAGMA synchronous = FULL")
-        self.ingest = ingest = Ingest(db, self.filter_config, self.accept_unknown)
+        self.intake = intake = Intake(db, self.filter_config, self.accept_unknown)
         client = self.client
         client.connect_async(self.host, self.port, keepalive=30)
         radio = None
@@ -141,7 +148,8 @@ class Gateway:
             radio_config = (self.filter_config or {}).get("airwave")
             radio = threading.Thread(
                 target=run_airwave, args=(self.airwave, self.db_path, stop),
-                kwargs={"unknown_accuracy": getattr(radio_config, "unknown_accuracy", "keep")},
+                kwargs={"accept_unknown": self.accept_unknown,
+                        "unknown_accuracy": getattr(radio_config, "unknown_accuracy", "keep")},
                 name="airwave", daemon=True)
             radio.start()
         try:
@@ -156,17 +164,17 @@ class Gateway:
                 if rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
                     client.read_buffered(self.batch_size - len(self._arrived))
                 if self._arrived:
-                    self._store(ingest, on_batch)
+                    self._store(intake, on_batch)
         finally:
             if self._arrived:
-                self._store(ingest, on_batch)
+                self._store(intake, on_batch)
             client.disconnect()
-            ingest.commit()
+            intake.commit()
             db.close()
             if radio is not None:
                 stop.set()
                 radio.join(5)
-        return ingest.counts
+        return intake.counts
 
     def _connect(self, stop: threading.Event) -> None:
         """Open the connection, after a pause that doubles with each failure (up to 30 s).
@@ -185,12 +193,38 @@ class Gateway:
         except OSError:
             pass  # broker down or unreachable, TLS failure: try again after the pause
 
-    def _store(self, ingest: Ingest, on_batch: Callable[[IngestCounts], None] | None) -> None:
-        """Store, commit, then acknowledge the messages that have arrived."""
+    def _store(self, intake: Intake, on_batch: Callable[[IntakeCounts], None] | None) -> None:
+        """Store, commit, then acknowledge the messages that have arrived.
+
+        Every message is acknowledged once the transaction holding it (stored or quarantined)
+        is committed. Should the batch's commit itself fail, the batch is stored again one
+        message per transaction, so a message that cannot be committed is isolated and
+        quarantined alone (``store_failed``) and the others are kept. Only a database that
+        cannot commit even a quarantine row (disk full, file gone) raises, unacknowledged.
+        """
         arrived, self._arrived = self._arrived, []
-        for msg in arrived:
-            ingest.handle(msg.topic, msg.payload)
-        ingest.commit()
+        received_at = time.time()
+        try:
+            for msg in arrived:
+                mqtt_source.handle(intake, msg.topic, msg.payload, received_at)
+            intake.commit()
+        except Exception as exc:  # noqa: BLE001 - isolate the message at fault, below
+            log.warning("batch of %d failed to commit (%r): storing one by one", len(arrived),
+                        exc)
+            intake.rollback()
+            for msg in arrived:
+                self._store_alone(intake, msg, received_at)
         self.client.ack_all([msg.mid for msg in arrived if msg.qos == 1])
         if on_batch:
-            on_batch(ingest.counts)
+            on_batch(intake.counts)
+
+    @staticmethod
+    def _store_alone(intake: Intake, msg: mqtt.MQTTMessage, received_at: float) -> None:
+        try:
+            mqtt_source.handle(intake, msg.topic, msg.payload, received_at)
+            intake.commit()
+        except Exception as exc:  # noqa: BLE001 - this message is the one at fault
+            intake.rollback()
+            intake.reject(msg.topic, "store_failed", f"{type(exc).__name__}: {exc}",
+                          msg.payload, received_at)
+            intake.commit()

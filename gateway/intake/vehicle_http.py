@@ -40,6 +40,7 @@ import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+from gateway.fleet.identity import RADIO_PREFIX, is_name
 from gateway.intake.observation import LOCATION, Observation
 
 SOURCE = "vehicle"
@@ -47,8 +48,6 @@ DEFAULT_PORT = 5055  # Traccar's port for this protocol
 KNOT_MPS = 1852 / 3600
 MAX_BODY = 8192
 UERE_M = 5.0
-#: The device id grammar of this adapter (the intake checks it again).
-DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _KNOWN = {"id", "deviceid", "timestamp", "lat", "lon", "location", "speed", "bearing",
           "heading", "altitude", "accuracy", "hdop", "batt", "valid"}
 
@@ -120,8 +119,8 @@ def decode(params: dict[str, str], origin: str) -> Observation:
     device_id = params.get("id") or params.get("deviceid")
     if not device_id:
         raise AvlError("no_device", "no id (or deviceid) parameter")
-    if not DEVICE_ID.match(device_id):
-        raise AvlError("bad_device_id", f"{device_id[:64]!r}: letters, digits, _ . : -")
+    if not is_name(device_id) or device_id.startswith(RADIO_PREFIX):
+        raise AvlError("bad_device_id", f"{device_id[:64]!r}: 1-64 letters, digits, _ . -")
     try:
         if not params.get("timestamp"):
             raise AvlError("no_time", "no timestamp: a fix without its own time is not stored")
@@ -147,10 +146,7 @@ def decode(params: dict[str, str], origin: str) -> Observation:
             course = _number(params, "heading")
         batt = _number(params, "batt")
         extra: dict = {}
-        if "valid" in params:
-            extra["valid"] = params["valid"].lower() in ("true", "1")
-        if batt is not None:
-            extra["batt"] = batt
+        valid = params.get("valid", "true").lower() in ("true", "1")
         for key, value in list(params.items())[:32]:
             if key not in _KNOWN:
                 extra[key[:40]] = value[:100]
@@ -160,7 +156,9 @@ def decode(params: dict[str, str], origin: str) -> Observation:
     return Observation(kind=LOCATION, source=SOURCE, device_id=device_id, origin=origin,
                        tst=tst, lat=lat, lon=lon, acc_m=acc,
                        speed_mps=None if speed is None else round(speed * KNOT_MPS, 2),
-                       course_deg=course, alt_m=_number(params, "altitude"), extra=extra)
+                       course_deg=course, alt_m=_number(params, "altitude"),
+                       batt=None if batt is None else int(max(0, min(batt, 100))),
+                       fix_quality=None if valid else 0, extra=extra)
 
 
 class AvlServer:
@@ -210,7 +208,7 @@ class AvlServer:
 
         self.httpd = HTTPServer((host, port), Handler)
         self.port = self.httpd.server_address[1]
-        self._door = None
+        self._intake = None
         self._thread: threading.Thread | None = None
 
     def _answer(self, handler, body: bytes) -> None:
@@ -218,35 +216,25 @@ class AvlServer:
         origin = f"http:{handler.client_address[0]}"
         query = urllib.parse.urlsplit(handler.path).query
         raw = (handler.path.encode("utf-8", "replace") + b"\n" + body)[:2048]
-        door = self._door
+        intake = self._intake
         try:
             try:
                 obs = decode(parse_params(query, body), origin)
             except AvlError as exc:
-                door.reject(origin, exc.reason, exc.detail, at, exc.device_id, raw)
-                door.commit()
-                self.counts[exc.reason] += 1
-                handler._reply(400, f"{exc.reason}: {exc.detail}")
-                return
-            if not door.known(obs.device_id, SOURCE, at):
-                door.reject(origin, "unknown_device", obs.device_id, at, obs.device_id, raw)
-                door.commit()
-                self.counts["unknown_device"] += 1
-                handler._reply(400, f"unknown_device: {obs.device_id} is not registered")
-                return
-            outcome, _flags = door.submit(obs, at)
-            door.commit()
-        except Exception as exc:  # a report must never stop the server
-            door.rollback()
+                intake.reject(origin, exc.reason, exc.detail, raw, at, exc.device_id)
+                outcome, reason, detail = "quarantined", exc.reason, exc.detail
+            else:
+                outcome = intake.submit(obs, at, raw=raw)
+                reason, detail = intake.last_reason, obs.device_id
+            intake.commit()
+        except Exception:  # the database itself failed (a report cannot make the intake raise)
+            intake.rollback()
             self.counts["error"] += 1
-            try:
-                door.reject(origin, "bad_field", repr(exc)[:200], at, None, raw)
-                door.commit()
-            except Exception:  # noqa: BLE001 - the database itself failed: 503, client resends
-                door.rollback()
-                handler._reply(503, "not stored; send again")
-                return
-            handler._reply(400, "bad_field")
+            handler._reply(503, "not stored; send again")
+            return
+        if outcome == "quarantined":
+            self.counts[reason or "quarantined"] += 1
+            handler._reply(400, f"{reason}: {detail}")
             return
         self.counts[outcome] += 1
         handler._reply(200, outcome)
@@ -254,12 +242,12 @@ class AvlServer:
     def serve(self, stop: threading.Event | None = None) -> None:
         """Answer reports until :meth:`shutdown` (or ``stop``); opens the database in this
         thread."""
-        from gateway.intake.door import IntakeDoor
+        from gateway.intake.intake import Intake
         from gateway.schema import open_db
 
         db = open_db(self.db_path)
         db.execute("PRAGMA synchronous = FULL")  # a 200 promises the report is on disk
-        self._door = IntakeDoor(db)
+        self._intake = Intake(db)
         if stop is not None:
             threading.Thread(target=lambda: (stop.wait(), self.httpd.shutdown()),
                              daemon=True).start()

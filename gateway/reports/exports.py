@@ -14,8 +14,6 @@ import csv
 import datetime as dt
 import json
 import re
-from bisect import bisect_right
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import sqlite_utils
 
-from gateway.fleet.identity import OFFICER_AT
+from gateway.fleet import attribution
 from gateway.reports.visits import HotSpotSet, Visit
 
 EXPORT_COLUMNS = ("device_id", "officer", "seq", "tst", "time_utc", "lat", "lon", "speed_mps",
@@ -58,7 +56,7 @@ def positions(db: sqlite_utils.Database, include_filtered: bool = False,
         args += [window[0], window[1]]
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     sql = (
-        "SELECT device_id, " + OFFICER_AT.format(table="positions") + " AS officer, seq, tst,"
+        "SELECT device_id, " + attribution.officer_at_sql("positions") + " AS officer, seq, tst,"
         " strftime('%Y-%m-%dT%H:%M:%SZ', tst, 'unixepoch') AS time_utc, lat, lon, speed_mps,"
         f" course_deg, acc_m, source FROM positions {where} ORDER BY device_id, tst, seq"
     )
@@ -140,41 +138,19 @@ class Track:
         return sum(len(points) for _, points in self.segments)
 
 
-def _shifts(db: sqlite_utils.Database, window: tuple[int, int],
-            ) -> tuple[dict[str, list[tuple[int, int, str]]], dict[str, list[tuple[int, int]]]]:
-    """Assignments per device (start, end, collar) and merged shifts per collar."""
-    per_device: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-    per_collar: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for device_id, collar, a, b in db.execute(
-            "SELECT device_id, collar, start_ts, end_ts FROM assignments"
-            " WHERE start_ts < ? AND (end_ts IS NULL OR end_ts > ?) ORDER BY start_ts",
-            (window[1], window[0])):
-        b = FOREVER if b is None else b
-        per_device[device_id].append((a, b, collar))
-        spans = per_collar[collar]
-        if spans and a <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], b))
-        else:
-            spans.append((a, b))
-    return per_device, per_collar
-
-
 def tracks(db: sqlite_utils.Database, window: tuple[int, int] = (-FOREVER, FOREVER),
            tz: dt.tzinfo = dt.UTC, track_gap_s: int = TRACK_GAP_S) -> list[Track]:
     """Unfiltered-out fixes in ``window`` grouped per officer per shift (see module docstring)."""
-    per_device, per_collar = _shifts(db, window)
-    shift_starts = {c: [a for a, _ in spans] for c, spans in per_collar.items()}
+    per_device = attribution.spans(db, window=window)
+    per_collar = attribution.shifts(per_device)
     found: dict[tuple, Track] = {}
     for device_id, tst, lat, lon in db.execute(
             "SELECT device_id, tst, lat, lon FROM positions WHERE filtered IS NULL"
             " AND tst >= ? AND tst < ? AND lat IS NOT NULL ORDER BY device_id, tst, seq",
             window):
-        collar = None
-        for a, b, c in per_device.get(device_id, ()):
-            if a <= tst < b:
-                collar = c
+        collar = attribution.officer_at(per_device.get(device_id, []), tst)
         if collar is not None:
-            k = bisect_right(shift_starts[collar], tst) - 1
+            k = attribution.shift_of(per_collar[collar], tst)
             a, b = per_collar[collar][k]
             key = (collar, k)
             if key not in found:

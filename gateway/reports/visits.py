@@ -45,7 +45,7 @@ from shapely.geometry import Point, mapping
 
 from fences.geo import LocalFrame
 from fences.validate import FenceError, validate
-from gateway.fleet import crew
+from gateway.fleet import attribution
 
 __all__ = [
     "DEFAULT_RULES",
@@ -472,32 +472,18 @@ def presence_from_transitions(db: sqlite_utils.Database, start: int, end: int,
 
 
 # -- attribution and merging ----------------------------------------------------------------------
-def attribute(stays: Iterable[Presence], assignments: dict[str, list[tuple[int, int, str]]],
+def attribute(stays: Iterable[Presence], device_spans: dict[str, list[attribution.Span]],
+              crew_spans: dict[str, list[attribution.Span]] | None = None,
               ) -> list[tuple[str | None, Presence]]:
-    """Split each stay at attribution boundaries and tag each piece with its collar number.
-
-    ``assignments`` maps a device to ``(start, end, collar)`` spans
-    (:func:`gateway.fleet.crew.spans`). A tracker's spans never overlap; a vehicle's crew spans
-    do, and then the stay gives one piece per officer aboard. Time no span covers is a piece
-    with no officer (``None``).
-    """
+    """Split each stay at assignment boundaries and tag each piece with its collar number
+    (:func:`gateway.fleet.attribution.split`); a vehicle's stay gives one piece per officer
+    aboard (``crew_spans``, :func:`gateway.fleet.attribution.crew_spans`)."""
+    crew_spans = crew_spans or {}
     out: list[tuple[str | None, Presence]] = []
     for p in stays:
-        covered: list[tuple[int, int]] = []
-        for a, b, collar in assignments.get(p.device_id, ()):
-            if b <= p.enter or a >= p.leave:
-                if not (a <= p.enter == p.leave < b):
-                    continue
-            lo, hi = max(a, p.enter), min(b, p.leave)
+        for collar, lo, hi in attribution.split(device_spans.get(p.device_id, []), p.enter,
+                                                p.leave, crew_spans.get(p.device_id, ())):
             out.append((collar, replace(p, enter=lo, leave=hi)))
-            covered.append((lo, hi))
-        cursor = p.enter
-        for lo, hi in sorted(covered):
-            if lo > cursor:
-                out.append((None, replace(p, enter=cursor, leave=lo)))
-            cursor = max(cursor, hi)
-        if cursor < p.leave or not covered:
-            out.append((None, replace(p, enter=cursor)))
     return out
 
 
@@ -551,7 +537,8 @@ def compute_visits(db: sqlite_utils.Database, hotspots: HotSpotSet | None = None
         tracks = load_tracks(db, hotspots.frame, lo, hi, rules)
         stays += presence_from_positions(tracks, hotspots, rules, skip=covered)
         stays = [replace(p, name=p.name or hotspots.name_of(p.hotspot)) for p in stays]
-    pieces = attribute(stays, crew.spans(db, {p.device_id for p in stays}))
+    devices = {p.device_id for p in stays}
+    pieces = attribute(stays, attribution.spans(db, devices), attribution.crew_spans(db, devices))
     return merge_presence(pieces, rules, window)
 
 

@@ -13,7 +13,7 @@ drop messages) and the figure measured is what the gateway sustains, not what th
 buffer. At the end every device's rows are checked: sequence numbers 1..N, each once, N being
 what the broker acknowledged to that publisher.
 
-The naive consumer uses the same parser and schema (:class:`gateway.intake.ingest.Ingest`) but
+The naive consumer uses the same parser and schema (:class:`gateway.intake.intake.Intake`) but
 commits
 after every message and lets paho acknowledge on receipt; it runs first, for ``--naive-s``.
 """
@@ -113,9 +113,10 @@ def naive_consume(host: str, port: int, username: str, password: str, db_path: s
     """One INSERT and one COMMIT per message, acknowledged by paho on receipt."""
     import paho.mqtt.client as paho
 
-    from gateway.intake.ingest import Ingest
+    from gateway.intake import mqtt
+    from gateway.intake.intake import Intake
 
-    box: list[Ingest] = []
+    box: list[Intake] = []
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=username)
     client.username_pw_set(username, password)
 
@@ -123,11 +124,11 @@ def naive_consume(host: str, port: int, username: str, password: str, db_path: s
         if not box:  # SQLite connections belong to the thread that opens them: paho's
             db = open_db(db_path)
             db.execute("PRAGMA synchronous = FULL")
-            box.append(Ingest(db))
-        ingest = box[0]
-        ingest.handle(msg.topic, msg.payload)
-        ingest.commit()
-        stored.value = sum(ingest.counts.stored.values())
+            box.append(Intake(db))
+        intake = box[0]
+        mqtt.handle(intake, msg.topic, msg.payload)
+        intake.commit()
+        stored.value = sum(intake.counts.stored.values())
 
     client.on_message = on_message
     client.on_connect = lambda c, *_: c.subscribe([("hotspots/dev/+/+", 1)])

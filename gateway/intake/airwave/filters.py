@@ -5,7 +5,9 @@ location of its serving mast, with an error class that still claims metres, so a
 "appears" hundreds of metres away; a stale or corrupted fix puts an officer across town and back
 within a minute. These filters never delete anything: a flagged position is stored with its
 flags in ``positions.filtered`` (which the standard reports and exports leave out) and remains
-visible for anyone who wants to look.
+visible for anyone who wants to look. The intake applies them: it calls
+:meth:`RadioFilters.check_observation` as the radios' source check
+(:data:`gateway.intake.intake.SourceCheck`).
 
 Flags
 -----
@@ -38,6 +40,7 @@ import sqlite_utils
 
 # The exact haversine at every range; simulators.radio imports it from here as ``distance_m``.
 from gateway.intake.filters import haversine_m as distance_m
+from gateway.intake.observation import Observation
 
 
 @dataclass
@@ -61,6 +64,7 @@ class RadioFilters:
     def __init__(self, db: sqlite_utils.Database, settings: FilterSettings | None = None):
         self.db = db
         self.settings = settings or FilterSettings()
+        self._learned: list[int] = []
 
     def add_mast(self, lat: float, lon: float, label: str = "", source: str = "configured",
                  at: float | None = None) -> None:
@@ -72,6 +76,20 @@ class RadioFilters:
             " first_seen) VALUES (?,?,?,?,?,?,?)",
             (lat_to_raw(lat), lon_to_raw(lon), lat, lon, source, label, at),
         )
+
+    def check_observation(self, obs: Observation) -> tuple[list[str], list[tuple[int, str]]]:
+        """The intake's source check: flags for the radio position ``obs`` about to be stored,
+        and earlier positions to flag ``mast`` because this one made their spot a mast."""
+        from gateway.intake.airwave.lip import LAT_UNIT_DEG, LON_UNIT_DEG
+
+        self._learned = []
+        lat_raw, lon_raw = int(obs.extra.get("lat_raw") or 0), int(obs.extra.get("lon_raw") or 0)
+        # The stored position is rounded to 7 places; masts are kept at the exact LIP grid point.
+        flags = self.check(obs.device_id, obs.tst, lat_raw * LAT_UNIT_DEG,
+                           lon_raw * LON_UNIT_DEG, lat_raw, lon_raw, obs.acc_m,
+                           accuracy_unknown=obs.extra.get("pos_err_class") == 7)
+        learned, self._learned = self._learned, []
+        return flags, [(position_id, "mast") for position_id in learned]
 
     def check(self, device_id: str, tst: int, lat: float, lon: float, lat_raw: int,
               lon_raw: int, pos_err_m: float | None, accuracy_unknown: bool = False
@@ -122,23 +140,16 @@ class RadioFilters:
         return False
 
     def _learn_mast(self, lat: float, lon: float, lat_raw: int, lon_raw: int) -> None:
-        """Remember a learned mast and flag the positions already stored at it."""
+        """Remember a learned mast, and the positions already stored at it (to be flagged by
+        the intake: :meth:`check_observation`)."""
         self.db.execute(
             "INSERT OR IGNORE INTO radio_masts (lat_raw, lon_raw, lat, lon, source, label)"
             " VALUES (?,?,?,?, 'learned', '')",
             (lat_raw, lon_raw, lat, lon),
         )
-        rows = self.db.execute(
-            "SELECT p.id, p.filtered FROM positions p JOIN radio_reports r ON r.position_id = p.id"
-            " WHERE r.lat_raw = ? AND r.lon_raw = ?",
+        self._learned = [row[0] for row in self.db.execute(
+            "SELECT p.id FROM positions p JOIN radio_reports r ON r.position_id = p.id"
+            " WHERE r.lat_raw = ? AND r.lon_raw = ? AND (p.filtered IS NULL OR"
+            " ',' || p.filtered || ',' NOT LIKE '%,mast,%')",
             (lat_raw, lon_raw),
-        ).fetchall()
-        for position_id, filtered in rows:
-            flags = set(filter(None, (filtered or "").split(",")))
-            if "mast" not in flags:
-                flags.add("mast")
-                joined = ",".join(sorted(flags))
-                self.db.execute("UPDATE positions SET filtered = ? WHERE id = ?",
-                                (joined, position_id))
-                self.db.execute("UPDATE radio_reports SET filtered = ? WHERE position_id = ?",
-                                (joined, position_id))
+        )]

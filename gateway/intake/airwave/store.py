@@ -1,16 +1,24 @@
-"""Radio reports into the gateway database: positions attributed by ISSI, everything logged.
+"""Radio reports into the gateway database: the Airwave adapter of the intake, everything logged.
 
-Every SDS the radio hands over leaves one row in ``radio_reports`` with its outcome, so the
-log of what the radio said is complete:
+A LIP report with a position is decoded into an
+:class:`~gateway.intake.observation.Observation` and handed to the intake
+(:class:`gateway.intake.intake.Intake`), like a tracker's fix: the same registration rule (a
+radio nobody registered is quarantined as ``unknown_device``), the same per-source filter rules
+(:mod:`gateway.intake.filters`, with the radio's own ``mast``, ``jump`` and ``coarse`` as its
+source check, :mod:`gateway.intake.airwave.filters`) and the same de-duplication. Every SDS the
+radio hands over also leaves one row in ``radio_reports`` with its outcome, so the log of what
+the radio said is complete:
 
 ``stored``      a LIP report with a position: also one row in ``positions`` (``source`` =
                 ``airwave``, ``device_id`` = ``issi:<ISSI>``, ``acc_m`` = the position error
                 bound, ``filtered`` = the filters' flags)
+``quarantined`` a position the intake refused (``reason``: ``unknown_device`` for a radio not
+                registered, ``bad_field`` ...): also a ``quarantine`` row
 ``nofix``       a LIP report without a position (never a ``positions`` row)
 ``dropped``     a position of unknown accuracy (error class 7) where the fleet's setting
                 ``unknown_accuracy`` is ``drop`` (reason ``accuracy_unknown``): logged here only
 ``area``        a LIP arc: its centre is not where the radio is, so not a position
-``duplicate``   the same long report again (same radio, fix time and coordinate)
+``duplicate``   the same report again (same radio, fix time and coordinate)
 ``logged``      another SDS (status, text, other protocol): kept and counted, nothing else
 ``rejected``    undecodable (truncated, reserved PDU, unknown sender ...): reason and hex kept
 
@@ -22,21 +30,24 @@ Officers are found as for trackers: the ``assignments`` history says which colla
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections import Counter
 
 import sqlite_utils
 
-from gateway.fleet import identity
-from gateway.fleet.identity import OFFICER_AT
+from gateway.fleet import attribution, identity
 from gateway.intake.airwave import lip
 from gateway.intake.airwave.filters import RadioFilters
 from gateway.intake.airwave.sds import Sds
 from gateway.intake.airwave.timing import FUTURE_TOLERANCE_S, fix_time
-from gateway.intake.ingest import KMH_TO_MPS
+from gateway.intake.filters import FilterConfig
+from gateway.intake.intake import Intake
+from gateway.intake.observation import LOCATION, Observation
 
 log = logging.getLogger(__name__)
 
 SOURCE = identity.RADIO_SOURCE
+KMH_TO_MPS = 1 / 3.6
 # Reason for sending -> the wire format's trigger letter (t timer, v move, p otherwise).
 TRIGGER = {129: "t", 130: "v"}
 #: What to do with a position of unknown accuracy (error class 7): the fleet's choice.
@@ -72,11 +83,15 @@ class AirwaveStore:
     """Stores SDS messages from the radio; one instance per database connection (thread).
 
     :param db: a migrated gateway database
-    :param filters: the plausibility filters (default thresholds when omitted)
+    :param filters: the radio plausibility filters (default thresholds when omitted)
+    :param accept_unknown: store positions of radios nobody registered (trials, benches)
+    :param filter_config: per-source filter rules for the intake (defaults otherwise)
     """
 
     def __init__(self, db: sqlite_utils.Database, filters: RadioFilters | None = None,
-                 future_tolerance_s: int = FUTURE_TOLERANCE_S, unknown_accuracy: str = "keep"):
+                 future_tolerance_s: int = FUTURE_TOLERANCE_S, accept_unknown: bool = False,
+                 filter_config: dict[str, FilterConfig] | None = None,
+                 unknown_accuracy: str = "keep"):
         if unknown_accuracy not in UNKNOWN_ACCURACY:
             raise ValueError(f"unknown_accuracy {unknown_accuracy!r}: one of"
                              f" {', '.join(UNKNOWN_ACCURACY)}")
@@ -84,19 +99,40 @@ class AirwaveStore:
         self.filters = filters or RadioFilters(db)
         self.future_tolerance_s = future_tolerance_s
         self.unknown_accuracy = unknown_accuracy
+        self.intake = Intake(db, filter_config, accept_unknown,
+                             source_checks={SOURCE: self.filters.check_observation})
         self.counts: Counter = Counter()
 
     def handle(self, sds: Sds, received_at: float) -> str:
-        """Store one SDS received at ``received_at``; returns its outcome (see module)."""
-        with self.db.conn:
+        """Store one SDS received at ``received_at``; returns its outcome (see module).
+
+        Never raises for what the SDS holds: a failure while storing it logs it as
+        ``rejected`` (reason ``internal_error``) instead.
+        """
+        intake = self.intake
+        try:
+            intake.begin()
             outcome = self._handle(sds, received_at)
+            intake.commit()
+        except sqlite3.OperationalError:
+            intake.rollback()  # the database, not the report: the reader retries or stops
+            raise
+        except Exception as exc:  # noqa: BLE001 - one report must not stop the radio
+            intake.rollback()
+            log.warning("SDS rejected after %r: %s", exc, sds.hex)
+            intake.begin()
+            outcome = self._log(received_at, None, "lip", "rejected", reason="internal_error",
+                                detail=f"{type(exc).__name__}: {exc}"[:500], hex=sds.hex[:2000])
+            intake.commit()
         self.counts[outcome] += 1
         return outcome
 
     def reject(self, reason: str, text: str, received_at: float) -> None:
         """Log a framing rejection from the serial reader (garbage, missing payload ...)."""
-        with self.db.conn:
-            self._log(received_at, None, "frame", "rejected", reason=reason, detail=text[:500])
+        self.intake.begin()
+        self._log(received_at, None, "frame", "rejected", reason=reason,
+                  detail=text[:500].encode("utf-8", "backslashreplace").decode())
+        self.intake.commit()
         self.counts["rejected"] += 1
         self.counts[f"rejected_{reason}"] += 1
 
@@ -115,7 +151,7 @@ class AirwaveStore:
             self.counts[f"rejected_{exc.reason}"] += 1
             return self._log(received_at, sds, "lip", "rejected", issi=issi, reason=exc.reason,
                              detail=exc.detail)
-        if issi is None:
+        if issi is None or not identity.is_name(issi, "issi"):
             self.counts["rejected_no_issi"] += 1
             return self._log(received_at, sds, report.kind, "rejected", reason="no_issi",
                              detail=f"calling identity {sds.header.calling!r}")
@@ -141,30 +177,35 @@ class AirwaveStore:
         if report.accuracy_unknown and self.unknown_accuracy == "drop":
             return self._log(received_at, sds, report.kind, "dropped",
                              **{**fields, "reason": "accuracy_unknown"})
-        if when.basis == "time_of_position" and self.db.execute(
-            "SELECT 1 FROM radio_reports WHERE device_id = ? AND tst = ? AND lat_raw = ?"
-            " AND lon_raw = ? AND outcome = 'stored'",
-            (device_id, when.tst, report.lat_raw, report.lon_raw),
-        ).fetchone():
-            return self._log(received_at, sds, report.kind, "duplicate", **fields)
         assert report.lat is not None and report.lon is not None
-        flags = self.filters.check(device_id, when.tst, report.lat, report.lon,
-                                   report.lat_raw or 0, report.lon_raw or 0, report.pos_err_m,
-                                   report.accuracy_unknown)
-        filtered = ",".join(sorted(flags)) or None
         speed = report.speed_kmh
-        cursor = self.db.execute(
-            "INSERT INTO positions (device_id, seq, source, tst, lat, lon, acc_m, speed_mps,"
-            " course_deg, alt_m, trigger, received_at, filtered)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (device_id, None, SOURCE, when.tst, round(report.lat, 7), round(report.lon, 7),
-             report.pos_err_m, None if speed is None else round(speed * KMH_TO_MPS, 2),
-             report.direction_deg, report.altitude_m, TRIGGER.get(report.reason or -1, "p"),
-             received_at, filtered),
-        )
-        for flag in flags:
-            self.counts[f"flagged_{flag}"] += 1
-        return self._log(received_at, sds, report.kind, "stored", position_id=cursor.lastrowid,
+        obs = Observation(
+            LOCATION, SOURCE, device_id, f"airwave:{device_id}", tst=when.tst,
+            lat=round(report.lat, 7), lon=round(report.lon, 7), acc_m=report.pos_err_m,
+            speed_mps=None if speed is None else speed * KMH_TO_MPS,
+            course_deg=report.direction_deg, alt_m=report.altitude_m,
+            trigger=TRIGGER.get(report.reason or -1, "p"),
+            extra={"lat_raw": report.lat_raw or 0, "lon_raw": report.lon_raw or 0,
+                   "pos_err_class": report.pos_err_class})
+        result = self.intake.submit(obs, received_at, raw=sds.hex.encode())
+        if result == "duplicate":
+            return self._log(received_at, sds, report.kind, "duplicate", **fields)
+        if result != "stored":
+            self.counts[f"quarantined_{self.intake.last_reason}"] += 1
+            return self._log(received_at, sds, report.kind, "quarantined",
+                             **{**fields, "reason": self.intake.last_reason})
+        position_id = self.intake.last_position_id
+        filtered = self.db.execute("SELECT filtered FROM positions WHERE id = ?",
+                                   (position_id,)).fetchone()[0]
+        for flag in (filtered or "").split(","):
+            if flag:
+                self.counts[f"flagged_{flag}"] += 1
+        # Positions the intake flagged ``mast`` afterwards: the log says so too.
+        self.db.execute(
+            "UPDATE radio_reports SET filtered = (SELECT filtered FROM positions p"
+            " WHERE p.id = radio_reports.position_id) WHERE lat_raw = ? AND lon_raw = ?"
+            " AND position_id IS NOT NULL", (report.lat_raw, report.lon_raw))
+        return self._log(received_at, sds, report.kind, "stored", position_id=position_id,
                          filtered=filtered, **fields)
 
     def _touch(self, issi: int, device_id: str, at: float) -> None:
@@ -222,7 +263,7 @@ def radio_rows(db: sqlite_utils.Database, include_all: bool = False):
     """
     where = "" if include_all else "WHERE r.outcome = 'stored'"
     cursor = db.execute(
-        "SELECT r.id, r.issi, r.device_id, " + OFFICER_AT.format(table="r") + " AS officer,"
+        "SELECT r.id, r.issi, r.device_id, " + attribution.officer_at_sql("r") + " AS officer,"
         " r.kind, r.outcome, r.reason, r.tst,"
         " strftime('%Y-%m-%dT%H:%M:%SZ', r.tst, 'unixepoch') AS time_utc,"
         " r.time_basis, r.age_max_s, r.time_uncertainty_s, r.lat, r.lon, r.pos_err_m,"

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from gateway.fleet import identity
-from gateway.intake.door import IntakeDoor
+from gateway.fleet import attribution, identity
 from gateway.intake.files import (
     MAX_FILE_BYTES,
     SKIPPED,
@@ -33,6 +32,7 @@ from gateway.intake.files import (
     decode,
     detect_format,
 )
+from gateway.intake.intake import Intake
 from gateway.intake.observation import Observation
 
 
@@ -50,7 +50,7 @@ class ImportResult:
     errors: list[RowError] = field(default_factory=list)
     first_tst: int | None = None
     last_tst: int | None = None
-    assignment: identity.Assignment | None = None
+    assignment: attribution.Assignment | None = None
 
     @property
     def rows(self) -> int:
@@ -95,9 +95,9 @@ def import_file(db: sqlite_utils.Database, path: str | Path, device_id: str,
         data = path.read_bytes()
     except OSError as exc:
         raise FileImportError(f"{path}: {exc.strerror or exc}") from None
-    if collar is not None and not identity.COLLAR.match(collar):
-        raise identity.IdentityError(f"collar number {collar!r}: 1-32 letters, digits, '_',"
-                                     " '.', '-'")
+    identity.check_name(device_id, "device")
+    if collar is not None:
+        identity.check_name(collar, "collar")
     fmt = fmt or detect_format(path, data[:4096])
     items = list(decode(data, path.name, device_id, fmt, options))
     result = ImportResult(str(path), fmt, device_id)
@@ -109,7 +109,7 @@ def import_file(db: sqlite_utils.Database, path: str | Path, device_id: str,
     if collar is not None and fixes:
         result.assignment = _assign(db, device_id, collar, result.first_tst, result.last_tst)
     at = time.time() if received_at is None else received_at
-    door = IntakeDoor(db, filter_config)
+    intake = Intake(db, filter_config)
     try:
         for item in items:
             if isinstance(item, RowError):
@@ -117,21 +117,23 @@ def import_file(db: sqlite_utils.Database, path: str | Path, device_id: str,
                     result.skipped[item.reason] += 1
                 else:
                     result.errors.append(item)
-                    door.reject(item.origin, item.reason, item.detail, at, device_id,
-                                once=True)
+                    _reject_once(intake, item, at, device_id)
                 continue
-            outcome, flags = door.submit(item, at)
+            outcome = intake.submit(item, at)
             if outcome == "stored":
                 result.stored += 1
-                for flag in filter(None, flags.split(",")):
+                flags = db.execute("SELECT filtered FROM positions WHERE id = ?",
+                                   (intake.last_position_id,)).fetchone()[0]
+                for flag in filter(None, (flags or "").split(",")):
                     result.flagged[flag] += 1
             elif outcome == "duplicate":
                 result.duplicates += 1
             else:
-                result.errors.append(RowError(item.origin, outcome, flags))
-        door.commit()
+                reason = intake.last_reason or outcome
+                result.errors.append(RowError(item.origin, reason, _detail(db, item.origin)))
+        intake.commit()
     except BaseException:
-        door.rollback()
+        intake.rollback()
         raise
     return result
 
@@ -142,7 +144,7 @@ def _source_of(db: sqlite_utils.Database, device_id: str) -> str:
 
 
 def _assign(db: sqlite_utils.Database, device_id: str, collar: str, first: int,
-            last: int) -> identity.Assignment:
+            last: int) -> attribution.Assignment:
     """The assignment that covers ``[first, last]`` for ``collar``: the one recorded by an
     earlier import of the same file, or a new one; never one that rewrites another officer's."""
     end = last + 1
@@ -160,5 +162,21 @@ def _assign(db: sqlite_utils.Database, device_id: str, collar: str, first: int,
             " assignments first")
     for row in rows:
         if row[3] <= first and (row[4] is None or row[4] >= end):
-            return identity.Assignment(*row)
+            return attribution.Assignment(*row)
     return identity.assign(db, device_id, collar, at=first, until=end)
+
+
+def _reject_once(intake: Intake, error: RowError, at: float, device_id: str) -> None:
+    """Quarantine a row error unless the same one is there already (a re-imported file)."""
+    intake.begin()
+    if intake.conn.execute(
+            "SELECT 1 FROM quarantine WHERE topic = ? AND reason = ? AND detail = ?",
+            (error.origin[:500], error.reason, error.detail[:500])).fetchone():
+        return
+    intake.reject(error.origin, error.reason, error.detail, None, at, device_id)
+
+
+def _detail(db: sqlite_utils.Database, origin: str) -> str:
+    row = db.execute("SELECT detail FROM quarantine WHERE topic = ? ORDER BY id DESC LIMIT 1",
+                     (origin[:500],)).fetchone()
+    return row[0] if row else ""
