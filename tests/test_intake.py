@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,23 @@ def test_topics_that_name_no_device_are_quarantined(intake, db, topic, reason):
     assert mqtt.handle(intake, topic, golden("location.json")) == "quarantined"
     intake.commit()
     assert db.execute("SELECT reason, device_id FROM quarantine").fetchall() == [(reason, None)]
+
+
+# -- one door ----------------------------------------------------------------------------------
+WRITES = re.compile(r"\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)\s+"
+                    r"[\"'`\[]?(positions|transitions)\b", re.IGNORECASE)
+
+
+def test_nothing_but_the_intake_writes_positions_or_transitions():
+    """A new source is a new adapter, never a new writer of ``positions`` (issue 16)."""
+    root = Path(__file__).parent.parent
+    writers = set()
+    for folder in ("gateway", "hotspots", "simulators", "fences", "firmware"):
+        for path in (root / folder).rglob("*.py"):
+            if WRITES.search(path.read_text(encoding="utf-8")):
+                writers.add(path.relative_to(root).as_posix())
+    assert writers == {"gateway/intake/intake.py"}
+    # The pattern itself finds what it is meant to find.
+    assert WRITES.search('"INSERT OR IGNORE INTO positions (device_id) VALUES (?)"')
+    assert WRITES.search("update transitions set rid = 1")
+    assert not WRITES.search("SELECT * FROM positions")

@@ -213,7 +213,7 @@ def _split(device_spans: list[Span], enter: int, leave: int,
         lo, hi = max(span.start, cursor), min(span.end, leave)
         out.append((span.collar, lo, hi))
         cursor = hi
-    if cursor < leave or (cursor == enter == leave):
+    if cursor < leave or not out:
         out.append((None, cursor, leave))
     return out
 

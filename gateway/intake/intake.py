@@ -254,7 +254,8 @@ class Intake:
     def rollback(self) -> None:
         """Abandon the current batch (its inputs must be delivered again)."""
         if self._in_batch:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                self.conn.execute("ROLLBACK")
             self._in_batch = False
         self._deltas.clear()
         self._counters.clear()

@@ -36,6 +36,8 @@ def make_day(db_path: Path, officers: int, hours: float, period_s: int, n_hotspo
     """Write the synthetic day into ``db_path``; returns the fences file and positions stored."""
     from fences.geo import LocalFrame
     from fences.synthetic import CITY_LAT_E6, CITY_LON_E6, city_fences
+    from gateway.intake.intake import Intake
+    from gateway.intake.observation import Observation
     from gateway.reports.visits import HotSpotSet
     from gateway.schema import open_db
 
@@ -55,8 +57,8 @@ def make_day(db_path: Path, officers: int, hours: float, period_s: int, n_hotspo
     db = open_db(str(db_path))
     conn = db.conn
     stored = 0
+    intake = Intake(db, accept_unknown=True)
     try:
-        conn.execute("BEGIN")
         for officer in range(officers):
             here = centres[pyrng.randrange(len(centres))] + rng.normal(0, 300, 2)
             xs, ys = [], []
@@ -80,19 +82,25 @@ def make_day(db_path: Path, officers: int, hours: float, period_s: int, n_hotspo
             lon, lat = frame.to_lonlat(x, y)
             device = f"T-{officer:04d}"
             t0 = DAY_START + pyrng.randrange(period_s)
-            conn.executemany(
-                "INSERT INTO positions (device_id, seq, source, tst, lat, lon, acc_m)"
-                " VALUES (?, ?, 'tracker', ?, ?, ?, 5.0)",
-                zip([device] * steps, range(1, steps + 1), range(t0, t0 + steps * period_s,
-                                                                     period_s),
-                    np.round(lat, 6).tolist(), np.round(lon, 6).tolist(), strict=True))
-            conn.execute("INSERT INTO assignments (device_id, collar, start_ts, end_ts)"
-                         " VALUES (?, ?, ?, ?)", (device, str(10000 + officer), DAY_START - 600,
-                                                  DAY_START + int(hours * 3600) + 600))
-            stored += steps
-        conn.execute("COMMIT")
+            # Through the intake, as every source's positions are (a fix arrives a second
+            # after it was taken): the day holds what a station would have stored.
+            intake.begin()
+            for seq, tst, fix_lat, fix_lon in zip(
+                    range(1, steps + 1), range(t0, t0 + steps * period_s, period_s),
+                    np.round(lat, 6).tolist(), np.round(lon, 6).tolist(), strict=True):
+                obs = Observation("location", "tracker", device, "bench", seq=seq, tst=tst,
+                                  lat=fix_lat, lon=fix_lon, acc_m=5.0)
+                if intake.submit(obs, tst + 1) == "stored":
+                    stored += 1
+            intake.commit()
+            with conn:
+                conn.execute("INSERT INTO assignments (device_id, collar, start_ts, end_ts)"
+                             " VALUES (?, ?, ?, ?)", (device, str(10000 + officer),
+                                                      DAY_START - 600,
+                                                      DAY_START + int(hours * 3600) + 600))
     finally:
-        db.close()  # an unfinished day is rolled back, its WAL removed
+        intake.rollback()  # an unfinished officer is rolled back
+        db.close()
     return fences_path, stored
 
 
