@@ -112,8 +112,17 @@ def acl_text(accounts: dict[str, Account]) -> str:
         "pattern write hotspots/dev/%u/status",
         "pattern read hotspots/dev/%u/cmd",
         "pattern read hotspots/station/+/fences",
+        # The OwnTracks apps (docs/sources.md): location and last will on the base topic,
+        # transitions, card, waypoint(s), the app's status, steps and beacons below it. Not
+        # /dump (the app's configuration carries its password): refused, and logged.
         "pattern write owntracks/%u/+",
         "pattern write owntracks/%u/+/event",
+        "pattern write owntracks/%u/+/info",
+        "pattern write owntracks/%u/+/waypoint",
+        "pattern write owntracks/%u/+/waypoints",
+        "pattern write owntracks/%u/+/status",
+        "pattern write owntracks/%u/+/step",
+        "pattern write owntracks/%u/+/beacon",
         "pattern read owntracks/%u/+/cmd",
         "",
     ]
@@ -132,6 +141,29 @@ def acl_text(accounts: dict[str, Account]) -> str:
             continue
         lines += [f"user {account.username}", *rules, ""]
     return "\n".join(lines)
+
+
+_DENIED = re.compile(r"Denied PUBLISH from (\S+) \(d\d, q\d, r\d, m\d+, '([^']*)'")
+
+
+def denied_publishes(log_path: str | Path) -> dict[tuple[str, str], int]:
+    """Publishes the broker's ACL refused, counted per ``(client, topic)``, from its log.
+
+    Needs the broker's debug log (``Mosquitto(log_denied=True)``, the default here): Mosquitto
+    acknowledges a refused QoS 1 publish as if it had taken it, and says so nowhere else.
+    """
+    counts: dict[tuple[str, str], int] = {}
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if "Denied PUBLISH" in line:
+                    match = _DENIED.search(line)
+                    if match:
+                        key = (match.group(1), match.group(2))
+                        counts[key] = counts.get(key, 0) + 1
+    except OSError as exc:
+        raise BrokerError(f"cannot read the broker log {log_path}: {exc.strerror}") from None
+    return counts
 
 
 def make_test_ca(folder: Path, host: str = "127.0.0.1") -> dict[str, Path]:
@@ -177,6 +209,8 @@ class Mosquitto:
     :param persistence: keep QoS 1 sessions and retained messages across broker restarts
     :param devices: device ids to provision accounts for before starting
     :param tls: also listen with TLS on :attr:`tls_port`, with a generated CA (:attr:`ca_path`)
+    :param log_denied: log at debug level, the only level at which Mosquitto says it refused a
+        publish (about 3 lines per message: rotate the log, :func:`denied_publishes`)
     """
 
     #: Brokers started by this process, by address, so code holding only ``host:port`` (the
@@ -192,8 +226,10 @@ class Mosquitto:
         devices: tuple[str, ...] | list[str] = (),
         tls: bool = False,
         tls_port: int | None = None,
+        log_denied: bool = True,
     ):
         self.host = host
+        self.log_denied = log_denied
         self.port = port or free_port(host)
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="hotspots-broker-")
         self.workdir = Path(workdir or self._tmp.name)
@@ -317,6 +353,10 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             "log_type notice",
+            # Mosquitto logs a publish its ACL refuses ("Denied PUBLISH from ...") only at
+            # debug level; without it a refused message leaves no trace at all (the broker
+            # still acknowledges it). Counted by ``hotspots status --broker-log``.
+            *(["log_type debug"] if self.log_denied else []),
             f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
             f"max_queued_messages {MAX_QUEUED_MESSAGES}",
             f"listener {self.port} {self.host}",

@@ -313,7 +313,8 @@ def _v_sources(db: sqlite_utils.Database) -> None:
     - ``device_keys``: a phone's OwnTracks ``encryptionKey`` (the app's shared secret, needed
       as it is to open its messages), per device;
     - ``crews``: who rode in a vehicle, from when to when; unlike ``assignments`` a vehicle's
-      crew spans overlap (two officers at once, one leaving mid-shift).
+      crew spans overlap (two officers at once, one leaving mid-shift);
+    - ``app_messages``: a phone app's messages that are no position (docs/sources.md).
     """
     db.execute(
         "CREATE UNIQUE INDEX idx_positions_noseq_tst ON positions (device_id, tst)"
@@ -328,6 +329,14 @@ def _v_sources(db: sqlite_utils.Database) -> None:
     )
     db["crews"].create_index(["device_id", "start_ts"])
     db["crews"].create_index(["collar", "start_ts"])
+    # OwnTracks app messages that are no position: card, waypoint(s), steps, the app's status,
+    # commands. One row per distinct message (a retained one is re-sent at every reconnect).
+    db["app_messages"].create(
+        {"id": int, "device_id": str, "type": str, "origin": str, "tst": int, "payload": str,
+         "sha256": str, "received_at": float},
+        pk="id",
+    )
+    db["app_messages"].create_index(["device_id", "type", "sha256"], unique=True)
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [

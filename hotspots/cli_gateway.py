@@ -104,9 +104,12 @@ def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, us
 @click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
 @click.option("--watch", type=float, default=None, metavar="SECONDS",
               help="Redraw every SECONDS until interrupted.")
+@click.option("--broker-log", type=click.Path(dir_okay=False), default=None,
+              help="The broker's mosquitto.log: count the publishes its ACL refused.")
 def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_hours: float,
-           now_text: str | None, watch: float | None) -> None:
+           now_text: str | None, watch: float | None, broker_log: str | None) -> None:
     """Live status per device, alerts, and rejection counters."""
+    from gateway.broker import BrokerError, denied_publishes
     from gateway.fleet.status import AlertRules, fleet_status, status_lines
 
     rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours)
@@ -115,13 +118,26 @@ def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_
     try:
         while True:
             fleet = fleet_status(db, now=now, rules=rules)
+            try:
+                denied = denied_publishes(broker_log) if broker_log else None
+            except BrokerError as exc:
+                raise click.ClickException(str(exc)) from None
             if as_json:
-                click.echo(json.dumps(fleet.as_dict()))
+                doc = fleet.as_dict()
+                if denied is not None:
+                    doc["refused_publishes"] = [
+                        {"client": c, "topic": t, "count": n} for (c, t), n in denied.items()]
+                click.echo(json.dumps(doc))
             else:
                 if watch:
                     click.clear()
                 for line in status_lines(fleet):
                     click.echo(line)
+                if denied is not None:
+                    total = sum(denied.values())
+                    detail = ", ".join(f"{c} {t} x{n}" for (c, t), n in sorted(denied.items()))
+                    click.echo(f"publishes refused by the broker: {total}"
+                               + (f" ({detail})" if detail else ""))
             if not watch:
                 return
             time.sleep(watch)

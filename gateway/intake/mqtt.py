@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 
 from gateway.fleet.identity import RADIO_PREFIX, is_name
-from gateway.intake import owntracks_crypto
+from gateway.intake import owntracks, owntracks_crypto
 from gateway.intake.intake import Intake
 from gateway.intake.observation import LOCATION, STATUS, TRANSITION, Observation
 from tracker import wire
@@ -68,7 +68,7 @@ def resolve_topic(topic: str) -> tuple[str, str, str]:
     elif parts[0] == wire.OWNTRACKS_ROOT and len(parts) in (3, 4) and parts[2]:
         source, device_id = "owntracks", parts[1]
         kind = parts[3] if len(parts) == 4 else ""
-        if kind not in ("", "event"):
+        if kind not in owntracks.SUFFIXES:
             raise DecodeError("unknown_topic", topic)
     else:
         raise DecodeError("unknown_topic", topic)
@@ -120,17 +120,21 @@ def handle(intake: Intake, topic: str, payload: bytes, received_at: float | None
     received_at = time.time() if received_at is None else received_at
     device_id = None
     try:
-        source, device_id, _kind = resolve_topic(topic)
-        plain = payload
-        if source == "owntracks" and owntracks_crypto.is_encrypted(payload):
-            # An app with an encryptionKey: the message is inside (docs/sources.md).
-            plain = owntracks_crypto.open_envelope(
-                payload, owntracks_crypto.get_key(intake.conn, device_id))
-        msg = wire.decode(plain)
-        obs = observation(source, device_id, msg, topic)
+        source, device_id, kind = resolve_topic(topic)
+        if source == "owntracks":
+            plain = payload
+            if owntracks_crypto.is_encrypted(payload):
+                # An app with an encryptionKey: the message is inside (docs/sources.md).
+                plain = owntracks_crypto.open_envelope(
+                    payload, owntracks_crypto.get_key(intake.conn, device_id))
+            obs = owntracks.decode(device_id, kind, owntracks.load(plain), topic, observation)
+        else:
+            obs = observation(source, device_id, wire.decode(payload), topic)
     except owntracks_crypto.SealedError as exc:
         return intake.reject(topic, f"encrypted_{exc.reason}", exc.detail, payload,
                              received_at, device_id)
+    except owntracks.OwnTracksError as exc:
+        return intake.reject(topic, exc.reason, exc.detail, payload, received_at, device_id)
     except DecodeError as exc:
         return intake.reject(topic, exc.reason, exc.detail, payload, received_at, device_id)
     except wire.WireError as exc:

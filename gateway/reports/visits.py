@@ -427,7 +427,36 @@ def presence_from_positions(tracks: Tracks, hotspots: HotSpotSet,
 
 
 # -- transitions ----------------------------------------------------------------------------------
+def phone_region_resolver(hotspots: HotSpotSet | None):
+    """How a phone's region event names its region -> the hot spot it is, or None.
+
+    A phone's regions are set on the phone: an iOS ``rid`` is the app's own id unless the force
+    pushed its hot spots as waypoints with their ids, and Android sends only the region's name.
+    So a phone's event is a hot spot's only when the fence set says so: its ``rid`` is a hot
+    spot id, or its ``rid`` or name (``desc``) is a hot spot's id or name. Without a fence set
+    no phone region is a hot spot (issue 19: kept apart in every report).
+    """
+    if hotspots is None:
+        return lambda rid, desc: None
+    ids = set(hotspots.ids)
+    by_name = {}
+    for hid, name in zip(hotspots.ids, hotspots.names, strict=True):
+        by_name.setdefault(name.casefold(), hid)
+        by_name.setdefault(hid.casefold(), hid)
+
+    def resolve(rid: str | None, desc: str | None) -> str | None:
+        if rid in ids:
+            return rid
+        for text in (rid, desc):
+            if isinstance(text, str) and text.casefold() in by_name:
+                return by_name[text.casefold()]
+        return None
+
+    return resolve
+
+
 def presence_from_transitions(db: sqlite_utils.Database, start: int, end: int,
+                              hotspots: HotSpotSet | None = None,
                               ) -> tuple[list[Presence], set[tuple[str, str]]]:
     """Device-level stays from enter/leave events, and the (device, hot spot) pairs they cover.
 
@@ -435,13 +464,29 @@ def presence_from_transitions(db: sqlite_utils.Database, start: int, end: int,
     between (a reboot inside a hot spot) closes the first stay at the device's last fix before
     the new enter, and so does an enter that is never followed by a leave: the stay is marked
     open and credited only as far as the device's own fixes show it was still reporting, never
-    to the end of the window.
+    to the end of the window. Phones' region events count only where
+    :func:`phone_region_resolver` makes them a hot spot's.
     """
     lo = max(start, -(2**62)) - TRANSITION_LOOKBACK_S
     hi = min(end, 2**62) + TRANSITION_LOOKBACK_S
     rows = db.execute(
-        "SELECT device_id, rid, desc, event, tst FROM transitions WHERE tst >= ? AND tst < ?"
-        " ORDER BY device_id, rid, tst, seq", (lo, hi)).fetchall()
+        "SELECT t.device_id, t.rid, t.desc, t.event, t.tst, d.source = 'owntracks'"
+        " FROM transitions t LEFT JOIN devices d ON d.device_id = t.device_id"
+        " WHERE t.tst >= ? AND t.tst < ? ORDER BY t.device_id, t.rid, t.tst, t.seq",
+        (lo, hi)).fetchall()
+    if any(row[5] for row in rows):
+        resolve = phone_region_resolver(hotspots)
+        mapped = []
+        for device_id, rid, desc, event, tst, phone in rows:
+            if phone:
+                rid = resolve(rid, desc)
+                if rid is None:
+                    continue  # the phone's own region (home, office): not a hot spot
+            mapped.append((device_id, rid, desc, event, tst))
+        mapped.sort(key=lambda r: (r[0], r[1], r[4]))
+        rows = mapped
+    else:
+        rows = [row[:5] for row in rows]
     pairs = {(d, r) for d, r, _, _, tst in rows if start <= tst < end}
     stays: list[Presence] = []
     opened: dict[tuple[str, str], tuple[int, str | None]] = {}
@@ -530,7 +575,7 @@ def compute_visits(db: sqlite_utils.Database, hotspots: HotSpotSet | None = None
     Without ``hotspots`` only transitions are used (positions cannot be placed in a hot spot).
     """
     start, end = window
-    stays, covered = presence_from_transitions(db, start, end)
+    stays, covered = presence_from_transitions(db, start, end, hotspots)
     if hotspots is not None and len(hotspots):
         lo = start - rules.lookback_s() if start > OPEN_WINDOW[0] else start
         hi = end + rules.interp_gap_s if end < OPEN_WINDOW[1] else end
