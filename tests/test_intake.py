@@ -203,7 +203,7 @@ def test_account_t_publishing_owntracks_t_0001_is_phone_t_not_tracker_t_0001(db)
 @pytest.mark.parametrize("topic, reason", [
     ("owntracks/T", "unknown_topic"),
     ("owntracks/T/0001/nonsense", "unknown_topic"),
-    ("owntracks//0001", "bad_device_id"),
+    ("owntracks//0001", "unknown_topic"),
     ("owntracks/a b/0001", "bad_device_id"),
     ("hotspots/dev/T-0001/other", "unknown_topic"),
     ("hotspots/dev/T-0001/loc/extra", "unknown_topic"),

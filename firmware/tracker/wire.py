@@ -210,13 +210,17 @@ def decode(payload):
 def parse_topic(topic):
     """Split a topic into ``(source, device_id, kind)``; raises :class:`WireError` if unknown.
 
-    ``source`` is ``tracker`` for the project's own devices and ``owntracks`` for phones running
-    the OwnTracks app (``owntracks/<user>/<device>``, device id ``<user>-<device>``).
+    Exact, and the device is the account that published (the broker lets an account publish only
+    under its own name): ``tracker`` for ``hotspots/dev/<account>/<kind>``, ``owntracks`` for a
+    phone running the OwnTracks app, ``owntracks/<account>/<name>`` (kind ``""``) or
+    ``owntracks/<account>/<name>/event``, whose device is ``<account>``: the ``<name>`` is the
+    app's free-text device setting and identifies nothing.
     """
     parts = topic.split("/")
-    if len(parts) == 4 and parts[0] == TOPIC_ROOT and parts[1] == "dev" and parts[2]:
+    if len(parts) == 4 and parts[0] == TOPIC_ROOT and parts[1] == "dev" and parts[2] and parts[3]:
         return "tracker", parts[2], parts[3]
-    if len(parts) >= 3 and parts[0] == OWNTRACKS_ROOT and parts[1] and parts[2]:
-        kind = parts[3] if len(parts) > 3 else ""
-        return "owntracks", parts[1] + "-" + parts[2], kind
+    if parts[0] == OWNTRACKS_ROOT and len(parts) in (3, 4) and parts[1] and parts[2]:
+        kind = parts[3] if len(parts) == 4 else ""
+        if kind in ("", "event"):
+            return "owntracks", parts[1], kind
     raise WireError("unknown_topic", topic)

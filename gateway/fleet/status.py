@@ -74,6 +74,10 @@ class FleetStatus:
     alerts: list[str]
     quarantine: dict[str, int]
     filtered: dict[str, int]
+    #: Quarantine rows the per-device budget deleted (oldest first): device -> (rows, bytes).
+    evicted: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Optional fields dropped for a bad value, by field (``gateway.intake.validate``).
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -140,6 +144,12 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
         quarantine=dict(db.execute(
             "SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY reason")),
         filtered=_filtered_counts(db),
+        evicted={device or "-": (n, size) for device, n, size in db.execute(
+            "SELECT device_id, n, bytes FROM intake_counters WHERE counter ="
+            " 'quarantine_evicted' ORDER BY device_id")},
+        dropped={counter.removeprefix("dropped:"): n for counter, n in db.execute(
+            "SELECT counter, sum(n) FROM intake_counters WHERE counter LIKE 'dropped:%'"
+            " GROUP BY counter ORDER BY counter")},
     )
 
 
@@ -196,6 +206,12 @@ def status_lines(status: FleetStatus) -> Iterator[str]:
     quarantined = ", ".join(f"{k} {v}" for k, v in status.quarantine.items()) or "none"
     filtered = ", ".join(f"{k} {v}" for k, v in status.filtered.items()) or "none"
     yield f"quarantined: {quarantined}"
+    if status.evicted:
+        evicted = ", ".join(f"{d} {n} ({size} bytes)" for d, (n, size) in status.evicted.items())
+        yield f"quarantine over budget, oldest deleted: {evicted}"
+    if status.dropped:
+        yield "fields dropped for a bad value: " + ", ".join(
+            f"{k} {v}" for k, v in status.dropped.items())
     yield f"filtered positions (kept, left out of reports): {filtered}"
 
 

@@ -61,16 +61,17 @@ def resolve_topic(topic: str) -> tuple[str, str, str]:
     if known is not None:
         return known
     parts = topic.split("/")
-    if len(parts) == 4 and parts[0] == wire.TOPIC_ROOT and parts[1] == "dev":
-        source, device_id, kind = "tracker", parts[2], parts[3]
-        if kind not in TRACKER_KINDS:
-            raise DecodeError("unknown_topic", topic)
-    elif parts[0] == wire.OWNTRACKS_ROOT and len(parts) in (3, 4) and parts[2]:
-        source, device_id = "owntracks", parts[1]
-        kind = parts[3] if len(parts) == 4 else ""
-        if kind not in owntracks.SUFFIXES:
-            raise DecodeError("unknown_topic", topic)
+    if (len(parts) == 4 and parts[0] == wire.OWNTRACKS_ROOT and parts[1] and parts[2]
+            and parts[3] in owntracks.SUFFIXES and parts[3] not in ("", "event")):
+        # The apps' other topics (card, waypoints, steps ...: gateway/intake/owntracks.py);
+        # the wire format itself knows only locations and events.
+        source, device_id, kind = "owntracks", parts[1], parts[3]
     else:
+        try:
+            source, device_id, kind = wire.parse_topic(topic)
+        except wire.WireError:
+            raise DecodeError("unknown_topic", topic) from None
+    if source == "tracker" and kind not in TRACKER_KINDS:
         raise DecodeError("unknown_topic", topic)
     # A broker account: never a radio's ``issi:<ISSI>`` (radios reach the gateway by serial).
     if not is_name(device_id) or device_id.startswith(RADIO_PREFIX):

@@ -23,6 +23,7 @@ exactly the ones waiting for the commit.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -32,12 +33,14 @@ import paho.mqtt.client as mqtt
 from gateway.intake import mqtt as mqtt_source
 from gateway.intake.batched_socket import BatchingClient
 from gateway.intake.filters import FilterConfig
-from gateway.intake.intake import Intake, IntakeCounts
+from gateway.intake.intake import Intake, IntakeCounts, QuarantineBudget
 from gateway.schema import open_db
 
 log = logging.getLogger(__name__)
 
 RECONNECT_MAX_S = 30
+#: Attempts more at a batch the database refused as a whole (locked, I/O) before stopping.
+LOCKED_RETRIES = 3
 STABLE_S = 10  # a connection that lasted this long resets the reconnect pause
 SUBSCRIPTIONS = ("hotspots/dev/+/+", "owntracks/#")
 
@@ -62,6 +65,8 @@ class Gateway:
     :param tls_ca: CA certificate to verify the broker's TLS listener with; enables TLS
     :param filter_config: per-source position filters (:mod:`gateway.intake.filters`)
     :param accept_unknown: store messages of unregistered devices instead of quarantining them
+    :param budget: the per-device quarantine budget
+        (:class:`gateway.intake.intake.QuarantineBudget`)
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class Gateway:
         tls_ca: str | None = None,
         filter_config: dict[str, FilterConfig] | None = None,
         accept_unknown: bool = False,
+        budget: QuarantineBudget | None = None,
     ):
         self.host, self.port = parse_address(broker)
         self.db_path = db_path
@@ -99,6 +105,7 @@ class Gateway:
             self.client.tls_set(ca_certs=str(tls_ca))
         self.filter_config = filter_config
         self.accept_unknown = accept_unknown
+        self.budget = budget
         self.refused: str | None = None
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -138,7 +145,8 @@ class Gateway:
         db = open_db(self.db_path)
         # The broker forgets a message once we acknowledge it, so a commit must be on disk.
         db.execute("PRAGMA synchronous = FULL")
-        self.intake = intake = Intake(db, self.filter_config, self.accept_unknown)
+        self.intake = intake = Intake(db, self.filter_config, self.accept_unknown,
+                                      budget=self.budget)
         client = self.client
         client.connect_async(self.host, self.port, keepalive=30)
         radio = None
@@ -199,21 +207,34 @@ class Gateway:
         Every message is acknowledged once the transaction holding it (stored or quarantined)
         is committed. Should the batch's commit itself fail, the batch is stored again one
         message per transaction, so a message that cannot be committed is isolated and
-        quarantined alone (``store_failed``) and the others are kept. Only a database that
-        cannot commit even a quarantine row (disk full, file gone) raises, unacknowledged.
+        quarantined alone (``store_failed``) and the others are kept. A database that refuses
+        the batch as a whole (locked beyond the busy timeout, I/O, disk full) is retried a few
+        times, then raised with the batch unacknowledged: that is no message's fault.
         """
         arrived, self._arrived = self._arrived, []
         received_at = time.time()
-        try:
-            for msg in arrived:
-                mqtt_source.handle(intake, msg.topic, msg.payload, received_at)
-            intake.commit()
-        except Exception as exc:  # noqa: BLE001 - isolate the message at fault, below
-            log.warning("batch of %d failed to commit (%r): storing one by one", len(arrived),
-                        exc)
-            intake.rollback()
-            for msg in arrived:
-                self._store_alone(intake, msg, received_at)
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                for msg in arrived:
+                    mqtt_source.handle(intake, msg.topic, msg.payload, received_at)
+                intake.commit()
+                break
+            except sqlite3.OperationalError as exc:
+                # Locked past the busy timeout (another writer), or the disk: not the messages'
+                # fault. Keep them unacknowledged and try the whole batch again; in the end
+                # stop without acknowledging, so the broker delivers them again.
+                intake.rollback()
+                if attempt == LOCKED_RETRIES:
+                    raise
+                log.warning("batch of %d not stored (%s): retrying", len(arrived), exc)
+                time.sleep(0.5 * (attempt + 1))
+            except Exception as exc:  # noqa: BLE001 - isolate the message at fault, below
+                log.warning("batch of %d failed to commit (%r): storing one by one",
+                            len(arrived), exc)
+                intake.rollback()
+                for msg in arrived:
+                    self._store_alone(intake, msg, received_at)
+                break
         self.client.ack_all([msg.mid for msg in arrived if msg.qos == 1])
         if on_batch:
             on_batch(intake.counts)
@@ -223,6 +244,9 @@ class Gateway:
         try:
             mqtt_source.handle(intake, msg.topic, msg.payload, received_at)
             intake.commit()
+        except sqlite3.OperationalError:
+            intake.rollback()
+            raise  # the database, not this message: unacknowledged, delivered again
         except Exception as exc:  # noqa: BLE001 - this message is the one at fault
             intake.rollback()
             intake.reject(msg.topic, "store_failed", f"{type(exc).__name__}: {exc}",

@@ -106,9 +106,14 @@ def test_bad_payloads_are_rejected_with_a_reason():
 def test_topics_name_source_device_and_kind():
     assert wire.device_topic("T-0001", wire.KIND_LOCATION) == "hotspots/dev/T-0001/loc"
     assert wire.parse_topic("hotspots/dev/T-0001/event") == ("tracker", "T-0001", "event")
-    assert wire.parse_topic("owntracks/4711/phone") == ("owntracks", "4711-phone", "")
-    try:
-        wire.parse_topic("hotspots/dev//loc")
-        raise AssertionError("empty device id accepted")
-    except wire.WireError as exc:
-        assert exc.reason == "unknown_topic"
+    # The account is the device (issue 16: account T on owntracks/T/0001 was tracker T-0001).
+    assert wire.parse_topic("owntracks/4711/phone") == ("owntracks", "4711", "")
+    assert wire.parse_topic("owntracks/T/0001") == ("owntracks", "T", "")
+    assert wire.parse_topic("owntracks/T/0001/event") == ("owntracks", "T", "event")
+    for topic in ("hotspots/dev//loc", "hotspots/dev/T-1/", "owntracks/T", "owntracks//x",
+                  "owntracks/T/0001/cmd", "owntracks/T/0001/event/x", "hotspots/dev/T-1/loc/x"):
+        try:
+            wire.parse_topic(topic)
+            raise AssertionError("accepted " + topic)
+        except wire.WireError as exc:
+            assert exc.reason == "unknown_topic"
