@@ -43,7 +43,7 @@ from pathlib import Path
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 
 #: Roles an account can have; devices and phones differ only in the topics they use.
-ROLES = ("gateway", "device", "observer", "fences", "admin")
+ROLES = ("gateway", "device", "observer", "fences", "admin", "recorder")
 GATEWAY_USER = "gateway"
 OBSERVER_USER = "observer"
 FENCES_USER = "fences"
@@ -137,6 +137,13 @@ def acl_text(accounts: dict[str, Account]) -> str:
             rules = ["topic readwrite hotspots/station/+/fences"]
         elif account.role == "admin":
             rules = ["topic readwrite #"]
+        elif account.role == "recorder":
+            # The OwnTracks Recorder bridge (gateway/recorder_bridge.py): reads the trackers,
+            # republishes them as the station's OwnTracks user (the account name).
+            rules = ["topic read hotspots/dev/+/loc", "topic read hotspots/dev/+/event",
+                     "topic read hotspots/dev/+/status",
+                     f"topic write owntracks/{account.username}/+",
+                     f"topic write owntracks/{account.username}/+/event"]
         else:
             continue
         lines += [f"user {account.username}", *rules, ""]

@@ -39,13 +39,18 @@ def cli() -> None:
               help="Provision a broker account for this device (repeatable).")
 @click.option("--tls", is_flag=True, help="Also listen with TLS (CA generated in DIR/tls).")
 @click.option("--tls-port", type=int, default=None, help="TLS port (default: a free one).")
+@click.option("--recorder", "recorders", multiple=True, metavar="STATION",
+              help="Provision an OwnTracks Recorder bridge account (hotspots owntracks bridge).")
 def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str, ...],
-           tls: bool, tls_port: int | None) -> None:
+           tls: bool, tls_port: int | None, recorders: tuple[str, ...]) -> None:
     """Run a private Mosquitto broker (accounts and ACL generated, no anonymous access)."""
     cli_gateway.interrupt_on_signals()
     try:
         mosquitto = Mosquitto(port=port, host=host, workdir=workdir, devices=devices, tls=tls,
-                              tls_port=tls_port).start()
+                              tls_port=tls_port)
+        for station in recorders:
+            mosquitto.account(station, "recorder")
+        mosquitto.start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
     try:

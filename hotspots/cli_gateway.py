@@ -73,6 +73,16 @@ def account_password(accounts_path: str, user: str) -> str:
     return rows[user]["password"]
 
 
+def recorder_accounts(accounts_path: str) -> frozenset[str]:
+    """The Recorder bridge accounts of an accounts file (their topics are the gateway's own)."""
+    try:
+        accounts = json.loads(Path(accounts_path).read_text())
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(a.get("username") for a in accounts
+                     if isinstance(a, dict) and a.get("role") == "recorder")
+
+
 def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, user: str,
                  password: str | None, accounts_path: str | None, tls_ca: str | None,
                  filters_path: str | None, accept_unknown: bool):
@@ -81,13 +91,15 @@ def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, us
     from gateway.intake.filters import FilterConfigError, load_config
     from gateway.intake.service import Gateway
 
+    ignore: frozenset[str] = frozenset()
     if accounts_path:
         password = account_password(accounts_path, user)
+        ignore = recorder_accounts(accounts_path)
     try:
         return Gateway(broker_address, db_path, airwave=airwave_port,
                        username=user if password is not None else None, password=password,
                        tls_ca=tls_ca, filter_config=load_config(filters_path),
-                       accept_unknown=accept_unknown)
+                       accept_unknown=accept_unknown, ignore_accounts=ignore)
     except (ValueError, FilterConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
 
