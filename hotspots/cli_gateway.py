@@ -113,18 +113,22 @@ def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, us
               help="Alert below this battery percentage.")
 @click.option("--shift-hours", type=float, default=10, show_default=True,
               help="An assignment without --due is overdue after this many hours.")
+@click.option("--after-patrol-min", type=float, default=60, show_default=True,
+              help="Alert when a phone still reports this long after its patrol ended.")
 @click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
 @click.option("--watch", type=float, default=None, metavar="SECONDS",
               help="Redraw every SECONDS until interrupted.")
 @click.option("--broker-log", type=click.Path(dir_okay=False), default=None,
               help="The broker's mosquitto.log: count the publishes its ACL refused.")
 def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_hours: float,
-           now_text: str | None, watch: float | None, broker_log: str | None) -> None:
+           after_patrol_min: float, now_text: str | None, watch: float | None,
+           broker_log: str | None) -> None:
     """Live status per device, alerts, and rejection counters."""
     from gateway.broker import BrokerError, denied_publishes
     from gateway.fleet.status import AlertRules, fleet_status, status_lines
 
-    rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours)
+    rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours,
+                       after_patrol_min=after_patrol_min)
     db = open_database(db_path)
     now = time_option(now_text)
     try:
@@ -155,6 +159,28 @@ def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_
             time.sleep(watch)
     except KeyboardInterrupt:
         return
+
+
+@click.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--grace-hours", type=float, default=24, show_default=True,
+              help="Wait this long for late assignments (a paper log) before judging a fix.")
+@click.option("--keep-days", type=float, default=14, show_default=True,
+              help="Delete set-apart positions older than this.")
+@click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
+def purge(db_path: str, grace_hours: float, keep_days: float, now_text: str | None) -> None:
+    """After the patrol: set apart phone and radio positions no assignment covers (not patrol
+    data, left out of reports), and delete them after --keep-days. Run it daily."""
+    from gateway.intake.intake import Intake
+
+    if keep_days * 24 < grace_hours:
+        raise click.UsageError("--keep-days must be longer than --grace-hours")
+    db = open_database(db_path)
+    now = time_option(now_text)
+    flagged, restored, purged = Intake(db).set_apart_off_duty(
+        time.time() if now is None else now, int(grace_hours * 3600), int(keep_days * 86400))
+    click.echo(f"set apart {flagged}, back as patrol data {restored} (assignment recorded"
+               f" since), deleted {purged}")
 
 
 @click.command()
@@ -219,4 +245,4 @@ def return_(device: str, db_path: str, at_text: str | None) -> None:
     click.echo(f"{device} returned by {a.collar} at {a.end_ts}")
 
 
-COMMANDS = (status, register, assign, return_)
+COMMANDS = (status, register, assign, return_, purge)

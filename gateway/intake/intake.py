@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 
 import sqlite_utils
 
+from gateway.fleet import attribution
 from gateway.fleet.identity import is_name
 from gateway.intake import filters, validate
 from gateway.intake.observation import APP, LOCATION, STATUS, Observation
@@ -47,6 +48,8 @@ from gateway.intake.observation import APP, LOCATION, STATUS, Observation
 log = logging.getLogger(__name__)
 
 RESULTS = ("stored", "duplicate", "status", "quarantined")
+#: Kit that stays with an officer and may go on reporting after the patrol (phones, radios).
+OFF_DUTY_SOURCES = ("owntracks", "airwave")
 #: Origins of live reports (MQTT topics, the vehicle endpoint), whose fixes say the device is
 #: online now; a dock pull or a file import says nothing about that.
 LIVE_ORIGINS = ("hotspots/dev/", "owntracks/", "http:")
@@ -476,6 +479,48 @@ class Intake:
         self.conn.execute("UPDATE positions SET filtered = ? WHERE id = ?",
                           (",".join(sorted({*flags, flag})), position_id))
         self._kept.pop(row[1], None)  # it may have been the kept one
+
+    def set_apart_off_duty(self, now: float, grace_s: int, keep_s: int,
+                           sources: tuple[str, ...] = OFF_DUTY_SOURCES) -> tuple[int, int, int]:
+        """After the patrol (issue 19): positions of phones and radios that no assignment covers
+        are no patrol data. Returns ``(flagged, restored, purged)``.
+
+        - a position of one of ``sources`` older than ``grace_s`` (time for a paper log to be
+          typed in) that no assignment of its device covers is flagged ``off_duty``: kept
+          apart, left out of every report and export (they read unflagged positions only);
+        - a flagged position an assignment now covers (recorded late) gets its flag back off;
+        - a flagged position older than ``keep_s`` is deleted.
+
+        Commits its own transaction; call it between batches.
+        """
+        self.commit()
+        officer = attribution.officer_at_sql("positions")
+        marks = ",".join("?" * len(sources))
+        self.begin()
+        try:
+            flagged = self.conn.execute(
+                "UPDATE positions SET filtered = CASE WHEN filtered IS NULL THEN 'off_duty'"
+                " ELSE filtered || ',off_duty' END"
+                f" WHERE source IN ({marks}) AND tst < ?"
+                " AND (filtered IS NULL OR ',' || filtered || ',' NOT LIKE '%,off_duty,%')"
+                f" AND {officer} IS NULL",
+                (*sources, int(now - grace_s))).rowcount
+            restored = self.conn.execute(
+                "UPDATE positions SET filtered = nullif(trim(replace(',' || filtered || ',',"
+                " ',off_duty,', ','), ','), '')"
+                f" WHERE ',' || filtered || ',' LIKE '%,off_duty,%' AND {officer} IS NOT NULL"
+                ).rowcount
+            purged = self.conn.execute(
+                "DELETE FROM positions WHERE ',' || filtered || ',' LIKE '%,off_duty,%'"
+                " AND tst < ?", (int(now - keep_s),)).rowcount
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_batch = False
+            self._kept.clear()
+        return flagged, restored, purged
 
     def flag_position(self, position_id: int, flag: str) -> None:
         """Add ``flag`` to a stored position's filter reasons (in the current batch)."""
