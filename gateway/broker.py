@@ -43,7 +43,9 @@ from pathlib import Path
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 
 #: Roles an account can have; devices and phones differ only in the topics they use.
-ROLES = ("gateway", "device", "observer", "fences", "admin", "recorder")
+ROLES = ("gateway", "device", "observer", "fences", "admin", "recorder", "phone")
+#: OwnTracks suffixes a phone publishes below its base topic (docs/sources.md).
+PHONE_SUFFIXES = ("event", "info", "waypoint", "waypoints", "status", "step", "beacon")
 GATEWAY_USER = "gateway"
 OBSERVER_USER = "observer"
 FENCES_USER = "fences"
@@ -137,6 +139,15 @@ def acl_text(accounts: dict[str, Account]) -> str:
             rules = ["topic readwrite hotspots/station/+/fences"]
         elif account.role == "admin":
             rules = ["topic readwrite #"]
+        elif account.role == "phone":
+            # One of several phones of an OwnTracks user: the account ``<user>.<device>`` may
+            # publish only as ``owntracks/<user>/<device>`` (the apps' own model), so each phone
+            # has its own login and client id and none throws the others off.
+            user, _, device = account.username.partition(".")
+            base = f"owntracks/{user}/{device}"
+            rules = [f"topic write {base}",
+                     *(f"topic write {base}/{suffix}" for suffix in PHONE_SUFFIXES),
+                     f"topic read {base}/cmd"]
         elif account.role == "recorder":
             # The OwnTracks Recorder bridge (gateway/recorder_bridge.py): reads the trackers,
             # republishes them as the station's OwnTracks user (the account name).
@@ -277,6 +288,19 @@ class Mosquitto:
                               "and start with a letter or digit")
         if role not in ROLES:
             raise BrokerError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        # A user either has one account (device id = the user) or one per phone (device id
+        # ``<user>.<device>``), never both: the plain account could otherwise publish as one
+        # of the phones through its owntracks/<user>/+ pattern.
+        if role == "phone":
+            user, dot, device = username.partition(".")
+            if not dot or not device or "." in device:
+                raise BrokerError(f"a phone account is <user>.<device>, got {username!r}")
+            if user in self.accounts:
+                raise BrokerError(f"{user!r} has an account of its own; its phones cannot have"
+                                  " their own accounts as well")
+        elif any(a.role == "phone" and a.username.partition(".")[0] == username
+                 for a in self.accounts.values()):
+            raise BrokerError(f"{username!r} is an OwnTracks user with per-phone accounts")
         account = Account(username, secrets.token_urlsafe(18), role)
         self.accounts[username] = account
         return account
@@ -315,6 +339,11 @@ class Mosquitto:
             self.process.send_signal(signal.SIGHUP)
             self._wait_until_login_works(account)
         return account
+
+    def phone(self, user: str, device: str) -> Account:
+        """The account of OwnTracks ``user``'s phone ``device`` (``<user>.<device>``, role
+        ``phone``), provisioned if new: publishes as ``owntracks/<user>/<device>``."""
+        return self.account(f"{user}.{device}", "phone")
 
     def device(self, device_id: str) -> Account:
         """The account of device (or phone user) ``device_id``, provisioned if new."""

@@ -41,8 +41,11 @@ def cli() -> None:
 @click.option("--tls-port", type=int, default=None, help="TLS port (default: a free one).")
 @click.option("--recorder", "recorders", multiple=True, metavar="STATION",
               help="Provision an OwnTracks Recorder bridge account (hotspots owntracks bridge).")
+@click.option("--phone", "phones", multiple=True, metavar="USER.DEVICE",
+              help="Provision an account for one of several phones of an OwnTracks user.")
 def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str, ...],
-           tls: bool, tls_port: int | None, recorders: tuple[str, ...]) -> None:
+           tls: bool, tls_port: int | None, recorders: tuple[str, ...],
+           phones: tuple[str, ...]) -> None:
     """Run a private Mosquitto broker (accounts and ACL generated, no anonymous access)."""
     cli_gateway.interrupt_on_signals()
     try:
@@ -50,6 +53,8 @@ def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str,
                               tls_port=tls_port)
         for station in recorders:
             mosquitto.account(station, "recorder")
+        for phone in phones:
+            mosquitto.account(phone, "phone")
         mosquitto.start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -123,6 +123,7 @@ def handle(intake: Intake, topic: str, payload: bytes, received_at: float | None
     try:
         source, device_id, kind = resolve_topic(topic)
         if source == "owntracks":
+            device_id = _phone_of(intake, device_id, topic)
             plain = payload
             if owntracks_crypto.is_encrypted(payload):
                 # An app with an encryptionKey: the message is inside (docs/sources.md).
@@ -147,6 +148,23 @@ def handle(intake: Intake, topic: str, payload: bytes, received_at: float | None
         return intake.reject(topic, "malformed", f"{type(exc).__name__}: {exc}", payload,
                              received_at, device_id)
     return intake.submit(obs, received_at, raw=payload)
+
+
+def _phone_of(intake: Intake, account: str, topic: str) -> str:
+    """The device of an OwnTracks topic: the account, or, for a user with one account per
+    phone (broker role ``phone``), the phone ``<account>.<device>`` registered as such. The
+    broker lets only that phone's account publish there, and never gives a user both kinds
+    of account (``gateway.broker``)."""
+    parts = topic.split("/", 3)
+    if len(parts) < 3 or "." in account:
+        return account
+    phone = f"{account}.{parts[2]}"
+    if not is_name(phone):
+        return account
+    row = intake.conn.execute(
+        "SELECT 1 FROM devices WHERE device_id = ? AND source = 'owntracks'"
+        " AND registered_at IS NOT NULL", (phone,)).fetchone()
+    return phone if row else account
 
 
 def handle_record(intake: Intake, device_id: str, kind: str, payload: bytes, origin: str,
