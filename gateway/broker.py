@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -257,6 +258,9 @@ class Mosquitto:
         self.tls_port = (tls_port or free_port(host)) if tls else None
         self.tls_files: dict[str, Path] = {}
         self.process: subprocess.Popen | None = None
+        #: Accounts may be provisioned from several threads at once (a test's devices, the
+        #: simulators): one at a time, or two writers race on accounts.json and the ACL.
+        self._provisioning = threading.RLock()
         self.accounts: dict[str, Account] = self._load_accounts()
         for name, role in ((GATEWAY_USER, "gateway"), (OBSERVER_USER, "observer"),
                            (FENCES_USER, "fences")):
@@ -326,19 +330,21 @@ class Mosquitto:
         An existing account keeps its role and password; asking for another role is an error
         rather than a silent privilege change.
         """
-        existing = self.accounts.get(username)
-        if existing is not None:
-            if existing.role != role:
-                raise BrokerError(f"account {username!r} exists with role {existing.role}")
-            return existing
-        account = self._new_account(username, role)
-        self._save_accounts()
-        if self.process and self.process.poll() is None:
-            self._write_auth_files()
-            # Mosquitto re-reads the password file and ACL on SIGHUP, without dropping clients.
-            self.process.send_signal(signal.SIGHUP)
-            self._wait_until_login_works(account)
-        return account
+        with self._provisioning:
+            existing = self.accounts.get(username)
+            if existing is not None:
+                if existing.role != role:
+                    raise BrokerError(f"account {username!r} exists with role {existing.role}")
+                return existing
+            account = self._new_account(username, role)
+            self._save_accounts()
+            if self.process and self.process.poll() is None:
+                self._write_auth_files()
+                # Mosquitto re-reads the password file and ACL on SIGHUP, without dropping
+                # clients.
+                self.process.send_signal(signal.SIGHUP)
+                self._wait_until_login_works(account)
+            return account
 
     def phone(self, user: str, device: str) -> Account:
         """The account of OwnTracks ``user``'s phone ``device`` (``<user>.<device>``, role
