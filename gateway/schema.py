@@ -221,8 +221,8 @@ def _v_fleet_identity_filters(db: sqlite_utils.Database) -> None:
         "CREATE UNIQUE INDEX idx_transitions_noseq ON transitions (device_id, rid, event, tst)"
         " WHERE seq IS NULL"
     )
-    # The rule of identity.OFFICER_AT, spelt out: a migration is history and must build the
-    # same view whatever that constant becomes later.
+    # The rule of gateway.fleet.attribution, spelt out: a migration is history and must build
+    # the same view whatever that module says later (tests/test_attribution.py checks they agree).
     db.execute(
         "CREATE VIEW positions_attributed AS SELECT p.*, (SELECT a.collar FROM assignments a"
         " WHERE a.device_id = p.device_id AND a.start_ts <= p.tst"

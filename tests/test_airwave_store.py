@@ -5,6 +5,7 @@ the same identity rules as trackers."""
 from __future__ import annotations
 
 import calendar
+import sqlite3
 
 import pytest
 from click.testing import CliRunner
@@ -341,3 +342,23 @@ def test_cli_assign_refuses_bad_input_with_a_clear_error(tmp_path, args, message
         assert db["assignments"].count == 0
     finally:
         db.close()
+
+
+def test_a_locked_database_costs_the_reader_one_counted_report_not_its_thread(tmp_path):
+    from gateway.intake.airwave.reader import AirwaveReader
+
+    db_path = tmp_path / "g.db"
+    db = open_db(str(db_path))
+    register_device(db, radio_device_id(2340001))
+    db.execute("PRAGMA busy_timeout = 50")
+    reader = AirwaveReader("loop://", lambda: AirwaveStore(db), clock=lambda: 1.7e9)
+    reader.store = reader.store_factory()
+    sds = [e.sds for e in PeiParser().feed(lip_frame(lip.short_report(51.48, -0.007)))
+           if e.kind == "sds"][0]
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    reader._store(sds)  # locked throughout: counted and logged, no exception
+    other.execute("ROLLBACK")
+    assert reader.counts["store_failures"] == 1 and db["positions"].count == 0
+    reader._store(sds)
+    assert db["positions"].count == 1

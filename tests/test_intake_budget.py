@@ -103,9 +103,12 @@ def test_another_devices_fixes_are_all_stored_while_one_device_floods(mosquitto,
     runner.start()
     assert gateway.connected.wait(10)
 
+    # Accounts first, from this thread: the broker fixture writes its accounts file unlocked.
+    auth = {device_id: mosquitto.device(device_id).auth() for device_id in ("F-1", "T-1")}
+
     def client(device_id: str) -> paho.Client:
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=device_id)
-        c.username_pw_set(**mosquitto.device(device_id).auth())
+        c.username_pw_set(**auth[device_id])
         c.max_inflight_messages_set(1000)
         c.connect(mosquitto.host, mosquitto.port)
         c.loop_start()

@@ -266,6 +266,7 @@ def test_an_observation_with_nonsense_types_is_quarantined(intake, db):
     assert intake.submit(unknown, NOW) == "quarantined"
     nobody = Observation("location", "tracker", "a/b", "test", seq=1, tst=NOW, lat=1, lon=1)
     assert intake.submit(nobody, NOW) == "quarantined"
+    assert intake.submit({"kind": "location"}, NOW) == "quarantined"  # not even an observation
     good_messages_still_stored(intake, db)
     assert dict(db.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason")) == {
-        "bad_field": 2, "bad_device_id": 1}
+        "bad_field": 3, "bad_device_id": 1}

@@ -177,8 +177,9 @@ class Intake:
         except Exception as exc:  # noqa: BLE001 - whatever it is, it must not stop the intake
             refused = ("internal_error", f"{type(exc).__name__}: {exc}")
         if refused is not None:
-            return self._quarantine(obs.origin, refused[0], refused[1], raw, obs, received_at,
-                                    obs.device_id)
+            # getattr: whatever was handed over, even no observation at all, is quarantined.
+            return self._quarantine(getattr(obs, "origin", None), refused[0], refused[1], raw,
+                                    obs, received_at, getattr(obs, "device_id", None))
         # One observation, all or nothing. A location or transition is one INSERT (atomic by
         # itself, and nothing after it can fail), so only an observation that writes more than
         # once pays for a savepoint: a status, or a source check that flags earlier positions.
@@ -265,6 +266,8 @@ class Intake:
         self._in_batch = False
         self._deltas.clear()
         self._counters.clear()
+        # Other writers (the dock, the radio) quarantine too: each batch reads the usage afresh.
+        self._usage.clear()
 
     def rollback(self) -> None:
         """Abandon the current batch (its inputs must be delivered again)."""
@@ -285,6 +288,8 @@ class Intake:
         Outside the observation's savepoint: a device heard of for the first time stays listed
         (``hotspots status``: unknown devices) although its observation is quarantined.
         """
+        if not isinstance(obs, Observation):
+            return "bad_field", f"not an observation: {type(obs).__name__}"
         device_id = obs.device_id
         if obs.source not in validate.SOURCES:
             return "bad_field", f"source: {_printable(obs.source)}"
@@ -522,11 +527,6 @@ class Intake:
             self._kept.clear()
         return flagged, restored, purged
 
-    def flag_position(self, position_id: int, flag: str) -> None:
-        """Add ``flag`` to a stored position's filter reasons (in the current batch)."""
-        self.begin()
-        self._flag(position_id, flag)
-
     def _insert_transition(self, obs: Observation, at: float) -> bool:
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO transitions (device_id, seq, event, rid, desc, tst, lat, lon,"
@@ -538,7 +538,7 @@ class Intake:
 
     # -- quarantine ---------------------------------------------------------------------------
     def _quarantine(self, origin: object, reason: str, detail: object, raw: object,
-                    obs: Observation | None, at: float, device_id: object) -> str:
+                    obs: object, at: float, device_id: object) -> str:
         """Insert one quarantine row; nothing in its arguments can make this fail."""
         reason_text = _printable(reason)[:64]
         self.counts.quarantined[reason_text] += 1
@@ -620,12 +620,12 @@ def _printable(value: object) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _raw_bytes(raw: object, obs: Observation | None) -> bytes:
+def _raw_bytes(raw: object, obs: object) -> bytes:
     if isinstance(raw, (bytes, bytearray, memoryview)):
         return bytes(raw)
     if isinstance(raw, str):
         return raw.encode("utf-8", "backslashreplace")
-    if obs is not None:
+    if isinstance(obs, Observation):
         try:
             text = json.dumps(asdict(obs), default=repr, allow_nan=True)
         except Exception:  # noqa: BLE001 - recursion, odd types: keep what repr gives

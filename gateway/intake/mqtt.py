@@ -3,12 +3,12 @@
 Topic to device is exact, and the device is the broker account that published (the ACL lets an
 account publish only under its own name, ``gateway.broker``):
 
-==========================================  ===========  ===========================
-topic                                       source       device id
-==========================================  ===========  ===========================
-``hotspots/dev/<account>/{loc,event,status}``  ``tracker``  ``<account>``
-``owntracks/<account>/<name>`` (``/event``)  ``owntracks``  ``<account>``
-==========================================  ===========  ===========================
+=============================================  =============  ===============
+topic                                          source         device id
+=============================================  =============  ===============
+``hotspots/dev/<account>/{loc,event,status}``  ``tracker``    ``<account>``
+``owntracks/<account>/<name>`` (``/event``)    ``owntracks``  ``<account>``
+=============================================  =============  ===============
 
 The OwnTracks ``<name>`` (the app's "device" setting) is free text chosen on the phone: it is
 kept as ``extra.topic_device`` and identifies nothing. So the account ``T`` publishing on
@@ -17,7 +17,7 @@ kept as ``extra.topic_device`` and identifies nothing. So the account ``T`` publ
 :func:`handle` is the whole adapter: decode with :mod:`tracker.wire` (the same module the tracker
 builds messages with), turn the message into an :class:`~gateway.intake.observation.Observation`
 and hand it to the intake, or hand the intake the reason it could not be decoded. The tracker's
-outbox records pulled at the dock are the same messages and go through :func:`observation` too.
+outbox records pulled at the dock are the same messages: :func:`handle_record`.
 """
 
 from __future__ import annotations
@@ -96,20 +96,22 @@ def observation(source: str, device_id: str, msg: dict, origin: str) -> Observat
             online=False if msg_type == "lwt" else msg.get("online"),
             batt=msg.get("batt"), outbox=msg.get("outbox"), fences=msg.get("fences"),
             firmware=msg.get("fw"), created_at=msg.get("created_at"))
-    common = dict(seq=msg.get("seq"), tst=msg.get("tst"), lat=msg.get("lat"),
-                  lon=msg.get("lon"), acc_m=msg.get("acc"), created_at=msg.get("created_at"))
     if msg_type == "transition":
         return Observation(TRANSITION, source, device_id, origin, event=msg.get("event"),
-                           rid=msg.get("rid"), desc=msg.get("desc"), **common)
+                           rid=msg.get("rid"), desc=msg.get("desc"), seq=msg.get("seq"),
+                           tst=msg.get("tst"), lat=msg.get("lat"), lon=msg.get("lon"),
+                           acc_m=msg.get("acc"), created_at=msg.get("created_at"))
     if msg_type != "location":
         raise DecodeError("unknown_type", _short(msg_type))
-    regions = msg.get("inregions")
+    get = msg.get
+    regions = get("inregions")
     return Observation(
-        LOCATION, source, device_id, origin, speed_mps=_kmh_to_mps(msg.get("vel")),
-        course_deg=msg.get("cog"), alt_m=msg.get("alt"),
-        inregions=tuple(regions) if type(regions) is list else regions,
-        trigger=msg.get("t"), fix_quality=msg.get("fix"), batt=msg.get("batt"),
-        extra=_extra(msg, origin, source), **common)
+        LOCATION, source, device_id, origin, seq=get("seq"), tst=get("tst"), lat=get("lat"),
+        lon=get("lon"), acc_m=get("acc"), speed_mps=_kmh_to_mps(get("vel")),
+        course_deg=get("cog"), alt_m=get("alt"),
+        inregions=tuple(regions) if type(regions) is list else regions, trigger=get("t"),
+        created_at=get("created_at"), fix_quality=get("fix"), batt=get("batt"),
+        extra=_extra(msg, origin, source) if source != "tracker" else {})
 
 
 def handle(intake: Intake, topic: str, payload: bytes, received_at: float | None = None) -> str:

@@ -17,6 +17,7 @@ radio that restarted has forgotten it. Every failure is counted; nothing raises 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -24,11 +25,13 @@ from collections.abc import Callable, Sequence
 
 import serial
 
-from gateway.intake.airwave.sds import SETUP_COMMANDS, Event, PeiParser
+from gateway.intake.airwave.sds import SETUP_COMMANDS, Event, PeiParser, Sds
 from gateway.intake.airwave.store import AirwaveStore
 from gateway.schema import open_db
 
 log = logging.getLogger(__name__)
+#: Tries at storing one SDS while the database refuses it as a whole.
+STORE_ATTEMPTS = 3
 
 
 class AirwaveReader:
@@ -143,11 +146,27 @@ class AirwaveReader:
                 if waiting_since is None and not pending:
                     self.ready.set()
 
+    def _store(self, sds: Sds) -> None:
+        """Store one SDS; a database refusing it (locked past the busy timeout, full) is tried
+        again, then counted (``store_failures``) and logged with the report's hex, and the
+        reader goes on: a radio does not send a report twice."""
+        assert self.store is not None
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                self.store.handle(sds, self.clock())
+                return
+            except sqlite3.OperationalError as exc:
+                if attempt + 1 == STORE_ATTEMPTS:
+                    self.counts["store_failures"] += 1
+                    log.error("SDS not stored (%s), lost: %s", exc, sds.hex)
+                    return
+                time.sleep(0.5 * (attempt + 1))
+
     def _events(self, events: list[Event]) -> None:
         assert self.store is not None
         for event in events:
             if event.kind == "sds" and event.sds is not None:
-                self.store.handle(event.sds, self.clock())
+                self._store(event.sds)
             elif event.kind == "final":
                 self._answers.append(event.text)
             elif event.kind == "reject":
