@@ -147,15 +147,16 @@ class Draw:
     shifts_routed: int = 0
 
 
-def load_targets(path: str | Path) -> list[Target]:
-    """Hot spots from a GeoJSON file (any valid hot spot file; harm and profile properties
-    from ``hotspots plan hotspots`` are used when present)."""
+def load_targets(path: str | Path | dict) -> list[Target]:
+    """Hot spots from a GeoJSON file or document (any valid hot spot set; harm and profile
+    properties from ``hotspots plan hotspots`` are used when present)."""
     from fences.validate import validate
 
-    report = validate(Path(path))
+    report = validate(path if isinstance(path, dict) else Path(path))
     report.raise_for_errors()
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = path if isinstance(path, dict) else json.loads(
+            Path(path).read_text(encoding="utf-8"))
         profile_tz = str((doc.get("properties") or {}).get("profile_tz") or "UTC")
         ZoneInfo(profile_tz)
     except (ValueError, KeyError, AttributeError):
@@ -176,7 +177,7 @@ def load_targets(path: str | Path) -> list[Target]:
                           list(hours) if len(hours) == 24 else [],
                           list(days) if len(days) == 7 else [], profile_tz))
     if not out:
-        raise DrawError(f"{path} has no hot spots")
+        raise DrawError(f"{'the set' if isinstance(path, dict) else path} has no hot spots")
     return out
 
 

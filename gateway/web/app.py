@@ -38,10 +38,11 @@ from starlette.templating import Jinja2Templates
 from gateway.reports import maps
 from gateway.reports.dwell import zone
 from gateway.schema import open_db
-from gateway.web import audit, auth, day, fence_sets
+from gateway.web import audit, auth, day, fence_sets, planning
 from gateway.web.pages import ROUTES
 from gateway.web.pages.account import login_form, login_submit
 from gateway.web.pages.live import Broadcaster
+from gateway.web.pages.plan import deckgl_asset
 from gateway.web.routing import HOME, Api, Page
 
 __all__ = ["PUBLIC_PATHS", "ROUTES", "Api", "Page", "WebApp", "WebConfig", "create_app"]
@@ -65,7 +66,7 @@ class WebConfig:
 
 
 #: Paths served to anyone: the login form and static assets (no personal data).
-PUBLIC_PATHS = ("/login", "/static", "/static/leaflet")
+PUBLIC_PATHS = ("/login", "/static", "/static/leaflet", "/static/deckgl/deck.gl.min.js")
 
 
 class WebApp:
@@ -79,6 +80,8 @@ class WebApp:
         self.templates.env.globals["tz_name"] = config.tz_name
         self.broadcaster = Broadcaster(self)
         self.days = day.DayCache()
+        #: Targeting and taskings of the planning pages' last few forms.
+        self.planning_cache = planning.Recent()
         db = open_db(config.db_path)  # migrate once, before any request
         if config.fences_path:
             fence_sets.seed(db, config.fences_path)
@@ -117,7 +120,8 @@ class WebApp:
 def nav_for(role: str) -> list[tuple[str, str]]:
     """The menu entries a role can open."""
     entries = [("/live", "Live"), ("/fleet", "Fleet"), ("/day", "Any day"),
-               ("/fences", "Hot spots"), ("/audit", "Audit log")]
+               ("/fences", "Hot spots"), ("/plan", "Harm map"), ("/plan/taskings", "Taskings"),
+               ("/plan/hotspot", "Hot spot report"), ("/audit", "Audit log")]
     allowed = {r.path for r in ROUTES if role in r.roles}
     return [(path, label) for path, label in entries if path in allowed]
 
@@ -223,6 +227,7 @@ def create_app(config: WebConfig) -> Starlette:
     routes = [
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),
+        Route("/static/deckgl/deck.gl.min.js", deckgl_asset, methods=["GET"]),
         Mount("/static/leaflet", StaticFiles(directory=leaflet_dir(config)), name="leaflet"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         *(Route(r.path, _guarded(r), methods=list(r.methods)) for r in ROUTES),

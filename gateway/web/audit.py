@@ -14,7 +14,7 @@ import time
 import sqlite_utils
 
 ACTIONS = ("login", "login_failed", "logout", "view_live", "view_day", "export",
-           "fences_save", "fences_publish", "view_audit")
+           "fences_save", "fences_publish", "view_audit", "view_hotspot", "taskings_import")
 
 
 def record(db: sqlite_utils.Database, username: str | None, role: str | None, action: str,
