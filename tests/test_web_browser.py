@@ -4,7 +4,9 @@ chromium-driver, against the app served by uvicorn.
 A supervisor logs in and watches the live map while the real firmware (MicroPython unix port)
 walks the sample route and the real gateway stores its fixes through a private Mosquitto; then
 draws a hot spot in the fence editor, sees the validator's message on the shape, saves and
-publishes it; then opens the day's reports. A station staff member is refused the live map.
+publishes it; then opens the day's reports. A station staff member is refused the live map. An
+analyst goes through the planning pages over synthetic crime: harm map, proposals saved as a
+draft, the 3D map, taskings drawn and imported, one hot spot's report.
 Screenshots go to ``tests/artifacts/web/`` (or ``$HOTSPOTS_TEST_ARTIFACTS``) for review.
 """
 
@@ -34,13 +36,16 @@ pytestmark = pytest.mark.skipif(
     reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
 
 
-def browser():
+def browser(webgl: bool = False):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    # WebGL (the 3D harm map) in software: SwiftShader, as test_planning_map3d renders it
+    gpu = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader") if webgl else (
+        "--disable-gpu",)
+    for arg in ("--headless=new", "--no-sandbox", *gpu, "--disable-dev-shm-usage",
                 "--window-size=1400,900", "--no-first-run"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(DRIVER), options=options)
@@ -198,5 +203,70 @@ def test_staff_see_the_fleet_but_not_the_live_map(tmp_path):
             driver.get(server.url + "/live")
             assert "may not use /live" in driver.page_source
             shot(driver, "staff-fleet-refused-live")
+        finally:
+            driver.quit()
+
+
+def test_analyst_plans_hot_spots_and_taskings(tmp_path):
+    from planning.crime import import_crime
+    from planning.map3d import deckgl_path
+    from simulators.crime import generate, write_force_export
+
+    db_path = make_db(tmp_path / "gateway.db")
+    db = open_db(str(db_path))
+    import_crime(db, write_force_export(generate(4000, months=4, seed=7), tmp_path / "f.csv"))
+    db.conn.close()
+    form = "cell_m=150&top=4&max_radius_m=150&min_spacing_m=500&measure=count"
+    with LiveServer(make_app(db_path)) as server:
+        driver = browser(webgl=True)
+        try:
+            log_in(driver, server.url, "ann")
+            wait_for(driver, "location.pathname === '/day'")
+            driver.get(f"{server.url}/plan?{form}")
+            wait_for(driver, "document.body.dataset.ready === '1'", 30)
+            assert driver.execute_script("return document.body.dataset.proposals") == "4"
+            assert int(driver.execute_script("return document.body.dataset.cells")) > 100
+            assert "2026-01 to 2026-04" in driver.find_element("id", "map-title").text
+            labels = [e.text for e in driver.find_elements("css selector", ".hotspot-label")]
+            assert sorted(labels) == ["HS-001", "HS-002", "HS-003", "HS-004"]
+            assert "harm-days" in driver.find_element("id", "plan-legend").text
+            shot(driver, "plan-harm-map")
+            driver.find_element("css selector", "#colour-by option[value=z]").click()
+            wait_for(driver, "document.getElementById('plan-legend').textContent"
+                             ".includes('Gi* z')")
+            driver.find_element("id", "save-draft").click()
+            wait_for(driver, "location.pathname === '/fences'")
+
+            if deckgl_path().is_file():
+                driver.get(f"{server.url}/plan/map3d?{form}")
+                wait_for(driver, "document.body.dataset.rendered || document.body.dataset.error",
+                         45)
+                assert not driver.execute_script("return document.body.dataset.error")
+                assert "crimes" in driver.find_element("id", "deck-stats").text
+                shot(driver, "plan-3d")
+
+            driver.get(server.url + "/plan/taskings")
+            for field, value in (("from", "2026-03-02"), ("to", "2026-03-03")):
+                element = driver.find_element("id", field)
+                driver.execute_script("arguments[0].value = arguments[1]", element, value)
+            seed = driver.find_element("id", "seed")
+            seed.clear()
+            seed.send_keys("42")
+            driver.find_element("id", "officers").send_keys(
+                "early=4521,4522\nlate=4601,team:B-relief")
+            driver.find_element("id", "draw").click()
+            journeys = driver.find_element("id", "journeys")
+            assert "4521" in journeys.text and "HS-00" in journeys.text
+            assert "seed 42" in driver.find_element("id", "taskings-summary").text
+            shot(driver, "plan-taskings")
+            driver.find_element("id", "import").click()
+            assert "new" in driver.find_element("id", "imported").text
+
+            driver.get(server.url + "/plan/hotspot")
+            driver.find_element("id", "show-hotspot").click()
+            charts = driver.find_element("id", "hotspot-charts")
+            assert len(charts.find_elements("tag name", "svg")) >= 6
+            assert "patrol (tasked)" in driver.find_element("id", "patrol-design").text
+            shot(driver, "plan-hotspot")
         finally:
             driver.quit()

@@ -70,7 +70,8 @@ def plan_page(request: Request) -> Response:
     from planning.proposals import summary_lines
 
     geojson = plan.proposals_geojson(t)
-    context.update(summary=summary_lines(t)[:3], proposals=_proposal_rows(t, geojson))
+    context.update(summary=[line for line in summary_lines(t) if not line.startswith(" ")],
+                   proposals=_proposal_rows(t, geojson))
     return web.page(request, "plan.html", **context)
 
 
