@@ -254,16 +254,19 @@ def test_analyst_plans_hot_spots_and_taskings(tmp_path):
             seed.send_keys("42")
             driver.find_element("id", "officers").send_keys(
                 "early=4521,4522\nlate=4601,team:B-relief")
-            driver.find_element("id", "draw").click()
+            driver.find_element("id", "draw").click()  # a form: wait for the next page
+            wait_for(driver, "document.getElementById('journeys')", 60)
             journeys = driver.find_element("id", "journeys")
             assert "4521" in journeys.text and "HS-00" in journeys.text
             assert "seed 42" in driver.find_element("id", "taskings-summary").text
             shot(driver, "plan-taskings")
             driver.find_element("id", "import").click()
+            wait_for(driver, "document.getElementById('imported')", 60)
             assert "new" in driver.find_element("id", "imported").text
 
             driver.get(server.url + "/plan/hotspot")
             driver.find_element("id", "show-hotspot").click()
+            wait_for(driver, "document.getElementById('hotspot-charts')", 30)
             charts = driver.find_element("id", "hotspot-charts")
             assert len(charts.find_elements("tag name", "svg")) >= 6
             assert "patrol (tasked)" in driver.find_element("id", "patrol-design").text
