@@ -5,6 +5,7 @@
 (() => {
   const el = document.getElementById('map');
   const map = HS.map('map');
+  map.options.zoomSnap = 0.25;  // a town's cells fill the map, not a quarter of it
   const canvas = L.canvas({padding: 0.2});
   const title = HS.titleBox(map, 'Crime harm by cell');
   const HARM = ['#ffffcc', '#ffeda0', '#fed976', '#feb24c', '#fd8d3c', '#fc4e2a', '#e31a1c', '#b10026'];
