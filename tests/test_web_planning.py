@@ -219,6 +219,8 @@ def test_hot_spot_page_shows_crime_harm_trend_and_dosage(analyst, world):
     assert f'id="hotspot-totals">{crimes} crimes' in proposed.text
     missing = analyst.get("/plan/hotspot", params={"set": set_id, "id": "HS-999"})
     assert missing.status_code == 404 and "no hot spot" in missing.text
+    no_set = analyst.get("/plan/hotspot", params={"set": 999, "id": "HS-001"})
+    assert no_set.status_code == 404 and "no saved hot spot set 999" in no_set.text
 
 
 def test_map3d_page_loads_deckgl_from_the_app_without_inline_script(analyst):

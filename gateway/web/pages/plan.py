@@ -260,6 +260,9 @@ def hotspot_page(request: Request) -> Response:
         context["proposed"] = {"proposed": "1", **form.query()}
     else:
         row = fence_sets.get(db, set_id)
+        if row is None and sets:
+            return web.page(request, "hotspot.html", status_code=404,
+                            **{**context, "error": f"no saved hot spot set {set_id}"})
         if row is None:
             context["error"] = "no saved hot spot set yet: save one in the fence editor"
             return web.page(request, "hotspot.html", **context)
