@@ -7,7 +7,9 @@ and a reader thread for the serial device (CPython's event loop cannot poll ever
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import tty
 
 from boards.storage import DirStorage
 from boards.unix import tls_opener
@@ -47,6 +49,55 @@ class ThreadedLines:
             loop = asyncio.get_running_loop()
             threading.Thread(target=self._pump, args=(loop,), daemon=True).start()
         return await self._queue.get()
+
+
+class FdStream:
+    """An asyncio stream over a tty on CPython (the modem's UART): ``readinto``, ``read``,
+    ``write``, ``drain``, as MicroPython's ``asyncio.StreamReader`` gives the unix board."""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self.fd)
+        self._out = bytearray()
+
+    async def _ready(self, add, remove) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        add(self.fd, lambda: future.done() or future.set_result(None))
+        try:
+            await future
+        finally:
+            remove(self.fd)
+
+    async def readinto(self, buf) -> int:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return os.readv(self.fd, [buf])
+            except BlockingIOError:
+                await self._ready(loop.add_reader, loop.remove_reader)
+            except OSError:  # EIO: the other end hung up
+                return 0
+
+    async def read(self, n: int) -> bytes:
+        buf = bytearray(n)
+        return bytes(buf[: await self.readinto(buf)])
+
+    def write(self, data) -> None:
+        self._out += data
+
+    async def drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._out:
+            try:
+                n = os.write(self.fd, self._out)
+            except BlockingIOError:
+                await self._ready(loop.add_writer, loop.remove_writer)
+                continue
+            del self._out[:n]
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def run(gps: str, broker: str, device_id: str, state: str, station: str = "main",
