@@ -18,6 +18,7 @@ from hotspots import cli_gateway
 from hotspots.bench import bench
 from hotspots.cli_airwave import airwave, sim_radio
 from hotspots.cli_fences import fences
+from hotspots.cli_modem import sim_modem
 from hotspots.cli_nmea import nmea
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "fences"
@@ -65,10 +66,11 @@ def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str,
 # -- simulators -----------------------------------------------------------------------------------
 @cli.group()
 def sim() -> None:
-    """Hardware simulators: GNSS module, radio, dock."""
+    """Hardware simulators: GNSS module, cellular modem, radio, dock."""
 
 
 sim.add_command(sim_radio)
+sim.add_command(sim_modem)
 
 
 @sim.command("gps")
@@ -149,10 +151,15 @@ def firmware() -> None:
 @click.option("--sampling", type=click.Choice(["adaptive", "fixed"]), default="adaptive",
               show_default=True,
               help="adaptive: the policy of docs/sampling.md; fixed: every epoch, --report-s.")
+@click.option("--modem", default=None, metavar="DEV",
+              help="Reach the broker through a SIM7080G on this serial device (hotspots sim "
+                   "modem prints one).")
+@click.option("--apn", default="internet", show_default=True, help="APN for --modem.")
 def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | None,
                  state: str | None, station: str, report_s: int, exit_on_eof: bool,
                  cpython: bool, user: str | None, password: str | None,
-                 accounts_path: str | None, tls_ca: str | None, sampling: str) -> None:
+                 accounts_path: str | None, tls_ca: str | None, sampling: str,
+                 modem: str | None, apn: str) -> None:
     """Run the firmware main loop (on the MicroPython unix port unless --cpython)."""
     from simulators import tracker_process
 
@@ -168,12 +175,14 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
         from simulators import board
 
         board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s,
-                  user=user, password=password, tls_ca=tls_ca, sampling=sampling)
+                  user=user, password=password, tls_ca=tls_ca, sampling=sampling,
+                  modem=modem, apn=apn)
         return
     try:
         argv = tracker_process.command(gps, broker_address, device_id, state, station=station,
                                        exit_on_eof=exit_on_eof, report_s=report_s, user=user,
-                                       password=password, tls_ca=tls_ca, sampling=sampling)
+                                       password=password, tls_ca=tls_ca, sampling=sampling,
+                                       modem=modem, apn=apn)
     except tracker_process.FirmwareError as exc:
         raise click.ClickException(str(exc)) from exc
     import subprocess

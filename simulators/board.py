@@ -103,10 +103,16 @@ class FdStream:
 def run(gps: str, broker: str, device_id: str, state: str, station: str = "main",
         exit_on_eof: bool = False, report_s: int = 10, user: str | None = None,
         password: str | None = None, tls_ca: str | None = None,
-        sampling: str = "adaptive") -> app.Tracker:
-    """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``)."""
+        sampling: str = "adaptive", modem: str | None = None,
+        apn: str = "internet") -> app.Tracker:
+    """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``);
+    ``modem``: through a SIM7080G on that serial device (the same driver as on a board)."""
     host, port = broker.rsplit(":", 1)
     opener = tls_opener(tls_ca) if tls_ca else asyncio.open_connection
+    if modem:
+        from drivers.modem_sim7080 import Modem
+
+        opener = Modem(FdStream(modem), {"apn": apn}, print).open_connection
     ports = app.Ports(ThreadedLines(gps), opener, DirStorage(state))
     return asyncio.run(app.run(ports, device_id, host, int(port), station, exit_on_eof,
                                report_s, user, password, sampling))

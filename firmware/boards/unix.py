@@ -6,10 +6,13 @@ Wiring only: it builds the ports and hands them to ``tracker.app.run``. Run it a
         --state /var/lib/hotspots/T-0001 [--station main] [--exit-on-eof] [--report-s 10] \
         [--user T-0001 --password SECRET] [--tls-ca ca.pem] [--dock /dev/pts/5] \
         [--sampling adaptive|fixed]
-        [--battery FILE]
+        [--battery FILE] [--modem /dev/pts/7 [--apn NAME]]
 
 ``--dock``: the dock's serial link (the tracker then tracks only when signed out and out of the
-dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``).
+dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``);
+``--modem``: reach the broker through a SIM7080G on that serial device
+(``drivers/modem_sim7080.py``; ``simulators/modem.py`` is one on a pseudo-terminal) instead of the
+host's sockets.
 """
 
 import asyncio
@@ -88,10 +91,35 @@ def tls_opener(ca_path):
     return open_connection
 
 
+def open_modem(path, settings, log=print):
+    """A :class:`drivers.modem_sim7080.Modem` on the serial device ``path`` (raw mode), with
+    the tracker's settings dict (``apn``, PSM/eDRX timers); its ``open_connection`` is the
+    tracker's."""
+    from drivers.modem_sim7080 import Modem
+
+    uart = open(path, "r+b")
+    try:
+        import termios
+
+        fd = uart.fileno()
+        termios.setraw(fd)
+        # VMIN=0: MicroPython's readinto reads until the buffer is full on a blocking tty; with
+        # VMIN=0 it returns what has arrived, so the event loop never waits inside a read.
+        attrs = termios.tcgetattr(fd)
+        attrs[6][5] = 0  # VTIME
+        attrs[6][6] = 0  # VMIN
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except Exception:  # not a tty
+        pass
+    return Modem(asyncio.StreamReader(uart), settings, log)
+
+
 def main(argv):
     opts = parse_args(argv)
     host, port = opts["broker"].rsplit(":", 1)
     opener = tls_opener(opts["tls_ca"]) if opts.get("tls_ca") else asyncio.open_connection
+    if opts.get("modem"):
+        opener = open_modem(opts["modem"], {"apn": opts.get("apn", "internet")}).open_connection
     ports = app.Ports(SerialLines(opts["gps"]), opener, DirStorage(opts["state"]))
     if opts.get("dock") or opts.get("battery"):  # the dock port and the fuel gauge
         from boards.dock_serial import DockSerial, FileBattery
