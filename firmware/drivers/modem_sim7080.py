@@ -34,9 +34,12 @@ import asyncio
 
 from tracker.compat import const, ticks_diff, ticks_ms
 
-_IN_SIZE = const(2048)  # UART receive buffer: one +CARECV of 1460 bytes plus its framing
-_SOCK_RX = const(1460)  # the largest AT+CARECV / AT+CASEND the SIM7080 takes
-_SOCKETS = const(2)  # cids used (0..12 exist; MQTT needs one)
+# Reads ask for at most _SOCK_RX bytes (the modem allows 1460): a 42 KB fence set then takes ~42
+# AT+CARECV round trips at 115200 baud, and the tracker keeps ~2.5 KB of buffers, not ~5 KB.
+_SOCK_RX = const(1024)
+_IN_SIZE = const(1152)  # UART receive buffer: one +CARECV of _SOCK_RX bytes plus its framing
+_SEND_MAX = const(1460)  # the largest AT+CASEND the SIM7080 takes
+_SOCKETS = const(1)  # cids used (0..12 exist; the MQTT client needs one)
 _CMD_TIMEOUT_MS = const(5000)
 _OPEN_TIMEOUT_MS = const(30000)  # TCP connect over LTE-M, as the manual's maximum response
 _DNS_TIMEOUT_MS = const(20000)
@@ -186,7 +189,7 @@ class ModemSocket:
         for data in out:
             view = memoryview(data)
             while len(view):
-                piece = view[:_SOCK_RX]
+                piece = view[:_SEND_MAX]
                 await self.modem.send(self, piece)
                 view = view[len(piece):]
 
@@ -469,6 +472,14 @@ class Modem:
             raise ModemError("SIM not ready: " + pin)
         await self.command("+CFUN=1", timeout_ms=10000)
         self.asleep = False
+        for sock in self.sockets:
+            # A socket left open before this MCU reset (the modem kept running) would make
+            # AT+CAOPEN on its cid fail; the modem answers ERROR if it was not open.
+            sock.open = False
+            try:
+                await self.command("+CACLOSE=%d" % sock.cid)
+            except ModemError:
+                pass
         if self.apn:
             await self.command('+CGDCONT=1,"IP","%s"' % self.apn)
             await self.command('+CNCFG=0,1,"%s"' % self.apn)
