@@ -4,9 +4,9 @@ It answers exactly the AT subset ``firmware/drivers/modem_sim7080.py`` uses, in 
 the SIM7070/SIM7080/SIM7090 Series AT Command Manual: ``AT``, ``ATE0/1``, ``AT+CPIN?``,
 ``AT+CFUN=0|1`` (and ``?``), ``AT+CGDCONT``, ``AT+CNCFG``, ``AT+CPSMS`` (and ``?``),
 ``AT+CEDRXS``, ``AT+CEREG?``, ``AT+CNACT=0,0|1`` (and ``?``, with the ``+APP PDP`` URC),
-``AT+CDNSGIP`` (answered by a URC), ``AT+CAOPEN``, ``AT+CASEND`` (``>`` prompt, then exactly
-the announced bytes), ``AT+CARECV``, ``AT+CACLOSE``, and the ``+CADATAIND`` and ``+CASTATE``
-URCs. Anything else is ``ERROR`` and counted.
+``AT+CDNSGIP`` (answered by a URC), ``AT+CASTATE?``, ``AT+CAOPEN``, ``AT+CASEND`` (``>``
+prompt, then exactly the announced bytes), ``AT+CARECV``, ``AT+CACLOSE``, and the
+``+CADATAIND`` and ``+CASTATE`` URCs. Anything else is ``ERROR`` and counted.
 
 A socket the firmware opens is a real TCP connection from this process (to the test's
 Mosquitto), so the bytes on the wire are what the broker sees. The network is modelled only as
@@ -435,6 +435,13 @@ class SimulatedModem:
         else:
             self._answer("+CARECV: 0")
 
+    def _castate(self, rest: str) -> None:
+        if rest != "?":
+            self._answer(ok=False)
+            return
+        self._answer(*(f"+CASTATE: {cid},{0 if s.peer_closed else 1}"
+                       for cid, s in sorted(self.sockets.items())))
+
     def _caclose(self, rest: str) -> None:
         m = re.fullmatch(r"=(\d+)", rest)
         if not m or int(m.group(1)) not in self.sockets:
@@ -490,6 +497,7 @@ _HANDLERS = {
     "+CASEND": SimulatedModem._casend,
     "+CARECV": SimulatedModem._carecv,
     "+CACLOSE": SimulatedModem._caclose,
+    "+CASTATE": SimulatedModem._castate,
 }
 
 # T3324 units (TS 24.008 10.5.7.3), as the driver encodes them

@@ -194,3 +194,23 @@ def test_unknown_commands_are_errors_the_simulator_counts(sim):
 
     modem = run(go())
     assert sim.counters.unknown_commands == 1 and modem.errors == 1
+
+
+def test_a_socket_left_open_by_a_reset_tracker_is_closed_at_bring_up(sim, mosquitto):
+    host, port = mosquitto.address.rsplit(":", 1)
+
+    async def first():
+        modem = Modem(FdStream(sim.path), {"apn": "a"})
+        await modem.open_connection(host, int(port))  # then the MCU "resets"
+
+    async def second():
+        modem = Modem(FdStream(sim.path), {"apn": "a"})
+        reader, writer = await modem.open_connection(host, int(port))
+        writer.close()
+        await writer.wait_closed()
+
+    run(first())
+    assert list(sim.sockets) == [0]
+    run(second())
+    assert sim.sockets == {} and sim.counters.sockets_opened == 2
+    assert sim.counters.errors == 0

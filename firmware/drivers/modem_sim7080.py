@@ -9,9 +9,10 @@ the tracker needs:
   and the ``+APP PDP: 0,ACTIVE`` URC;
 - DNS through the modem (``AT+CDNSGIP``, answered by a URC), so no blocking ``getaddrinfo``
   runs in the event loop;
-- TCP through the modem's sockets: ``AT+CAOPEN`` / ``AT+CASEND`` (``>`` prompt, then exactly
-  the announced bytes) / ``AT+CARECV`` / ``AT+CACLOSE``, with the ``+CADATAIND`` (data waiting)
-  and ``+CASTATE`` (closed by the peer) URCs;
+- TCP through the modem's sockets: ``AT+CASTATE?`` (stale ones closed at bring-up),
+  ``AT+CAOPEN`` / ``AT+CASEND`` (``>`` prompt, then exactly the announced bytes) /
+  ``AT+CARECV`` / ``AT+CACLOSE``, with the ``+CADATAIND`` (data waiting) and ``+CASTATE``
+  (closed by the peer) URCs;
 - radio sleep between uploads: ``AT+CFUN=0`` (RF off; the modem keeps its settings) and
   ``AT+CFUN=1`` with re-registration to wake, or the network's PSM when the timers are set.
 
@@ -362,7 +363,7 @@ class Modem:
             if 0 <= cid < _SOCKETS:
                 self.sockets[cid].data_waiting.set()
             return
-        if line.startswith(b"+CASTATE: "):
+        if line.startswith(b"+CASTATE: ") and self._prefix != b"+CASTATE: ":
             self.urcs += 1
             cid, _, state = line[10:].partition(b",")
             cid = _int(cid)
@@ -472,14 +473,13 @@ class Modem:
             raise ModemError("SIM not ready: " + pin)
         await self.command("+CFUN=1", timeout_ms=10000)
         self.asleep = False
-        for sock in self.sockets:
-            # A socket left open before this MCU reset (the modem kept running) would make
-            # AT+CAOPEN on its cid fail; the modem answers ERROR if it was not open.
-            sock.open = False
-            try:
-                await self.command("+CACLOSE=%d" % sock.cid)
-            except ModemError:
-                pass
+        # A socket left open before an MCU reset (the modem kept running) would make
+        # AT+CAOPEN on its cid fail: close what AT+CASTATE? lists.
+        for line in await self.command("+CASTATE?", b"+CASTATE: "):
+            cid = _int(line[10:].partition(b",")[0])
+            if 0 <= cid < _SOCKETS:
+                self.sockets[cid].open = False
+                await self.command("+CACLOSE=%d" % cid)
         if self.apn:
             await self.command('+CGDCONT=1,"IP","%s"' % self.apn)
             await self.command('+CNCFG=0,1,"%s"' % self.apn)
