@@ -25,6 +25,7 @@ Charge state and time to full come from :class:`BatteryModel` (constant current 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -53,6 +54,43 @@ class DockError(RuntimeError):
 
 class LinkDown(DockError):
     """No intact answer in time: nothing in the slot, or it was just pulled out."""
+
+
+class BadAnswer(DockError):
+    """An intact answer frame whose content is not what the protocol allows."""
+
+
+#: Device ids the dock accepts from a tracker (kept to what a broker account and a topic level
+#: can hold). ``gateway.identity`` owns the grammar once issue 16's validator lands there.
+_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+MAX_ID_ANSWER = 1024  # the device's line limit
+MAX_SEQ = 2**31 - 1  # sequence numbers are small ints on the device
+MAX_TS = 2**32  # UTC seconds, far beyond any shift
+
+
+def _short(value: object) -> str:
+    return repr(value)[:40]
+
+
+def _text(doc: dict, key: str, limit: int) -> str:
+    value = doc.get(key, "")
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise BadAnswer(f"{key} {_short(value)}")
+    return value
+
+
+def _int_field(doc: dict, key: str, default: int, low: int, high: int) -> int:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadAnswer(f"{key} {_short(value)} not an integer in {low}..{high}")
+    return value
+
+
+def _flag_field(doc: dict, key: str) -> bool:
+    value = doc.get(key, False)
+    if not isinstance(value, bool):
+        raise BadAnswer(f"{key} {_short(value)} not true/false")
+    return value
 
 
 class PickError(ValueError):
@@ -125,11 +163,28 @@ class DeviceInfo:
 
     @classmethod
     def parse(cls, data: bytes) -> DeviceInfo:
-        doc = json.loads(data)
-        return cls(doc["dev"], doc.get("fw", ""), doc.get("fences", ""), doc.get("batt", -1),
-                   doc.get("chg"), doc.get("outbox", 0), doc.get("last_seq", 0),
-                   doc.get("asg", ""), doc.get("due", 0), doc.get("report_s", 0),
-                   bool(doc.get("tracking")))
+        """The ``ID`` answer, every field checked; raises :class:`BadAnswer` for anything that
+        is not what ``tracker.dock.DockLink.identity`` writes (never another exception)."""
+        if len(data) > MAX_ID_ANSWER:
+            raise BadAnswer(f"ID answer of {len(data)} bytes")
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise BadAnswer(f"ID answer is not JSON: {type(exc).__name__}") from None
+        if not isinstance(doc, dict):
+            raise BadAnswer(f"ID answer is a JSON {type(doc).__name__}, not an object")
+        device = doc.get("dev")
+        if not isinstance(device, str) or not _DEVICE_ID.fullmatch(device):
+            raise BadAnswer(f"ID answer has no valid device id: {_short(device)}")
+        charging = doc.get("chg")
+        if charging is not None and not isinstance(charging, bool):
+            raise BadAnswer(f"chg {_short(charging)}")
+        return cls(device, _text(doc, "fw", 32), _text(doc, "fences", 64),
+                   _int_field(doc, "batt", -1, -1, 100), charging,
+                   _int_field(doc, "outbox", 0, 0, MAX_SEQ),
+                   _int_field(doc, "last_seq", 0, 0, MAX_SEQ), _text(doc, "asg", 32),
+                   _int_field(doc, "due", 0, 0, MAX_TS), _int_field(doc, "report_s", 0, 0, 3600),
+                   _flag_field(doc, "tracking"))
 
 
 class DockClient:
@@ -147,6 +202,7 @@ class DockClient:
         self._rid = 0
         self._buf = b""
         self.rejected = 0  # damaged or stale frames skipped
+        self.answered = 0  # frames taken as the answer to their request
 
     def open(self) -> DockClient:
         self.link = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.05)
@@ -198,6 +254,7 @@ class DockClient:
                 continue
             got, _, rest = body.partition(b" ")
             if got == str(rid).encode():
+                self.answered += 1
                 return rest
             self.rejected += 1  # the late answer to an earlier request
         return None
@@ -218,9 +275,19 @@ class DockClient:
                 data = self.request("NEXT", str(after))
                 if data == b"0":
                     break
-                seq_text, kind, payload = data.split(b" ", 2)
-                after = int(seq_text)
-                records.append((after, kind.decode(), payload))
+                parts = data.split(b" ", 2)
+                if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 10:
+                    raise BadAnswer(f"NEXT answer {data[:40]!r}")
+                seq = int(parts[0])
+                if not after < seq <= MAX_SEQ:
+                    # A device answering with an older record would loop the pull forever.
+                    raise BadAnswer(f"NEXT after {after} answered {seq}")
+                try:
+                    kind = parts[1].decode("ascii")
+                except UnicodeDecodeError:
+                    raise BadAnswer(f"NEXT kind {parts[1][:20]!r}") from None
+                after = seq
+                records.append((after, kind, parts[2]))
             if not records:
                 return acked
             store(records)
@@ -259,6 +326,11 @@ class SlotCounts:
     fences_pushed: int = 0
     refused: int = 0
     errors: int = 0
+    #: Every poll ends in exactly one of: ``ok``, ``link_down`` (nothing answered),
+    #: ``errors`` (a bad answer, a refusal, or anything else: counted, the slot goes on).
+    polls: int = 0
+    ok: int = 0
+    link_down: int = 0
 
 
 class DockStation:
@@ -293,6 +365,8 @@ class DockStation:
         #: The latest ``ID`` answer per slot (None while empty).
         self.info: dict[str, DeviceInfo | None] = {name: None for name in self.slots}
         self._threads: list[threading.Thread] = []
+        #: Builds each slot's :class:`DockClient` (a test hands in one on another transport).
+        self.client_factory: Callable[..., DockClient] = DockClient
 
     # -- threads ----------------------------------------------------------------------------
     def start(self, stop: threading.Event) -> DockStation:
@@ -320,7 +394,7 @@ class DockStation:
         db.conn.execute("PRAGMA busy_timeout = 10000")
         ingest = Ingest(db)
         ingest.counts = self.counts[name].ingest
-        client = DockClient(self.slots[name], timeout_s=self.timeout_s)
+        client = self.client_factory(self.slots[name], timeout_s=self.timeout_s)
         _slot_row(db, name, self.slots[name], None, "empty", self.clock())
         device: str | None = None
         missed = 0
@@ -328,15 +402,22 @@ class DockStation:
         try:
             while not stop.is_set():
                 started = time.monotonic()
+                self.counts[name].polls += 1
                 try:
                     info = client.identify()
                 except LinkDown:
                     missed += 1
+                    self.counts[name].link_down += 1
                     if device is not None and missed >= MISSED_POLLS:
                         self._undocked(db, name, device)
                         device = None
                     continue
-                except (DockError, serial.SerialException, OSError, ValueError, KeyError):
+                except BadAnswer:
+                    self.counts[name].errors += 1  # the link is fine; the answer was not
+                    stop.wait(self.poll_s)
+                    continue
+                except Exception:  # noqa: BLE001 - serial errors and anything else: the
+                    # slot thread must outlive any device; reopen the port and go on.
                     self.counts[name].errors += 1
                     client.close()
                     stop.wait(self.poll_s)
@@ -361,9 +442,17 @@ class DockStation:
                         db.conn.commit()
                 except LinkDown:
                     missed += 1  # pulled out mid-conversation: the next polls will tell
-                except (DockError, ValueError, KeyError) as exc:
+                    self.counts[name].link_down += 1
+                except Exception as exc:  # noqa: BLE001 - a bad answer, a refused request, a
+                    # database hiccup: counted and logged for this slot, which keeps serving.
                     self.counts[name].errors += 1
-                    self._event(db, name, device, "error", info.batt, str(exc))
+                    try:
+                        self._event(db, name, device, "error", info.batt,
+                                    f"{type(exc).__name__}: {exc}"[:200])
+                    except sqlite3.Error:
+                        pass
+                else:
+                    self.counts[name].ok += 1
                 stop.wait(max(0.0, self.poll_s - (time.monotonic() - started)))
         finally:
             client.close()

@@ -31,6 +31,8 @@ DOCK_FILE = "dock.json"
 _SILENCE_MS = const(4000)  # no frame from the gateway for this long: out of the dock
 _MAX_LINE = const(1024)
 _MAX_FENCE_BYTES = const(65536)
+_MAX_COLLAR = const(32)
+_MAX_NUMBER = const(10)  # digits of a sequence number or a time (2**31 has 10)
 _AT = const(64)  # b"@"
 _STAR = const(42)  # b"*"
 
@@ -69,11 +71,58 @@ def unframe(line):
 
 
 def split_request(body):
-    """``(rid, verb, args)`` of a request body (bytes); ``args`` is bytes (maybe empty)."""
+    """``(rid, verb, args)`` of a request body (bytes); ``args`` is bytes (maybe empty).
+
+    None for anything else: a request id that is not 1..9999 (as the gateway numbers them), a
+    verb that is not 1..8 ASCII capitals. Never raises."""
     parts = body.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].isdigit():
+    if len(parts) < 2 or not 0 < len(parts[0]) <= 4 or not parts[0].isdigit():
         return None
-    return int(parts[0]), str(parts[1], "utf-8"), parts[2] if len(parts) > 2 else b""
+    verb = parts[1]
+    if not 0 < len(verb) <= 8:
+        return None
+    for c in verb:
+        if not 65 <= c <= 90:  # A-Z
+            return None
+    rid = int(parts[0])
+    if not rid:
+        return None
+    return rid, verb.decode(), parts[2] if len(parts) > 2 else b""
+
+
+def json_depth_ok(data, max_depth):
+    """True if the JSON text ``data`` (bytes) nests arrays and objects at most ``max_depth``
+    deep: checked before ``json.loads``, whose recursion a hostile frame could exhaust."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for c in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 92:  # backslash
+                escaped = True
+            elif c == 34:  # quote
+                in_string = False
+        elif c == 34:
+            in_string = True
+        elif c == 91 or c == 123:  # [ {
+            depth += 1
+            if depth > max_depth:
+                return False
+        elif c == 93 or c == 125:  # ] }
+            depth -= 1
+    return True
+
+
+def _printable(data, max_len):
+    """``data`` (bytes) as text if it is 1..max_len printable ASCII characters, else None."""
+    if not 0 < len(data) <= max_len:
+        return None
+    for c in data:
+        if not 33 <= c <= 126:
+            return None
+    return data.decode()
 
 
 class DockLink:
@@ -147,19 +196,25 @@ class DockLink:
         if body is None:
             self._reject("bad_frame" if line.strip() else "empty")
             return None
+        # From here the frame is intact, so it came from the gateway (or something that
+        # computes our CRC): whatever it holds, it gets an answer and nothing escapes.
         request = split_request(body)
         if request is None:
             self._reject("bad_request")
-            return None
+            return frame("0 ERR bad_request")  # request id 0: never one the gateway waits for
         rid, verb, args = request
         self.requests += 1
         self.last_frame_ms = now_ms
-        if not self.tracker.docked:
-            self.tracker.set_state(True, self.tracker.assigned)
         try:
+            if not self.tracker.docked:
+                self.tracker.set_state(True, self.tracker.assigned)
             ok, data = self._dispatch(verb, args)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            ok, data = False, "bad_args " + str(exc)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            self._reject("bad_args")
+            ok, data = False, "bad_args " + _reason(exc)
+        except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError, OverflowError..
+            self._reject("error")
+            ok, data = False, "error " + _reason(exc)
         text = "%d %s" % (rid, "OK" if ok else "ERR")
         if data:
             if isinstance(data, str):
@@ -176,14 +231,23 @@ class DockLink:
         if verb == "PING":
             return True, ""
         if verb == "NEXT":
-            return True, self._next(int(args))
+            return True, self._next(_number(args))
         if verb == "ACK":
-            self.tracker.outbox.ack(int(args))
+            seq = _number(args)
+            if seq > self.tracker.outbox.last_seq:
+                # Releasing records never written would move the acknowledged mark past
+                # what the tracker will write next: refused.
+                return False, "ack_beyond_last"
+            self.tracker.outbox.ack(seq)
             return True, str(len(self.tracker.outbox))
         if verb == "ASN":
             collar, due = args.split(b" ")
-            self.collar = str(collar, "utf-8")
-            self.due_ts = int(due)
+            collar = _printable(collar, _MAX_COLLAR)
+            if collar is None:
+                return False, "bad_collar"
+            due = _number(due)  # both parsed before either is applied
+            self.collar = collar
+            self.due_ts = due
             self.tracker.set_state(self.tracker.docked, True)
             self._save()
             return True, ""
@@ -197,12 +261,15 @@ class DockLink:
             return self._config(args)
         if verb == "FBEGIN":
             total, crc = args.split(b" ")
-            total = int(total)
+            total = _number(total)
             if not 0 < total <= _MAX_FENCE_BYTES:
                 return False, "too_big"
+            crc = _printable(crc, 8)
+            if crc is None or len(crc) != 8:
+                return False, "bad_crc"
             self._fence_parts = []
             self._fence_total = total
-            self._fence_crc = str(crc, "utf-8")
+            self._fence_crc = crc
             self._fence_size = 0
             return True, ""
         if verb == "FDATA":
@@ -242,7 +309,11 @@ class DockLink:
         return "0"
 
     def _config(self, args):
+        if not json_depth_ok(args, 2):
+            return False, "too_deep"
         settings = json.loads(args)
+        if not isinstance(settings, dict):
+            return False, "not_an_object"
         report_s = settings.get("report_s")
         if report_s is not None:
             if not isinstance(report_s, int) or not 5 <= report_s <= 3600:
@@ -256,7 +327,7 @@ class DockLink:
         if self._fence_parts is None:
             return False, "no_fbegin"
         offset, chunk = args.split(b" ", 1)
-        if int(offset) != self._fence_size:
+        if _number(offset) != self._fence_size:
             # A chunk lost or repeated: the gateway starts over with FBEGIN.
             return False, "offset %d" % self._fence_size
         if self._fence_size + len(chunk) > self._fence_total:
@@ -284,6 +355,21 @@ class DockLink:
             self.storage.write(self.fences_file, text)
         self.changed = True
         return True, new_set.version
+
+
+def _number(text):
+    """A non-negative decimal of at most ten digits (bytes); raises ``ValueError``."""
+    text = text.strip()
+    if not 0 < len(text) <= _MAX_NUMBER or not text.isdigit():
+        raise ValueError("not a number")
+    return int(text)
+
+
+def _reason(exc):
+    """An exception as a short single-line reason for an ``ERR`` answer."""
+    text = "%s %s" % (type(exc).__name__, exc)
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text[:80]
 
 
 def _firmware_version():

@@ -194,10 +194,116 @@ def test_bad_requests_are_counted_and_never_raise():
     assert link.handle_line(b"garbage\n", 0) is None
     assert link.handle_line(b"\n", 0) is None
     assert link.handle_line(b"@" + b"x" * 2000 + b"\n", 0) is None
-    assert link.handle_line(frame("x PING"), 0) is None
+    # Intact but not a request: answered (request id 0, which the gateway never waits for).
+    assert unframe(link.handle_line(frame("x PING"), 0)) == b"0 ERR bad_request"
     assert request(link, 1, "FLY") == (False, b"unknown_verb")
     assert request(link, 2, "NEXT abc")[0] is False
     assert request(link, 3, "FEND") == (False, b"incomplete")
     assert link.rejected == {"bad_frame": 1, "empty": 1, "too_long": 1, "bad_request": 1,
-                             "unknown_verb": 1}
+                             "unknown_verb": 1, "bad_args": 1}
     assert link.requests == 3 and tracker.docked
+
+
+def test_cfg_that_is_not_an_object_is_an_error_not_a_crash():
+    # Regression (issue 16): "[1]" made _config raise AttributeError out of the frame path.
+    tracker, link = docked_tracker()
+    assert request(link, 1, "CFG [1]") == (False, b"not_an_object")
+    assert request(link, 2, "CFG 7") == (False, b"not_an_object")
+    assert request(link, 3, "CFG {") [0] is False
+    assert request(link, 4, "PING") == (True, b"")  # and the link still serves
+
+
+def test_cfg_nested_3000_deep_is_refused_before_parsing():
+    # Regression (issue 16): JSON nested 3,000 deep exhausted json.loads' recursion.
+    tracker, link = docked_tracker()
+    deep = "[" * 3000 + "]" * 3000
+    reply = link.handle_line(frame("5 CFG " + deep[:1000]), 0)
+    assert unframe(reply) == b"5 ERR too_deep"
+    assert request(link, 6, 'CFG {"a":"[[[[[[[[","report_s":30}')[0]  # brackets in strings
+    assert tracker.report_interval_s == 30
+
+
+def test_sign_out_with_a_bad_due_time_changes_nothing():
+    tracker, link = docked_tracker()
+    assert request(link, 1, "ASN C12 soon")[0] is False
+    assert link.collar == "" and not tracker.assigned
+    assert request(link, 2, "ASN C\x01 5")[0] is False
+    assert request(link, 3, "ASN " + "C" * 40 + " 5") == (False, b"bad_collar")
+    assert link.collar == ""
+
+
+def test_ack_beyond_the_last_record_is_refused():
+    tracker, link = docked_tracker()
+    tracker.docked = False
+    feed_walk(tracker, 3)
+    last = tracker.outbox.last_seq
+    assert request(link, 1, "ACK %d" % (last + 1)) == (False, b"ack_beyond_last")
+    assert request(link, 2, "ACK 99999999999")[0] is False
+    assert len(tracker.outbox) == last and tracker.outbox.acked == 0
+    assert request(link, 3, "ACK %d" % last) == (True, b"0")
+
+
+class Lcg:
+    """A small deterministic random source (the same on CPython and MicroPython)."""
+
+    def __init__(self, seed):
+        self.x = seed
+
+    def below(self, n):
+        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self.x >> 8) % n
+
+
+HOSTILE = [b"[1]", b"{}", b"-1", b"99999999999999999999", b"\xff\xfe", b"[" * 300,
+           b'{"report_s":' + b"9" * 40 + b"}", b"NaN", b"\x00", b" ", b"", b"0 0 0"]
+
+
+def mutate(body, rnd):
+    """A mutated request body: bytes changed, cut, repeated, or a hostile value spliced in."""
+    b = bytes(body)
+    for _ in range(1 + rnd.below(3)):
+        op = rnd.below(5)
+        k = rnd.below(len(b) + 1)
+        if op == 0 and b:
+            k = rnd.below(len(b))
+            b = b[:k] + bytes([rnd.below(256)]) + b[k + 1:]
+        elif op == 1:
+            b = b[:k]
+        elif op == 2:
+            b = b[:k] + HOSTILE[rnd.below(len(HOSTILE))] + b[k:]
+        elif op == 3:
+            b = b[:k] + b[k:k + rnd.below(20)] + b[k:]
+        else:  # keep the id and verb, replace the arguments
+            head = b.split(b" ", 2)
+            b = b" ".join(head[:2]) + b" " + HOSTILE[rnd.below(len(HOSTILE))]
+    return b.replace(b"\n", b"").replace(b"\r", b"")
+
+
+REQUESTS = [b"ID", b"PING", b"NEXT 0", b"NEXT 3", b"ACK 1", b"ASN C77 1795600000", b"UNA",
+            b'CFG {"report_s":30}', b"FBEGIN 30 0123abcd", b"FDATA 0 {\"version\":1}",
+            b"FEND"]
+
+
+def test_mutated_frames_are_all_accounted_for_and_never_raise():
+    tracker, link = docked_tracker()
+    tracker.docked = False
+    feed_walk(tracker, 4)
+    rnd = Lcg(2026)
+    sent = answered = 0
+    n = 3000
+    for i in range(n):
+        body = b"%d " % (i % 9999 + 1) + REQUESTS[rnd.below(len(REQUESTS))]
+        body = mutate(body, rnd)
+        line = frame(body) if rnd.below(10) else b"@" + body + b"*00000000\n"
+        sent += 1
+        reply = link.handle_line(line, i)  # an exception here fails the test
+        if reply is not None:
+            answered += 1
+            assert unframe(reply) is not None  # every answer is itself an intact frame
+    rejected = link.rejected
+    unanswered = rejected.get("bad_frame", 0) + rejected.get("empty", 0) + \
+        rejected.get("too_long", 0)
+    assert answered == link.requests + rejected.get("bad_request", 0)
+    assert sent == answered + unanswered
+    assert rejected.get("error", 0) == 0  # nothing fell through to the catch-all
+    assert request(link, 1, "PING") == (True, b"")  # still serving
