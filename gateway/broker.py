@@ -362,6 +362,9 @@ class Mosquitto:
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
                     Mosquitto._running[self.address] = self
+                    # For another process adding an account (hotspots enrol): whom to SIGHUP.
+                    _write_private(self.workdir / PID_FILE,
+                                   f"{self.process.pid} {self.host} {self.port}\n")
                     return self
             except OSError:
                 time.sleep(0.05)
@@ -396,6 +399,39 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+PID_FILE = "mosquitto.pid"
+
+
+def provision_account(workdir: str | Path, username: str, role: str = "device") -> Account:
+    """The account ``username`` of the broker whose folder is ``workdir`` (``hotspots broker
+    --dir``), created if new, and live at once if that broker is running in another process:
+    its password file and ACL are rewritten and it is sent SIGHUP (no client is dropped).
+
+    Raises :class:`BrokerError` for a bad name, a role clash, or a running broker that does not
+    accept the new account."""
+    broker = Mosquitto(workdir=workdir)
+    existing = username in broker.accounts
+    account = broker.account(username, role)
+    if existing:
+        return account
+    broker._write_auth_files()
+    pid_path = Path(workdir) / PID_FILE
+    if not pid_path.exists():
+        return account  # not running: it reads the files when it starts
+    try:
+        pid_text, host, port = pid_path.read_text().split()
+        pid = int(pid_text)
+        # A pid left by a broker that has since stopped may belong to another program now.
+        if b"mosquitto" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return account
+        os.kill(pid, signal.SIGHUP)
+    except (ValueError, OSError):
+        return account  # a stale pid file: the broker is not running
+    broker.host, broker.port = host, int(port)
+    broker._wait_until_login_works(account)
+    return account
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -29,6 +29,7 @@ import re
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ from tracker.dock import crc_hex, frame, unframe
 #: Trackers below this charge are not handed out.
 MIN_CHARGE_PCT = 50
 FENCE_CHUNK = 200  # bytes of fence set per FDATA frame: keeps the device's line buffer small
+PROVISION_CHUNK = 400  # characters of the CA per PADD frame (JSON escapes can double them)
 PULL_BATCH = 50  # records per commit (and per ACK)
 MISSED_POLLS = 3  # unanswered polls in a row: the slot is empty
 
@@ -303,6 +305,28 @@ class DockClient:
         for offset in range(0, len(data), FENCE_CHUNK):
             self.request("FDATA", f"{offset} ".encode() + data[offset : offset + FENCE_CHUNK])
         return self.request("FEND").decode()
+
+    def provision(self, settings: dict[str, str | int], ca_pem: str | None = None) -> int:
+        """Write ``settings`` (and the broker's CA) into the tracker's ``config.json`` through
+        ``PBEGIN``/``PSET``/``PADD``/``PEND`` (docs/dock.md); returns how many settings it
+        wrote. Values travel only inside frames: nothing here logs them, and the device never
+        echoes them."""
+        crc = 0
+        self.request("PBEGIN")
+        pieces = [("PSET", f"{key} {json.dumps(value, separators=(',', ':'))}".encode())
+                  for key, value in settings.items()]
+        if ca_pem:
+            # JSON-escaped pieces that keep every frame well under the device's 1024 bytes.
+            pieces += [("PADD", b"ca_pem " + json.dumps(ca_pem[i : i + PROVISION_CHUNK])
+                        .encode()) for i in range(0, len(ca_pem), PROVISION_CHUNK)]
+        for verb, args in pieces:
+            crc = zlib.crc32(args, crc)
+            self.request(verb, args)
+        answer = self.request("PEND", f"{crc & 0xFFFFFFFF:08x}")
+        try:
+            return int(answer)
+        except ValueError:
+            raise BadAnswer(f"PEND answered {answer[:20]!r}") from None
 
     def push_config(self, settings: dict) -> None:
         self.request("CFG", json.dumps(settings, separators=(",", ":")))

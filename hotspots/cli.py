@@ -281,9 +281,10 @@ for _command in cli_gateway.COMMANDS:  # status, register, assign, return
     cli.add_command(_command)
 cli.add_command(airwave)
 cli.add_command(fences)
-from hotspots.cli_dock import dock  # noqa: E402
+from hotspots.cli_dock import dock, enrol  # noqa: E402
 
 cli.add_command(dock)
+cli.add_command(enrol)
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ The CRC-32 covers everything between ``@`` and ``*``. Verbs: ``ID`` (who are you
 (the oldest pending outbox record after a sequence number), ``ACK`` (the gateway has committed
 everything up to a sequence number: release it, exactly as a PUBACK would), ``CFG`` (settings),
 ``FBEGIN``/``FDATA``/``FEND`` (a fence set in chunks, applied only once whole and verified),
-``ASN``/``UNA`` (signed out to an officer / returned) and ``PING``.
+``ASN``/``UNA`` (signed out to an officer / returned), ``PING``, and
+``PBEGIN``/``PSET``/``PADD``/``PEND`` (provisioning: the settings file ``config.json`` and the
+broker's CA, written only once whole and verified; values are never echoed).
 
 State kept here: *docked* (a valid frame from the gateway within the last ``silence_ms``) and
 *assigned* (signed out, kept in flash in ``dock.json`` so a reboot on patrol keeps tracking).
@@ -28,10 +30,22 @@ import json
 from tracker.compat import const, ticks_diff
 
 DOCK_FILE = "dock.json"
+CONFIG_FILE = "config.json"  # the tracker's settings, read at boot (tracker.config)
+CA_FILE = "ca.pem"
+# What the dock may provision, and its type ("s" text, "i" integer): identity, broker and
+# credentials, the link (cellular or Wi-Fi) and reporting. Not the board's wiring.
+PROVISION_KEYS = {
+    "device_id": "s", "station": "s", "broker_host": "s", "broker_port": "i", "user": "s",
+    "password": "s", "ca_pem": "s", "link": "s", "wifi_ssid": "s", "wifi_password": "s",
+    "apn": "s", "apn_user": "s", "apn_password": "s", "report_s": "i", "sampling": "s",
+    "psm_tau_s": "i", "psm_active_s": "i", "edrx_s": "i", "radio_sleep": "s",
+}
 _SILENCE_MS = const(4000)  # no frame from the gateway for this long: out of the dock
 _MAX_LINE = const(1024)
 _MAX_FENCE_BYTES = const(65536)
 _MAX_COLLAR = const(32)
+_MAX_SETTING = const(256)  # characters of one provisioned setting
+_MAX_CA = const(8192)  # characters of the CA certificate (PEM)
 _MAX_NUMBER = const(10)  # digits of a sequence number or a time (2**31 has 10)
 _AT = const(64)  # b"@"
 _STAR = const(42)  # b"*"
@@ -151,6 +165,9 @@ class DockLink:
         self._fence_total = 0
         self._fence_crc = ""
         self._fence_size = 0
+        self._staged = None  # settings being provisioned (PBEGIN .. PEND)
+        self._staged_crc = 0
+        self.provisioned = 0
 
     # -- persistent state ------------------------------------------------------------------------
     def load(self):
@@ -276,6 +293,14 @@ class DockLink:
             return self._fence_data(args)
         if verb == "FEND":
             return self._fence_end()
+        if verb == "PBEGIN":
+            self._staged = {}
+            self._staged_crc = 0
+            return True, ""
+        if verb == "PSET" or verb == "PADD":
+            return self._provision(verb == "PADD", args)
+        if verb == "PEND":
+            return self._provision_end(args)
         self._reject("unknown_verb")
         return False, "unknown_verb"
 
@@ -322,6 +347,75 @@ class DockLink:
         self._save()
         self.changed = True
         return True, ""
+
+    # -- provisioning: the settings file (docs/dock.md) ----------------------------------------
+    def _provision(self, append, args):
+        """``PSET <key> <json value>`` / ``PADD <key> <json string>`` (appends, for the CA).
+
+        Errors name the key, never the value: values include credentials."""
+        if self._staged is None:
+            return False, "no_pbegin"
+        key, value = args.split(b" ", 1)
+        kind = PROVISION_KEYS.get(key.decode())
+        if kind is None:
+            return False, "unknown_setting"
+        key = key.decode()
+        if not json_depth_ok(value, 0):
+            return False, "bad_value " + key
+        value = json.loads(value)
+        if kind == "i":
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    not 0 <= value <= 0x3FFFFFFF:
+                return False, "bad_value " + key
+        elif not isinstance(value, str):
+            return False, "bad_value " + key
+        if append:
+            if kind != "s":
+                return False, "bad_value " + key
+            value = self._staged.get(key, "") + value
+        limit = _MAX_CA if key == "ca_pem" else _MAX_SETTING
+        if kind == "s" and len(value) > limit:
+            return False, "too_long " + key
+        self._staged[key] = value
+        self._staged_crc = binascii.crc32(args, self._staged_crc)
+        return True, ""
+
+    def _provision_end(self, args):
+        """``PEND <crc>``: the CRC-32 of every PSET/PADD argument, in order, so a lost or
+        repeated frame is caught; then ``ca.pem`` and ``config.json`` are written (merged
+        into what is there: a board's wiring set at flashing stays). Takes effect at the
+        next boot."""
+        staged = self._staged
+        self._staged = None
+        if staged is None:
+            return False, "no_pbegin"
+        if args.strip() != ("%08x" % (self._staged_crc & 0xFFFFFFFF)).encode():
+            return False, "crc"
+        for key in ("device_id", "broker_host"):
+            if not staged.get(key):
+                return False, "missing " + key
+        if _printable(staged["device_id"].encode(), 64) is None:
+            return False, "bad_value device_id"
+        if self.storage is None:
+            return False, "no_storage"
+        config = {}
+        text = self.storage.read(CONFIG_FILE)
+        if text:
+            try:
+                old = json.loads(text)
+                if isinstance(old, dict):
+                    config = old
+            except ValueError:
+                pass  # a damaged file is replaced whole
+        ca = staged.pop("ca_pem", None)
+        if ca is not None:
+            self.storage.write(CA_FILE, ca)
+            staged["ca"] = CA_FILE
+        for key in staged:
+            config[key] = staged[key]
+        self.storage.write(CONFIG_FILE, json.dumps(config))
+        self.provisioned += 1
+        return True, str(len(staged))
 
     def _fence_data(self, args):
         if self._fence_parts is None:

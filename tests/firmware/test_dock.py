@@ -281,7 +281,8 @@ def mutate(body, rnd):
 
 REQUESTS = [b"ID", b"PING", b"NEXT 0", b"NEXT 3", b"ACK 1", b"ASN C77 1795600000", b"UNA",
             b'CFG {"report_s":30}', b"FBEGIN 30 0123abcd", b"FDATA 0 {\"version\":1}",
-            b"FEND"]
+            b"FEND", b"PBEGIN", b'PSET device_id "T-1"', b'PSET broker_port 1883',
+            b'PADD ca_pem "-----BEGIN"', b"PEND 0123abcd"]
 
 
 def test_mutated_frames_are_all_accounted_for_and_never_raise():
@@ -307,3 +308,70 @@ def test_mutated_frames_are_all_accounted_for_and_never_raise():
     assert sent == answered + unanswered
     assert rejected.get("error", 0) == 0  # nothing fell through to the catch-all
     assert request(link, 1, "PING") == (True, b"")  # still serving
+
+
+def provision(link, settings, ca=None, rid=100):
+    """The gateway's provisioning sequence; returns the PEND answer ``(ok, data)``."""
+    import binascii
+    import json
+
+    crc = 0
+    assert request(link, rid, "PBEGIN")[0]
+    for key in settings:
+        args = ("%s %s" % (key, json.dumps(settings[key]))).encode()
+        crc = binascii.crc32(args, crc)
+        assert request(link, rid + 1, "PSET " + args.decode()) == (True, b"")
+    if ca is not None:
+        for i in range(0, len(ca), 300):
+            args = ("ca_pem %s" % json.dumps(ca[i:i + 300])).encode()
+            crc = binascii.crc32(args, crc)
+            assert request(link, rid + 2, "PADD " + args.decode()) == (True, b"")
+    return request(link, rid + 3, "PEND %08x" % (crc & 0xFFFFFFFF))
+
+
+CA = "-----BEGIN CERTIFICATE-----\n" + "QUJD" * 300 + "\n-----END CERTIFICATE-----\n"
+
+
+def test_provisioning_writes_the_settings_file_and_the_ca():
+    import json
+
+    storage = scratch("hotspots-provision")
+    try:
+        storage.write("config.json", json.dumps({"gnss_uart": 1, "broker_host": "old"}))
+        tracker, link = docked_tracker(storage)
+        settings = {"device_id": "T-0042", "broker_host": "10.0.0.2", "broker_port": 8883,
+                    "user": "T-0042", "password": "pa55-word", "link": "cellular",
+                    "apn": "iot.example"}
+        ok, data = provision(link, settings, CA)
+        assert (ok, data) == (True, b"8")  # seven settings and the CA's path
+        config = json.loads(storage.read("config.json"))
+        assert config["gnss_uart"] == 1  # the board's wiring stays
+        for key in settings:
+            assert config[key] == settings[key]
+        assert config["ca"] == "ca.pem" and storage.read("ca.pem") == CA
+        assert link.provisioned == 1
+    finally:
+        wipe(storage)
+
+
+def test_provisioning_refuses_without_echoing_values():
+    storage = scratch("hotspots-provision")
+    try:
+        tracker, link = docked_tracker(storage)
+        assert request(link, 1, 'PSET password "x"') == (False, b"no_pbegin")
+        assert request(link, 2, "PBEGIN")[0]
+        assert request(link, 3, 'PSET pins {"led":2}') == (False, b"unknown_setting")
+        assert request(link, 4, 'PSET password 12') == (False, b"bad_value password")
+        assert request(link, 5, 'PSET password ["s3cret"]') == (False, b"bad_value password")
+        assert request(link, 6, 'PSET broker_port "1883"') == (False, b"bad_value broker_port")
+        assert request(link, 7, 'PSET password "' + "p" * 300 + '"') == \
+            (False, b"too_long password")
+        assert request(link, 8, 'PSET password "s3cret"') == (True, b"")
+        assert request(link, 9, "PEND 00000000") == (False, b"crc")  # and the session ends
+        assert request(link, 10, "PEND 00000000") == (False, b"no_pbegin")
+        assert storage.read("config.json") is None
+        # a session without the required settings writes nothing either
+        assert provision(link, {"broker_host": "h"}) == (False, b"missing device_id")
+        assert storage.read("config.json") is None
+    finally:
+        wipe(storage)

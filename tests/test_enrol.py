@@ -1,0 +1,124 @@
+"""``hotspots enrol``: a fresh tracker in a dock slot becomes a fleet device in one command.
+
+Real parts: the station broker runs in its own folder (as ``hotspots broker --dir`` does) with a
+TLS listener; the tracker is the firmware on the MicroPython unix port in a simulated dock slot
+(pseudo-terminals); ``enrol`` creates the account on that running broker, writes the settings
+through the dock, and registers the device. The tracker then starts with exactly what was
+written (its credentials and the CA file from its flash) and publishes over TLS. The broker
+password and the Wi-Fi password never appear in the command's output, the database, or the
+tracker's console.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+
+import paho.mqtt.client as mqtt
+import pytest
+from click.testing import CliRunner
+
+from gateway.broker import Mosquitto, login_result, provision_account
+from hotspots.cli import cli
+from simulators import gps, tracker_process
+from simulators.dock import DockSimulator
+from simulators.link import wait_for
+
+pytestmark = pytest.mark.micropython
+
+
+@pytest.fixture
+def station_broker(tmp_path):
+    broker = Mosquitto(workdir=tmp_path / "broker", tls=True).start()
+    yield broker
+    broker.cleanup()
+
+
+def test_provision_account_is_live_on_a_broker_run_by_another_process(station_broker):
+    # A separate Mosquitto object stands for the enrol command's process.
+    account = provision_account(station_broker.workdir, "T-0700")
+    host, port = station_broker.address.rsplit(":", 1)
+    assert login_result(host, int(port), "T-0700", account.password) == 0
+    assert provision_account(station_broker.workdir, "T-0700").password == account.password
+
+
+def test_enrol_writes_credentials_through_the_dock_without_showing_them(
+        tmp_path, station_broker, micropython):
+    dock = DockSimulator(tmp_path / "dock", station_broker.address, slots=1, time_scale=1)
+    try:
+        tracker = dock.add_tracker("fresh-01ab", slot="S1")
+        db_path = tmp_path / "station.db"
+        wifi_password = "correct-horse-battery"
+        result = CliRunner().invoke(cli, [
+            "enrol", "T-0600", "--port", dock.slot("S1").port,
+            "--broker-dir", str(station_broker.workdir),
+            "--broker", station_broker.tls_address, "--db", str(db_path),
+            "--station", "north", "--link", "wifi", "--wifi-ssid", "station-7",
+            "--wifi-password", wifi_password, "--ca", str(station_broker.ca_path),
+            "--report-s", "15"])
+        assert result.exit_code == 0, result.output
+        assert "T-0600 enrolled" in result.output and "was fresh-01ab" in result.output
+        password = json.loads(station_broker.accounts_path.read_text())
+        password = next(a["password"] for a in password if a["username"] == "T-0600")
+
+        config = json.loads((tracker.state_dir / "config.json").read_text())
+        host, port = station_broker.tls_address.rsplit(":", 1)
+        assert config == {
+            "device_id": "T-0600", "station": "north", "broker_host": host,
+            "broker_port": int(port), "user": "T-0600", "password": password,
+            "link": "wifi", "wifi_ssid": "station-7", "wifi_password": wifi_password,
+            "report_s": 15, "ca": "ca.pem"}
+        assert (tracker.state_dir / "ca.pem").read_text() == station_broker.ca_path.read_text()
+
+        # Registered, and the enrolment is on record without a secret.
+        with sqlite3.connect(db_path) as conn:
+            assert conn.execute("SELECT registered_at IS NOT NULL FROM devices"
+                                " WHERE device_id = 'T-0600'").fetchone() == (1,)
+            events = conn.execute("SELECT detail FROM dock_events WHERE event = 'enrolled'"
+                                  ).fetchall()
+            dump = "\n".join(conn.iterdump())
+        assert len(events) == 1 and "password" in events[0][0]  # the key, not the value
+        for secret in (password, wifi_password):
+            assert secret not in result.output
+            assert secret not in dump
+            assert secret not in tracker.log_path.read_text()
+    finally:
+        dock.close()
+
+    # The tracker starts with what was written and reaches the broker over TLS with it.
+    seen = threading.Event()
+    observer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="enrol-observer")
+    observer.username_pw_set(**station_broker.observer.auth())
+    observer.on_connect = lambda c, *_: c.subscribe("hotspots/dev/T-0600/status", 1)
+    observer.on_message = lambda *_: seen.set()
+    observer.connect(station_broker.host, station_broker.port)
+    observer.loop_start()
+    terminal = gps.PseudoTerminal()
+    process = tracker_process.start(
+        terminal.path, f"{config['broker_host']}:{config['broker_port']}",
+        config["device_id"], tracker.state_dir, user=config["user"],
+        password=config["password"], tls_ca=tracker.state_dir / config["ca"],
+        log_path=tmp_path / "after.log")
+    try:
+        assert wait_for(seen.is_set, 20), (tmp_path / "after.log").read_text()
+    finally:
+        process.terminate()
+        process.wait(10)
+        terminal.hang_up()
+        observer.loop_stop()
+        observer.disconnect()
+
+
+def test_enrol_without_a_tracker_is_a_clear_error(tmp_path, station_broker):
+    terminal = gps.PseudoTerminal()  # a slot with nothing in it
+    try:
+        result = CliRunner().invoke(cli, [
+            "enrol", "T-0601", "--port", terminal.path, "--broker-dir",
+            str(station_broker.workdir), "--broker", station_broker.address,
+            "--db", str(tmp_path / "s.db"), "--apn", "iot.example"])
+    finally:
+        terminal.hang_up()
+    assert result.exit_code != 0
+    assert "no tracker answers" in result.output
+    assert "T-0601" not in json.dumps(json.loads(station_broker.accounts_path.read_text()))
