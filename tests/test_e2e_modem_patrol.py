@@ -36,4 +36,8 @@ def test_patrol_through_the_simulated_modem_is_stored_exactly_once(mosquitto, tm
     assert counters.bytes_up > 100 * result.published
     assert counters.bytes_down > 0
     assert counters.unknown_commands == 0
+    # Adaptive sampling batches uploads; between them the radio was off (AT+CFUN=0) and woke
+    # (AT+CFUN=1, re-registration) for the next one.
+    assert counters.sleeps >= 1 and counters.wake_ups == counters.sleeps
+    assert counters.sockets_opened == counters.sleeps + 1
     assert json.loads(stats.read_text())["bytes_up"] == counters.bytes_up

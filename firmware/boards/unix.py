@@ -118,9 +118,11 @@ def main(argv):
     opts = parse_args(argv)
     host, port = opts["broker"].rsplit(":", 1)
     opener = tls_opener(opts["tls_ca"]) if opts.get("tls_ca") else asyncio.open_connection
+    modem = None
     if opts.get("modem"):
-        opener = open_modem(opts["modem"], {"apn": opts.get("apn", "internet")}).open_connection
-    ports = app.Ports(SerialLines(opts["gps"]), opener, DirStorage(opts["state"]))
+        modem = open_modem(opts["modem"], {"apn": opts.get("apn", "internet")})
+        opener = modem.open_connection
+    ports = app.Ports(SerialLines(opts["gps"]), opener, DirStorage(opts["state"]), radio=modem)
     if opts.get("dock") or opts.get("battery"):  # the dock port and the fuel gauge
         from boards.dock_serial import DockSerial, FileBattery
 

@@ -161,7 +161,7 @@ class WiFi:
         await self.ensure()
         return await self.open_tcp(self.resolve(host, port), port)
 
-    def sleep(self):
+    async def sleep(self):
         """Radio off between uploads; the next :meth:`ensure` rejoins."""
         self._was_up = False
         self.wlan.disconnect()

@@ -148,7 +148,7 @@ def test_names_resolve_once_per_join_and_addresses_never():
     run(wifi.open_connection("10.1.2.3", 8883))
     assert calls == ["broker.station"]
     assert opened == [("10.0.0.5", 1883), ("10.0.0.5", 1883), ("10.1.2.3", 8883)]
-    wifi.sleep()  # radio off; the next connection rejoins and resolves again
+    run(wifi.sleep())  # radio off; the next connection rejoins and resolves again
     assert not wlan.up
     run(wifi.open_connection("broker.station", 1883))
     assert calls == ["broker.station", "broker.station"] and wifi.joins == 2
