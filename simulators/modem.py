@@ -6,7 +6,10 @@ the SIM7070/SIM7080/SIM7090 Series AT Command Manual: ``AT``, ``ATE0/1``, ``AT+C
 ``AT+CEDRXS``, ``AT+CEREG?``, ``AT+CNACT=0,0|1`` (and ``?``, with the ``+APP PDP`` URC),
 ``AT+CDNSGIP`` (answered by a URC), ``AT+CASTATE?``, ``AT+CAOPEN``, ``AT+CASEND`` (``>``
 prompt, then exactly the announced bytes), ``AT+CARECV``, ``AT+CACLOSE``, and the
-``+CADATAIND`` and ``+CASTATE`` URCs. Anything else is ``ERROR`` and counted.
+``+CADATAIND`` and ``+CASTATE`` URCs; for TLS in the modem, ``AT+CFSINIT``/``AT+CFSWFILE``
+(``DOWNLOAD`` prompt)/``AT+CFSTERM``, ``AT+CSSLCFG`` and ``AT+CASSLCFG``: the socket is then
+wrapped in real TLS (Python's ``ssl``), checked against the CA the driver uploaded. Anything
+else is ``ERROR`` and counted.
 
 A socket the firmware opens is a real TCP connection from this process (to the test's
 Mosquitto), so the bytes on the wire are what the broker sees. The network is modelled only as
@@ -24,6 +27,7 @@ import os
 import re
 import select
 import socket
+import ssl
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -95,6 +99,11 @@ class SimulatedModem:
         self._send_cid: int | None = None
         self._send_left = 0
         self._send_buf = bytearray()
+        self._download: str | None = None  # file being written by AT+CFSWFILE
+        self.fs_open = False
+        self.files: dict[str, bytes] = {}  # the customer file system (AT+CFSWFILE dir 3)
+        self.ssl_version = 0
+        self.ssl_cids: dict[int, str] = {}  # cid -> CA file name, for AT+CASSLCFG SSL 1
         self._last_activity = time.monotonic()
         self._last_tick = time.monotonic()
         self._stop = threading.Event()
@@ -194,7 +203,8 @@ class SimulatedModem:
     def _input(self, data: bytes) -> None:
         self._inbuf += data
         while self._inbuf:
-            if self._send_cid is not None:  # the bytes announced by AT+CASEND
+            if self._send_cid is not None or self._download is not None:
+                # the bytes announced by AT+CASEND or AT+CFSWFILE
                 take = self._inbuf[: self._send_left]
                 del self._inbuf[: len(take)]
                 self._send_buf += take
@@ -370,6 +380,67 @@ class SimulatedModem:
             self._emit(f'\r\n+CDNSGIP: 1,"{host}","{address}"\r\n'.encode())
 
     # -- sockets -----------------------------------------------------------------------------
+    # -- files and TLS ------------------------------------------------------------------------
+    def _cfsinit(self, rest: str) -> None:
+        self.fs_open = rest == ""
+        self._answer(ok=self.fs_open)
+
+    def _cfsterm(self, rest: str) -> None:
+        ok = rest == "" and self.fs_open
+        self.fs_open = False
+        self._answer(ok=ok)
+
+    def _cfswfile(self, rest: str) -> None:
+        m = re.fullmatch(r'=3,"([^"]+)",0,(\d+),(\d+)', rest)
+        if not m or not self.fs_open or not 1 <= int(m.group(2)) <= 10240:
+            self._answer(ok=False)
+            return
+        self._download = m.group(1)
+        self._send_left = int(m.group(2))
+        self._send_buf = bytearray()
+        self._emit(b"\r\nDOWNLOAD\r\n")
+
+    def _csslcfg(self, rest: str) -> None:
+        m = re.fullmatch(r'="sslversion",0,([0-3])', rest)
+        if m:
+            self.ssl_version = int(m.group(1))
+            self._answer()
+            return
+        m = re.fullmatch(r'="convert",2,"([^"]+)"', rest)
+        if m and m.group(1) in self.files and b"BEGIN CERTIFICATE" in self.files[m.group(1)]:
+            self._answer()
+            return
+        self._answer(ok=False)
+
+    def _casslcfg(self, rest: str) -> None:
+        m = re.fullmatch(r'=(\d+),"SSL",([01])', rest)
+        if m:
+            cid = int(m.group(1))
+            if m.group(2) == "1":
+                self.ssl_cids.setdefault(cid, "")
+            else:
+                self.ssl_cids.pop(cid, None)
+            self._answer()
+            return
+        m = re.fullmatch(r'=(\d+),"CACERT","([^"]+)"', rest)
+        if m and int(m.group(1)) in self.ssl_cids and m.group(2) in self.files:
+            self.ssl_cids[int(m.group(1))] = m.group(2)
+            self._answer()
+            return
+        self._answer(ok=False)
+
+    def _connect(self, cid: int, host: str, port: int) -> socket.socket:
+        address = self.dns.get(host, host)
+        sock = socket.create_connection((address, port), timeout=5)
+        ca_name = self.ssl_cids.get(cid)
+        if ca_name is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_verify_locations(cadata=self.files.get(ca_name, b"").decode())
+            sock = context.wrap_socket(sock, server_hostname=host)  # verifies the name
+        sock.setblocking(False)
+        return sock
+
     def _caopen(self, rest: str) -> None:
         m = re.fullmatch(r'=0,(\d+),"TCP","([^"]+)",(\d+)(,\d+)?', rest)
         if not m or not self.pdp_active:
@@ -380,9 +451,8 @@ class SimulatedModem:
             self._answer(ok=False)
             return
         try:
-            sock = socket.create_connection((host, port), timeout=5)
-            sock.setblocking(False)
-        except OSError:
+            sock = self._connect(cid, host, port)
+        except OSError:  # ssl.SSLError (a certificate that does not verify) included
             self._answer(f"+CAOPEN: {cid},1")  # result 1: socket error
             return
         self.sockets[cid] = _Socket(sock)
@@ -405,6 +475,11 @@ class SimulatedModem:
         self._emit(b"\r\n> ")
 
     def _finish_send(self) -> None:
+        if self._download is not None:
+            self.files[self._download] = bytes(self._send_buf)
+            self._download = None
+            self._answer()
+            return
         cid, data = self._send_cid, bytes(self._send_buf)
         self._send_cid = None
         s = self.sockets.get(cid)
@@ -461,12 +536,21 @@ class SimulatedModem:
         if not found:
             return
         cid, s = found[0]
+        data = b""
         try:
-            data = sock.recv(4096)
-        except BlockingIOError:
-            return
+            while True:  # TLS: drain the records already decrypted, select cannot see them
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+                pending = getattr(sock, "pending", None)
+                if not pending or not pending():
+                    break
+        except (BlockingIOError, ssl.SSLWantReadError):
+            if not data:
+                return
         except OSError:
-            data = b""
+            pass
         if not data:
             s.peer_closed = True
             self._emit(b"\r\n+CASTATE: %d,0\r\n" % cid)
@@ -498,6 +582,11 @@ _HANDLERS = {
     "+CARECV": SimulatedModem._carecv,
     "+CACLOSE": SimulatedModem._caclose,
     "+CASTATE": SimulatedModem._castate,
+    "+CFSINIT": SimulatedModem._cfsinit,
+    "+CFSTERM": SimulatedModem._cfsterm,
+    "+CFSWFILE": SimulatedModem._cfswfile,
+    "+CSSLCFG": SimulatedModem._csslcfg,
+    "+CASSLCFG": SimulatedModem._casslcfg,
 }
 
 # T3324 units (TS 24.008 10.5.7.3), as the driver encodes them

@@ -214,3 +214,44 @@ def test_a_socket_left_open_by_a_reset_tracker_is_closed_at_bring_up(sim, mosqui
     run(second())
     assert sim.sockets == {} and sim.counters.sockets_opened == 2
     assert sim.counters.errors == 0
+
+
+def test_tls_in_the_modem_checks_the_broker_against_the_uploaded_ca(tmp_path, tls_mosquitto):
+    ca = tls_mosquitto.ca_path.read_bytes()
+    account = tls_mosquitto.account("modem-tls", "admin")
+    received: list[bytes] = []
+    with SimulatedModem(register_delay_s=0, dns={"broker.station": "127.0.0.1"}) as sim:
+        async def go(ca_pem):
+            modem = Modem(FdStream(sim.path), {"apn": "a"}, ca_pem=ca_pem)
+            client = MQTTClient("modem-tls", modem.open_connection, user=account.username,
+                                password=account.password,
+                                on_message=lambda t, p: received.append(bytes(p)))
+            await client.connect("127.0.0.1", tls_mosquitto.tls_port)
+            await client.subscribe("modem/tls")
+            await client.publish("modem/tls", b"through the modem's TLS", 1)
+            for _ in range(100):
+                if received:
+                    break
+                await asyncio.sleep(0.05)
+            await client.disconnect()
+            return modem
+
+        run(go(ca))
+        assert received == [b"through the modem's TLS"]
+        assert sim.files["hotspots-ca.pem"] == ca
+        assert sim.ssl_cids == {0: "hotspots-ca.pem"} and sim.ssl_version == 3
+        # Only the TLS listener was used: the broker checked the login over TLS.
+        assert sim.counters.bytes_up > 0 and sim.counters.sockets_opened == 1
+
+    # A CA that did not sign the broker's certificate: the modem refuses to connect.
+    other = tmp_path / "other"
+    from gateway.broker import make_test_ca
+
+    wrong = make_test_ca(other)["ca"].read_bytes()
+    with SimulatedModem(register_delay_s=0) as sim:
+        async def refused():
+            modem = Modem(FdStream(sim.path), {"apn": "a"}, ca_pem=wrong)
+            await modem.open_connection("127.0.0.1", tls_mosquitto.tls_port)
+
+        with pytest.raises(ModemError, match="CAOPEN"):
+            run(refused())

@@ -91,10 +91,10 @@ def tls_opener(ca_path):
     return open_connection
 
 
-def open_modem(path, settings, log=print):
+def open_modem(path, settings, log=print, ca_pem=None):
     """A :class:`drivers.modem_sim7080.Modem` on the serial device ``path`` (raw mode), with
     the tracker's settings dict (``apn``, PSM/eDRX timers); its ``open_connection`` is the
-    tracker's."""
+    tracker's. ``ca_pem``: the broker's CA, for TLS in the modem."""
     from drivers.modem_sim7080 import Modem
 
     uart = open(path, "r+b")
@@ -111,7 +111,7 @@ def open_modem(path, settings, log=print):
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
     except Exception:  # not a tty
         pass
-    return Modem(asyncio.StreamReader(uart), settings, log)
+    return Modem(asyncio.StreamReader(uart), settings, log, ca_pem)
 
 
 def main(argv):
@@ -120,7 +120,11 @@ def main(argv):
     opener = tls_opener(opts["tls_ca"]) if opts.get("tls_ca") else asyncio.open_connection
     modem = None
     if opts.get("modem"):
-        modem = open_modem(opts["modem"], {"apn": opts.get("apn", "internet")})
+        ca_pem = None
+        if opts.get("tls_ca"):  # TLS in the modem: no mbedTLS in the tracker's heap
+            with open(opts["tls_ca"], "rb") as f:
+                ca_pem = f.read()
+        modem = open_modem(opts["modem"], {"apn": opts.get("apn", "internet")}, print, ca_pem)
         opener = modem.open_connection
     ports = app.Ports(SerialLines(opts["gps"]), opener, DirStorage(opts["state"]), radio=modem)
     if opts.get("dock") or opts.get("battery"):  # the dock port and the fuel gauge

@@ -13,6 +13,9 @@ the tracker needs:
   ``AT+CAOPEN`` / ``AT+CASEND`` (``>`` prompt, then exactly the announced bytes) /
   ``AT+CARECV`` / ``AT+CACLOSE``, with the ``+CADATAIND`` (data waiting) and ``+CASTATE``
   (closed by the peer) URCs;
+- TLS in the modem when the broker's CA is given: ``AT+CFSINIT``/``AT+CFSWFILE`` (the CA
+  into the modem's file system)/``AT+CFSTERM``, ``AT+CSSLCFG`` (TLS 1.2, convert the CA) and
+  ``AT+CASSLCFG`` (SSL on the socket, checked against that CA);
 - radio sleep between uploads: ``AT+CFUN=0`` (RF off; the modem keeps its settings) and
   ``AT+CFUN=1`` with re-registration to wake, or the network's PSM when the timers are set.
 
@@ -46,6 +49,7 @@ _OPEN_TIMEOUT_MS = const(30000)  # TCP connect over LTE-M, as the manual's maxim
 _DNS_TIMEOUT_MS = const(20000)
 _PDP_TIMEOUT_MS = const(30000)
 _DATA_POLL_MS = const(5000)  # read anyway if no +CADATAIND arrived for this long
+_CA_NAME = "hotspots-ca.pem"  # in the modem's customer file system (AT+CFSWFILE dir 3)
 
 # Registration states of +CEREG (3GPP TS 27.007)
 REG_HOME = const(1)
@@ -215,8 +219,12 @@ class Modem:
     :param log: callable taking a line of text
     """
 
-    def __init__(self, port, settings, log=None):
+    def __init__(self, port, settings, log=None, ca_pem=None):
         self.port = port
+        # TLS in the modem (AT+CSSLCFG/AT+CASSLCFG) when the broker's CA is given: the
+        # handshake and its buffers live in the modem, not in the tracker's heap
+        # (docs/link.md has the figures).
+        self.ca_pem = ca_pem
         self.apn = settings.get("apn") or ""
         self.psm_tau_s = settings.get("psm_tau_s") or 0
         self.psm_active_s = settings.get("psm_active_s") or 0
@@ -356,6 +364,9 @@ class Modem:
         return True
 
     def _line(self, line):
+        if line == b"DOWNLOAD" and self._prefix == b"DOWNLOAD":  # AT+CFSWFILE's prompt
+            self._prompt.set()
+            return
         # A URC first: they can arrive in the middle of any command's answer.
         if line.startswith(b"+CADATAIND: "):
             self.urcs += 1
@@ -409,13 +420,16 @@ class Modem:
     def _finish(self, ok):
         self._result = ok
         self._done.set()
+        self._prompt.set()  # a final answer instead of the prompt ends that wait too
 
     # -- commands ---------------------------------------------------------------------------------
-    async def command(self, text, prefix=b"", timeout_ms=_CMD_TIMEOUT_MS, data=None):
+    async def command(self, text, prefix=b"", timeout_ms=_CMD_TIMEOUT_MS, data=None,
+                      prompt=b">"):
         """Send ``AT<text>``; returns the answer lines starting with ``prefix`` (before OK).
 
-        ``data``: bytes sent after the ``>`` prompt (``AT+CASEND``). Raises :class:`ModemError`
-        on ``ERROR``/``+CME ERROR`` or when no final answer comes within ``timeout_ms``.
+        ``data``: bytes sent after the ``prompt`` (``>`` for ``AT+CASEND``, ``DOWNLOAD`` for
+        ``AT+CFSWFILE``). Raises :class:`ModemError` on ``ERROR``/``+CME ERROR`` (also in
+        place of the prompt) or when no final answer comes within ``timeout_ms``.
         """
         self.start()
         async with self._lock:
@@ -423,7 +437,7 @@ class Modem:
             self._result = None
             self._done.clear()
             self._prompt.clear()
-            self._prefix = b">" if data is not None else prefix
+            self._prefix = prompt if data is not None else prefix
             self.commands += 1
             try:
                 self.port.write(b"AT" + (text.encode() if isinstance(text, str) else text)
@@ -431,9 +445,10 @@ class Modem:
                 await self.port.drain()
                 if data is not None:
                     await _wait(self._prompt, timeout_ms)
-                    self._prefix = b""
-                    self.port.write(data)
-                    await self.port.drain()
+                    if self._result is None:  # the prompt, not ERROR
+                        self._prefix = b""
+                        self.port.write(data)
+                        await self.port.drain()
                 await _wait(self._done, timeout_ms)
             except asyncio.TimeoutError:
                 self.timeouts += 1
@@ -486,9 +501,25 @@ class Modem:
         await self.configure_power_saving()
         await self.wait_registered()
         await self.activate()
+        if self.ca_pem:
+            await self.configure_tls()
         self.bring_ups += 1
         self.log("modem: up, %s, IP %s" % (
             "home" if self.registration == REG_HOME else "roaming", self.ip))
+
+    async def configure_tls(self):
+        """The CA into the modem's file system, then TLS 1.2 on the socket, checked against it."""
+        ca = self.ca_pem
+        await self.command("+CFSINIT")
+        try:
+            await self.command('+CFSWFILE=3,"%s",0,%d,10000' % (_CA_NAME, len(ca)), data=ca,
+                               prompt=b"DOWNLOAD", timeout_ms=15000)
+        finally:
+            await self.command("+CFSTERM")
+        await self.command('+CSSLCFG="sslversion",0,3')  # TLS 1.2
+        await self.command('+CSSLCFG="convert",2,"%s"' % _CA_NAME)
+        await self.command('+CASSLCFG=0,"SSL",1')
+        await self.command('+CASSLCFG=0,"CACERT","%s"' % _CA_NAME)
 
     async def configure_power_saving(self):
         """PSM (periodic TAU and active time) and eDRX as the settings ask, or off."""
@@ -585,7 +616,9 @@ class Modem:
             await self.wake()
         if not self.up:
             await self.bring_up()
-        address = await self.resolve(host)
+        # With modem TLS the modem resolves the name itself and checks the certificate
+        # against it; otherwise resolve here (through the modem, never blocking).
+        address = host if self.ca_pem else await self.resolve(host)
         sock = None
         for s in self.sockets:
             if not s.open:
