@@ -6,10 +6,10 @@ client connects, publishes at QoS 1 and disconnects, found by bisection, for:
 - ``plain``: the host's TCP sockets (``asyncio.open_connection``) — the baseline;
 - ``tls``: MicroPython's ``ssl`` (mbedTLS) over those sockets, checking the broker's
   certificate against the CA, as ``boards/unix.py --tls-ca`` does;
-- ``modem``: the SIM7080G driver (``drivers/modem_sim7080.py``) through ``simulators/modem.py``
-  (plain TCP inside the modem). With the modem's own TLS (``AT+CSSLCFG``/``AT+CASSLCFG``) the
-  handshake and its buffers live in the modem, so the tracker's heap cost of TLS is this figure
-  plus a few AT command strings.
+- ``modem``: the SIM7080G driver (``drivers/modem_sim7080.py``) through ``simulators/modem.py``,
+  plain TCP in the modem;
+- ``modem_tls``: the same with TLS in the modem (``AT+CSSLCFG``/``AT+CASSLCFG``, the CA uploaded
+  with ``AT+CFSWFILE``) to the TLS listener: the handshake and its buffers live in the modem.
 
 mbedTLS on the unix port allocates with the C library's ``malloc``, outside MicroPython's heap
 (on the RP2040 it allocates from the MicroPython heap; on the ESP32 from ESP-IDF's): so the bench
@@ -41,7 +41,12 @@ async def main():
     elif MODE == "tls":
         opener = unix.tls_opener(%(ca)r)
     else:
-        opener = unix.open_modem(%(modem)r, {"apn": "internet"}, lambda line: None).open_connection
+        ca = None
+        if MODE == "modem_tls":
+            with open(%(ca)r, "rb") as f:
+                ca = f.read()
+        opener = unix.open_modem(%(modem)r, {"apn": "internet"}, lambda line: None,
+                                 ca).open_connection
     c = MQTTClient("bench", opener, user=%(user)r, password=%(password)r)
     await c.connect(%(host)r, %(port)d)
     await c.publish("bench/link", b"x" * 200, 1)
@@ -167,6 +172,9 @@ def measure() -> dict[str, dict[str, int | None]]:
         with SimulatedModem(register_delay_s=0) as modem:
             figures["modem"] = both(_SCRIPT % dict(base, mode="modem", port=int(port),
                                                    modem=modem.path))
+        with SimulatedModem(register_delay_s=0) as modem:
+            figures["modem_tls"] = both(_SCRIPT % dict(base, mode="modem_tls",
+                                                       port=broker.tls_port, modem=modem.path))
     return figures
 
 
@@ -180,10 +188,10 @@ def command(as_json: bool) -> None:
         return
     base = figures["plain"]
     click.echo("connect, publish (QoS 1), disconnect on the MicroPython unix port:")
-    click.echo(f"  {'link':<6} {'min heap':>9} {'vs plain':>9} {'C malloc peak vs plain':>24}")
+    click.echo(f"  {'link':<9} {'min heap':>9} {'vs plain':>9} {'C malloc peak vs plain':>24}")
     for name, f in figures.items():
         kb, peak = f["heap_kb"], f["malloc_peak"]
         vs = "-" if kb is None or base["heap_kb"] is None else f"{kb - base['heap_kb']:+d} KB"
         mpeak = "-" if peak is None or base["malloc_peak"] is None else \
             f"{peak - base['malloc_peak']:+,d} B"
-        click.echo(f"  {name:<6} {'-' if kb is None else f'{kb} KB':>9} {vs:>9} {mpeak:>24}")
+        click.echo(f"  {name:<9} {'-' if kb is None else f'{kb} KB':>9} {vs:>9} {mpeak:>24}")
