@@ -73,11 +73,13 @@ class SimulatedModem:
     :param dns: host name -> address overrides (others go to this machine's resolver)
     :param stats_path: where to keep the counters as JSON (rewritten when they change)
     :param psm_time_scale: PSM active time is divided by this (a test need not wait minutes)
+    :param delays: command name (``"+CEREG"``) -> seconds the modem takes before answering it
+        (it is busy meanwhile, as a real one is during a network procedure)
     """
 
     def __init__(self, register_delay_s: float = 1.0, deny: bool = False,
                  dns: dict[str, str] | None = None, stats_path: str | Path | None = None,
-                 psm_time_scale: float = 1.0) -> None:
+                 psm_time_scale: float = 1.0, delays: dict[str, float] | None = None) -> None:
         self.terminal = PseudoTerminal(blocking=False)
         self.path = self.terminal.path
         self.register_delay_s = register_delay_s
@@ -85,6 +87,7 @@ class SimulatedModem:
         self.dns = dict(dns or {})
         self.stats_path = Path(stats_path) if stats_path else None
         self.psm_time_scale = psm_time_scale
+        self.delays = dict(delays or {})
         self.counters = ModemCounters()
         self.echo = True
         self.cfun = 1
@@ -245,6 +248,8 @@ class SimulatedModem:
         name = re.match(r"[+&]?[A-Z]*\d?", body.upper()).group(0) if body else ""
         self.counters.commands[name or "AT"] = self.counters.commands.get(name or "AT", 0) + 1
         handler = _HANDLERS.get(name.upper())
+        if name.upper() in self.delays:
+            time.sleep(self.delays[name.upper()])
         if name.upper() in ("E0", "E1"):
             self.echo = name.upper() == "E1"
             self._answer()

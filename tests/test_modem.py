@@ -255,3 +255,40 @@ def test_tls_in_the_modem_checks_the_broker_against_the_uploaded_ca(tmp_path, tl
 
         with pytest.raises(ModemError, match="CAOPEN"):
             run(refused())
+
+
+def test_a_connect_timeout_does_not_abort_the_bring_up(tmp_path):
+    # The MQTT client gives open_connection 10 s; registering can take minutes. A caller that
+    # gives up must not abort the bring-up half-way: the next call waits for the same one.
+    with SimulatedModem(register_delay_s=1.0) as sim:
+        async def go():
+            modem = Modem(FdStream(sim.path), {"apn": "a"})
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(modem.link_up(), 0.3)
+            await modem.link_up()
+            return modem
+
+        modem = run(go())
+        assert modem.up and modem.bring_ups == 1
+        assert sim.counters.commands["E0"] == 1 and sim.counters.commands["+CNACT"] == 2
+        assert sim.counters.errors == 0
+
+
+def test_an_abandoned_command_does_not_shift_the_answers():
+    # Each answer takes the modem 0.3 s, so they arrive one by one.
+    with SimulatedModem(delays={"+CEREG": 0.3, "+CPIN": 0.3, "+CFUN": 0.3}) as sim:
+        run(_abandon(sim))
+
+
+async def _abandon(sim):
+    modem = Modem(FdStream(sim.path), {"apn": "a"})
+    await modem.wake_uart()
+    task = asyncio.create_task(modem.command("+CEREG?", b"+CEREG: "))
+    await asyncio.sleep(0)  # sent, not yet answered
+    await asyncio.sleep(0)
+    task.cancel()
+    # Without the wait for the late answer, this would take +CEREG's OK for its own, and
+    # every answer after it would be one late.
+    assert await modem.query("+CPIN?", "+CPIN: ") == "READY"
+    assert (await modem.query("+CFUN?", "+CFUN: ")) == "1"
+    assert modem.errors == 0

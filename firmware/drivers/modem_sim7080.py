@@ -49,6 +49,7 @@ _OPEN_TIMEOUT_MS = const(30000)  # TCP connect over LTE-M, as the manual's maxim
 _DNS_TIMEOUT_MS = const(20000)
 _PDP_TIMEOUT_MS = const(30000)
 _DATA_POLL_MS = const(5000)  # read anyway if no +CADATAIND arrived for this long
+_STALE_MS = const(2000)  # how long an abandoned command's late answer is waited for
 _CA_NAME = "hotspots-ca.pem"  # in the modem's customer file system (AT+CFSWFILE dir 3)
 
 # Registration states of +CEREG (3GPP TS 27.007)
@@ -249,6 +250,8 @@ class Modem:
         self._carecv_sock = None
         self._carecv_got = 0
         self._reader_task = None
+        self._up_state = None  # [Event, error] of the bring-up or wake in progress
+        self._stale = False  # a command was abandoned before its final answer
         self.sockets = [ModemSocket(self, cid) for cid in range(_SOCKETS)]
         self.up = False  # registered with an active PDP context
         self.asleep = False
@@ -396,9 +399,12 @@ class Modem:
             self._dns_answer = line[10:]
             self._dns.set()
             return
+        prefix = self._prefix
+        if prefix and len(prefix) > 1 and line.startswith(prefix):
+            self._lines.append(line)  # the answer asked for (+CFUN: and +CPIN: are URCs too)
+            return
         if line in (b"NORMAL POWER DOWN", b"RDY", b"+CFUN: 1", b"+CFUN: 0", b"SMS Ready",
-                    b"ENTER PSM", b"EXIT PSM") or line.startswith(b"+CPIN: ") and \
-                self._prefix != b"+CPIN: ":
+                    b"ENTER PSM", b"EXIT PSM") or line.startswith(b"+CPIN: "):
             self.urcs += 1
             if line == b"NORMAL POWER DOWN":
                 self.up = False
@@ -433,6 +439,16 @@ class Modem:
         """
         self.start()
         async with self._lock:
+            if self._stale:
+                # The last command was abandoned (its caller cancelled, or it timed out):
+                # let its final answer arrive before sending, or it would be taken for this
+                # command's, and every answer after it would be one late.
+                self._stale = False
+                if not self._done.is_set():
+                    try:
+                        await _wait(self._done, _STALE_MS)
+                    except asyncio.TimeoutError:
+                        pass
             self._lines = []
             self._result = None
             self._done.clear()
@@ -454,7 +470,11 @@ class Modem:
                 self.timeouts += 1
                 raise ModemError("AT%s: no answer" % (text,))
             finally:
-                self._prefix = None
+                if self._result is None:  # abandoned: keep catching its final answer
+                    self._stale = True
+                    self._prefix = b""
+                else:
+                    self._prefix = None
             if not self._result:
                 self.errors += 1
                 raise ModemError("AT%s: %s" % (text, self._lines[-1].decode()
@@ -476,7 +496,7 @@ class Modem:
                 await self.command("", timeout_ms=500)
                 return
             except ModemError:
-                pass
+                self._stale = False  # silence here means the modem did not hear it
         raise ModemError("modem does not answer AT")
 
     async def bring_up(self):
@@ -589,6 +609,35 @@ class Modem:
             await self.activate()
         self.asleep = False
 
+    async def link_up(self):
+        """Registered with an active PDP context, waking or bringing the modem up if needed.
+
+        The work runs in a task of its own that the caller only waits for: registering can
+        take minutes, longer than the MQTT client's connect timeout, and a caller that gives
+        up (its wait is cancelled) must not abort the bring-up half-way; the next call waits
+        for the same one."""
+        if self.up and not self.asleep:
+            return
+        state = self._up_state
+        if state is None:
+            state = self._up_state = [asyncio.Event(), None]
+            asyncio.create_task(self._link_worker(state))
+        await state[0].wait()
+        if state[1] is not None:
+            raise state[1]
+
+    async def _link_worker(self, state):
+        try:
+            if self.asleep and self.radio_sleep != "none":
+                await self.wake()
+            else:
+                await self.bring_up()
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter
+            state[1] = exc if isinstance(exc, ModemError) else ModemError(repr(exc))
+        finally:
+            self._up_state = None
+            state[0].set()
+
     # -- DNS and sockets --------------------------------------------------------------------------
     async def resolve(self, host):
         """IPv4 address of ``host`` through the modem's DNS (``AT+CDNSGIP``)."""
@@ -612,10 +661,7 @@ class Modem:
 
         Brings the link up (or wakes it) first, so the caller only ever sees one coroutine.
         """
-        if self.asleep:
-            await self.wake()
-        if not self.up:
-            await self.bring_up()
+        await self.link_up()
         # With modem TLS the modem resolves the name itself and checks the certificate
         # against it; otherwise resolve here (through the modem, never blocking).
         address = host if self.ca_pem else await self.resolve(host)
