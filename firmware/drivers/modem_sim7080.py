@@ -360,7 +360,9 @@ class Modem:
             return True
         if self._fill < comma + 1 + n:
             return False
-        self._carecv_sock._stored(self._in_view[comma + 1:], n)
+        sock = self._carecv_sock
+        if sock is not None:  # (checked by the caller; here for the type checker)
+            sock._stored(self._in_view[comma + 1:], n)
         self._carecv_got = n
         self.bytes_received += n
         self._consume(comma + 1 + n)
@@ -651,9 +653,10 @@ class Modem:
         except asyncio.TimeoutError:
             self.timeouts += 1
             raise ModemError("DNS: no answer for " + host)
-        parts = self._dns_answer.split(b",")
+        answer = self._dns_answer or b""
+        parts = answer.split(b",")
         if parts[0] != b"1" or len(parts) < 3:
-            raise ModemError("DNS: %s not found (%s)" % (host, self._dns_answer.decode()))
+            raise ModemError("DNS: %s not found (%s)" % (host, answer.decode()))
         return parts[2].strip(b'"').decode()
 
     async def open_connection(self, host, port):

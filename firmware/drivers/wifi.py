@@ -19,7 +19,7 @@ attempt, default 20) and ``wifi_max_backoff_s`` (default 300).
 
 import asyncio
 
-from tracker.compat import const, ticks_diff, ticks_ms
+from tracker.compat import const, ticks_add, ticks_diff, ticks_ms
 
 # Status codes of the CYW43 driver on the Pico W (network.STAT_* there)
 _CYW43 = {0: "idle", 1: "connecting", 2: "connected, no IP address yet", 3: "connected",
@@ -75,7 +75,7 @@ class WiFi:
         self.random16 = random16 or (lambda: 32768)
         self.log = log or (lambda line: None)
         self.backoff_ms = 0
-        self.next_try_ms = 0
+        self.next_try_ms = ticks_ms()  # no wait until a join fails (backoff_ms is 0)
         self._addresses = {}
         self.joins = 0
         self.failures = 0
@@ -140,7 +140,7 @@ class WiFi:
             self.backoff_ms = min(base, self.max_backoff_ms)
             # jitter: between 50 % and 100 % of the backoff
             delay = self.backoff_ms // 2 + (self.backoff_ms // 2) * self.random16() // 65536
-            self.next_try_ms = ticks_ms() + delay
+            self.next_try_ms = ticks_add(ticks_ms(), delay)
             raise
 
     def resolve(self, host, port):
