@@ -109,10 +109,13 @@ def run(gps: str, broker: str, device_id: str, state: str, station: str = "main"
     ``modem``: through a SIM7080G on that serial device (the same driver as on a board)."""
     host, port = broker.rsplit(":", 1)
     opener = tls_opener(tls_ca) if tls_ca else asyncio.open_connection
+    radio = None
     if modem:
         from drivers.modem_sim7080 import Modem
 
-        opener = Modem(FdStream(modem), {"apn": apn}, print).open_connection
-    ports = app.Ports(ThreadedLines(gps), opener, DirStorage(state))
+        ca_pem = open(tls_ca, "rb").read() if tls_ca else None  # noqa: SIM115
+        radio = Modem(FdStream(modem), {"apn": apn}, print, ca_pem)
+        opener = radio.open_connection
+    ports = app.Ports(ThreadedLines(gps), opener, DirStorage(state), radio=radio)
     return asyncio.run(app.run(ports, device_id, host, int(port), station, exit_on_eof,
                                report_s, user, password, sampling))

@@ -1,25 +1,30 @@
 """A whole patrol through the simulated cellular modem: the firmware on the MicroPython unix
-port, its MQTT over the SIM7080G driver, AT commands over a real pseudo-terminal to
-``simulators/modem.py``, real TCP from there to Mosquitto, the gateway storing into SQLite."""
+port (and the core on CPython, through ``hotspots firmware run --cpython --modem``), its MQTT
+over the SIM7080G driver, AT commands over a real pseudo-terminal to ``simulators/modem.py``,
+real TCP from there to Mosquitto, the gateway storing into SQLite."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 
+import pytest
+
 from hotspots.demo import SAMPLE_FENCES, SAMPLE_ROUTE
 from simulators.modem import SimulatedModem
 from simulators.patrol import run_patrol
 
 
+@pytest.mark.parametrize("runtime", ["micropython", "cpython"])
 def test_patrol_through_the_simulated_modem_is_stored_exactly_once(mosquitto, tmp_path,
-                                                                    micropython):
+                                                                    micropython, runtime):
     stats = tmp_path / "modem.json"
     with SimulatedModem(register_delay_s=1.0, stats_path=stats) as sim:
         result = run_patrol(mosquitto.address, tmp_path, SAMPLE_ROUTE, SAMPLE_FENCES,
-                            speedup=120, modem=sim.path, timeout_s=60)
+                            speedup=120, modem=sim.path, timeout_s=60,
+                            cpython=runtime == "cpython")
         counters = sim.counters
-    assert " on micropython " in result.firmware_log.splitlines()[0]
+    assert f" on {runtime} " in result.firmware_log.splitlines()[0]
     assert "modem: up" in result.firmware_log
     with sqlite3.connect(result.db_path) as conn:
         keys = conn.execute("SELECT device_id, seq FROM positions UNION ALL"
