@@ -419,6 +419,8 @@ class DockStation:
         ingest = Ingest(db)
         ingest.counts = self.counts[name].ingest
         client = self.client_factory(self.slots[name], timeout_s=self.timeout_s)
+        from gateway import enrol  # (imports this module)
+
         _slot_row(db, name, self.slots[name], None, "empty", self.clock())
         device: str | None = None
         missed = 0
@@ -449,6 +451,8 @@ class DockStation:
                 missed = 0
                 self.info[name] = info
                 try:
+                    if enrol.run_pending(self.db_path, name, client, info, db, self.clock):
+                        info = client.identify()  # enrolled (hotspots enrol --slot)
                     if info.device_id != device:
                         if device is not None:
                             self._undocked(db, name, device)

@@ -122,3 +122,48 @@ def test_enrol_without_a_tracker_is_a_clear_error(tmp_path, station_broker):
     assert result.exit_code != 0
     assert "no tracker answers" in result.output
     assert "T-0601" not in json.dumps(json.loads(station_broker.accounts_path.read_text()))
+
+
+def test_enrol_through_a_running_dock_station(tmp_path, station_broker, micropython):
+    from gateway.dock import DockStation
+    from gateway.enrol import spool_dir
+    from gateway.schema import open_db
+
+    dock = DockSimulator(tmp_path / "dock", station_broker.address, slots=1, time_scale=1)
+    db_path = tmp_path / "station.db"
+    open_db(str(db_path)).close()
+    stop = threading.Event()
+    station = DockStation(str(db_path), dock.ports(), poll_s=0.2)
+    try:
+        tracker = dock.add_tracker("fresh-02cd", slot="S1")
+        station.start(stop)
+        assert wait_for(lambda: station.info["S1"] is not None, 20)
+        result = CliRunner().invoke(cli, [
+            "enrol", "T-0602", "--slot", "S1", "--broker-dir", str(station_broker.workdir),
+            "--broker", station_broker.address, "--db", str(db_path), "--link", "cellular",
+            "--apn", "iot.example", "--wait-s", "20"])
+        assert result.exit_code == 0, result.output
+        assert "T-0602 enrolled on S1 (was fresh-02cd)" in result.output
+        config = json.loads((tracker.state_dir / "config.json").read_text())
+        assert config["device_id"] == "T-0602" and config["apn"] == "iot.example"
+        assert config["password"] not in result.output
+        # The request, with its secret, is gone from the disk.
+        assert list(spool_dir(db_path).iterdir()) == []
+        assert station.counts["S1"].errors == 0
+    finally:
+        stop.set()
+        station.join()
+        dock.close()
+
+
+def test_enrol_through_a_station_that_is_not_running_gives_up_and_leaves_nothing(tmp_path,
+                                                                                station_broker):
+    from gateway.enrol import spool_dir
+
+    db_path = tmp_path / "station.db"
+    result = CliRunner().invoke(cli, [
+        "enrol", "T-0603", "--slot", "S9", "--broker-dir", str(station_broker.workdir),
+        "--broker", station_broker.address, "--db", str(db_path), "--link", "wifi",
+        "--wifi-ssid", "x", "--wifi-password", "hunter2", "--wait-s", "0.3"])
+    assert result.exit_code != 0 and "no dock station took the request" in result.output
+    assert list(spool_dir(db_path).iterdir()) == []
