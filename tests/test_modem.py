@@ -292,3 +292,20 @@ async def _abandon(sim):
     assert await modem.query("+CPIN?", "+CPIN: ") == "READY"
     assert (await modem.query("+CFUN?", "+CFUN: ")) == "1"
     assert modem.errors == 0
+
+
+def test_radio_sleep_none_stays_registered(sim, mosquitto):
+    host, port = mosquitto.address.rsplit(":", 1)
+
+    async def go():
+        modem = Modem(FdStream(sim.path), {"apn": "a", "radio_sleep": "none"})
+        for _ in range(2):
+            reader, writer = await modem.open_connection(host, int(port))
+            await modem.sleep()
+            assert not modem.asleep and modem.up
+        return modem
+
+    modem = run(go())
+    assert modem.bring_ups == 1 and modem.sleeps == 0
+    assert sim.cfun == 1 and sim.counters.sleeps == 0 and sim.counters.registrations == 1
+    assert sim.counters.sockets_opened == 2 and sim.sockets == {}

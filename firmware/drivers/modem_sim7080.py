@@ -597,6 +597,8 @@ class Modem:
         for sock in self.sockets:
             if sock.open:
                 await self.close_socket(sock)
+        if self.radio_sleep == "none":
+            return  # stays registered: the next connection only opens a socket
         if self.radio_sleep == "cfun0":
             await self.command("+CFUN=0", timeout_ms=10000)
             self.up = False
@@ -630,7 +632,7 @@ class Modem:
 
     async def _link_worker(self, state):
         try:
-            if self.asleep and self.radio_sleep != "none":
+            if self.asleep:
                 await self.wake()
             else:
                 await self.bring_up()
