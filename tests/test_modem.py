@@ -309,3 +309,35 @@ def test_radio_sleep_none_stays_registered(sim, mosquitto):
     assert modem.bring_ups == 1 and modem.sleeps == 0
     assert sim.cfun == 1 and sim.counters.sleeps == 0 and sim.counters.registrations == 1
     assert sim.counters.sockets_opened == 2 and sim.sockets == {}
+
+
+def test_sim_modem_command_answers_on_its_pty_and_reports_counters(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    stats = tmp_path / "m.json"
+    proc = subprocess.Popen([sys.executable, "-m", "hotspots", "sim", "modem",
+                             "--register-delay-s", "0", "--stats", str(stats)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        path = proc.stdout.readline().strip()
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        import tty
+
+        tty.setraw(fd)
+        os.write(fd, b"ATE0\r")
+        os.write(fd, b"AT+CPIN?\r")
+        got = b""
+        deadline = time.monotonic() + 10
+        while got.count(b"OK") < 2 and time.monotonic() < deadline:
+            got += os.read(fd, 1024)
+        os.close(fd)
+        assert b"+CPIN: READY" in got
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "2 AT commands" in err
+    assert json.loads(stats.read_text())["at_commands"] == 2
