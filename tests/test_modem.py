@@ -341,3 +341,50 @@ def test_sim_modem_command_answers_on_its_pty_and_reports_counters(tmp_path):
     assert proc.returncode == 0, err
     assert "2 AT commands" in err
     assert json.loads(stats.read_text())["at_commands"] == 2
+
+
+@pytest.mark.micropython
+def test_modem_tls_on_the_micropython_unix_port(tmp_path, tls_mosquitto, run_micropython):
+    """The unix board's modem path with the CA (``--modem --tls-ca``) on MicroPython itself."""
+    import threading
+
+    account = tls_mosquitto.account("modem-mp", "admin")
+    received: list[bytes] = []
+    ready = threading.Event()
+    observer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="modem-mp-observer")
+    observer.username_pw_set(**tls_mosquitto.account("modem-mp-observer", "admin").auth())
+    observer.on_connect = lambda c, *_: c.subscribe("modem/mp", 1)
+    observer.on_subscribe = lambda *_: ready.set()
+    observer.on_message = lambda _c, _u, m: received.append(m.payload)
+    observer.connect(tls_mosquitto.host, tls_mosquitto.port)
+    observer.loop_start()
+    assert ready.wait(10)
+    script = tmp_path / "modem_tls.py"
+    with SimulatedModem(register_delay_s=0) as sim:
+        script.write_text(f"""
+import asyncio
+from boards import unix
+from tracker.mqtt import MQTTClient
+async def main():
+    with open({str(tls_mosquitto.ca_path)!r}, "rb") as f:
+        ca = f.read()
+    modem = unix.open_modem({sim.path!r}, {{"apn": "internet"}}, print, ca)
+    c = MQTTClient("modem-mp", modem.open_connection, user={account.username!r},
+                   password={account.password!r})
+    await c.connect("127.0.0.1", {tls_mosquitto.tls_port})
+    await c.publish("modem/mp", b"from MicroPython via modem TLS", 1)
+    await c.disconnect()
+    print("stats", modem.stats())
+asyncio.run(main())
+""")
+        output = run_micropython(str(script), timeout=60)
+        assert sim.ssl_cids == {0: "hotspots-ca.pem"}
+    try:
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        observer.loop_stop()
+        observer.disconnect()
+    assert received == [b"from MicroPython via modem TLS"], output
+    assert "'timeouts': 0" in output and "'errors': 0" in output
