@@ -55,6 +55,7 @@ class ModemCounters:
     bytes_up: int = 0  # device -> broker
     bytes_down: int = 0  # broker -> device
     dns_queries: int = 0
+    ignored_in_psm: int = 0  # commands sent while the UART slept (pwrkey_wake)
     commands: dict[str, int] = field(default_factory=dict)
 
 
@@ -75,11 +76,15 @@ class SimulatedModem:
     :param psm_time_scale: PSM active time is divided by this (a test need not wait minutes)
     :param delays: command name (``"+CEREG"``) -> seconds the modem takes before answering it
         (it is busy meanwhile, as a real one is during a network procedure)
+    :param pwrkey_wake: in PSM the UART is off, as on the real module: commands are lost
+        (counted in ``ignored_in_psm``) until :meth:`pwrkey` is pulsed; without it, the next
+        command wakes the modem (the firmware on the unix port has no pin to pulse)
     """
 
     def __init__(self, register_delay_s: float = 1.0, deny: bool = False,
                  dns: dict[str, str] | None = None, stats_path: str | Path | None = None,
-                 psm_time_scale: float = 1.0, delays: dict[str, float] | None = None) -> None:
+                 psm_time_scale: float = 1.0, delays: dict[str, float] | None = None,
+                 pwrkey_wake: bool = False) -> None:
         self.terminal = PseudoTerminal(blocking=False)
         self.path = self.terminal.path
         self.register_delay_s = register_delay_s
@@ -88,6 +93,7 @@ class SimulatedModem:
         self.stats_path = Path(stats_path) if stats_path else None
         self.psm_time_scale = psm_time_scale
         self.delays = dict(delays or {})
+        self.pwrkey_wake = pwrkey_wake
         self.counters = ModemCounters()
         self.echo = True
         self.cfun = 1
@@ -233,7 +239,19 @@ class SimulatedModem:
                 self._emit(line + b"\r")
             self._command(line.decode(errors="replace").strip())
 
+    def pwrkey(self) -> None:
+        """A PWRKEY pulse from the host: ends PSM (the UART answers again)."""
+        with self._lock:
+            self._last_activity = time.monotonic()
+            if self.in_psm:
+                self.in_psm = False
+                self.counters.wake_ups += 1
+                self._emit(b"\r\nEXIT PSM\r\n")
+
     def _command(self, line: str) -> None:
+        if self.in_psm and self.pwrkey_wake:
+            self.counters.ignored_in_psm += 1  # the UART is off: nobody hears it
+            return
         self.counters.at_commands += 1
         self._last_activity = time.monotonic()
         if self.in_psm:  # on hardware, the host's PWRKEY pulse; here, the command itself

@@ -388,3 +388,28 @@ asyncio.run(main())
         observer.disconnect()
     assert received == [b"from MicroPython via modem TLS"], output
     assert "'timeouts': 0" in output and "'errors': 0" in output
+
+
+def test_in_psm_the_uart_sleeps_until_pwrkey(tmp_path):
+    # As on the module: in PSM nothing hears AT; the driver pulses PWRKEY after three silent
+    # tries, and the registration survived (no new attach).
+    with SimulatedModem(register_delay_s=0, psm_time_scale=10, pwrkey_wake=True) as sim:
+        async def go():
+            modem = Modem(FdStream(sim.path), {"apn": "a", "psm_tau_s": 600,
+                                               "psm_active_s": 2, "radio_sleep": "psm"},
+                          power_key=sim.pwrkey)
+            await modem.link_up()
+            await modem.sleep()
+            for _ in range(40):
+                if sim.in_psm:
+                    break
+                await asyncio.sleep(0.05)
+            assert sim.in_psm
+            await modem.link_up()  # wakes it
+            return modem
+
+        modem = run(go())
+        assert modem.key_pulses == 1 and not modem.asleep and modem.up
+        assert sim.counters.ignored_in_psm == 3
+        assert sim.counters.psm_entries == 1 and sim.counters.wake_ups == 1
+        assert sim.counters.registrations == 1  # PSM kept the PDP context

@@ -220,8 +220,11 @@ class Modem:
     :param log: callable taking a line of text
     """
 
-    def __init__(self, port, settings, log=None, ca_pem=None):
+    def __init__(self, port, settings, log=None, ca_pem=None, power_key=None):
         self.port = port
+        # Callable that pulses PWRKEY (the board's pin): wakes a modem whose UART sleeps in PSM.
+        self.power_key = power_key
+        self.key_pulses = 0
         # TLS in the modem (AT+CSSLCFG/AT+CASSLCFG) when the broker's CA is given: the
         # handshake and its buffers live in the modem, not in the tracker's heap
         # (docs/link.md has the figures).
@@ -492,8 +495,13 @@ class Modem:
 
     # -- bring-up ---------------------------------------------------------------------------------
     async def wake_uart(self, tries=10):
-        """Send ``AT`` until the modem answers (it autobauds after power-on)."""
-        for _ in range(tries):
+        """Send ``AT`` until the modem answers (it autobauds after power-on). After three
+        silent tries, pulse PWRKEY (``power_key``, from the board) once: a modem in PSM has its
+        UART off and only PWRKEY wakes it."""
+        for i in range(tries):
+            if i == 3 and self.power_key is not None:
+                self.power_key()
+                self.key_pulses += 1
             try:
                 await self.command("", timeout_ms=500)
                 return
@@ -607,10 +615,14 @@ class Modem:
 
     async def wake(self):
         """Bring the link back after :meth:`sleep` (or after a drop)."""
+        if self.radio_sleep == "psm":
+            await self.wake_uart()  # asleep in PSM, its UART is off
         if self.radio_sleep == "cfun0" or not self.up:
             await self.command("+CFUN=1", timeout_ms=10000)
             await self.wait_registered()
             await self.activate()
+        else:
+            await self.wait_registered()  # PSM keeps the registration and the PDP context
         self.asleep = False
 
     async def link_up(self):
@@ -720,7 +732,7 @@ class Modem:
         return {"commands": self.commands, "timeouts": self.timeouts, "errors": self.errors,
                 "urcs": self.urcs, "noise": self.noise, "sent": self.bytes_sent,
                 "received": self.bytes_received, "bring_ups": self.bring_ups,
-                "sleeps": self.sleeps}
+                "sleeps": self.sleeps, "key_pulses": self.key_pulses}
 
 
 def _int(text):
