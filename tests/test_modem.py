@@ -413,3 +413,47 @@ def test_in_psm_the_uart_sleeps_until_pwrkey(tmp_path):
         assert sim.counters.ignored_in_psm == 3
         assert sim.counters.psm_entries == 1 and sim.counters.wake_ups == 1
         assert sim.counters.registrations == 1  # PSM kept the PDP context
+
+
+def test_line_noise_never_stops_the_parser():
+    """Random bytes, cut answers and bogus +CARECV lengths between real answers: the parser
+    never raises, and a real answer after the noise is still understood."""
+    import random
+
+    class Port:
+        def write(self, data):
+            pass
+
+    rnd = random.Random(17)
+    modem = Modem(Port(), {"apn": "a"})
+    pieces = [b"\r\nOK\r\n", b"+CARECV: 5,ab\ncd\r\n", b"+CARECV: 99999,x", b"+CARECV: ,\r\n",
+              b"+CADATAIND: 9\r\n", b"+CASTATE: x,y\r\n", b"> ", b"+CDNSGIP: 1\r\n",
+              b"\xff\xfe\r\n", b"+APP PDP: 0,ACTIVE\r\n", b"ERROR\r\n", b"\n" * 3]
+
+    def feed(data):
+        while data:
+            if modem._fill >= 1152:  # as the reader task does with a full buffer
+                modem._fill = 0
+            chunk, data = data[: 1152 - modem._fill], data[1152 - modem._fill :]
+            modem._in_view[modem._fill : modem._fill + len(chunk)] = chunk
+            modem._fill += len(chunk)
+            modem._parse()  # the reader task calls exactly this; it must not raise
+
+    async def go():
+        for _ in range(3000):
+            modem._carecv_sock = modem.sockets[0] if rnd.random() < 0.3 else None
+            modem._prefix = rnd.choice([None, b"", b">", b"+CEREG: "])
+            if rnd.random() < 0.5:
+                feed(rnd.choice(pieces))
+            else:
+                feed(bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300))))
+        # Whatever came before, a clean answer is understood.
+        modem._fill = 0
+        modem._carecv_sock = None
+        modem._prefix = b"+CEREG: "
+        modem._lines = []
+        modem._done.clear()
+        feed(b"\r\n+CEREG: 0,1\r\n\r\nOK\r\n")
+        assert modem._done.is_set() and modem._lines == [b"+CEREG: 0,1"]
+
+    run(go())

@@ -294,7 +294,11 @@ class Modem:
                 await _sleep_ms(50)
                 continue
             self._fill += n
-            self._parse()
+            try:
+                self._parse()
+            except Exception:  # noqa: BLE001 - whatever the line noise, the reader lives on
+                self.noise += self._fill
+                self._fill = 0
 
     def _consume(self, k):
         rest = self._fill - k
@@ -511,6 +515,8 @@ class Modem:
 
     async def bring_up(self):
         """Attach and activate the data link; raises :class:`ModemError` with the step."""
+        if '"' in self.apn:
+            raise ModemError("the APN may not contain a quote")
         await self.wake_uart()
         await self.command("E0")
         pin = await self.query("+CPIN?", "+CPIN: ")
@@ -659,6 +665,8 @@ class Modem:
         """IPv4 address of ``host`` through the modem's DNS (``AT+CDNSGIP``)."""
         if is_ipv4(host):
             return host
+        if '"' in host:
+            raise ModemError("bad host name")
         self._dns.clear()
         self._dns_answer = None
         await self.command('+CDNSGIP="%s",1,10000' % host)
