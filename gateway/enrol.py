@@ -31,8 +31,6 @@ from gateway.broker import BrokerError, provision_account
 from gateway.dock import DeviceInfo, DockClient, DockError
 from gateway.schema import open_db
 
-SECRET_KEYS = frozenset({"password", "wifi_password", "apn_password"})
-
 
 class EnrolError(RuntimeError):
     """Enrolment could not finish; the message says which step and what to do."""
