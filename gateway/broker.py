@@ -40,6 +40,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tracker import mqtt as device_mqtt
+
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 
 #: Roles an account can have; devices and phones differ only in the topics they use.
@@ -56,6 +58,15 @@ MAX_QUEUED_MESSAGES = 1_000_000
 #: Unacknowledged QoS 1 messages in flight to one client. The gateway acknowledges after each
 #: commit, so this bounds both its batch size and its memory.
 MAX_INFLIGHT_MESSAGES = 2000
+#: Largest MQTT packet the broker takes from any client (Mosquitto's ``max_packet_size``, the
+#: whole packet: fixed header of at most 5 bytes included). The largest legitimate message is a
+#: station's fence set, and a set is refused by ``fences publish`` unless its packet fits the
+#: trackers' own limit (``tracker.mqtt._MAX_PACKET``, remaining length): that limit plus the
+#: fixed header is this one, so nothing legitimate is ever refused. A client that sends a bigger
+#: packet is disconnected before the broker reads its payload (its publish is never
+#: acknowledged, so the sender sees it failed); ``message_size_limit`` instead reads the whole
+#: payload, acknowledges it under MQTT 3.1.1 and drops it in silence.
+MAX_PACKET_BYTES = device_mqtt._MAX_PACKET + 5
 
 
 class BrokerError(RuntimeError):
@@ -319,6 +330,7 @@ class Mosquitto:
             "log_type notice",
             f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
             f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+            f"max_packet_size {MAX_PACKET_BYTES}",
             f"listener {self.port} {self.host}",
             "use_username_as_clientid true",
         ]

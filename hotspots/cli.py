@@ -90,8 +90,18 @@ sim.add_command(sim_modem)
 @click.option("--noise-m", type=float, default=2.0, show_default=True,
               help="GNSS position noise, metres.")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--module", type=click.Choice(["ublox", "mtk"]), default=None,
+              help="Be a configurable module on the pseudo-terminal: answer UBX (u-blox) or "
+                   "PMTK (MediaTek) set-up, switch off and wake as told.")
+@click.option("--generation", type=click.Choice(["m10", "m8"]), default="m10",
+              show_default=True, help="u-blox generation: m10 takes CFG-VALSET, m8 CFG-MSG.")
+@click.option("--cold-start-s", type=float, default=30.0, show_default=True,
+              help="With --module: time to the first fix after power-on or a cold start.")
+@click.option("--hot-start-s", type=float, default=2.0, show_default=True,
+              help="With --module: time to a fix after a wake-up or a hot start.")
 def sim_gps(route: str, out: str | None, fences: str, truth: str | None, speedup: float,
-            start: float | None, noise_m: float, seed: int) -> None:
+            start: float | None, noise_m: float, seed: int, module: str | None,
+            generation: str, cold_start_s: float, hot_start_s: float) -> None:
     """Write 1 Hz NMEA (RMC, GGA) for a walk along ROUTE, with its ground truth."""
     from simulators import gps
     from simulators.walk import RouteError, make_walk, replay_start
@@ -103,6 +113,29 @@ def sim_gps(route: str, out: str | None, fences: str, truth: str | None, speedup
     except RouteError as exc:
         raise click.ClickException(str(exc)) from exc
     truth = truth or (f"{out}.truth.jsonl" if out else "gps-truth.jsonl")
+    if module:
+        if out:
+            raise click.ClickException("--module answers set-up: it needs the pseudo-terminal, "
+                                       "not --out")
+        from simulators import gnss_module
+
+        samples = list(walk.samples(noise_m=noise_m, seed=seed))
+        gps.write_truth(truth, samples, walk.visits())
+        sim = gnss_module.GnssModuleSim(module, samples, generation, cold_start_s, hot_start_s)
+        cli_gateway.interrupt_on_signals()
+        terminal = gps.PseudoTerminal()
+        click.echo(terminal.path)
+        sys.stdout.flush()
+        try:
+            gnss_module.serve(sim, terminal, speedup)
+        except KeyboardInterrupt:
+            pass
+        terminal.close()
+        c = sim.counts
+        click.echo(f"{module} module: {c.epochs} epochs ({c.fixes} with a fix), {c.commands} "
+                   f"commands, {c.acks} acknowledged, {c.naks} refused, {c.backups} switched "
+                   f"off, {c.wakes} woken; ground truth in {truth}", err=True)
+        return
     if out:
         with open(out, "wb") as sink:
             epochs = gps.play(walk, sink, speedup, noise_m, seed, truth)
@@ -151,6 +184,10 @@ def firmware() -> None:
 @click.option("--sampling", type=click.Choice(["adaptive", "fixed"]), default="adaptive",
               show_default=True,
               help="adaptive: the policy of docs/sampling.md; fixed: every epoch, --report-s.")
+@click.option("--gnss-module", type=click.Choice(["ublox", "mtk", "nmea"]), default="nmea",
+              show_default=True,
+              help="Set the module up over UBX (u-blox) or PMTK (MediaTek) and switch it off "
+                   "between fixes; nmea: take its output as it is.")
 @click.option("--modem", default=None, metavar="DEV",
               help="Reach the broker through a SIM7080G on this serial device (hotspots sim "
                    "modem prints one).")
@@ -159,7 +196,7 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
                  state: str | None, station: str, report_s: int, exit_on_eof: bool,
                  cpython: bool, user: str | None, password: str | None,
                  accounts_path: str | None, tls_ca: str | None, sampling: str,
-                 modem: str | None, apn: str) -> None:
+                 gnss_module: str, modem: str | None, apn: str) -> None:
     """Run the firmware main loop (on the MicroPython unix port unless --cpython)."""
     from simulators import tracker_process
 
@@ -174,20 +211,51 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
     if cpython:
         from simulators import board
 
-        board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s,
-                  user=user, password=password, tls_ca=tls_ca, sampling=sampling,
-                  modem=modem, apn=apn)
+        if gnss_module != "nmea":
+            raise click.ClickException("--gnss-module drives the module from the MicroPython "
+                                       "unix port: leave out --cpython")
+        from tracker.config import ConfigError
+
+        try:
+            board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s,
+                      user=user, password=password, tls_ca=tls_ca, sampling=sampling,
+                      modem=modem, apn=apn)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration: {exc}") from exc
         return
     try:
         argv = tracker_process.command(gps, broker_address, device_id, state, station=station,
                                        exit_on_eof=exit_on_eof, report_s=report_s, user=user,
                                        password=password, tls_ca=tls_ca, sampling=sampling,
+                                       gnss_module=None if gnss_module == "nmea" else gnss_module,
                                        modem=modem, apn=apn)
     except tracker_process.FirmwareError as exc:
         raise click.ClickException(str(exc)) from exc
     import subprocess
 
     sys.exit(subprocess.call(argv, env=tracker_process.micropython_env()))
+
+
+@firmware.command("bundle")
+@click.option("--board", type=click.Choice(["esp32s3", "picow"]), required=True,
+              help="The reference tracker (docs/hardware.md).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder to write (replaced if it holds an earlier bundle).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="A config.json to check and include (docs/configuration.md).")
+def firmware_bundle(board: str, out_dir: str, config_path: str | None) -> None:
+    """Exactly what goes on a board: main.py and lib/*.mpy compiled for its architecture."""
+    from hotspots.bundle import BundleError, bundle
+
+    try:
+        files = bundle(board, out_dir, config_path)
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in files:
+        click.echo(path)
+    click.echo(f"{len(files)} files in {out_dir}; copy them with: cd {out_dir} && mpremote "
+               "cp -r lib : + cp main.py" + (" config.json" if config_path else "")
+               + " : + reset", err=True)
 
 
 @firmware.command("replay")
@@ -247,7 +315,9 @@ def gateway_run(broker_address: str, db_path: str, airwave_port: str | None, use
 
     threading.Thread(target=announce, daemon=True).start()
     counts = service.run(stop)
-    click.echo(f"stored {dict(counts.stored)}, duplicates {counts.duplicates}", err=True)
+    # Every message this run handled, in exactly one of these: what was sent adds up.
+    click.echo(f"stored {dict(counts.stored)}, duplicates {counts.duplicates},"
+               f" status {counts.status}, quarantined {dict(counts.quarantined)}", err=True)
 
 
 # -- reports and exports: hotspots/report_commands.py -------------------------------------------
@@ -256,6 +326,14 @@ from hotspots import report_commands  # noqa: E402  (kept beside its section, no
 cli.add_command(report_commands.report)
 cli.add_command(report_commands.export)
 
+# -- planning: crime import, targeting, taskings (hotspots/cli_crime.py, hotspots/cli_plan.py) --
+from hotspots import cli_crime, cli_plan  # noqa: E402
+
+cli.add_command(cli_crime.crime)
+cli.add_command(cli_plan.plan)
+sim.add_command(cli_crime.sim_crime)
+report_commands.report.add_command(cli_plan.report_hotspot)
+
 
 # -- demo -----------------------------------------------------------------------------------------
 @cli.command()
@@ -263,12 +341,19 @@ cli.add_command(report_commands.export)
               show_default=True, help="Where the database, logs and ground truth go.")
 @click.option("--speedup", type=float, default=60.0, show_default=True)
 @click.option("--cpython", is_flag=True, help="Run the firmware core on CPython.")
-def demo(workdir: str, speedup: float, cpython: bool) -> None:
+@click.option("--planning", is_flag=True,
+              help="The planning loop instead: crime -> hot spots -> fences -> taskings ->"
+                   " patrol -> exceptions (in DIR/planning).")
+def demo(workdir: str, speedup: float, cpython: bool, planning: bool) -> None:
     """One officer walks through two hot spots; prints the dwell report beside the truth."""
     from hotspots.demo import run_demo
+    from hotspots.demo_planning import run_planning_demo
 
+    runner = run_planning_demo if planning else run_demo
+    if planning:
+        workdir = str(Path(workdir) / "planning")
     try:
-        for line in run_demo(Path(workdir), speedup=speedup, cpython=cpython):
+        for line in runner(Path(workdir), speedup=speedup, cpython=cpython):
             click.echo(line)
     except (BrokerError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -282,9 +367,11 @@ for _command in cli_gateway.COMMANDS:  # status, register, assign, return
 cli.add_command(airwave)
 cli.add_command(fences)
 from hotspots.cli_dock import dock, enrol  # noqa: E402
+from hotspots.cli_web import web  # noqa: E402
 
 cli.add_command(dock)
 cli.add_command(enrol)
+cli.add_command(web)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """``hotspots dock``: the docking station — serve the slots, show them, hand out a tracker.
 
-Thin click wrappers over :mod:`gateway.dock` (and :mod:`simulators.dock` for ``dock sim``).
+Thin click wrappers over :mod:`gateway.fleet.dock` (and :mod:`simulators.dock` for ``dock sim``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def dock() -> None:
 def dock_run(db_path: str, slots: tuple[str, ...], fences_path: str | None,
              report_s: int | None, min_charge: int) -> None:
     """Serve the dock slots until interrupted."""
-    from gateway.dock import DockStation
+    from gateway.fleet.dock import DockStation
 
     ports = {}
     for item in slots:
@@ -80,8 +80,8 @@ def dock_run(db_path: str, slots: tuple[str, ...], fences_path: str | None,
 @click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
 def dock_status(db_path: str, as_json: bool, now_text: str | None) -> None:
     """Every slot (tracker, charge, time to full, officer) and every tracker out of the dock."""
-    from gateway.dock import dock_status as read_status
-    from gateway.dock import status_lines
+    from gateway.fleet.dock import dock_status as read_status
+    from gateway.fleet.dock import status_lines
 
     status = read_status(open_database(db_path), now=time_option(now_text))
     if as_json:
@@ -101,12 +101,16 @@ def dock_status(db_path: str, as_json: bool, now_text: str | None) -> None:
 def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
               due_text: str | None) -> None:
     """Sign the fullest docked tracker (or --device) out to officer COLLAR."""
-    from gateway.dock import PickError, pick
+    from gateway.fleet.dock import PickError, pick
+    from gateway.fleet.identity import IdentityError, check_name
 
     try:
+        check_name(collar, "collar")
+        if device is not None:
+            check_name(device)
         assignment, slot, batt = pick(open_database(db_path), collar, device=device,
                                       min_pct=min_charge, due=time_option(due_text))
-    except PickError as exc:
+    except (PickError, IdentityError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"take {assignment.device_id} from slot {slot} ({batt}%): signed out to {collar}")
 
@@ -191,7 +195,7 @@ def enrol(device: str, slot: str | None, port: str | None, wait_s: float, broker
     """Enrol the tracker in a dock slot as DEVICE: broker account, settings, fleet."""
     import os
 
-    from gateway import enrol as enrolment
+    from gateway.fleet import enrol as enrolment
 
     if (slot is None) == (port is None):
         raise click.UsageError("give --slot (a running station) or --port (no station)")

@@ -1,7 +1,9 @@
 """CLI commands for the station gateway's fleet: ``status``, ``register``, ``assign``, ``return``.
 
-Thin click wrappers over :mod:`gateway.status` and :mod:`gateway.identity`, plus the factory
-that ``hotspots gateway run`` uses to turn its options into a :class:`gateway.service.Gateway`
+Thin click wrappers over :mod:`gateway.fleet.status` and :mod:`gateway.fleet.identity`, plus the
+factory
+that ``hotspots gateway run`` uses to turn its options into a
+:class:`gateway.intake.service.Gateway`
 and the helpers every long-running command shares (database, broker accounts, signals).
 """
 
@@ -28,8 +30,8 @@ def open_database(db_path: str, create: bool = False):
 
 def time_option(text: str | None) -> int | None:
     """A ``--at``/``--due``/``--now`` value as epoch seconds (None if not given); the forms of
-    :func:`gateway.identity.parse_time`, a usage error otherwise."""
-    from gateway.identity import IdentityError, parse_time
+    :func:`gateway.fleet.identity.parse_time`, a usage error otherwise."""
+    from gateway.fleet.identity import IdentityError, parse_time
 
     if text is None:
         return None
@@ -74,9 +76,10 @@ def account_password(accounts_path: str, user: str) -> str:
 def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, user: str,
                  password: str | None, accounts_path: str | None, tls_ca: str | None,
                  filters_path: str | None, accept_unknown: bool):
-    """A :class:`gateway.service.Gateway` from ``gateway run``'s options, or a ClickException."""
-    from gateway.filters import FilterConfigError, load_config
-    from gateway.service import Gateway
+    """A :class:`gateway.intake.service.Gateway` from ``gateway run``'s options, or a
+    ClickException."""
+    from gateway.intake.filters import FilterConfigError, load_config
+    from gateway.intake.service import Gateway
 
     if accounts_path:
         password = account_password(accounts_path, user)
@@ -104,7 +107,7 @@ def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, us
 def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_hours: float,
            now_text: str | None, watch: float | None) -> None:
     """Live status per device, alerts, and rejection counters."""
-    from gateway.status import AlertRules, fleet_status, status_lines
+    from gateway.fleet.status import AlertRules, fleet_status, status_lines
 
     rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours)
     db = open_database(db_path)
@@ -133,8 +136,12 @@ def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_
               help="What DEVICE is [default: airwave for issi:<ISSI>, else tracker].")
 def register(device: str, db_path: str, source: str | None) -> None:
     """Add DEVICE to the fleet, so the gateway stores what it sends."""
-    from gateway.identity import register_device
+    from gateway.fleet.identity import IdentityError, check_name, register_device
 
+    try:
+        check_name(device)
+    except IdentityError as exc:
+        raise click.ClickException(str(exc)) from exc
     db = open_database(db_path, create=True)
     if register_device(db, device, source):
         click.echo(f"{device} registered")
@@ -155,8 +162,8 @@ def register(device: str, db_path: str, source: str | None) -> None:
 def assign(device: str, collar: str, db_path: str, at_text: str | None,
            due_text: str | None) -> None:
     """Record that officer COLLAR carries DEVICE from --at; re-attributes positions it covers."""
-    from gateway.identity import IdentityError
-    from gateway.identity import assign as record
+    from gateway.fleet.identity import IdentityError
+    from gateway.fleet.identity import assign as record
 
     try:
         a = record(open_database(db_path, create=True), device, collar, time_option(at_text),
@@ -173,9 +180,10 @@ def assign(device: str, collar: str, db_path: str, at_text: str | None,
 @click.option("--at", "at_text", default=None, help="When it came back (default now).")
 def return_(device: str, db_path: str, at_text: str | None) -> None:
     """Record that DEVICE came back to the dock, ending its assignment."""
-    from gateway.identity import IdentityError, return_device
+    from gateway.fleet.identity import IdentityError, check_name, return_device
 
     try:
+        check_name(device)
         a = return_device(open_database(db_path), device, time_option(at_text))
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc

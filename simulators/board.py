@@ -13,7 +13,7 @@ import tty
 
 from boards.storage import DirStorage
 from boards.unix import tls_opener
-from tracker import app
+from tracker import app, config
 
 
 class ThreadedLines:
@@ -106,16 +106,24 @@ def run(gps: str, broker: str, device_id: str, state: str, station: str = "main"
         sampling: str = "adaptive", modem: str | None = None,
         apn: str = "internet") -> app.Tracker:
     """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``);
-    ``modem``: through a SIM7080G on that serial device (the same driver as on a board)."""
+    ``modem``: through a SIM7080G on that serial device (the same driver as on a board).
+
+    The options become the same settings dict as the boards' ``config.json`` (``ConfigError``
+    if one cannot run).
+    """
     host, port = broker.rsplit(":", 1)
+    cfg = config.build({"device_id": device_id, "broker_host": host, "broker_port": int(port),
+                        "station": station, "exit_on_eof": exit_on_eof, "report_s": report_s,
+                        "user": user, "password": password, "ca": tls_ca,
+                        "sampling": sampling, "gnss_device": gps, "state_dir": state,
+                        "modem": modem, "apn": apn if modem else None})
     opener = tls_opener(tls_ca) if tls_ca else asyncio.open_connection
     radio = None
     if modem:
         from drivers.modem_sim7080 import Modem
 
         ca_pem = open(tls_ca, "rb").read() if tls_ca else None  # noqa: SIM115
-        radio = Modem(FdStream(modem), {"apn": apn}, print, ca_pem)
+        radio = Modem(FdStream(modem), cfg, print, ca_pem)
         opener = radio.open_connection
     ports = app.Ports(ThreadedLines(gps), opener, DirStorage(state), radio=radio)
-    return asyncio.run(app.run(ports, device_id, host, int(port), station, exit_on_eof,
-                               report_s, user, password, sampling))
+    return asyncio.run(app.run(ports, cfg))

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.airwave import lip
+from gateway.intake.airwave import lip
 from hotspots.cli import cli
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.dock import BadAnswer, DeviceInfo, DockClient, DockStation
+from gateway.fleet.dock import BadAnswer, DeviceInfo, DockClient, DockStation
 from gateway.schema import open_db
 from tracker.app import Tracker
 from tracker.dock import DockLink, frame, unframe

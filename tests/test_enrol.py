@@ -125,8 +125,8 @@ def test_enrol_without_a_tracker_is_a_clear_error(tmp_path, station_broker):
 
 
 def test_enrol_through_a_running_dock_station(tmp_path, station_broker, micropython):
-    from gateway.dock import DockStation
-    from gateway.enrol import spool_dir
+    from gateway.fleet.dock import DockStation
+    from gateway.fleet.enrol import spool_dir
     from gateway.schema import open_db
 
     dock = DockSimulator(tmp_path / "dock", station_broker.address, slots=1, time_scale=1)
@@ -158,7 +158,7 @@ def test_enrol_through_a_running_dock_station(tmp_path, station_broker, micropyt
 
 def test_enrol_through_a_station_that_is_not_running_gives_up_and_leaves_nothing(tmp_path,
                                                                                 station_broker):
-    from gateway.enrol import spool_dir
+    from gateway.fleet.enrol import spool_dir
 
     db_path = tmp_path / "station.db"
     result = CliRunner().invoke(cli, [

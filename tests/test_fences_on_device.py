@@ -13,9 +13,9 @@ import pytest
 
 from fences.compile import compile_geojson
 from fences.publish import publish
-from gateway.identity import register_device
+from gateway.fleet.identity import register_device
+from gateway.intake.service import Gateway
 from gateway.schema import open_db
-from gateway.service import Gateway
 from hotspots.demo import SAMPLE_FENCES
 from simulators import gps, tracker_process
 from simulators.link import wait_for

@@ -1,12 +1,17 @@
 """Board file for the MicroPython unix port: a serial device or file, sockets, a state folder.
 
-Wiring only: it builds the ports and hands them to ``tracker.app.run``. Run it as::
+Wiring only: it builds the ports and hands them, with the settings dict of
+``tracker.config``, to ``tracker.app.run``. Run it as::
 
     micropython main.py --gps /dev/pts/3 --broker 127.0.0.1:1883 --device-id T-0001 \
         --state /var/lib/hotspots/T-0001 [--station main] [--exit-on-eof] [--report-s 10] \
         [--user T-0001 --password SECRET] [--tls-ca ca.pem] [--dock /dev/pts/5] \
-        [--sampling adaptive|fixed]
-        [--battery FILE] [--modem /dev/pts/7 [--apn NAME]]
+        [--sampling adaptive|fixed] [--battery FILE] [--gnss-module ublox|mtk|nmea]
+        [--modem /dev/pts/7 [--apn NAME]]
+
+or with the settings in a board's ``config.json`` (options given as well override it)::
+
+    micropython main.py --config config.json [--state DIR]
 
 ``--dock``: the dock's serial link (the tracker then tracks only when signed out and out of the
 dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``);
@@ -16,25 +21,42 @@ host's sockets.
 """
 
 import asyncio
+import json
+import sys
 
 from boards.storage import DirStorage
 from tracker import app
 
-_USAGE = "usage: main.py --gps PATH --broker HOST:PORT --device-id ID --state DIR"
+_USAGE = ("usage: main.py (--config FILE | --gps PATH --broker HOST:PORT --device-id ID) "
+          "--state DIR [options]")
+# command-line option -> settings key (tracker.config); every other option is its own key
+_OPTION_KEYS = {"gps": "gnss_device", "tls_ca": "ca", "state": "state_dir"}
+_INT_KEYS = ("report_s", "broker_port", "gnss_baud", "gnss_rate_ms")
 
 
 class SerialLines:
-    """GNSS lines from a tty (switched to raw mode) or from a recorded file."""
+    """GNSS lines from a tty (switched to raw mode) or from a recorded file; ``write`` sends
+    the module driver's commands to a tty (to a file they go nowhere: it is a recording)."""
 
     def __init__(self, path):
         self._file = open(path, "rb")
+        self._out = None
         try:
             import termios
 
             termios.setraw(self._file.fileno())
         except Exception:  # a plain file, not a tty
             pass
+        else:
+            self._out = open(path, "wb")  # unbuffered on MicroPython: each write goes out
         self._stream = asyncio.StreamReader(self._file)
+
+    def write(self, data):
+        if self._out is not None:
+            try:
+                self._out.write(data)
+            except OSError:  # the module's end hung up: as a module that does not answer
+                pass
 
     async def readline(self):
         try:
@@ -44,25 +66,70 @@ class SerialLines:
 
 
 def parse_args(argv):
-    """Options as a dict; exits with the usage line on anything unknown."""
-    opts = {"station": "main", "exit_on_eof": False, "report_s": 10, "sampling": "adaptive",
-            "user": None,
-            "password": None}
+    """The settings dict of ``tracker.config`` from the command line (and ``--config FILE``).
+
+    Exits with the usage line on a malformed command line, and with the configuration error
+    (which never shows a secret) on a setting that cannot run.
+    """
+    values = {}
+    path = None
     i = 0
     while i < len(argv):
         name = argv[i]
         if name == "--exit-on-eof":
-            opts["exit_on_eof"] = True
+            values["exit_on_eof"] = True
             i += 1
             continue
         if i + 1 >= len(argv) or not name.startswith("--"):
             raise SystemExit(_USAGE)
-        opts[name[2:].replace("-", "_")] = argv[i + 1]
+        key = name[2:].replace("-", "_")
+        value = argv[i + 1]
         i += 2
-    for required in ("gps", "broker", "device_id", "state"):
-        if required not in opts:
-            raise SystemExit(_USAGE)
-    return opts
+        if key == "config":
+            path = value
+        elif key == "broker":
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit():
+                raise SystemExit("--broker must be HOST:PORT, got %r" % value)
+            values["broker_host"] = host
+            values["broker_port"] = int(port)
+        else:
+            key = _OPTION_KEYS.get(key, key)
+            if key in _INT_KEYS:
+                if not value.isdigit():
+                    raise SystemExit("--%s must be a whole number, got %r" % (name[2:], value))
+                value = int(value)
+            values[key] = value
+    if path is not None:
+        try:
+            with open(path) as f:
+                loaded = json.loads(f.read())
+        except (OSError, ValueError) as exc:
+            raise SystemExit("%s: %s" % (path, exc))
+        if not isinstance(loaded, dict):
+            raise SystemExit("%s: not a JSON object" % path)
+        loaded.update(values)
+        values = loaded
+    if not values.get("gnss_device") or not values.get("state_dir"):
+        raise SystemExit(_USAGE)
+    return settings(values)
+
+
+def settings(values):
+    """``tracker.config.build(values)``, then the config module is dropped again: its bytecode
+    is heap on the unix port (several KB), needed once at boot and never after."""
+    from tracker import config
+
+    try:
+        return config.build(values)
+    except config.ConfigError as exc:
+        raise SystemExit("configuration: %s" % exc)
+    finally:
+        sys.modules.pop("tracker.config", None)
+        import tracker
+
+        if hasattr(tracker, "config"):
+            delattr(tracker, "config")
 
 
 def pem_to_der(pem):
@@ -115,23 +182,29 @@ def open_modem(path, settings, log=print, ca_pem=None):
 
 
 def main(argv):
-    opts = parse_args(argv)
-    host, port = opts["broker"].rsplit(":", 1)
-    opener = tls_opener(opts["tls_ca"]) if opts.get("tls_ca") else asyncio.open_connection
+    cfg = parse_args(argv)
+    opener = tls_opener(cfg["ca"]) if cfg["ca"] else asyncio.open_connection
     modem = None
-    if opts.get("modem"):
+    if cfg["modem"]:
         ca_pem = None
-        if opts.get("tls_ca"):  # TLS in the modem: no mbedTLS in the tracker's heap
-            with open(opts["tls_ca"], "rb") as f:
+        if cfg["ca"]:  # TLS in the modem: no mbedTLS in the tracker's heap
+            with open(cfg["ca"], "rb") as f:
                 ca_pem = f.read()
-        modem = open_modem(opts["modem"], {"apn": opts.get("apn", "internet")}, print, ca_pem)
+        if not cfg["apn"]:
+            cfg["apn"] = "internet"  # the simulated modem takes any APN
+        modem = open_modem(cfg["modem"], cfg, print, ca_pem)
         opener = modem.open_connection
-    ports = app.Ports(SerialLines(opts["gps"]), opener, DirStorage(opts["state"]), radio=modem)
-    if opts.get("dock") or opts.get("battery"):  # the dock port and the fuel gauge
+    serial = SerialLines(cfg["gnss_device"])
+    ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]), radio=modem)
+    if cfg["gnss_module"] != "nmea":  # UBX or PMTK set-up, and the receiver off between fixes
+        from drivers.gnss_module import GnssModule
+
+        module = GnssModule(cfg["gnss_module"], serial, cfg["gnss_rate_ms"])
+        ports.gnss_module = module
+        ports.gnss_power = module
+    if cfg["dock"] or cfg["battery"]:  # the dock port and the fuel gauge
         from boards.dock_serial import DockSerial, FileBattery
 
-        ports.dock = DockSerial(opts["dock"]) if opts.get("dock") else None
-        ports.battery = FileBattery(opts["battery"]) if opts.get("battery") else None
-    asyncio.run(app.run(ports, opts["device_id"], host, int(port), opts["station"],
-                        opts["exit_on_eof"], int(opts["report_s"]), opts["user"],
-                        opts["password"], opts["sampling"]))
+        ports.dock = DockSerial(cfg["dock"]) if cfg["dock"] else None
+        ports.battery = FileBattery(cfg["battery"]) if cfg["battery"] else None
+    asyncio.run(app.run(ports, cfg))
