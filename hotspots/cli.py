@@ -242,7 +242,8 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Folder to write (replaced if it holds an earlier bundle).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="A config.json to check and include (docs/configuration.md).")
+              default=None, help="A config.json to check and include as state/config.json, "
+                                 "with the CA it names (docs/configuration.md).")
 def firmware_bundle(board: str, out_dir: str, config_path: str | None) -> None:
     """Exactly what goes on a board: main.py and lib/*.mpy compiled for its architecture."""
     from hotspots.bundle import BundleError, bundle
@@ -254,8 +255,8 @@ def firmware_bundle(board: str, out_dir: str, config_path: str | None) -> None:
     for path in files:
         click.echo(path)
     click.echo(f"{len(files)} files in {out_dir}; copy them with: cd {out_dir} && mpremote "
-               "cp -r lib : + cp main.py" + (" config.json" if config_path else "")
-               + " : + reset", err=True)
+               "cp -r lib" + (" state" if config_path else "") + " : + cp main.py : + reset",
+               err=True)
 
 
 @firmware.command("replay")

@@ -13,6 +13,10 @@ or with the settings in a board's ``config.json`` (options given as well overrid
 
     micropython main.py --config config.json [--state DIR]
 
+As on a board, a ``config.json`` in the state folder (where the dock writes it when the tracker
+is enrolled) is read first when no ``--config`` is given: ``--gps X --state DIR`` then starts
+the tracker with its provisioned settings. A relative ``ca`` in a file is in that file's folder.
+
 ``--dock``: the dock's serial link (the tracker then tracks only when signed out and out of the
 dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``);
 ``--modem``: reach the broker through a SIM7080G on that serial device
@@ -31,7 +35,8 @@ _USAGE = ("usage: main.py (--config FILE | --gps PATH --broker HOST:PORT --devic
           "--state DIR [options]")
 # command-line option -> settings key (tracker.config); every other option is its own key
 _OPTION_KEYS = {"gps": "gnss_device", "tls_ca": "ca", "state": "state_dir"}
-_INT_KEYS = ("report_s", "broker_port", "gnss_baud", "gnss_rate_ms")
+_INT_KEYS = ("report_s", "broker_port", "gnss_baud", "gnss_rate_ms", "psm_tau_s", "psm_active_s",
+             "edrx_s", "register_timeout_s")
 
 
 class SerialLines:
@@ -100,6 +105,12 @@ def parse_args(argv):
                     raise SystemExit("--%s must be a whole number, got %r" % (name[2:], value))
                 value = int(value)
             values[key] = value
+    if path is None and values.get("state_dir"):
+        path = values["state_dir"] + "/config.json"  # tracker.config.FILE, as a board reads it
+        try:
+            open(path).close()
+        except OSError:
+            path = None  # not enrolled: the command line is all there is
     if path is not None:
         try:
             with open(path) as f:
@@ -108,6 +119,10 @@ def parse_args(argv):
             raise SystemExit("%s: %s" % (path, exc))
         if not isinstance(loaded, dict):
             raise SystemExit("%s: not a JSON object" % path)
+        ca = loaded.get("ca")
+        if isinstance(ca, str) and ca and not ca.startswith("/"):
+            cut = path.rfind("/")  # beside the file (tracker.config.beside)
+            loaded["ca"] = ca if cut < 0 else path[:cut + 1] + ca
         loaded.update(values)
         values = loaded
     if not values.get("gnss_device") or not values.get("state_dir"):

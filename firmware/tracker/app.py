@@ -541,6 +541,8 @@ async def _radio_sleep(ports, client, tracker, state, wake):
     except OSError as exc:  # the link is down anyway: the reconnect finds out
         ports.log("radio: sleep failed: %r" % (exc,))
     while not (state["eof"] or state["status_due"] or tracker.upload_due()):
+        if ports.watchdog is not None:
+            ports.watchdog.kick()  # asleep on purpose is progress, as the idle loop's waits are
         wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), 1)

@@ -30,16 +30,19 @@ import json
 from tracker.compat import const, ticks_diff
 
 DOCK_FILE = "dock.json"
-CONFIG_FILE = "config.json"  # the tracker's settings, read at boot (tracker.config)
+# The tracker's settings, read at boot (tracker.config.FILE, in the state folder the storage
+# port stands for; the CA beside it, as "ca": "ca.pem": a relative ca is in config.json's folder)
+CONFIG_FILE = "config.json"
 CA_FILE = "ca.pem"
-# What the dock may provision, and its type ("s" text, "i" integer): identity, broker and
-# credentials, the link (cellular or Wi-Fi) and reporting. Not the board's wiring.
-PROVISION_KEYS = {
-    "device_id": "s", "station": "s", "broker_host": "s", "broker_port": "i", "user": "s",
-    "password": "s", "ca_pem": "s", "link": "s", "wifi_ssid": "s", "wifi_password": "s",
-    "apn": "s", "apn_user": "s", "apn_password": "s", "report_s": "i", "sampling": "s",
-    "psm_tau_s": "i", "psm_active_s": "i", "edrx_s": "i", "radio_sleep": "s",
-}
+# What the dock may provision: identity, broker and credentials, the link (cellular or Wi-Fi)
+# and reporting; not the board's wiring. Whether the values can run is tracker.config.build's
+# to say (the one validator), on the whole file about to be written, at PEND.
+PROVISION_KEYS = (
+    "device_id", "station", "broker_host", "broker_port", "user", "password", "ca_pem", "link",
+    "wifi_ssid", "wifi_password", "apn", "apn_user", "apn_password", "report_s", "sampling",
+    "psm_tau_s", "psm_active_s", "edrx_s", "radio_sleep",
+)
+_PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
 _SILENCE_MS = const(4000)  # no frame from the gateway for this long: out of the dock
 _MAX_LINE = const(1024)
 _MAX_FENCE_BYTES = const(65536)
@@ -352,29 +355,25 @@ class DockLink:
     def _provision(self, append, args):
         """``PSET <key> <json value>`` / ``PADD <key> <json string>`` (appends, for the CA).
 
-        Errors name the key, never the value: values include credentials."""
+        Here only what the frame itself must be: a key the dock may set, one JSON scalar of
+        bounded size. Errors name the key, never the value: values include credentials."""
         if self._staged is None:
             return False, "no_pbegin"
         key, value = args.split(b" ", 1)
-        kind = PROVISION_KEYS.get(key.decode())
-        if kind is None:
-            return False, "unknown_setting"
         key = key.decode()
+        if key not in PROVISION_KEYS:
+            return False, "unknown_setting"
         if not json_depth_ok(value, 0):
             return False, "bad_value " + key
         value = json.loads(value)
-        if kind == "i":
-            if isinstance(value, bool) or not isinstance(value, int) or \
-                    not 0 <= value <= 0x3FFFFFFF:
-                return False, "bad_value " + key
-        elif not isinstance(value, str):
+        if isinstance(value, (list, dict)):
             return False, "bad_value " + key
         if append:
-            if kind != "s":
+            if not isinstance(value, str):
                 return False, "bad_value " + key
             value = self._staged.get(key, "") + value
         limit = _MAX_CA if key == "ca_pem" else _MAX_SETTING
-        if kind == "s" and len(value) > limit:
+        if isinstance(value, str) and len(value) > limit:
             return False, "too_long " + key
         self._staged[key] = value
         self._staged_crc = binascii.crc32(args, self._staged_crc)
@@ -393,9 +392,7 @@ class DockLink:
             return False, "crc"
         for key in ("device_id", "broker_host"):
             if not staged.get(key):
-                return False, "missing " + key
-        if _printable(staged["device_id"].encode(), 64) is None:
-            return False, "bad_value device_id"
+                return False, "missing " + key  # enrolment names the device and its broker
         if self.storage is None:
             return False, "no_storage"
         config = {}
@@ -409,10 +406,19 @@ class DockLink:
                 pass  # a damaged file is replaced whole
         ca = staged.pop("ca_pem", None)
         if ca is not None:
-            self.storage.write(CA_FILE, ca)
+            if not isinstance(ca, str) or _PEM_BEGIN not in ca:
+                return False, "bad_value ca_pem"
             staged["ca"] = CA_FILE
         for key in staged:
             config[key] = staged[key]
+        # The file the board will boot with must pass the board's own check: the same
+        # tracker.config.build the boot runs, so a setting that cannot run is refused now, at
+        # the dock, rather than found at the next start in the field.
+        reason = _settings_refused(config, self.tracker.device_id)
+        if reason is not None:
+            return False, "config " + reason
+        if ca is not None:
+            self.storage.write(CA_FILE, ca)
         self.storage.write(CONFIG_FILE, json.dumps(config))
         self.provisioned += 1
         return True, str(len(staged))
@@ -449,6 +455,18 @@ class DockLink:
             self.storage.write(self.fences_file, text)
         self.changed = True
         return True, new_set.version
+
+
+def _settings_refused(values, device_id):
+    """Why ``tracker.config.build`` refuses ``values`` (its message never shows a secret), or
+    None. Imported here, at PEND, not at boot: provisioning is rare, the heap is not."""
+    from tracker import config
+
+    try:
+        config.build(values, device_id)
+    except config.ConfigError as exc:
+        return str(exc).replace("\n", " ")[:160]
+    return None
 
 
 def _number(text):
