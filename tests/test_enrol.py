@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import threading
 
 import paho.mqtt.client as mqtt
@@ -94,14 +95,19 @@ def test_enrol_writes_credentials_through_the_dock_without_showing_them(
     observer.on_message = lambda *_: seen.set()
     observer.connect(station_broker.host, station_broker.port)
     observer.loop_start()
+    # Only the GNSS device and the state folder on the command line: the unix board reads the
+    # folder's config.json first, as a board reads /state/config.json, and the relative ca
+    # beside it.
     terminal = gps.PseudoTerminal()
-    process = tracker_process.start(
-        terminal.path, f"{config['broker_host']}:{config['broker_port']}",
-        config["device_id"], tracker.state_dir, user=config["user"],
-        password=config["password"], tls_ca=tracker.state_dir / config["ca"],
-        log_path=tmp_path / "after.log")
+    with open(tmp_path / "after.log", "w") as log:
+        process = subprocess.Popen(
+            [tracker_process.find_micropython(), str(tracker_process.FIRMWARE_DIR / "main.py"),
+             "--gps", terminal.path, "--state", str(tracker.state_dir)],
+            env=tracker_process.micropython_env(), stdout=log, stderr=subprocess.STDOUT)
     try:
         assert wait_for(seen.is_set, 20), (tmp_path / "after.log").read_text()
+        after = (tmp_path / "after.log").read_text()
+        assert "device T-0600" in after and password not in after and wifi_password not in after
     finally:
         process.terminate()
         process.wait(10)
@@ -167,3 +173,21 @@ def test_enrol_through_a_station_that_is_not_running_gives_up_and_leaves_nothing
         "--wifi-ssid", "x", "--wifi-password", "hunter2", "--wait-s", "0.3"])
     assert result.exit_code != 0 and "no dock station took the request" in result.output
     assert list(spool_dir(db_path).iterdir()) == []
+
+
+def test_enrol_refuses_a_bad_device_id_before_creating_anything(tmp_path, station_broker,
+                                                                 micropython):
+    dock = DockSimulator(tmp_path / "dock", station_broker.address, slots=1, time_scale=1)
+    try:
+        tracker = dock.add_tracker("fresh-02cd", slot="S1")
+        for bad in ("T 0602", "T/0602/#", "issi:12"):
+            result = CliRunner().invoke(cli, [
+                "enrol", bad, "--port", dock.slot("S1").port,
+                "--broker-dir", str(station_broker.workdir), "--broker", station_broker.address,
+                "--db", str(tmp_path / "s.db"), "--apn", "iot.example"])
+            assert result.exit_code != 0 and "device id" in result.output, result.output
+        accounts = json.loads(station_broker.accounts_path.read_text())
+        assert not any(a["username"].startswith(("T ", "T/", "issi")) for a in accounts)
+        assert not (tracker.state_dir / "config.json").exists()
+    finally:
+        dock.close()

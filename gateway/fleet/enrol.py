@@ -114,7 +114,13 @@ def enrol_docked(request_: Request, client: DockClient, info: DeviceInfo,
     """Enrol the tracker that answered ``info`` on ``client``: account, settings, fleet."""
     from gateway.broker import Mosquitto
 
-    device_id = request_.device_id
+    try:  # before anything is created for it: the one grammar of names
+        device_id = identity.check_name(request_.device_id, "device")
+    except identity.IdentityError as exc:
+        raise EnrolError(str(exc)) from None
+    if device_id.startswith(identity.RADIO_PREFIX):
+        raise EnrolError(f"device id {device_id!r} names an Airwave radio; a tracker needs a "
+                         "name of its own (letters, digits, '_', '.', '-')")
     broker_dir = Path(request_.broker_dir)
     if not (broker_dir / "accounts.json").exists():
         raise EnrolError(f"{broker_dir} is not a broker folder (no accounts.json); "
