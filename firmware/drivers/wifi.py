@@ -68,8 +68,11 @@ class WiFi:
         self.wlan = wlan
         self.ssid = settings.get("wifi_ssid") or ""
         self.password = settings.get("wifi_password") or ""
-        self.timeout_ms = settings.get("wifi_timeout_s", 20) * 1000
-        self.max_backoff_ms = settings.get("wifi_max_backoff_s", 300) * 1000
+        # (tracker.config's dict holds None for a key not set)
+        timeout_s = settings.get("wifi_timeout_s")
+        backoff_s = settings.get("wifi_max_backoff_s")
+        self.timeout_ms = (20 if timeout_s is None else timeout_s) * 1000
+        self.max_backoff_ms = (300 if backoff_s is None else backoff_s) * 1000
         self.getaddrinfo = getaddrinfo
         self.open_tcp = open_tcp or asyncio.open_connection
         self.random16 = random16 or (lambda: 32768)

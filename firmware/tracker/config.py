@@ -18,7 +18,8 @@ Keys (see ``docs/configuration.md``)::
     ca             str   path of the CA certificate (PEM) that signs the broker's: TLS on;
                          in a file, a relative path is relative to the file's folder
     link           str   "wifi", "cellular" or "host" (the unix port's own network)
-    wifi_ssid, wifi_password    for link "wifi"
+    wifi_ssid, wifi_password    for link "wifi"; wifi_timeout_s (20 per join attempt),
+                   wifi_max_backoff_s (300): drivers.wifi's rejoin
     apn, apn_user, apn_password for link "cellular"; psm_tau_s, psm_active_s, edrx_s,
                    register_timeout_s, radio_sleep ("cfun0", "psm", "none"): the modem's power
                    saving; modem: unix port, the simulated modem's serial device
@@ -58,6 +59,8 @@ _SPEC = {
     "link": (str, "host"),
     "wifi_ssid": (str, None),
     "wifi_password": (str, None),
+    "wifi_timeout_s": (int, None),
+    "wifi_max_backoff_s": (int, None),
     "apn": (str, None),
     "apn_user": (str, None),
     "apn_password": (str, None),
@@ -144,6 +147,9 @@ def build(values, default_device_id=None):
     _check_choice(cfg, "link", LINKS)
     if cfg["link"] == "wifi" and not cfg["wifi_ssid"]:
         raise ConfigError("link wifi needs wifi_ssid")
+    for key, low, high in (("wifi_timeout_s", 1, 600), ("wifi_max_backoff_s", 1, 86400)):
+        if cfg[key] is not None and not low <= cfg[key] <= high:
+            raise ConfigError("%s must be %d-%d, got %d" % (key, low, high, cfg[key]))
     if cfg["link"] == "cellular" and not cfg["apn"]:
         raise ConfigError("link cellular needs apn (the SIM provider's access point name)")
     _check_choice(cfg, "gnss_module", GNSS_MODULES)

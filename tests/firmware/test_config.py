@@ -122,3 +122,9 @@ def test_a_relative_ca_in_a_file_is_beside_the_file():
         wipe(storage)
     assert config.beside("config.json", "ca.pem") == "ca.pem"  # the current folder
     assert config.beside("/state/config.json", "ca.pem") == "/state/ca.pem"
+
+
+def test_wifi_timers_are_checked():
+    fails(minimal(link="wifi", wifi_ssid="s", wifi_timeout_s=0), "wifi_timeout_s", "1-600")
+    fails(minimal(link="wifi", wifi_ssid="s", wifi_max_backoff_s=10 ** 6), "wifi_max_backoff_s")
+    assert config.build(minimal(wifi_timeout_s=30), "x")["wifi_timeout_s"] == 30

@@ -161,3 +161,15 @@ def test_no_ssid_is_a_clear_error():
         assert "wifi_ssid" in exc.reason
     else:
         raise AssertionError("joined nothing")
+
+
+def test_the_settings_dict_with_its_unset_keys_gives_the_defaults():
+    from tracker import config
+
+    cfg = config.build({"broker_host": "gw", "link": "wifi", "wifi_ssid": "s"}, "x")
+    wifi = WiFi(None, cfg)
+    assert (wifi.timeout_ms, wifi.max_backoff_ms) == (20000, 300000)
+    cfg = config.build({"broker_host": "gw", "link": "wifi", "wifi_ssid": "s",
+                        "wifi_timeout_s": 5, "wifi_max_backoff_s": 60}, "x")
+    wifi = WiFi(None, cfg)
+    assert (wifi.timeout_ms, wifi.max_backoff_ms) == (5000, 60000)
