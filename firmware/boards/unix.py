@@ -25,18 +25,9 @@ host's sockets.
 """
 
 import asyncio
-import json
 import sys
 
 from boards.storage import DirStorage
-from tracker import app
-
-_USAGE = ("usage: main.py (--config FILE | --gps PATH --broker HOST:PORT --device-id ID) "
-          "--state DIR [options]")
-# command-line option -> settings key (tracker.config); every other option is its own key
-_OPTION_KEYS = {"gps": "gnss_device", "tls_ca": "ca", "state": "state_dir"}
-_INT_KEYS = ("report_s", "broker_port", "gnss_baud", "gnss_rate_ms", "psm_tau_s", "psm_active_s",
-             "edrx_s", "register_timeout_s")
 
 
 class SerialLines:
@@ -71,80 +62,23 @@ class SerialLines:
 
 
 def parse_args(argv):
-    """The settings dict of ``tracker.config`` from the command line (and ``--config FILE``).
-
-    Exits with the usage line on a malformed command line, and with the configuration error
-    (which never shows a secret) on a setting that cannot run.
-    """
-    values = {}
-    path = None
-    i = 0
-    while i < len(argv):
-        name = argv[i]
-        if name == "--exit-on-eof":
-            values["exit_on_eof"] = True
-            i += 1
-            continue
-        if i + 1 >= len(argv) or not name.startswith("--"):
-            raise SystemExit(_USAGE)
-        key = name[2:].replace("-", "_")
-        value = argv[i + 1]
-        i += 2
-        if key == "config":
-            path = value
-        elif key == "broker":
-            host, _, port = value.rpartition(":")
-            if not host or not port.isdigit():
-                raise SystemExit("--broker must be HOST:PORT, got %r" % value)
-            values["broker_host"] = host
-            values["broker_port"] = int(port)
-        else:
-            key = _OPTION_KEYS.get(key, key)
-            if key in _INT_KEYS:
-                if not value.isdigit():
-                    raise SystemExit("--%s must be a whole number, got %r" % (name[2:], value))
-                value = int(value)
-            values[key] = value
-    if path is None and values.get("state_dir"):
-        path = values["state_dir"] + "/config.json"  # tracker.config.FILE, as a board reads it
-        try:
-            open(path).close()
-        except OSError:
-            path = None  # not enrolled: the command line is all there is
-    if path is not None:
-        try:
-            with open(path) as f:
-                loaded = json.loads(f.read())
-        except (OSError, ValueError) as exc:
-            raise SystemExit("%s: %s" % (path, exc))
-        if not isinstance(loaded, dict):
-            raise SystemExit("%s: not a JSON object" % path)
-        ca = loaded.get("ca")
-        if isinstance(ca, str) and ca and not ca.startswith("/"):
-            cut = path.rfind("/")  # beside the file (tracker.config.beside)
-            loaded["ca"] = ca if cut < 0 else path[:cut + 1] + ca
-        loaded.update(values)
-        values = loaded
-    if not values.get("gnss_device") or not values.get("state_dir"):
-        raise SystemExit(_USAGE)
-    return settings(values)
-
-
-def settings(values):
-    """``tracker.config.build(values)``, then the config module is dropped again: its bytecode
-    is heap on the unix port (several KB), needed once at boot and never after."""
-    from tracker import config
+    """The settings dict of ``tracker.config`` from the command line (``boards.unix_args``,
+    dropped again once it has answered: it is boot-time code)."""
+    from boards import unix_args
 
     try:
-        return config.build(values)
-    except config.ConfigError as exc:
-        raise SystemExit("configuration: %s" % exc)
+        return unix_args.parse(argv)
     finally:
-        sys.modules.pop("tracker.config", None)
-        import tracker
+        drop("boards.unix_args")
 
-        if hasattr(tracker, "config"):
-            delattr(tracker, "config")
+
+def drop(name):
+    """Forget the module ``name`` (``package.module``) so the GC can take its bytecode."""
+    sys.modules.pop(name, None)
+    package, _, attr = name.rpartition(".")
+    parent = sys.modules.get(package)
+    if parent is not None and hasattr(parent, attr):
+        delattr(parent, attr)
 
 
 def pem_to_der(pem):
@@ -197,7 +131,19 @@ def open_modem(path, settings, log=print, ca_pem=None):
 
 
 def main(argv):
+    import gc
+
     cfg = parse_args(argv)
+    # The settings were built above tracker.config's bytecode, now dropped: collected, the
+    # copy lands in the lowest free space and the old dict no longer splits the freed region.
+    # Then the core: loaded after the boot-time code, it fills those holes rather than leaving
+    # them between itself and the fence set's arrays (a city-sized set needs large contiguous
+    # blocks of a 220 KB heap: tests/test_fences_on_device.py).
+    gc.collect()
+    cfg = dict(cfg)
+    gc.collect()
+    from tracker import app
+
     opener = tls_opener(cfg["ca"]) if cfg["ca"] else asyncio.open_connection
     modem = None
     if cfg["modem"]:
