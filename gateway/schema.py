@@ -446,9 +446,44 @@ def _v_analyst(db: sqlite_utils.Database) -> None:
         " GROUP BY date_utc, officer, hotspot")
 
 
+def _v_sources(db: sqlite_utils.Database) -> None:
+    """More sources (issue 19): imported files, vehicles, encrypted phones.
+
+    - a unique ``(device_id, tst)`` for imported fixes and vehicle AVL reports, which carry no
+      sequence number: like OwnTracks positions, a fix delivered or imported again is
+      recognised by its device and fix time, so a re-import stores nothing new;
+    - ``device_keys``: a phone's OwnTracks ``encryptionKey`` (the app's shared secret, needed
+      as it is to open its messages), per device;
+    - ``crews``: who rode in a vehicle, from when to when; unlike ``assignments`` a vehicle's
+      crew spans overlap (two officers at once, one leaving mid-shift);
+    - ``app_messages``: a phone app's messages that are no position (docs/sources.md).
+    """
+    db.execute(
+        "CREATE UNIQUE INDEX idx_positions_noseq_tst ON positions (device_id, tst)"
+        " WHERE seq IS NULL AND source IN ('import', 'vehicle')"
+    )
+    db["device_keys"].create({"device_id": str, "secret": str, "set_at": int},
+                             pk="device_id")
+    db["crews"].create(
+        {"id": int, "device_id": str, "collar": str, "start_ts": int, "end_ts": int,
+         "recorded_at": int},
+        pk="id",
+    )
+    db["crews"].create_index(["device_id", "start_ts"])
+    db["crews"].create_index(["collar", "start_ts"])
+    # OwnTracks app messages that are no position: card, waypoint(s), steps, the app's status,
+    # commands. One row per distinct message (a retained one is re-sent at every reconnect).
+    db["app_messages"].create(
+        {"id": int, "device_id": str, "type": str, "origin": str, "tst": int, "payload": str,
+         "sha256": str, "received_at": float},
+        pk="id",
+    )
+    db["app_messages"].create_index(["device_id", "type", "sha256"], unique=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
-    _v_radio_source, _v_crime, _v_intake, _v_web, _v_analyst,
+    _v_radio_source, _v_crime, _v_intake, _v_web, _v_analyst, _v_sources,
 ]
 
 

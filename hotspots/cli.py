@@ -40,13 +40,23 @@ def cli() -> None:
               help="Provision a broker account for this device (repeatable).")
 @click.option("--tls", is_flag=True, help="Also listen with TLS (CA generated in DIR/tls).")
 @click.option("--tls-port", type=int, default=None, help="TLS port (default: a free one).")
+@click.option("--recorder", "recorders", multiple=True, metavar="STATION",
+              help="Provision an OwnTracks Recorder bridge account (hotspots owntracks bridge).")
+@click.option("--phone", "phones", multiple=True, metavar="USER.DEVICE",
+              help="Provision an account for one of several phones of an OwnTracks user.")
 def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str, ...],
-           tls: bool, tls_port: int | None) -> None:
+           tls: bool, tls_port: int | None, recorders: tuple[str, ...],
+           phones: tuple[str, ...]) -> None:
     """Run a private Mosquitto broker (accounts and ACL generated, no anonymous access)."""
     cli_gateway.interrupt_on_signals()
     try:
         mosquitto = Mosquitto(port=port, host=host, workdir=workdir, devices=devices, tls=tls,
-                              tls_port=tls_port).start()
+                              tls_port=tls_port)
+        for station in recorders:
+            mosquitto.account(station, "recorder")
+        for phone in phones:
+            mosquitto.account(phone, "phone")
+        mosquitto.start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -71,6 +81,41 @@ def sim() -> None:
 
 sim.add_command(sim_radio)
 sim.add_command(sim_modem)
+
+
+@sim.command("mixed-day")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default=".hotspots/mixed-day",
+              show_default=True, help="Where the day's files, broker and database go.")
+def sim_mixed_day(folder: str) -> None:
+    """Replay a day of mixed sources (tracker, phone, radio, vehicle, camera export) through
+    the real parts, then print the dwell and exception reports against the ground truth."""
+    import shutil
+
+    from gateway.reports.dwell import day_window, dwell_table
+    from gateway.reports.visits import HotSpotSet, compute_visits
+    from gateway.schema import open_db
+    from simulators import mixed_day
+
+    path = Path(folder)
+    if path.exists():
+        shutil.rmtree(path)  # a replay starts from nothing: its own broker and database
+    day = mixed_day.build(path)
+    db_path = path / "day.db"
+    sent = mixed_day.replay(db_path, path, day)
+    click.echo(f"replayed {day.date}: " + ", ".join(f"{k} {v}" for k, v in sent.sent.items()))
+    db = open_db(str(db_path))
+    visits = compute_visits(db, HotSpotSet.load(mixed_day.FENCES), day_window(day.date))
+    for line in dwell_table(visits):
+        click.echo(line)
+    db.close()
+    click.echo("")
+    result = mixed_day.check(db_path, day)
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"database: {db_path} (hotspots report exceptions --db {db_path} --date"
+               f" {day.date} --fences {mixed_day.FENCES})")
+    if not result.ok:
+        raise SystemExit(1)
 
 
 @sim.command("gps")
@@ -373,6 +418,15 @@ from hotspots.cli_web import web  # noqa: E402
 cli.add_command(dock)
 cli.add_command(enrol)
 cli.add_command(web)
+from hotspots.cli_import import import_  # noqa: E402
+
+cli.add_command(import_)
+from hotspots.cli_owntracks import owntracks  # noqa: E402
+
+cli.add_command(owntracks)
+from hotspots.cli_vehicle import vehicle  # noqa: E402
+
+cli.add_command(vehicle)
 
 
 def main() -> None:

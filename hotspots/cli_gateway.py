@@ -73,6 +73,16 @@ def account_password(accounts_path: str, user: str) -> str:
     return rows[user]["password"]
 
 
+def recorder_accounts(accounts_path: str) -> frozenset[str]:
+    """The Recorder bridge accounts of an accounts file (their topics are the gateway's own)."""
+    try:
+        accounts = json.loads(Path(accounts_path).read_text())
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(a.get("username") for a in accounts
+                     if isinstance(a, dict) and a.get("role") == "recorder")
+
+
 def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, user: str,
                  password: str | None, accounts_path: str | None, tls_ca: str | None,
                  filters_path: str | None, accept_unknown: bool):
@@ -81,13 +91,15 @@ def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, us
     from gateway.intake.filters import FilterConfigError, load_config
     from gateway.intake.service import Gateway
 
+    ignore: frozenset[str] = frozenset()
     if accounts_path:
         password = account_password(accounts_path, user)
+        ignore = recorder_accounts(accounts_path)
     try:
         return Gateway(broker_address, db_path, airwave=airwave_port,
                        username=user if password is not None else None, password=password,
                        tls_ca=tls_ca, filter_config=load_config(filters_path),
-                       accept_unknown=accept_unknown)
+                       accept_unknown=accept_unknown, ignore_accounts=ignore)
     except (ValueError, FilterConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -101,27 +113,47 @@ def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, us
               help="Alert below this battery percentage.")
 @click.option("--shift-hours", type=float, default=10, show_default=True,
               help="An assignment without --due is overdue after this many hours.")
+@click.option("--after-patrol-min", type=float, default=60, show_default=True,
+              help="Alert when a phone still reports this long after its patrol ended.")
 @click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
 @click.option("--watch", type=float, default=None, metavar="SECONDS",
               help="Redraw every SECONDS until interrupted.")
+@click.option("--broker-log", type=click.Path(dir_okay=False), default=None,
+              help="The broker's mosquitto.log: count the publishes its ACL refused.")
 def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_hours: float,
-           now_text: str | None, watch: float | None) -> None:
+           after_patrol_min: float, now_text: str | None, watch: float | None,
+           broker_log: str | None) -> None:
     """Live status per device, alerts, and rejection counters."""
+    from gateway.broker import BrokerError, denied_publishes
     from gateway.fleet.status import AlertRules, fleet_status, status_lines
 
-    rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours)
+    rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours,
+                       after_patrol_min=after_patrol_min)
     db = open_database(db_path)
     now = time_option(now_text)
     try:
         while True:
             fleet = fleet_status(db, now=now, rules=rules)
+            try:
+                denied = denied_publishes(broker_log) if broker_log else None
+            except BrokerError as exc:
+                raise click.ClickException(str(exc)) from None
             if as_json:
-                click.echo(json.dumps(fleet.as_dict()))
+                doc = fleet.as_dict()
+                if denied is not None:
+                    doc["refused_publishes"] = [
+                        {"client": c, "topic": t, "count": n} for (c, t), n in denied.items()]
+                click.echo(json.dumps(doc))
             else:
                 if watch:
                     click.clear()
                 for line in status_lines(fleet):
                     click.echo(line)
+                if denied is not None:
+                    total = sum(denied.values())
+                    detail = ", ".join(f"{c} {t} x{n}" for (c, t), n in sorted(denied.items()))
+                    click.echo(f"publishes refused by the broker: {total}"
+                               + (f" ({detail})" if detail else ""))
             if not watch:
                 return
             time.sleep(watch)
@@ -130,9 +162,32 @@ def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_
 
 
 @click.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--grace-hours", type=float, default=24, show_default=True,
+              help="Wait this long for late assignments (a paper log) before judging a fix.")
+@click.option("--keep-days", type=float, default=14, show_default=True,
+              help="Delete set-apart positions older than this.")
+@click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
+def purge(db_path: str, grace_hours: float, keep_days: float, now_text: str | None) -> None:
+    """After the patrol: set apart phone and radio positions no assignment covers (not patrol
+    data, left out of reports), and delete them after --keep-days. Run it daily."""
+    from gateway.intake.intake import Intake
+
+    if keep_days * 24 < grace_hours:
+        raise click.UsageError("--keep-days must be longer than --grace-hours")
+    db = open_database(db_path)
+    now = time_option(now_text)
+    flagged, restored, purged = Intake(db).set_apart_off_duty(
+        time.time() if now is None else now, int(grace_hours * 3600), int(keep_days * 86400))
+    click.echo(f"set apart {flagged}, back as patrol data {restored} (assignment recorded"
+               f" since), deleted {purged}")
+
+
+@click.command()
 @click.argument("device")
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--source", type=click.Choice(["tracker", "owntracks", "airwave"]), default=None,
+@click.option("--source", type=click.Choice(["tracker", "owntracks", "airwave", "vehicle",
+                                           "import"]), default=None,
               help="What DEVICE is [default: airwave for issi:<ISSI>, else tracker].")
 def register(device: str, db_path: str, source: str | None) -> None:
     """Add DEVICE to the fleet, so the gateway stores what it sends."""
@@ -190,4 +245,4 @@ def return_(device: str, db_path: str, at_text: str | None) -> None:
     click.echo(f"{device} returned by {a.collar} at {a.end_ts}")
 
 
-COMMANDS = (status, register, assign, return_)
+COMMANDS = (status, register, assign, return_, purge)

@@ -55,6 +55,12 @@ def _common(window: bool = True, fences: str = "optional") -> Callable:
                          help="Join an officer's visits to a hot spot this close together."),
             click.option("--min-visit-s", type=int, default=60, show_default=True,
                          help="Drop (merged) visits shorter than this."),
+            click.option("--unknown-accuracy", type=click.Choice(["ignore", "count"]),
+                         default="ignore", show_default=True,
+                         help="Whether radio fixes of unknown accuracy (error class 7) count."),
+            click.option("--vehicle-max-speed", "vehicle_max_speed_mps", type=float,
+                         default=2.0, show_default=True,
+                         help="m/s: a vehicle's fix counts only when parked or at walking pace."),
         ]
         if fences != "none":
             opts.append(click.option(
@@ -86,7 +92,9 @@ def _common(window: bool = True, fences: str = "optional") -> Callable:
                 kw["tz"] = tz
                 kw["rules"] = VisitRules(kw.pop("hysteresis_m"), kw.pop("max_acc_m"),
                                          kw.pop("interp_gap_s"), kw.pop("merge_gap_s"),
-                                         kw.pop("min_visit_s"))
+                                         kw.pop("min_visit_s"),
+                                         kw.pop("unknown_accuracy") == "count",
+                                         kw.pop("vehicle_max_speed_mps"))
                 if window:
                     day, from_, to = kw.pop("day"), kw.pop("from_"), kw.pop("to")
                     if day and (from_ or to):

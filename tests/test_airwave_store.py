@@ -118,7 +118,8 @@ def test_positions_are_stored_under_the_radio_and_attributed_to_the_collar(store
 def test_nofix_reports_are_recorded_never_stored_as_positions(store, db):
     nofix_long = lip.LipReport(lip.LONG, time_type=1, time_elapsed=3, shape=0, velocity_type=0,
                                additional=21, type5=[(12, 8, 14)])
-    frames = lip_frame(nofix_long) + lip_frame(lip.short_report(51.5, -0.1, pos_err_class=7))
+    frames = lip_frame(nofix_long) + lip_frame(lip.short_report(51.5, -0.1, pos_err_class=7,
+                                                                  time_elapsed=3))
     assert feed(store, frames, 1.7e9) == ["nofix", "nofix"]
     assert db["positions"].count == 0
     rows = list(radio_rows(db, include_all=True))

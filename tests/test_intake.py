@@ -195,14 +195,14 @@ def test_account_t_publishing_owntracks_t_0001_is_phone_t_not_tracker_t_0001(db)
     assert mqtt.handle(intake, "owntracks/T/0001", payload, 1795000001.0) == "stored"
     intake.commit()
     assert db.execute("SELECT device_id, source, extra FROM positions").fetchall() == [
-        ("T", "owntracks", '{"topic_device":"0001"}')]
+        ("T", "owntracks", '{"tid":"01","topic_device":"0001"}')]
     assert db.execute("SELECT count(*) FROM positions WHERE device_id = 'T-0001'"
                       ).fetchone() == (0,)
 
 
 @pytest.mark.parametrize("topic, reason", [
     ("owntracks/T", "unknown_topic"),
-    ("owntracks/T/0001/cmd", "unknown_topic"),
+    ("owntracks/T/0001/nonsense", "unknown_topic"),
     ("owntracks//0001", "unknown_topic"),
     ("owntracks/a b/0001", "bad_device_id"),
     ("hotspots/dev/T-0001/other", "unknown_topic"),

@@ -133,10 +133,76 @@ def officer_at(device_spans: list[Span], t: int) -> str | None:
     return collar
 
 
-def split(device_spans: list[Span], enter: int, leave: int,
+def crew_spans(db: sqlite_utils.Database, devices: Iterable[str] | None = None
+               ) -> dict[str, list[Span]]:
+    """Vehicle crew spans per device in start order (table ``crews``,
+    :mod:`gateway.fleet.crew`): unlike assignments, a vehicle's spans overlap, one per officer
+    aboard."""
+    out: dict[str, list[Span]] = defaultdict(list)
+    chunks: list[list[str] | None] = [None]
+    if devices is not None:
+        names = sorted(set(devices))
+        chunks = [names[i:i + 500] for i in range(0, len(names), 500)]
+    for chunk in chunks:
+        sql = "SELECT device_id, collar, start_ts, end_ts FROM crews"
+        args: list = []
+        if chunk is not None:
+            sql += f" WHERE device_id IN ({','.join('?' * len(chunk))})"
+            args = chunk
+        for device_id, collar, a, b in db.execute(sql + " ORDER BY device_id, start_ts, id",
+                                                  args):
+            out[device_id].append(Span(a, FOREVER if b is None else b, collar))
+    return out
+
+
+def split(device_spans: list[Span], enter: int, leave: int, crew: Iterable[Span] = (),
           ) -> list[tuple[str | None, int, int]]:
     """``[enter, leave]`` cut at assignment boundaries: ``(collar or None, from, to)`` pieces
-    covering it in order. A zero-length stay is one piece."""
+    covering it in order. A zero-length stay is one piece.
+
+    With a vehicle's ``crew`` spans, each officer aboard gets their own piece as well (the
+    pieces overlap), and only time neither an assignment nor a crew member covers is left
+    without an officer.
+    """
+    pieces = _split(device_spans, enter, leave)
+    crew = list(crew)
+    if not crew:
+        return pieces
+    out = [p for p in pieces if p[0] is not None]
+    covered = []
+    for span in crew:
+        inside = span.start <= enter < span.end if enter == leave else (
+            span.start < leave and span.end > enter)
+        if inside:
+            lo, hi = max(span.start, enter), min(span.end, leave)
+            out.append((span.collar, lo, hi))
+            covered.append((lo, hi))
+    for collar, a, b in pieces:
+        if collar is None:
+            out += [(None, lo, hi) for lo, hi in _uncovered(a, b, covered)]
+    out.sort(key=lambda p: (p[1], p[2], p[0] or ""))
+    return out
+
+
+def _uncovered(a: int, b: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``[a, b]`` outside every ``covered`` span (a zero-length ``a == b``: kept
+    unless a span holds it)."""
+    if a == b:
+        return [] if any(lo <= a <= hi for lo, hi in covered) else [(a, b)]
+    out, cursor = [], a
+    for lo, hi in sorted(covered):
+        if hi <= cursor or lo >= b:
+            continue
+        if lo > cursor:
+            out.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < b:
+        out.append((cursor, b))
+    return out
+
+
+def _split(device_spans: list[Span], enter: int, leave: int,
+           ) -> list[tuple[str | None, int, int]]:
     out: list[tuple[str | None, int, int]] = []
     cursor = enter
     for span in device_spans:

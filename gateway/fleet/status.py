@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import sqlite_utils
 
-from gateway.fleet import attribution, lifecycle
+from gateway.fleet import after_patrol, attribution, lifecycle
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class AlertRules:
     still_radius_m: float = 30
     #: Recent drain per hour off the dock this many times the first shifts': battery health.
     health_ratio: float = 1.3
+    #: A phone still reporting this long after its patrol ended (gateway.fleet.after_patrol).
+    after_patrol_min: float = 60
 
 
 @dataclass
@@ -140,7 +142,8 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
         devices=devices,
         alerts=[*alerts(devices, now, rules),
                 *lifecycle.still_alerts(db, assigned, now, rules.still_min, rules.still_radius_m),
-                *lifecycle.battery_alerts(db, now, rules.health_ratio)],
+                *lifecycle.battery_alerts(db, now, rules.health_ratio),
+                *after_patrol.still_reporting(db, now, rules.after_patrol_min)],
         quarantine=dict(db.execute(
             "SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY reason")),
         filtered=_filtered_counts(db),

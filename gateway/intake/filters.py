@@ -54,6 +54,10 @@ class FilterConfig:
     check_invalid: bool = True
     check_zero: bool = True
     check_duplicate: bool = True
+    #: Positions whose device says their accuracy is not known (an Airwave error class 7):
+    #: ``keep`` (stored, flagged ``accuracy_unknown``; reports decide whether they count) or
+    #: ``drop`` (logged, not stored as positions), for forces that never want them.
+    unknown_accuracy: str = "keep"
 
 
 DEFAULTS: dict[str, FilterConfig] = {
@@ -64,6 +68,10 @@ DEFAULTS: dict[str, FilterConfig] = {
     # gateway.intake.airwave.filters, which know an unknown error bound and mast snapping);
     # the rest (future, past, zero, duplicate) is the same as for every source.
     "airwave": FilterConfig(max_acc_m=None, max_speed_mps=None),
+    # Imported files are often weeks old by the time they are imported: no age limit.
+    "import": FilterConfig(max_age_s=None),
+    # Vehicle AVL units: GNSS like a tracker, at road speeds.
+    "vehicle": FilterConfig(),
 }
 
 
@@ -88,6 +96,9 @@ def load_config(path: str | Path | None) -> dict[str, FilterConfig]:
         if unknown:
             raise FilterConfigError(f"{path}: [{source}] unknown settings {sorted(unknown)};"
                                     f" known: {sorted(known)}")
+        if overrides.get("unknown_accuracy", "keep") not in ("keep", "drop"):
+            raise FilterConfigError(f"{path}: [{source}] unknown_accuracy must be \"keep\" or"
+                                    " \"drop\"")
         config[source] = replace(config.get(source, FilterConfig()), **overrides)
     return config
 

@@ -40,13 +40,19 @@ from dataclasses import asdict, dataclass, field
 
 import sqlite_utils
 
+from gateway.fleet import attribution
 from gateway.fleet.identity import is_name
 from gateway.intake import filters, validate
-from gateway.intake.observation import LOCATION, STATUS, Observation
+from gateway.intake.observation import APP, LOCATION, STATUS, Observation
 
 log = logging.getLogger(__name__)
 
 RESULTS = ("stored", "duplicate", "status", "quarantined")
+#: Kit that stays with an officer and may go on reporting after the patrol (phones, radios).
+OFF_DUTY_SOURCES = ("owntracks", "airwave")
+#: Origins of live reports (MQTT topics, the vehicle endpoint), whose fixes say the device is
+#: online now; a dock pull or a file import says nothing about that.
+LIVE_ORIGINS = ("hotspots/dev/", "owntracks/", "http:")
 #: Longest origin, reason and detail kept in a quarantine row (characters).
 TEXT_KEEP = 500
 
@@ -97,6 +103,8 @@ class _DeviceDelta:
     filtered: int = 0
     last_fix_tst: int | None = None
     batt: int | None = None
+    #: Newest fix time of a live message (MQTT, HTTP): a device reporting is online.
+    live_fix_tst: int | None = None
 
 
 class _Rejection(Exception):
@@ -240,6 +248,13 @@ class Intake:
                 (d.last_seen, d.max_seq, d.duplicates, d.filtered, d.last_fix_tst, d.batt,
                  device_id),
             )
+            if d.live_fix_tst is not None:
+                # A fix taken after the device's last status or last will: it is back online
+                # (a phone's lwt is followed by fixes, not by a new status).
+                self.conn.execute(
+                    "UPDATE devices SET online = 1, status_at = ? WHERE device_id = ?"
+                    " AND online = 0 AND coalesce(status_at, 0) <= ?",
+                    (d.live_fix_tst, device_id, d.live_fix_tst))
         for (device_key, counter), (n, size, at) in self._counters.items():
             self.conn.execute(
                 "INSERT INTO intake_counters (device_id, counter, n, bytes, last_at)"
@@ -307,6 +322,13 @@ class Intake:
             self._store_status(obs, at)
             self.counts.status += 1
             return "status"
+        if obs.kind == APP:
+            if not self._insert_app(obs, at):
+                self.counts.duplicates += 1
+                delta.duplicates += 1
+                return "duplicate"
+            self.counts.stored[APP] += 1
+            return "stored"
         if obs.kind == LOCATION:
             inserted = self._insert_position(obs, at, delta)
         else:
@@ -431,10 +453,24 @@ class Intake:
                 self._kept[device_id] = filters.Kept(tst, obs.lat, obs.lon, obs.acc_m or 0)
         if delta.last_fix_tst is None or tst > delta.last_fix_tst:
             delta.last_fix_tst = tst
+        if obs.origin.startswith(LIVE_ORIGINS) and (delta.live_fix_tst is None
+                                                    or tst > delta.live_fix_tst):
+            delta.live_fix_tst = tst
         if obs.source != "tracker" and obs.batt is not None:
             # Phones put their battery in every location; trackers in their status.
             delta.batt = obs.batt
         return True
+
+    def _insert_app(self, obs: Observation, at: float) -> bool:
+        """One app message; the same message again (a retained card or waypoint list sent at
+        every reconnect) is a duplicate."""
+        digest = hashlib.sha256(obs.payload.encode("utf-8")).hexdigest()
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO app_messages (device_id, type, origin, tst, payload, sha256,"
+            " received_at) VALUES (?,?,?,?,?,?,?)",
+            (obs.device_id, obs.app_type, _printable(obs.origin)[:TEXT_KEEP], obs.tst,
+             obs.payload, digest, at))
+        return cursor.rowcount == 1
 
     def _flag(self, position_id: int, flag: str) -> None:
         """Add ``flag`` to an already stored position (a source check learned something)."""
@@ -448,6 +484,48 @@ class Intake:
         self.conn.execute("UPDATE positions SET filtered = ? WHERE id = ?",
                           (",".join(sorted({*flags, flag})), position_id))
         self._kept.pop(row[1], None)  # it may have been the kept one
+
+    def set_apart_off_duty(self, now: float, grace_s: int, keep_s: int,
+                           sources: tuple[str, ...] = OFF_DUTY_SOURCES) -> tuple[int, int, int]:
+        """After the patrol (issue 19): positions of phones and radios that no assignment covers
+        are no patrol data. Returns ``(flagged, restored, purged)``.
+
+        - a position of one of ``sources`` older than ``grace_s`` (time for a paper log to be
+          typed in) that no assignment of its device covers is flagged ``off_duty``: kept
+          apart, left out of every report and export (they read unflagged positions only);
+        - a flagged position an assignment now covers (recorded late) gets its flag back off;
+        - a flagged position older than ``keep_s`` is deleted.
+
+        Commits its own transaction; call it between batches.
+        """
+        self.commit()
+        officer = attribution.officer_at_sql("positions")
+        marks = ",".join("?" * len(sources))
+        self.begin()
+        try:
+            flagged = self.conn.execute(
+                "UPDATE positions SET filtered = CASE WHEN filtered IS NULL THEN 'off_duty'"
+                " ELSE filtered || ',off_duty' END"
+                f" WHERE source IN ({marks}) AND tst < ?"
+                " AND (filtered IS NULL OR ',' || filtered || ',' NOT LIKE '%,off_duty,%')"
+                f" AND {officer} IS NULL",
+                (*sources, int(now - grace_s))).rowcount
+            restored = self.conn.execute(
+                "UPDATE positions SET filtered = nullif(trim(replace(',' || filtered || ',',"
+                " ',off_duty,', ','), ','), '')"
+                f" WHERE ',' || filtered || ',' LIKE '%,off_duty,%' AND {officer} IS NOT NULL"
+                ).rowcount
+            purged = self.conn.execute(
+                "DELETE FROM positions WHERE ',' || filtered || ',' LIKE '%,off_duty,%'"
+                " AND tst < ?", (int(now - keep_s),)).rowcount
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_batch = False
+            self._kept.clear()
+        return flagged, restored, purged
 
     def _insert_transition(self, obs: Observation, at: float) -> bool:
         cursor = self.conn.execute(

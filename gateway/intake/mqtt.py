@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 
 from gateway.fleet.identity import RADIO_PREFIX, is_name
+from gateway.intake import owntracks, owntracks_crypto
 from gateway.intake.intake import Intake
 from gateway.intake.observation import LOCATION, STATUS, TRANSITION, Observation
 from tracker import wire
@@ -59,10 +60,17 @@ def resolve_topic(topic: str) -> tuple[str, str, str]:
     known = _RESOLVED.get(topic)
     if known is not None:
         return known
-    try:
-        source, device_id, kind = wire.parse_topic(topic)
-    except wire.WireError:
-        raise DecodeError("unknown_topic", topic) from None
+    parts = topic.split("/")
+    if (len(parts) == 4 and parts[0] == wire.OWNTRACKS_ROOT and parts[1] and parts[2]
+            and parts[3] in owntracks.SUFFIXES and parts[3] not in ("", "event")):
+        # The apps' other topics (card, waypoints, steps ...: gateway/intake/owntracks.py);
+        # the wire format itself knows only locations and events.
+        source, device_id, kind = "owntracks", parts[1], parts[3]
+    else:
+        try:
+            source, device_id, kind = wire.parse_topic(topic)
+        except wire.WireError:
+            raise DecodeError("unknown_topic", topic) from None
     if source == "tracker" and kind not in TRACKER_KINDS:
         raise DecodeError("unknown_topic", topic)
     # A broker account: never a radio's ``issi:<ISSI>`` (radios reach the gateway by serial).
@@ -115,9 +123,22 @@ def handle(intake: Intake, topic: str, payload: bytes, received_at: float | None
     received_at = time.time() if received_at is None else received_at
     device_id = None
     try:
-        source, device_id, _kind = resolve_topic(topic)
-        msg = wire.decode(payload)
-        obs = observation(source, device_id, msg, topic)
+        source, device_id, kind = resolve_topic(topic)
+        if source == "owntracks":
+            device_id = _phone_of(intake, device_id, topic)
+            plain = payload
+            if owntracks_crypto.is_encrypted(payload):
+                # An app with an encryptionKey: the message is inside (docs/sources.md).
+                plain = owntracks_crypto.open_envelope(
+                    payload, owntracks_crypto.get_key(intake.conn, device_id))
+            obs = owntracks.decode(device_id, kind, owntracks.load(plain), topic, observation)
+        else:
+            obs = observation(source, device_id, wire.decode(payload), topic)
+    except owntracks_crypto.SealedError as exc:
+        return intake.reject(topic, f"encrypted_{exc.reason}", exc.detail, payload,
+                             received_at, device_id)
+    except owntracks.OwnTracksError as exc:
+        return intake.reject(topic, exc.reason, exc.detail, payload, received_at, device_id)
     except DecodeError as exc:
         return intake.reject(topic, exc.reason, exc.detail, payload, received_at, device_id)
     except wire.WireError as exc:
@@ -129,6 +150,23 @@ def handle(intake: Intake, topic: str, payload: bytes, received_at: float | None
         return intake.reject(topic, "malformed", f"{type(exc).__name__}: {exc}", payload,
                              received_at, device_id)
     return intake.submit(obs, received_at, raw=payload)
+
+
+def _phone_of(intake: Intake, account: str, topic: str) -> str:
+    """The device of an OwnTracks topic: the account, or, for a user with one account per
+    phone (broker role ``phone``), the phone ``<account>.<device>`` registered as such. The
+    broker lets only that phone's account publish there, and never gives a user both kinds
+    of account (``gateway.broker``)."""
+    parts = topic.split("/", 3)
+    if len(parts) < 3 or "." in account:
+        return account
+    phone = f"{account}.{parts[2]}"
+    if not is_name(phone):
+        return account
+    row = intake.conn.execute(
+        "SELECT 1 FROM devices WHERE device_id = ? AND source = 'owntracks'"
+        " AND registered_at IS NOT NULL", (phone,)).fetchone()
+    return phone if row else account
 
 
 def handle_record(intake: Intake, device_id: str, kind: str, payload: bytes, origin: str,

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 LOCATION = "location"
 TRANSITION = "transition"
 STATUS = "status"
-KINDS = (LOCATION, TRANSITION, STATUS)
+#: A phone app's own message that is no position (OwnTracks card, waypoints, steps, app status,
+#: command): stored as it came, in ``app_messages`` (issue 19).
+APP = "app"
+KINDS = (LOCATION, TRANSITION, STATUS, APP)
 #: The kinds of kit; each picks its filter rules (:mod:`gateway.intake.filters`).
 SOURCES = ("tracker", "owntracks", "airwave", "vehicle", "import")
 
@@ -27,7 +30,7 @@ SOURCES = ("tracker", "owntracks", "airwave", "vehicle", "import")
 class Observation:
     """One position, hot spot transition or status report of one device, decoded.
 
-    :param kind: ``location``, ``transition`` or ``status``
+    :param kind: ``location``, ``transition``, ``status`` or ``app``
     :param source: the kind of kit, which picks the filter rules: ``tracker``, ``owntracks``,
         ``airwave``, ``vehicle`` or ``import``
     :param device_id: the device, already resolved by the adapter (topic, ISSI, dock slot, file
@@ -73,3 +76,6 @@ class Observation:
     fences: str | None = None
     firmware: str | None = None
     extra: dict = field(default_factory=dict)
+    # app message: its type (``card``, ``waypoints`` ...) and its JSON, attachments removed
+    app_type: str | None = None
+    payload: str | None = None

@@ -83,7 +83,12 @@ class Gateway:
         filter_config: dict[str, FilterConfig] | None = None,
         accept_unknown: bool = False,
         budget: QuarantineBudget | None = None,
+        ignore_accounts: frozenset[str] = frozenset(),
     ):
+        #: Accounts whose OwnTracks topics are the gateway's own output (the Recorder bridge,
+        #: gateway/recorder_bridge.py): acknowledged and counted, never stored or quarantined.
+        self.ignore_accounts = ignore_accounts
+        self.ignored = 0
         self.host, self.port = parse_address(broker)
         self.db_path = db_path
         self.batch_size = batch_size
@@ -153,9 +158,12 @@ class Gateway:
         if self.airwave:
             from gateway.intake.airwave.reader import run_airwave
 
-            radio = threading.Thread(target=run_airwave, args=(self.airwave, self.db_path, stop),
-                                     kwargs={"accept_unknown": self.accept_unknown},
-                                     name="airwave", daemon=True)
+            radio_config = (self.filter_config or {}).get("airwave")
+            radio = threading.Thread(
+                target=run_airwave, args=(self.airwave, self.db_path, stop),
+                kwargs={"accept_unknown": self.accept_unknown,
+                        "unknown_accuracy": getattr(radio_config, "unknown_accuracy", "keep")},
+                name="airwave", daemon=True)
             radio.start()
         try:
             while not stop.is_set():
@@ -213,6 +221,8 @@ class Gateway:
         for attempt in range(LOCKED_RETRIES + 1):
             try:
                 for msg in arrived:
+                    if self.ignore_accounts and self._ignored(msg.topic):
+                        continue
                     mqtt_source.handle(intake, msg.topic, msg.payload, received_at)
                 intake.commit()
                 break
@@ -235,6 +245,13 @@ class Gateway:
         self.client.ack_all([msg.mid for msg in arrived if msg.qos == 1])
         if on_batch:
             on_batch(intake.counts)
+
+    def _ignored(self, topic: str) -> bool:
+        parts = topic.split("/", 2)
+        if len(parts) > 1 and parts[0] == "owntracks" and parts[1] in self.ignore_accounts:
+            self.ignored += 1
+            return True
+        return False
 
     @staticmethod
     def _store_alone(intake: Intake, msg: mqtt.MQTTMessage, received_at: float) -> None:

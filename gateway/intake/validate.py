@@ -15,7 +15,15 @@ import json
 import re
 from dataclasses import replace
 
-from gateway.intake.observation import KINDS, LOCATION, SOURCES, STATUS, TRANSITION, Observation
+from gateway.intake.observation import (
+    APP,
+    KINDS,
+    LOCATION,
+    SOURCES,
+    STATUS,
+    TRANSITION,
+    Observation,
+)
 
 #: GPS time starts on 1980-01-06: a fix time before it is no fix time at all. Times before 2020
 #: still pass here and are stored flagged ``past`` by the filters (a GNSS week roll-over).
@@ -36,6 +44,9 @@ DESC_MAX = 200
 VERSION_MAX = 64
 TRIGGER_MAX = 8
 EXTRA_MAX_BYTES = 1024
+#: An app message (OwnTracks waypoints of a few dozen regions, a card without its image).
+PAYLOAD_MAX_BYTES = 32_768
+APP_TYPE_MAX = 32
 
 #: Fields whose bad value quarantines the observation (with reason ``bad_field``).
 ESSENTIAL = ("source", "kind", "tst", "lat", "lon", "acc_m", "seq", "event", "rid", "online")
@@ -47,6 +58,7 @@ OPTIONAL = ("speed_mps", "course_deg", "alt_m", "inregions", "trigger", "created
 # cannot encode it) and the bidirectional overrides/isolates that make text read differently
 # from what it is.
 _NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Invalid(ValueError):
@@ -154,6 +166,14 @@ def check(obs: Observation) -> tuple[Observation, list[str]]:
             raise Invalid("rid", f"not a hot spot id (text of 1..{REGION_MAX_BYTES} bytes)")
         if obs.desc is not None and not is_text(obs.desc, DESC_MAX, allow_empty=True):
             drop("desc")
+    elif obs.kind == APP:
+        if not is_text(obs.app_type, APP_TYPE_MAX):
+            raise Invalid("app_type", f"not text of 1..{APP_TYPE_MAX} characters")
+        if (type(obs.payload) is not str or _SURROGATE.search(obs.payload)
+                or len(obs.payload.encode("utf-8")) > PAYLOAD_MAX_BYTES):
+            raise Invalid("payload", f"not UTF-8 text of at most {PAYLOAD_MAX_BYTES} bytes")
+        if obs.tst is not None and not _int_in(obs.tst, TST_MIN, TST_MAX):
+            drop("tst")
     elif obs.kind == STATUS:
         if type(obs.online) is not bool:
             raise Invalid("online", "not true or false")

@@ -87,6 +87,12 @@ class VisitRules:
         cuts a visit at a gap this long (a tracker switched off inside a hot spot).
     :param merge_gap_s: join visits of one officer to one hot spot at most this far apart.
     :param min_visit_s: drop merged visits shorter than this.
+    :param unknown_accuracy: count positions whose only flag is ``accuracy_unknown`` (a radio's
+        error class 7: real coordinates, accuracy "not known"). Off by default: a visit claim
+        needs a bounded error, which such a fix cannot show; switch it on for a force whose
+        radios never report a better class.
+    :param vehicle_max_speed_mps: a vehicle's fix counts only when the vehicle is parked or
+        moving at walking pace, at most this speed (see :func:`load_tracks`).
     """
 
     hysteresis_m: float = 10.0
@@ -94,6 +100,8 @@ class VisitRules:
     interp_gap_s: int = 360
     merge_gap_s: int = 120
     min_visit_s: int = 60
+    unknown_accuracy: bool = False
+    vehicle_max_speed_mps: float = 2.0
 
     def lookback_s(self) -> int:
         """How much evidence before the window start can change a visit inside it."""
@@ -245,7 +253,13 @@ class Tracks:
 
 def load_tracks(db: sqlite_utils.Database, frame: LocalFrame, start: int, end: int,
                 rules: VisitRules = DEFAULT_RULES) -> Tracks:
-    """Fixes in ``[start, end)`` that pass the filters and the accuracy gate, projected."""
+    """Fixes in ``[start, end)`` that pass the filters and the accuracy gate, projected.
+
+    A vehicle's fix (source ``vehicle``) is kept only when the vehicle was parked or moving at
+    walking pace: its speed, as reported or else as implied by the neighbouring fixes of the
+    vehicle (the slower of the two legs), is at most :attr:`VisitRules.vehicle_max_speed_mps`.
+    Driving through a hot spot is not a patrol; stopping in it, or crawling through it, is.
+    """
     # One query per device along the (device_id, tst) index, numeric columns only: numpy
     # converts a list of float tuples in one call, and no per-row Python code runs.
     lo, hi = max(start, -(2**62)), min(end, 2**62)
@@ -253,13 +267,19 @@ def load_tracks(db: sqlite_utils.Database, frame: LocalFrame, start: int, end: i
     for (device_id,) in db.execute("SELECT DISTINCT device_id FROM positions"
                                    " ORDER BY device_id").fetchall():
         rows = db.execute(
-            "SELECT tst, lat, lon FROM positions WHERE device_id = ? AND tst >= ? AND tst < ?"
-            " AND filtered IS NULL AND (acc_m IS NULL OR acc_m <= ?)"
+            "SELECT tst, lat, lon, source = 'vehicle', coalesce(speed_mps, -1)"
+            " FROM positions WHERE device_id = ? AND tst >= ? AND tst < ?"
+            " AND (filtered IS NULL OR (? AND filtered = 'accuracy_unknown'))"
+            " AND (acc_m IS NULL OR acc_m <= ?)"
             " AND lat IS NOT NULL AND lon IS NOT NULL ORDER BY tst, seq",
-            (device_id, lo, hi, rules.max_acc_m)).fetchall()
+            (device_id, lo, hi, rules.unknown_accuracy, rules.max_acc_m)).fetchall()
         if rows:
-            device_ids.append(device_id)
-            parts.append(np.array(rows, dtype=np.float64))
+            block = np.array(rows, dtype=np.float64)
+            if block[:, 3].any():
+                block = block[_at_walking_pace(block, frame, rules.vehicle_max_speed_mps)]
+            if len(block):
+                device_ids.append(device_id)
+                parts.append(block[:, :3])
     if not parts:
         empty = np.zeros(0)
         return Tracks([], np.zeros(0, np.int32), np.zeros(0, np.int64), empty, empty)
@@ -268,6 +288,21 @@ def load_tracks(db: sqlite_utils.Database, frame: LocalFrame, start: int, end: i
     t, lat, lon = block[:, 0].astype(np.int64), block[:, 1], block[:, 2]
     x, y = frame.to_xy(lon, lat)
     return Tracks(device_ids, dev, t, x, y)
+
+
+def _at_walking_pace(block: np.ndarray, frame: LocalFrame, max_speed: float) -> np.ndarray:
+    """Which rows of one device's ``(tst, lat, lon, is_vehicle, speed or -1)`` block count:
+    every non-vehicle row; a vehicle row whose speed is at most ``max_speed``."""
+    t, vehicle, speed = block[:, 0], block[:, 3] > 0, block[:, 4].copy()
+    unknown = speed < 0
+    if unknown.any():
+        x, y = frame.to_xy(block[:, 2], block[:, 1])
+        leg = np.hypot(np.diff(x), np.diff(y)) / np.maximum(np.diff(t), 1)
+        before = np.concatenate(([np.inf], leg))
+        after = np.concatenate((leg, [np.inf]))
+        implied = np.minimum(before, after)  # a lone fix (no neighbour) stays unknown: inf
+        speed[unknown] = implied[unknown]
+    return ~vehicle | (speed <= max_speed)
 
 
 def _candidates(tracks: Tracks, hotspots: HotSpotSet, buffers: Sequence) -> list[np.ndarray]:
@@ -393,7 +428,36 @@ def presence_from_positions(tracks: Tracks, hotspots: HotSpotSet,
 
 
 # -- transitions ----------------------------------------------------------------------------------
+def phone_region_resolver(hotspots: HotSpotSet | None):
+    """How a phone's region event names its region -> the hot spot it is, or None.
+
+    A phone's regions are set on the phone: an iOS ``rid`` is the app's own id unless the force
+    pushed its hot spots as waypoints with their ids, and Android sends only the region's name.
+    So a phone's event is a hot spot's only when the fence set says so: its ``rid`` is a hot
+    spot id, or its ``rid`` or name (``desc``) is a hot spot's id or name. Without a fence set
+    no phone region is a hot spot (issue 19: kept apart in every report).
+    """
+    if hotspots is None:
+        return lambda rid, desc: None
+    ids = set(hotspots.ids)
+    by_name = {}
+    for hid, name in zip(hotspots.ids, hotspots.names, strict=True):
+        by_name.setdefault(name.casefold(), hid)
+        by_name.setdefault(hid.casefold(), hid)
+
+    def resolve(rid: str | None, desc: str | None) -> str | None:
+        if rid in ids:
+            return rid
+        for text in (rid, desc):
+            if isinstance(text, str) and text.casefold() in by_name:
+                return by_name[text.casefold()]
+        return None
+
+    return resolve
+
+
 def presence_from_transitions(db: sqlite_utils.Database, start: int, end: int,
+                              hotspots: HotSpotSet | None = None,
                               ) -> tuple[list[Presence], set[tuple[str, str]]]:
     """Device-level stays from enter/leave events, and the (device, hot spot) pairs they cover.
 
@@ -401,13 +465,29 @@ def presence_from_transitions(db: sqlite_utils.Database, start: int, end: int,
     between (a reboot inside a hot spot) closes the first stay at the device's last fix before
     the new enter, and so does an enter that is never followed by a leave: the stay is marked
     open and credited only as far as the device's own fixes show it was still reporting, never
-    to the end of the window.
+    to the end of the window. Phones' region events count only where
+    :func:`phone_region_resolver` makes them a hot spot's.
     """
     lo = max(start, -(2**62)) - TRANSITION_LOOKBACK_S
     hi = min(end, 2**62) + TRANSITION_LOOKBACK_S
     rows = db.execute(
-        "SELECT device_id, rid, desc, event, tst FROM transitions WHERE tst >= ? AND tst < ?"
-        " ORDER BY device_id, rid, tst, seq", (lo, hi)).fetchall()
+        "SELECT t.device_id, t.rid, t.desc, t.event, t.tst, d.source = 'owntracks'"
+        " FROM transitions t LEFT JOIN devices d ON d.device_id = t.device_id"
+        " WHERE t.tst >= ? AND t.tst < ? ORDER BY t.device_id, t.rid, t.tst, t.seq",
+        (lo, hi)).fetchall()
+    if any(row[5] for row in rows):
+        resolve = phone_region_resolver(hotspots)
+        mapped = []
+        for device_id, rid, desc, event, tst, phone in rows:
+            if phone:
+                rid = resolve(rid, desc)
+                if rid is None:
+                    continue  # the phone's own region (home, office): not a hot spot
+            mapped.append((device_id, rid, desc, event, tst))
+        mapped.sort(key=lambda r: (r[0], r[1], r[4]))
+        rows = mapped
+    else:
+        rows = [row[:5] for row in rows]
     pairs = {(d, r) for d, r, _, _, tst in rows if start <= tst < end}
     stays: list[Presence] = []
     opened: dict[tuple[str, str], tuple[int, str | None]] = {}
@@ -439,13 +519,16 @@ def presence_from_transitions(db: sqlite_utils.Database, start: int, end: int,
 
 # -- attribution and merging ----------------------------------------------------------------------
 def attribute(stays: Iterable[Presence], device_spans: dict[str, list[attribution.Span]],
+              crew_spans: dict[str, list[attribution.Span]] | None = None,
               ) -> list[tuple[str | None, Presence]]:
     """Split each stay at assignment boundaries and tag each piece with its collar number
-    (:func:`gateway.fleet.attribution.split`)."""
+    (:func:`gateway.fleet.attribution.split`); a vehicle's stay gives one piece per officer
+    aboard (``crew_spans``, :func:`gateway.fleet.attribution.crew_spans`)."""
+    crew_spans = crew_spans or {}
     out: list[tuple[str | None, Presence]] = []
     for p in stays:
         for collar, lo, hi in attribution.split(device_spans.get(p.device_id, []), p.enter,
-                                                p.leave):
+                                                p.leave, crew_spans.get(p.device_id, ())):
             out.append((collar, replace(p, enter=lo, leave=hi)))
     return out
 
@@ -493,7 +576,7 @@ def compute_visits(db: sqlite_utils.Database, hotspots: HotSpotSet | None = None
     Without ``hotspots`` only transitions are used (positions cannot be placed in a hot spot).
     """
     start, end = window
-    stays, covered = presence_from_transitions(db, start, end)
+    stays, covered = presence_from_transitions(db, start, end, hotspots)
     if hotspots is not None:
         # A device's word that it entered a hot spot the set does not have (a stale fence set,
         # a damaged or forged message) is kept in ``transitions`` but is no visit: see
@@ -506,7 +589,8 @@ def compute_visits(db: sqlite_utils.Database, hotspots: HotSpotSet | None = None
         tracks = load_tracks(db, hotspots.frame, lo, hi, rules)
         stays += presence_from_positions(tracks, hotspots, rules, skip=covered)
         stays = [replace(p, name=p.name or hotspots.name_of(p.hotspot)) for p in stays]
-    pieces = attribute(stays, attribution.spans(db, {p.device_id for p in stays}))
+    devices = {p.device_id for p in stays}
+    pieces = attribute(stays, attribution.spans(db, devices), attribution.crew_spans(db, devices))
     return merge_presence(pieces, rules, window)
 
 

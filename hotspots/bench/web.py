@@ -88,11 +88,16 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _busy_day(db, officers: int, hours: float, every_s: int, seed: int) -> int:
-    """Write a day of walking officers (around the sample hot spots); returns fixes written."""
+    """Store a day of walking officers (around the sample hot spots) through the intake, as a
+    station would have stored it; returns the fixes stored."""
+    from gateway.intake.intake import Intake
+    from gateway.intake.observation import Observation
+
     rng = random.Random(seed)
     start = int(dt.datetime.fromisoformat(f"{DAY}T08:00:00+00:00").timestamp())
     steps = int(hours * 3600 / every_s)
     total = 0
+    intake = Intake(db, accept_unknown=True)
     for i in range(officers):
         device = f"D-{i:04d}"
         db["devices"].insert({"device_id": device, "source": "tracker", "registered_at": start},
@@ -101,17 +106,18 @@ def _busy_day(db, officers: int, hours: float, every_s: int, seed: int) -> int:
                                   "start_ts": start - 600, "end_ts": start + steps * every_s})
         lat, lon = 51.4806 + rng.uniform(-0.01, 0.01), -0.002 + rng.uniform(-0.015, 0.015)
         heading = rng.uniform(0, 2 * math.pi)
-        rows = []
+        intake.begin()
         for k in range(steps):
             heading += rng.gauss(0, 0.4)
             metres = 1.3 * every_s * rng.uniform(0.3, 1.0)
             lat += metres * math.cos(heading) / 111_000
             lon += metres * math.sin(heading) / 69_000
-            rows.append((device, k + 1, start + k * every_s, round(lat, 6), round(lon, 6)))
-        db.conn.executemany("INSERT INTO positions (device_id, seq, source, tst, lat, lon, acc_m)"
-                            " VALUES (?, ?, 'tracker', ?, ?, ?, 5)", rows)
-        total += len(rows)
-    db.conn.commit()
+            tst = start + k * every_s
+            obs = Observation("location", "tracker", device, "bench", seq=k + 1, tst=tst,
+                              lat=round(lat, 6), lon=round(lon, 6), acc_m=5.0)
+            if intake.submit(obs, tst + 1) == "stored":
+                total += 1
+        intake.commit()
     return total
 
 

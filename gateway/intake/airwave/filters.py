@@ -25,6 +25,11 @@ Flags
 ``coarse``
     The report's position error bound is unknown or larger than ``max_error_m``: it cannot
     place an officer in a hot spot.
+``accuracy_unknown``
+    The radio said its position error is "not known" (class 7) while giving real coordinates
+    with a known age. Not ``coarse``: whether such fixes count in visits is the report's choice
+    (``hotspots report dwell --unknown-accuracy count``; left out by default), and a force that
+    never wants them sets ``unknown_accuracy = "drop"`` under ``[airwave]`` in the filters file.
 """
 
 from __future__ import annotations
@@ -81,16 +86,20 @@ class RadioFilters:
         lat_raw, lon_raw = int(obs.extra.get("lat_raw") or 0), int(obs.extra.get("lon_raw") or 0)
         # The stored position is rounded to 7 places; masts are kept at the exact LIP grid point.
         flags = self.check(obs.device_id, obs.tst, lat_raw * LAT_UNIT_DEG,
-                           lon_raw * LON_UNIT_DEG, lat_raw, lon_raw, obs.acc_m)
+                           lon_raw * LON_UNIT_DEG, lat_raw, lon_raw, obs.acc_m,
+                           accuracy_unknown=obs.extra.get("pos_err_class") == 7)
         learned, self._learned = self._learned, []
         return flags, [(position_id, "mast") for position_id in learned]
 
     def check(self, device_id: str, tst: int, lat: float, lon: float, lat_raw: int,
-              lon_raw: int, pos_err_m: float | None) -> list[str]:
+              lon_raw: int, pos_err_m: float | None, accuracy_unknown: bool = False
+              ) -> list[str]:
         """The flags for a position about to be stored (it is not in the database yet)."""
         flags = []
         s = self.settings
-        if pos_err_m is None or pos_err_m > s.max_error_m:
+        if accuracy_unknown:
+            flags.append("accuracy_unknown")
+        elif pos_err_m is None or pos_err_m > s.max_error_m:
             flags.append("coarse")
         if self._is_mast(lat, lon, lat_raw, lon_raw, device_id):
             flags.append("mast")

@@ -343,12 +343,23 @@ class LipReport:
         """True when the report carries no usable position.
 
         Long reports say so with location shape 0 ("no shape"). Short reports have no such
-        shape: a radio without a fix sends position error 7 ("not known"), or zeros; neither is
-        a position anyone should be placed at.
+        shape: a radio without a fix sends zeros, or position error 7 ("not known") with a fix
+        age that is not known either (it repeats something of unknown age and accuracy).
+        Position error 7 with real coordinates and a known age is a position of unknown
+        accuracy (:attr:`accuracy_unknown`), as public decodes and other decoders read it: a
+        radio that never sends a better class would otherwise never be seen.
         """
         if self.kind == LONG:
             return self.shape == 0
-        return self.pos_err_class == 7 or (self.lat_raw == 0 and self.lon_raw == 0)
+        if self.lat_raw == 0 and self.lon_raw == 0:
+            return True
+        return self.pos_err_class == 7 and self.time_elapsed == 3
+
+    @property
+    def accuracy_unknown(self) -> bool:
+        """A position whose error class is 7 ("not known"): stored, flagged
+        ``accuracy_unknown`` (see :mod:`gateway.intake.airwave.store`)."""
+        return self.pos_err_class == 7 and self.is_point
 
     @property
     def is_point(self) -> bool:
@@ -402,6 +413,7 @@ class LipReport:
         out: dict = {
             "kind": self.kind,
             "nofix": self.nofix,
+            "accuracy_unknown": self.accuracy_unknown,
             "lat": None if self.lat is None else round(self.lat, 7),
             "lon": None if self.lon is None else round(self.lon, 7),
             "shape": "short report" if self.kind == SHORT else SHAPE_NAMES.get(self.shape or 0),

@@ -177,11 +177,13 @@ class AirwaveReader:
 
 
 def run_airwave(port: str, db_path: str, stop: threading.Event, accept_unknown: bool = False,
-                **options) -> Counter:
-    """Read ``port`` into the database at ``db_path`` until ``stop`` (the gateway's hook)."""
+                unknown_accuracy: str = "keep", **options) -> Counter:
+    """Read ``port`` into the database at ``db_path`` until ``stop`` (the gateway's hook);
+    ``unknown_accuracy`` is the fleet's setting for error-class-7 positions (keep or drop)."""
 
     def store() -> AirwaveStore:
-        return AirwaveStore(open_db(db_path), accept_unknown=accept_unknown)
+        return AirwaveStore(open_db(db_path), accept_unknown=accept_unknown,
+                            unknown_accuracy=unknown_accuracy)
 
     reader = AirwaveReader(port, store, **options)
     try:

@@ -15,6 +15,8 @@ the radio said is complete:
 ``quarantined`` a position the intake refused (``reason``: ``unknown_device`` for a radio not
                 registered, ``bad_field`` ...): also a ``quarantine`` row
 ``nofix``       a LIP report without a position (never a ``positions`` row)
+``dropped``     a position of unknown accuracy (error class 7) where the fleet's setting
+                ``unknown_accuracy`` is ``drop`` (reason ``accuracy_unknown``): logged here only
 ``area``        a LIP arc: its centre is not where the radio is, so not a position
 ``duplicate``   the same report again (same radio, fix time and coordinate)
 ``logged``      another SDS (status, text, other protocol): kept and counted, nothing else
@@ -48,6 +50,8 @@ SOURCE = identity.RADIO_SOURCE
 KMH_TO_MPS = 1 / 3.6
 # Reason for sending -> the wire format's trigger letter (t timer, v move, p otherwise).
 TRIGGER = {129: "t", 130: "v"}
+#: What to do with a position of unknown accuracy (error class 7): the fleet's choice.
+UNKNOWN_ACCURACY = ("keep", "drop")
 
 
 def radio_device_id(issi: int) -> str:
@@ -86,10 +90,15 @@ class AirwaveStore:
 
     def __init__(self, db: sqlite_utils.Database, filters: RadioFilters | None = None,
                  future_tolerance_s: int = FUTURE_TOLERANCE_S, accept_unknown: bool = False,
-                 filter_config: dict[str, FilterConfig] | None = None):
+                 filter_config: dict[str, FilterConfig] | None = None,
+                 unknown_accuracy: str = "keep"):
+        if unknown_accuracy not in UNKNOWN_ACCURACY:
+            raise ValueError(f"unknown_accuracy {unknown_accuracy!r}: one of"
+                             f" {', '.join(UNKNOWN_ACCURACY)}")
         self.db = db
         self.filters = filters or RadioFilters(db)
         self.future_tolerance_s = future_tolerance_s
+        self.unknown_accuracy = unknown_accuracy
         self.intake = Intake(db, filter_config, accept_unknown,
                              source_checks={SOURCE: self.filters.check_observation})
         self.counts: Counter = Counter()
@@ -165,6 +174,9 @@ class AirwaveStore:
             return self._log(received_at, sds, report.kind, "nofix", **fields)
         if not report.is_point:
             return self._log(received_at, sds, report.kind, "area", **fields)
+        if report.accuracy_unknown and self.unknown_accuracy == "drop":
+            return self._log(received_at, sds, report.kind, "dropped",
+                             **{**fields, "reason": "accuracy_unknown"})
         assert report.lat is not None and report.lon is not None
         speed = report.speed_kmh
         obs = Observation(
@@ -173,7 +185,8 @@ class AirwaveStore:
             speed_mps=None if speed is None else speed * KMH_TO_MPS,
             course_deg=report.direction_deg, alt_m=report.altitude_m,
             trigger=TRIGGER.get(report.reason or -1, "p"),
-            extra={"lat_raw": report.lat_raw or 0, "lon_raw": report.lon_raw or 0})
+            extra={"lat_raw": report.lat_raw or 0, "lon_raw": report.lon_raw or 0,
+                   "pos_err_class": report.pos_err_class})
         result = self.intake.submit(obs, received_at, raw=sds.hex.encode())
         if result == "duplicate":
             return self._log(received_at, sds, report.kind, "duplicate", **fields)
