@@ -456,6 +456,8 @@ class Mosquitto:
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
                     Mosquitto._running[self.address] = self
+                    # For another process adding an account (hotspots enrol): whom to SIGHUP.
+                    _write_private(self.workdir / PID_FILE, f"{self.process.pid}\n")
                     return self
             except OSError:
                 time.sleep(0.05)
@@ -465,6 +467,8 @@ class Mosquitto:
     def stop(self) -> None:
         """Stop the broker and wait for it to exit."""
         Mosquitto._running.pop(self.address, None)
+        if self.process is not None:
+            (self.workdir / PID_FILE).unlink(missing_ok=True)
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -490,6 +494,43 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+PID_FILE = "mosquitto.pid"
+
+
+def provision_account(workdir: str | Path, username: str, role: str = "device") -> Account:
+    """The account ``username`` of the broker whose folder is ``workdir`` (``hotspots broker
+    --dir``), created if new, and live at once if that broker is running in another process:
+    its password file and ACL are rewritten and it is sent SIGHUP (no client is dropped).
+
+    Raises :class:`BrokerError` for a bad name, a role clash, or a running broker that does not
+    accept the new account."""
+    broker = Mosquitto(workdir=workdir)
+    existing = username in broker.accounts
+    account = broker.account(username, role)
+    if existing:
+        return account
+    broker._write_auth_files()
+    pid_path = Path(workdir) / PID_FILE
+    if not pid_path.exists():
+        return account  # not running: it reads the files when it starts
+    try:
+        pid = int(pid_path.read_text())
+        # The plain listener, as this broker's generated mosquitto.conf names it first.
+        listener = next(line.split() for line in
+                        (Path(workdir) / "mosquitto.conf").read_text().splitlines()
+                        if line.startswith("listener "))
+        port, host = listener[1], listener[2]
+        # A pid left by a broker that has since stopped may belong to another program now.
+        if b"mosquitto" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return account
+        os.kill(pid, signal.SIGHUP)
+    except (ValueError, OSError, StopIteration, IndexError):
+        return account  # a stale pid file: the broker is not running
+    broker.host, broker.port = host, int(port)
+    broker._wait_until_login_works(account)
+    return account
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -1,7 +1,9 @@
 """What goes on a tracker: the firmware compiled for a board, as files to copy with mpremote.
 
 ``bundle(board, out)`` writes ``main.py``, ``lib/<package>/*.mpy`` (compiled with mpy-cross for
-the board's architecture) and, if given, a checked ``config.json`` into ``out``; nothing else
+the board's architecture) and, if given, a checked ``config.json`` into ``out/state/`` (the
+board's state folder, ``boards.ports.STATE_DIR``, where the dock writes it too) with the CA it
+names; nothing else
 (no unix-port board, no host-side replay, no Cython build output). The same files are listed in
 ``firmware/manifest.py`` for a frozen build; ``tests/test_bundle.py`` holds the two together.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import tracker
 
 FIRMWARE_DIR = Path(tracker.__file__).resolve().parent.parent
+STATE = "state"  # the board's state folder, /state (boards.ports.STATE_DIR)
 
 
 class BundleError(Exception):
@@ -37,7 +40,7 @@ class Board:
 
 
 _DRIVERS = ("__init__", "battery", "clock", "gnss_module", "indicator", "pmtk", "sleep", "ubx",
-            "watchdog")
+            "watchdog", "wifi")
 BOARDS = {
     "esp32s3": Board("esp32s3", "xtensawin", "esp32", ("__init__", "ports", "storage",
                                                        "esp32s3"),
@@ -79,7 +82,8 @@ def bundle(name: str, out: str | Path, config_path: str | Path | None = None) ->
     """Build the files for board ``name`` in ``out`` (emptied first); returns them, relative.
 
     ``config_path``: a ``config.json`` to check with the firmware's own validation and include
-    (its secrets stay in that file only; nothing is printed).
+    as ``state/config.json`` (its secrets stay in that file only; nothing is printed). A
+    relative ``ca`` in it names a file beside it, which goes to ``state/`` under the same name.
     """
     from tracker import config
 
@@ -116,7 +120,16 @@ def bundle(name: str, out: str | Path, config_path: str | Path | None = None) ->
             raise BundleError(f"{config_path}: link cellular needs drivers/modem_sim7080.py")
         if cfg["link"] == "host":
             raise BundleError(f"{config_path}: a board needs link wifi or cellular")
-        json.loads(text)  # already parsed above; copied byte for byte
-        shutil.copy(config_path, out / "config.json")
-        written.append(out / "config.json")
+        state = out / STATE
+        state.mkdir()
+        ca = json.loads(text).get("ca")  # as written: load() checked it is a string
+        if ca and not ca.startswith("/"):
+            source = Path(config_path).parent / ca
+            if "/" in ca or not source.is_file():
+                raise BundleError(f"{config_path}: ca {ca!r} must name a file beside it (it "
+                                  "goes into the board's state folder under that name)")
+            shutil.copy(source, state / ca)
+            written.append(state / ca)
+        shutil.copy(config_path, state / "config.json")  # byte for byte
+        written.append(state / "config.json")
     return sorted(p.relative_to(out) for p in written)

@@ -18,6 +18,7 @@ from hotspots import cli_gateway
 from hotspots.bench import bench
 from hotspots.cli_airwave import airwave, sim_radio
 from hotspots.cli_fences import fences
+from hotspots.cli_modem import sim_modem
 from hotspots.cli_nmea import nmea
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "fences"
@@ -75,10 +76,11 @@ def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str,
 # -- simulators -----------------------------------------------------------------------------------
 @cli.group()
 def sim() -> None:
-    """Hardware simulators: GNSS module, radio, dock."""
+    """Hardware simulators: GNSS module, cellular modem, radio, dock."""
 
 
 sim.add_command(sim_radio)
+sim.add_command(sim_modem)
 
 
 @sim.command("mixed-day")
@@ -231,11 +233,15 @@ def firmware() -> None:
               show_default=True,
               help="Set the module up over UBX (u-blox) or PMTK (MediaTek) and switch it off "
                    "between fixes; nmea: take its output as it is.")
+@click.option("--modem", default=None, metavar="DEV",
+              help="Reach the broker through a SIM7080G on this serial device (hotspots sim "
+                   "modem prints one).")
+@click.option("--apn", default="internet", show_default=True, help="APN for --modem.")
 def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | None,
                  state: str | None, station: str, report_s: int, exit_on_eof: bool,
                  cpython: bool, user: str | None, password: str | None,
                  accounts_path: str | None, tls_ca: str | None, sampling: str,
-                 gnss_module: str) -> None:
+                 gnss_module: str, modem: str | None, apn: str) -> None:
     """Run the firmware main loop (on the MicroPython unix port unless --cpython)."""
     from simulators import tracker_process
 
@@ -257,7 +263,8 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
 
         try:
             board.run(gps, broker_address, device_id, state, station, exit_on_eof, report_s,
-                      user=user, password=password, tls_ca=tls_ca, sampling=sampling)
+                      user=user, password=password, tls_ca=tls_ca, sampling=sampling,
+                      modem=modem, apn=apn)
         except ConfigError as exc:
             raise click.ClickException(f"configuration: {exc}") from exc
         return
@@ -265,7 +272,8 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
         argv = tracker_process.command(gps, broker_address, device_id, state, station=station,
                                        exit_on_eof=exit_on_eof, report_s=report_s, user=user,
                                        password=password, tls_ca=tls_ca, sampling=sampling,
-                                       gnss_module=None if gnss_module == "nmea" else gnss_module)
+                                       gnss_module=None if gnss_module == "nmea" else gnss_module,
+                                       modem=modem, apn=apn)
     except tracker_process.FirmwareError as exc:
         raise click.ClickException(str(exc)) from exc
     import subprocess
@@ -279,7 +287,8 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Folder to write (replaced if it holds an earlier bundle).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="A config.json to check and include (docs/configuration.md).")
+              default=None, help="A config.json to check and include as state/config.json, "
+                                 "with the CA it names (docs/configuration.md).")
 def firmware_bundle(board: str, out_dir: str, config_path: str | None) -> None:
     """Exactly what goes on a board: main.py and lib/*.mpy compiled for its architecture."""
     from hotspots.bundle import BundleError, bundle
@@ -291,8 +300,8 @@ def firmware_bundle(board: str, out_dir: str, config_path: str | None) -> None:
     for path in files:
         click.echo(path)
     click.echo(f"{len(files)} files in {out_dir}; copy them with: cd {out_dir} && mpremote "
-               "cp -r lib : + cp main.py" + (" config.json" if config_path else "")
-               + " : + reset", err=True)
+               "cp -r lib" + (" state" if config_path else "") + " : + cp main.py : + reset",
+               err=True)
 
 
 @firmware.command("replay")
@@ -403,10 +412,11 @@ for _command in cli_gateway.COMMANDS:  # status, register, assign, return
     cli.add_command(_command)
 cli.add_command(airwave)
 cli.add_command(fences)
-from hotspots.cli_dock import dock  # noqa: E402
+from hotspots.cli_dock import dock, enrol  # noqa: E402
 from hotspots.cli_web import web  # noqa: E402
 
 cli.add_command(dock)
+cli.add_command(enrol)
 cli.add_command(web)
 from hotspots.cli_import import import_  # noqa: E402
 

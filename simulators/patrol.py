@@ -68,8 +68,12 @@ def run_patrol(
     cpython: bool = False,
     db_path: str | Path | None = None,
     timeout_s: float = 120.0,
+    modem: str | None = None,
 ) -> PatrolResult:
-    """Walk ``route`` through ``fences`` with one tracker and store everything in SQLite."""
+    """Walk ``route`` through ``fences`` with one tracker and store everything in SQLite.
+
+    ``modem``: the serial device of a SIM7080G (``simulators.modem``'s pseudo-terminal) the
+    firmware reaches the broker through, instead of the host's sockets."""
     began = time.monotonic()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +105,7 @@ def run_patrol(
     firmware = tracker_process.start(
         terminal.path, broker, device_id, state_dir, log_path=log_path, exit_on_eof=True,
         cpython=cpython, user=device_auth.username if device_auth else None,
-        password=device_auth.password if device_auth else None,
+        password=device_auth.password if device_auth else None, modem=modem,
     )
     try:
         epochs = gps.play(walk, terminal, speedup=speedup, noise_m=noise_m, seed=seed,

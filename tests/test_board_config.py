@@ -53,3 +53,26 @@ def test_bad_settings_exit_with_the_reason_and_no_secret(show, tmp_path: Path) -
     assert "usage" in show("--gps", "x")
     assert "HOST:PORT" in show("--gps", "x", "--state", "s", "--broker", "nohost")
     assert "report-s" in show("--gps", "x", "--state", "s", "--broker", "h:1", "--report-s", "x")
+
+
+def test_the_state_folders_config_is_read_first_as_on_a_board(show, tmp_path: Path) -> None:
+    # What the dock wrote at enrolment: the tracker starts with it from --gps and --state alone.
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "config.json").write_text(json.dumps({
+        "device_id": "T-0600", "broker_host": "10.0.0.2", "broker_port": 8883,
+        "user": "T-0600", "password": "s3cret", "ca": "ca.pem", "link": "wifi",
+        "wifi_ssid": "station-7"}))
+    cfg = show("--gps", "nmea.log", "--state", str(state))
+    assert (cfg["device_id"], cfg["broker_host"], cfg["broker_port"], cfg["user"]) == (
+        "T-0600", "10.0.0.2", 8883, "T-0600")
+    assert cfg["ca"] == f"{state}/ca.pem" and cfg["password"] == "***"
+    # options still go on top; an explicit --config wins over the folder's file
+    assert show("--gps", "x", "--state", str(state), "--report-s", "7")["report_s"] == 7
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"device_id": "T-0601", "broker_host": "gw", "ca": "c.pem"}))
+    cfg = show("--config", str(other), "--gps", "x", "--state", str(state))
+    assert cfg["device_id"] == "T-0601" and cfg["ca"] == f"{tmp_path}/c.pem"
+    # without a file there, the command line is all there is
+    assert show("--gps", "x", "--state", str(tmp_path / "empty")) == (
+        "configuration: broker_host is required")

@@ -101,8 +101,20 @@ def test_a_config_is_checked_before_it_goes_in(tmp_path: Path) -> None:
                                 "link": "wifi", "wifi_ssid": "station", "wifi_password": "x",
                                 "gnss_module": "ublox"}))
     files = bundle("picow", tmp_path / "b", good)
-    assert Path("config.json") in files
-    assert (tmp_path / "b" / "config.json").read_bytes() == good.read_bytes()
+    # into the board's state folder, where the board reads it and the dock writes it
+    assert Path("state/config.json") in files and not (tmp_path / "b" / "config.json").exists()
+    assert (tmp_path / "b" / "state" / "config.json").read_bytes() == good.read_bytes()
+    # a CA named beside the config goes beside it on the board; one that is not there is refused
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nQUJD\n"
+                                     "-----END CERTIFICATE-----\n")
+    with_ca = tmp_path / "with-ca.json"
+    with_ca.write_text(json.dumps(dict(json.loads(good.read_text()), ca="ca.pem")))
+    files = bundle("picow", tmp_path / "e", with_ca)
+    assert {Path("state/config.json"), Path("state/ca.pem")} <= set(files)
+    assert (tmp_path / "e" / "state" / "ca.pem").read_text().startswith("-----BEGIN")
+    with_ca.write_text(json.dumps(dict(json.loads(good.read_text()), ca="missing.pem")))
+    with pytest.raises(BundleError, match="must name a file beside it"):
+        bundle("picow", tmp_path / "f", with_ca)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"broker_host": "gw", "user": "T-1", "password": "hunter2",
                                "link": "wifi"}))
@@ -121,6 +133,12 @@ def test_the_command_and_its_refusals(tmp_path: Path) -> None:
                                  str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "main.py" in result.output and "mpremote cp -r lib :" in result.output
+    good = tmp_path / "config.json"
+    good.write_text(json.dumps({"broker_host": "10.0.0.2", "link": "wifi", "wifi_ssid": "s"}))
+    result = runner.invoke(cli, ["firmware", "bundle", "--board", "picow", "--out",
+                                 str(tmp_path / "out"), "--config", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "state/config.json" in result.output and "cp -r lib state :" in result.output
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     result = runner.invoke(cli, ["firmware", "bundle", "--board", "picow", "--out",

@@ -4,15 +4,16 @@ ESP32-S3-WROOM-1 (N8R2), u-blox MAX-M10S on UART1, SIMCom SIM7080G on UART2 (or 
 Wi-Fi with ``"link": "wifi"``), MAX17048 fuel gauge on I2C0, a status LED and a buzzer. The pins
 below are the reference wiring; ``config.json`` may override any of them (``gnss_uart``,
 ``gnss_tx``, ``gnss_rx``, ``pins``: ``modem_tx``, ``modem_rx``, ``modem_pwrkey``, ``i2c_sda``,
-``i2c_scl``, ``led``, ``buzzer``).
+``i2c_scl``, ``led``, ``buzzer``). The settings are ``/state/config.json``
+(``boards.ports.STATE_DIR``), where the dock writes them at enrolment.
 """
 
+import asyncio
 import time
 
 import machine
 
 from boards import ports as board
-from boards.storage import DirStorage
 from tracker import app, config
 
 GNSS_UART = 1
@@ -33,34 +34,47 @@ WDT_TIMEOUT_MS = 30000
 MAIN_LOOP_STALE_MS = 300000
 
 
-def modem_power_on(pwrkey_pin):
-    """Pulse SIM7080G PWRKEY low for 1.1 s (datasheet: >= 1 s switches it on)."""
-    key = machine.Pin(pwrkey_pin, machine.Pin.OUT, value=0)
+PWRKEY_PULSE_MS = 1100  # SIM7080G power-on pulse: PWRKEY low for at least 1 s
+
+
+def modem_power_on(key):
+    """Pulse SIM7080G PWRKEY low (``key`` high through the NPN) at boot, before the loop."""
     key.value(1)
-    time.sleep_ms(1100)
+    time.sleep_ms(PWRKEY_PULSE_MS)
     key.value(0)
 
 
-def build(cfg, log=print):
+def power_key(key):
+    """The modem driver's ``power_key``: the same pulse from inside the event loop, released by
+    a task so GNSS parsing goes on meanwhile (the driver pulses it when the UART stays silent,
+    a modem in PSM or switched off)."""
+
+    async def release():
+        await asyncio.sleep_ms(PWRKEY_PULSE_MS)
+        key.value(0)
+
+    def pulse():
+        key.value(1)
+        asyncio.create_task(release())
+
+    return pulse
+
+
+def build(cfg, log=print, state_dir=board.STATE_DIR):
     """The tracker's ports for this board, from the settings dict."""
     pin = config.pin
     gnss = board.UartLines(board.gnss_uart(cfg, GNSS_UART, GNSS_TX, GNSS_RX))
     if cfg["link"] == "cellular":
-        import asyncio
-
-        from drivers.modem_sim7080 import Modem
-
-        modem_power_on(pin(cfg, "modem_pwrkey", MODEM_PWRKEY))
+        key = machine.Pin(pin(cfg, "modem_pwrkey", MODEM_PWRKEY), machine.Pin.OUT, value=0)
+        modem_power_on(key)
         uart = machine.UART(MODEM_UART, baudrate=MODEM_BAUD,
                             tx=machine.Pin(pin(cfg, "modem_tx", MODEM_TX)),
                             rx=machine.Pin(pin(cfg, "modem_rx", MODEM_RX)), rxbuf=4096)
-        modem = Modem(asyncio.StreamReader(uart), cfg, log)
-        open_connection = modem.open_connection  # DNS through the modem: never blocks the loop
+        # DNS, sockets and TLS in the modem: never blocks the loop, no mbedTLS in the heap.
+        radio = board.modem_link(cfg, uart, power_key(key), log)
     else:
-        wlan = board.wifi_up(cfg, log)
-        ip = board.resolve(cfg["broker_host"], cfg["broker_port"], log)
-        open_connection = board.opener(cfg, ip, wlan)
-    ports = app.Ports(gnss, open_connection, DirStorage("/state"), log)
+        radio = board.wifi_link(cfg, log)
+    ports = app.Ports(gnss, radio.open_connection, board.storage(state_dir), log, radio=radio)
     _wire_common(ports, cfg, gnss)
     return ports
 
@@ -93,6 +107,6 @@ def _wire_common(ports, cfg, gnss):
                    board.indicator_task(Indicator(led, buzzer), ports.battery)]
 
 
-def main(path="config.json"):
-    cfg = board.load_settings(path)
-    board.run(build(cfg), cfg)
+def main(state_dir=board.STATE_DIR):
+    cfg = board.load_settings(state_dir)
+    board.run(build(cfg, state_dir=state_dir), cfg)

@@ -4,13 +4,13 @@ RP2040 with the CYW43439 Wi-Fi, u-blox MAX-M10S on UART0 (GP0/GP1), the cell thr
 divider on ADC0 (GP26) with the charger's STAT on GP15, a status LED on GP16 and a buzzer on
 GP17. (The Pico W's own LED hangs off the Wi-Fi chip, which sleeps with the radio.) The RTC is
 the RP2040's; ``config.json`` may override any pin (``gnss_uart``, ``gnss_tx``, ``gnss_rx``,
-``pins``: ``battery_adc``, ``charge_stat``, ``led``, ``buzzer``).
+``pins``: ``battery_adc``, ``charge_stat``, ``led``, ``buzzer``). The settings are
+``/state/config.json`` (``boards.ports.STATE_DIR``), where the dock writes them at enrolment.
 """
 
 import machine
 
 from boards import ports as board
-from boards.storage import DirStorage
 from tracker import app, config
 
 GNSS_UART = 0
@@ -25,7 +25,7 @@ BUZZER = 17
 WDT_TIMEOUT_MS = 8000  # the RP2040's longest is 8388 ms
 
 
-def build(cfg, log=print):
+def build(cfg, log=print, state_dir=board.STATE_DIR):
     """The tracker's ports for this board, from the settings dict (link: Wi-Fi)."""
     from drivers.battery import AdcBattery
     from drivers.clock import GnssClock
@@ -35,9 +35,8 @@ def build(cfg, log=print):
 
     pin = config.pin
     gnss = board.UartLines(board.gnss_uart(cfg, GNSS_UART, GNSS_TX, GNSS_RX))
-    wlan = board.wifi_up(cfg, log)
-    ip = board.resolve(cfg["broker_host"], cfg["broker_port"], log)
-    ports = app.Ports(gnss, board.opener(cfg, ip, wlan), DirStorage("/state"), log)
+    wifi = board.wifi_link(cfg, log)  # joins in the loop; radio off between uploads
+    ports = app.Ports(gnss, wifi.open_connection, board.storage(state_dir), log, radio=wifi)
     if cfg["gnss_module"] != "nmea":
         from drivers.gnss_module import GnssModule
 
@@ -60,8 +59,8 @@ def build(cfg, log=print):
     return ports
 
 
-def main(path="config.json"):
-    cfg = board.load_settings(path)
+def main(state_dir=board.STATE_DIR):
+    cfg = board.load_settings(state_dir)
     if cfg["link"] != "wifi":
         raise config.ConfigError("the Pico W tracker has Wi-Fi only: set link to wifi")
-    board.run(build(cfg), cfg)
+    board.run(build(cfg, state_dir=state_dir), cfg)

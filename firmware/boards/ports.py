@@ -1,5 +1,6 @@
-"""What the ESP32-S3 and Pico W boards wire the same way: a UART as the GNSS line source, the
-network link, the broker's address resolved before the event loop, TLS, and the board tasks.
+"""What the ESP32-S3 and Pico W boards wire the same way: the state folder and the settings in
+it, a UART as the GNSS line source, the link (Wi-Fi or the SIM7080G modem, with TLS), and the
+board tasks.
 
 Board-side only (``machine``, ``network``, ``socket``, ``ssl``): ``firmware/boards/esp32s3.py``
 and ``firmware/boards/picow.py`` call these with their pins. Type-checked against the official
@@ -7,15 +8,16 @@ port stubs (``make typecheck``), never imported on the unix port.
 """
 
 import asyncio
-import time
 
 import machine
 
+from boards.storage import DirStorage
 from tracker import app, config
-from tracker.compat import ticks_diff, ticks_ms
 
-_WIFI_TIMEOUT_MS = 20000
-_DNS_TRIES = 3
+#: The tracker's flash folder: outbox, fence set, dock state, and its settings (``config.json``
+#: with ``ca.pem`` beside it), which the dock writes there when the tracker is enrolled and
+#: ``hotspots firmware bundle --config`` puts there at flashing. The one place settings live.
+STATE_DIR = "/state"
 
 
 class UartLines:
@@ -44,73 +46,61 @@ def gnss_uart(cfg, uart_id, tx, rx):
     )
 
 
-def wifi_up(cfg, log):
-    """Join the configured Wi-Fi network (blocking, before the event loop); the WLAN object.
-
-    The password is never logged. On timeout it returns anyway: the tracker records fixes
-    offline and the connection is retried by :func:`opener` before each broker connection.
-    """
-    import network
-
-    wlan = network.WLAN(network.STA_IF)
-    wlan.active(True)
-    if not wlan.isconnected():
-        wlan.connect(cfg["wifi_ssid"], cfg["wifi_password"] or "")
-        start = ticks_ms()
-        while not wlan.isconnected() and ticks_diff(ticks_ms(), start) < _WIFI_TIMEOUT_MS:
-            time.sleep_ms(100)
-    log("wifi: %s %s" % (cfg["wifi_ssid"], "connected" if wlan.isconnected() else
-                         "not connected yet (status %s)" % (wlan.status(),)))
-    return wlan
-
-
-def resolve(host, port, log):
-    """The broker's IPv4 address, looked up now, before the event loop: a DNS query inside it
-    (``socket.getaddrinfo`` blocks) would stop GNSS parsing for seconds. Falls back to the name
-    (looked up at connect time) if DNS does not answer yet."""
+def wifi_link(cfg, log):
+    """The Wi-Fi radio (:class:`drivers.wifi.WiFi`): it joins inside the event loop (never
+    blocking it), rejoins with backoff, resolves the broker once per join and switches the radio
+    off between uploads; its ``open_connection`` speaks TLS when ``ca`` is set, checked against
+    the broker's *name* (the driver dials the address it resolved)."""
+    import random
     import socket
 
-    for _ in range(_DNS_TRIES):
-        try:
-            address = socket.getaddrinfo(host, port)[0][-1]
-        except OSError:
-            time.sleep_ms(500)
-            continue
-        ip = address[0] if isinstance(address, tuple) else host
-        log("dns: %s is %s" % (host, ip))
-        return ip
-    log("dns: %s did not resolve yet; resolving at connect time" % host)
-    return host
+    import network
 
+    from drivers.wifi import WiFi
 
-def opener(cfg, ip, wlan=None):
-    """``open_connection(host, port)`` for the MQTT client: to the address resolved before the
-    loop, with TLS checked against the configured CA by the broker's *name*, after rejoining
-    Wi-Fi if it dropped."""
-    context = None
-    if cfg["ca"]:
-        import ssl
+    context = tls_context(cfg)
+    name = cfg["broker_host"]
 
-        with open(cfg["ca"], "rb") as f:
-            der = _pem_to_der(f.read())
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        # Required: MicroPython's client context verifies nothing by default (verify_mode 0,
-        # checked on the unix port). The port stubs lack the attribute; the ports have it.
-        context.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
-        context.load_verify_locations(cadata=der)
-
-    async def open_connection(host, port):
-        if wlan is not None and not wlan.isconnected():
-            wlan.connect(cfg["wifi_ssid"], cfg["wifi_password"] or "")
-            for _ in range(150):
-                if wlan.isconnected():
-                    break
-                await asyncio.sleep(0.1)
+    async def open_tcp(address, port):
         if context is None:
-            return await asyncio.open_connection(ip, port)
-        return await asyncio.open_connection(ip, port, ssl=context, server_hostname=host)
+            return await asyncio.open_connection(address, port)
+        return await asyncio.open_connection(address, port, ssl=context, server_hostname=name)
 
-    return open_connection
+    return WiFi(network.WLAN(network.STA_IF), cfg, socket.getaddrinfo, open_tcp,
+                lambda: random.getrandbits(16), log)
+
+
+def modem_link(cfg, uart, power_key, log):
+    """The SIM7080G (:class:`drivers.modem_sim7080.Modem`) on ``uart``: DNS and sockets in the
+    modem, TLS in the modem against ``ca`` (its PEM is uploaded to the modem at bring-up, so no
+    mbedTLS in the tracker's heap), ``power_key`` to wake it from PSM."""
+    from drivers.modem_sim7080 import Modem
+
+    return Modem(asyncio.StreamReader(uart), cfg, log, read_ca(cfg), power_key)
+
+
+def read_ca(cfg):
+    """The CA certificate (PEM bytes) named by ``ca``, or None without TLS."""
+    if not cfg["ca"]:
+        return None
+    with open(cfg["ca"], "rb") as f:
+        return f.read()
+
+
+def tls_context(cfg):
+    """An ``ssl.SSLContext`` that requires the broker's certificate to be signed by ``ca``, or
+    None without TLS."""
+    pem = read_ca(cfg)
+    if pem is None:
+        return None
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # Required: MicroPython's client context verifies nothing by default (verify_mode 0,
+    # checked on the unix port). The port stubs lack the attribute; the ports have it.
+    context.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
+    context.load_verify_locations(cadata=_pem_to_der(pem))
+    return context
 
 
 def _pem_to_der(pem):
@@ -127,10 +117,16 @@ def device_id_default():
     return binascii.hexlify(machine.unique_id()).decode()
 
 
-def load_settings(path="config.json"):
-    """The settings dict from flash; a bad file stops the boot with the reason on the console
-    (the REPL shows it; the LED stays dark)."""
-    return config.load_file(path, device_id_default())
+def storage(state_dir=STATE_DIR):
+    """The storage port over the state folder."""
+    return DirStorage(state_dir)
+
+
+def load_settings(state_dir=STATE_DIR):
+    """The settings dict from ``config.json`` in the state folder (a relative ``ca`` is in that
+    folder too); a bad file stops the boot with the reason on the console (the REPL shows it;
+    the LED stays dark)."""
+    return config.load_file(state_dir + "/" + config.FILE, device_id_default())
 
 
 def indicator_task(indicator, battery):

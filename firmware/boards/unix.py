@@ -7,27 +7,27 @@ Wiring only: it builds the ports and hands them, with the settings dict of
         --state /var/lib/hotspots/T-0001 [--station main] [--exit-on-eof] [--report-s 10] \
         [--user T-0001 --password SECRET] [--tls-ca ca.pem] [--dock /dev/pts/5] \
         [--sampling adaptive|fixed] [--battery FILE] [--gnss-module ublox|mtk|nmea]
+        [--modem /dev/pts/7 [--apn NAME]]
 
 or with the settings in a board's ``config.json`` (options given as well override it)::
 
     micropython main.py --config config.json [--state DIR]
 
+As on a board, a ``config.json`` in the state folder (where the dock writes it when the tracker
+is enrolled) is read first when no ``--config`` is given: ``--gps X --state DIR`` then starts
+the tracker with its provisioned settings. A relative ``ca`` in a file is in that file's folder.
+
 ``--dock``: the dock's serial link (the tracker then tracks only when signed out and out of the
-dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``).
+dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``);
+``--modem``: reach the broker through a SIM7080G on that serial device
+(``drivers/modem_sim7080.py``; ``simulators/modem.py`` is one on a pseudo-terminal) instead of the
+host's sockets.
 """
 
 import asyncio
-import json
 import sys
 
 from boards.storage import DirStorage
-from tracker import app
-
-_USAGE = ("usage: main.py (--config FILE | --gps PATH --broker HOST:PORT --device-id ID) "
-          "--state DIR [options]")
-# command-line option -> settings key (tracker.config); every other option is its own key
-_OPTION_KEYS = {"gps": "gnss_device", "tls_ca": "ca", "state": "state_dir"}
-_INT_KEYS = ("report_s", "broker_port", "gnss_baud", "gnss_rate_ms")
 
 
 class SerialLines:
@@ -62,70 +62,23 @@ class SerialLines:
 
 
 def parse_args(argv):
-    """The settings dict of ``tracker.config`` from the command line (and ``--config FILE``).
-
-    Exits with the usage line on a malformed command line, and with the configuration error
-    (which never shows a secret) on a setting that cannot run.
-    """
-    values = {}
-    path = None
-    i = 0
-    while i < len(argv):
-        name = argv[i]
-        if name == "--exit-on-eof":
-            values["exit_on_eof"] = True
-            i += 1
-            continue
-        if i + 1 >= len(argv) or not name.startswith("--"):
-            raise SystemExit(_USAGE)
-        key = name[2:].replace("-", "_")
-        value = argv[i + 1]
-        i += 2
-        if key == "config":
-            path = value
-        elif key == "broker":
-            host, _, port = value.rpartition(":")
-            if not host or not port.isdigit():
-                raise SystemExit("--broker must be HOST:PORT, got %r" % value)
-            values["broker_host"] = host
-            values["broker_port"] = int(port)
-        else:
-            key = _OPTION_KEYS.get(key, key)
-            if key in _INT_KEYS:
-                if not value.isdigit():
-                    raise SystemExit("--%s must be a whole number, got %r" % (name[2:], value))
-                value = int(value)
-            values[key] = value
-    if path is not None:
-        try:
-            with open(path) as f:
-                loaded = json.loads(f.read())
-        except (OSError, ValueError) as exc:
-            raise SystemExit("%s: %s" % (path, exc))
-        if not isinstance(loaded, dict):
-            raise SystemExit("%s: not a JSON object" % path)
-        loaded.update(values)
-        values = loaded
-    if not values.get("gnss_device") or not values.get("state_dir"):
-        raise SystemExit(_USAGE)
-    return settings(values)
-
-
-def settings(values):
-    """``tracker.config.build(values)``, then the config module is dropped again: its bytecode
-    is heap on the unix port (several KB), needed once at boot and never after."""
-    from tracker import config
+    """The settings dict of ``tracker.config`` from the command line (``boards.unix_args``,
+    dropped again once it has answered: it is boot-time code)."""
+    from boards import unix_args
 
     try:
-        return config.build(values)
-    except config.ConfigError as exc:
-        raise SystemExit("configuration: %s" % exc)
+        return unix_args.parse(argv)
     finally:
-        sys.modules.pop("tracker.config", None)
-        import tracker
+        drop("boards.unix_args")
 
-        if hasattr(tracker, "config"):
-            delattr(tracker, "config")
+
+def drop(name):
+    """Forget the module ``name`` (``package.module``) so the GC can take its bytecode."""
+    sys.modules.pop(name, None)
+    package, _, attr = name.rpartition(".")
+    parent = sys.modules.get(package)
+    if parent is not None and hasattr(parent, attr):
+        delattr(parent, attr)
 
 
 def pem_to_der(pem):
@@ -154,11 +107,56 @@ def tls_opener(ca_path):
     return open_connection
 
 
+def open_modem(path, settings, log=print, ca_pem=None):
+    """A :class:`drivers.modem_sim7080.Modem` on the serial device ``path`` (raw mode), with
+    the tracker's settings dict (``apn``, PSM/eDRX timers); its ``open_connection`` is the
+    tracker's. ``ca_pem``: the broker's CA, for TLS in the modem."""
+    from drivers.modem_sim7080 import Modem
+
+    uart = open(path, "r+b")
+    try:
+        import termios
+
+        fd = uart.fileno()
+        termios.setraw(fd)
+        # VMIN=0: MicroPython's readinto reads until the buffer is full on a blocking tty; with
+        # VMIN=0 it returns what has arrived, so the event loop never waits inside a read.
+        attrs = termios.tcgetattr(fd)
+        attrs[6][5] = 0  # VTIME
+        attrs[6][6] = 0  # VMIN
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except Exception:  # not a tty
+        pass
+    return Modem(asyncio.StreamReader(uart), settings, log, ca_pem)
+
+
 def main(argv):
+    import gc
+
     cfg = parse_args(argv)
+    # The settings were built above tracker.config's bytecode, now dropped: collected, the
+    # copy lands in the lowest free space and the old dict no longer splits the freed region.
+    # Then the core: loaded after the boot-time code, it fills those holes rather than leaving
+    # them between itself and the fence set's arrays (a city-sized set needs large contiguous
+    # blocks of a 220 KB heap: tests/test_fences_on_device.py).
+    gc.collect()
+    cfg = dict(cfg)
+    gc.collect()
+    from tracker import app
+
     opener = tls_opener(cfg["ca"]) if cfg["ca"] else asyncio.open_connection
+    modem = None
+    if cfg["modem"]:
+        ca_pem = None
+        if cfg["ca"]:  # TLS in the modem: no mbedTLS in the tracker's heap
+            with open(cfg["ca"], "rb") as f:
+                ca_pem = f.read()
+        if not cfg["apn"]:
+            cfg["apn"] = "internet"  # the simulated modem takes any APN
+        modem = open_modem(cfg["modem"], cfg, print, ca_pem)
+        opener = modem.open_connection
     serial = SerialLines(cfg["gnss_device"])
-    ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]))
+    ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]), radio=modem)
     if cfg["gnss_module"] != "nmea":  # UBX or PMTK set-up, and the receiver off between fixes
         from drivers.gnss_module import GnssModule
 

@@ -270,6 +270,9 @@ class Ports:
     :param battery: object with ``percent()`` (and optionally ``charging()``), or None
     :param gnss_power: object with ``on()`` and ``off()`` for the receiver's power, or None (the
         receiver stays powered; the core still ignores epochs while the policy has it "off")
+    :param radio: the link's radio (``drivers.modem_sim7080.Modem``, ``drivers.wifi.WiFi``):
+        with adaptive sampling, ``await radio.sleep()`` after each upload, the MQTT session
+        closed, until the next upload is due (``open_connection`` wakes it); None: stay connected
     :param gnss_module: the module driver (``drivers.gnss_module.GnssModule``: ``feed`` every
         line read, ``async configure(log)``, ``status()``), or None to take the NMEA as it comes
 
@@ -281,7 +284,7 @@ class Ports:
     """
 
     def __init__(self, gnss, open_connection, storage, log=print, dock=None, battery=None,
-                 gnss_power=None, gnss_module=None):
+                 gnss_power=None, gnss_module=None, radio=None):
         self.gnss = gnss
         self.open_connection = open_connection
         self.storage = storage
@@ -294,6 +297,7 @@ class Ports:
         self.watchdog = None
         self.idle = None
         self.tasks = []
+        self.radio = radio
 
 
 def _stored_fences(storage, new):
@@ -484,6 +488,9 @@ async def run(ports, cfg):
                         state["draining"] = False
                         if policy is not None:
                             policy.uploaded(tracker.now_s(), True)
+                            if ports.radio is not None and not state["eof"]:
+                                await _radio_sleep(ports, client, tracker, state, wake)
+                                break  # reconnect: open_connection wakes the radio
                     if state["eof"]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
@@ -522,6 +529,25 @@ async def run(ports, cfg):
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
         if reader.done() and state["eof"] and not len(outbox):
             return tracker
+
+
+async def _radio_sleep(ports, client, tracker, state, wake):
+    """Between uploads: end the MQTT session cleanly (no will), switch the radio off, and wait
+    until something is due again. The broker keeps the session (clean=False), so fence sets
+    and commands published meanwhile arrive at the next connect."""
+    await client.disconnect()
+    try:
+        await ports.radio.sleep()
+    except OSError as exc:  # the link is down anyway: the reconnect finds out
+        ports.log("radio: sleep failed: %r" % (exc,))
+    while not (state["eof"] or state["status_due"] or tracker.upload_due()):
+        if ports.watchdog is not None:
+            ports.watchdog.kick()  # asleep on purpose is progress, as the idle loop's waits are
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), 1)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def _configure_gnss(module, log, state, wake):

@@ -2,8 +2,11 @@
 
 Every setting the firmware needs arrives here once, is checked once, and is then passed around
 as one dict (as mqtt_as hands its client one ``config``). A board builds it with
-:func:`load` from the file in flash; the unix port builds the same dict from its command line
-with :func:`build`. Nothing else reads settings.
+:func:`load_file` from the file in its state folder (:data:`FILE` in ``/state``, where the dock
+writes it when the tracker is enrolled, beside ``ca.pem``); the unix port builds the same dict
+from its command line with :func:`build` (and reads its state folder's ``config.json`` first).
+The dock's provisioning checks what it is about to write with :func:`build` too. Nothing else
+reads settings.
 
 Keys (see ``docs/configuration.md``)::
 
@@ -12,9 +15,11 @@ Keys (see ``docs/configuration.md``)::
     broker_host    str   required
     broker_port    int   1883, or 8883 with ``ca``
     user, password str   the broker account (both or neither); never logged
-    ca             str   path of the CA certificate (PEM) that signs the broker's: TLS on
+    ca             str   path of the CA certificate (PEM) that signs the broker's: TLS on;
+                         in a file, a relative path is relative to the file's folder
     link           str   "wifi", "cellular" or "host" (the unix port's own network)
-    wifi_ssid, wifi_password    for link "wifi"
+    wifi_ssid, wifi_password    for link "wifi"; wifi_timeout_s (20 per join attempt),
+                   wifi_max_backoff_s (300): drivers.wifi's rejoin
     apn, apn_user, apn_password for link "cellular"; psm_tau_s, psm_active_s, edrx_s,
                    register_timeout_s, radio_sleep ("cfun0", "psm", "none"): the modem's power
                    saving; modem: unix port, the simulated modem's serial device
@@ -35,6 +40,7 @@ the key is a secret. :func:`redacted` is the only form of the settings that may 
 
 import json
 
+FILE = "config.json"  # in the tracker's state folder (the storage port's root)
 SECRETS = ("password", "wifi_password", "apn_password")
 LINKS = ("wifi", "cellular", "host")
 GNSS_MODULES = ("ublox", "mtk", "nmea")
@@ -53,6 +59,8 @@ _SPEC = {
     "link": (str, "host"),
     "wifi_ssid": (str, None),
     "wifi_password": (str, None),
+    "wifi_timeout_s": (int, None),
+    "wifi_max_backoff_s": (int, None),
     "apn": (str, None),
     "apn_user": (str, None),
     "apn_password": (str, None),
@@ -139,6 +147,9 @@ def build(values, default_device_id=None):
     _check_choice(cfg, "link", LINKS)
     if cfg["link"] == "wifi" and not cfg["wifi_ssid"]:
         raise ConfigError("link wifi needs wifi_ssid")
+    for key, low, high in (("wifi_timeout_s", 1, 600), ("wifi_max_backoff_s", 1, 86400)):
+        if cfg[key] is not None and not low <= cfg[key] <= high:
+            raise ConfigError("%s must be %d-%d, got %d" % (key, low, high, cfg[key]))
     if cfg["link"] == "cellular" and not cfg["apn"]:
         raise ConfigError("link cellular needs apn (the SIM provider's access point name)")
     _check_choice(cfg, "gnss_module", GNSS_MODULES)
@@ -170,13 +181,26 @@ def load(text, default_device_id=None):
 
 
 def load_file(path, default_device_id=None):
-    """Settings from the file at ``path``; a missing or unreadable file is a ConfigError."""
+    """Settings from the file at ``path``; a missing or unreadable file is a ConfigError. A
+    relative ``ca`` is taken relative to the file's folder (the dock writes ``"ca": "ca.pem"``
+    beside ``config.json``)."""
     try:
         with open(path) as f:
             text = f.read()
     except OSError:
         raise ConfigError("no configuration file at %s" % path) from None
-    return load(text, default_device_id)
+    cfg = load(text, default_device_id)
+    if cfg["ca"]:
+        cfg["ca"] = beside(path, cfg["ca"])
+    return cfg
+
+
+def beside(path, name):
+    """``name`` as a path: as it is if absolute, else in the folder of the file ``path``."""
+    if name.startswith("/"):
+        return name
+    cut = path.rfind("/")
+    return name if cut < 0 else path[:cut + 1] + name
 
 
 def redacted(cfg):

@@ -101,3 +101,30 @@ def test_a_missing_file_is_a_configuration_error():
         assert "/nonexistent/config.json" in str(exc)
     else:
         raise AssertionError("no error")
+
+
+def test_a_relative_ca_in_a_file_is_beside_the_file():
+    # The dock writes "ca": "ca.pem" next to config.json in the state folder.
+    import json
+
+    from scratch import scratch, wipe
+
+    storage = scratch("hotspots-config")
+    try:
+        storage.write(config.FILE, json.dumps(minimal(ca="ca.pem")))
+        cfg = config.load_file(storage.path(config.FILE), "x")
+        assert cfg["ca"] == storage.root + "/ca.pem"
+        storage.write(config.FILE, json.dumps(minimal(ca="/flash/certs/ca.pem")))
+        assert config.load_file(storage.path(config.FILE), "x")["ca"] == "/flash/certs/ca.pem"
+        storage.write(config.FILE, json.dumps(minimal()))
+        assert config.load_file(storage.path(config.FILE), "x")["ca"] is None
+    finally:
+        wipe(storage)
+    assert config.beside("config.json", "ca.pem") == "ca.pem"  # the current folder
+    assert config.beside("/state/config.json", "ca.pem") == "/state/ca.pem"
+
+
+def test_wifi_timers_are_checked():
+    fails(minimal(link="wifi", wifi_ssid="s", wifi_timeout_s=0), "wifi_timeout_s", "1-600")
+    fails(minimal(link="wifi", wifi_ssid="s", wifi_max_backoff_s=10 ** 6), "wifi_max_backoff_s")
+    assert config.build(minimal(wifi_timeout_s=30), "x")["wifi_timeout_s"] == 30

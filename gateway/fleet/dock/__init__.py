@@ -12,7 +12,9 @@ appears in a slot it:
    commit, as a broker's PUBACK would: a record the broker also delivered is a counted
    duplicate, and a tracker pulled out mid-transfer keeps everything not yet committed;
 3. ends the assignment (the tracker is back), tells the tracker it is no longer signed out, and
-   pushes the settings and the current fence set if the tracker's version differs.
+   pushes the settings and the current fence set if the tracker's version differs;
+4. runs a waiting enrolment for the slot (``hotspots enrol --slot``, :mod:`gateway.fleet.enrol`):
+   broker account, settings and credentials written to the tracker's ``config.json``.
 
 While a tracker sits in a slot the station keeps asking (``ID`` every ``poll_s``), records its
 charge, and, when someone signs it out (``hotspots assign`` or ``hotspots dock pick``), arms it
@@ -43,7 +45,9 @@ from gateway.fleet.dock.desk import (
 )
 from gateway.fleet.dock.link import (
     FENCE_CHUNK,
+    PROVISION_CHUNK,
     PULL_BATCH,
+    BadAnswer,
     DeviceInfo,
     DockClient,
     DockError,
@@ -52,7 +56,8 @@ from gateway.fleet.dock.link import (
 from gateway.fleet.dock.station import MISSED_POLLS, DockStation, SlotCounts
 
 __all__ = [
-    "FENCE_CHUNK", "MIN_CHARGE_PCT", "MISSED_POLLS", "PULL_BATCH", "BatteryModel", "DeviceInfo",
+    "FENCE_CHUNK", "MIN_CHARGE_PCT", "MISSED_POLLS", "PROVISION_CHUNK", "PULL_BATCH", "BadAnswer",
+    "BatteryModel", "DeviceInfo",
     "DockClient", "DockError", "DockStation", "DockStatus", "LinkDown", "OutStatus", "PickError",
     "SlotCounts", "SlotStatus", "candidates", "dock_status", "pick", "refusal", "status_lines",
 ]

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import serial
 
+from gateway.fleet.identity import IdentityError, check_name
 from tracker.dock import crc_hex, frame, unframe
 
 FENCE_CHUNK = 200  # bytes of fence set per FDATA frame: keeps the device's line buffer small
+PROVISION_CHUNK = 400  # characters of the CA per PADD frame (JSON escapes can double them)
 PULL_BATCH = 50  # records per commit (and per ACK)
+MAX_ID_ANSWER = 1024  # the device's line limit
+MAX_SEQ = 2**31 - 1  # sequence numbers are small ints on the device
+MAX_TS = 2**32  # UTC seconds, far beyond any shift
 
 
 class DockError(RuntimeError):
@@ -23,6 +29,35 @@ class DockError(RuntimeError):
 
 class LinkDown(DockError):
     """No intact answer in time: nothing in the slot, or it was just pulled out."""
+
+
+class BadAnswer(DockError):
+    """An intact answer frame whose content is not what the protocol allows."""
+
+
+def _short(value: object) -> str:
+    return repr(value)[:40]
+
+
+def _text(doc: dict, key: str, limit: int) -> str:
+    value = doc.get(key, "")
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise BadAnswer(f"{key} {_short(value)}")
+    return value
+
+
+def _int_field(doc: dict, key: str, default: int, low: int, high: int) -> int:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadAnswer(f"{key} {_short(value)} not an integer in {low}..{high}")
+    return value
+
+
+def _flag_field(doc: dict, key: str) -> bool:
+    value = doc.get(key, False)
+    if not isinstance(value, bool):
+        raise BadAnswer(f"{key} {_short(value)} not true/false")
+    return value
 
 
 # -- the link -------------------------------------------------------------------------------
@@ -44,11 +79,31 @@ class DeviceInfo:
 
     @classmethod
     def parse(cls, data: bytes) -> DeviceInfo:
-        doc = json.loads(data)
-        return cls(doc["dev"], doc.get("fw", ""), doc.get("fences", ""), doc.get("batt", -1),
-                   doc.get("chg"), doc.get("outbox", 0), doc.get("last_seq", 0),
-                   doc.get("asg", ""), doc.get("due", 0), doc.get("report_s", 0),
-                   bool(doc.get("tracking")))
+        """The ``ID`` answer, every field checked; raises :class:`BadAnswer` for anything that
+        is not what ``tracker.dock.DockLink.identity`` writes (never another exception). The
+        device id must pass :func:`gateway.fleet.identity.check_name`, the one grammar of
+        names (it becomes a broker account and a topic level)."""
+        if len(data) > MAX_ID_ANSWER:
+            raise BadAnswer(f"ID answer of {len(data)} bytes")
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise BadAnswer(f"ID answer is not JSON: {type(exc).__name__}") from None
+        if not isinstance(doc, dict):
+            raise BadAnswer(f"ID answer is a JSON {type(doc).__name__}, not an object")
+        try:
+            device = check_name(doc.get("dev"), "device")
+        except IdentityError as exc:
+            raise BadAnswer(f"ID answer has no valid device id: {exc}") from None
+        charging = doc.get("chg")
+        if charging is not None and not isinstance(charging, bool):
+            raise BadAnswer(f"chg {_short(charging)}")
+        return cls(device, _text(doc, "fw", 32), _text(doc, "fences", 64),
+                   _int_field(doc, "batt", -1, -1, 100), charging,
+                   _int_field(doc, "outbox", 0, 0, MAX_SEQ),
+                   _int_field(doc, "last_seq", 0, 0, MAX_SEQ), _text(doc, "asg", 32),
+                   _int_field(doc, "due", 0, 0, MAX_TS), _int_field(doc, "report_s", 0, 0, 3600),
+                   _flag_field(doc, "tracking"))
 
 
 class DockClient:
@@ -66,6 +121,7 @@ class DockClient:
         self._rid = 0
         self._buf = b""
         self.rejected = 0  # damaged or stale frames skipped
+        self.answered = 0  # frames taken as the answer to their request
 
     def open(self) -> DockClient:
         self.link = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.05)
@@ -117,6 +173,7 @@ class DockClient:
                 continue
             got, _, rest = body.partition(b" ")
             if got == str(rid).encode():
+                self.answered += 1
                 return rest
             self.rejected += 1  # the late answer to an earlier request
         return None
@@ -137,9 +194,19 @@ class DockClient:
                 data = self.request("NEXT", str(after))
                 if data == b"0":
                     break
-                seq_text, kind, payload = data.split(b" ", 2)
-                after = int(seq_text)
-                records.append((after, kind.decode(), payload))
+                parts = data.split(b" ", 2)
+                if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 10:
+                    raise BadAnswer(f"NEXT answer {data[:40]!r}")
+                seq = int(parts[0])
+                if not after < seq <= MAX_SEQ:
+                    # A device answering with an older record would loop the pull forever.
+                    raise BadAnswer(f"NEXT after {after} answered {seq}")
+                try:
+                    kind = parts[1].decode("ascii")
+                except UnicodeDecodeError:
+                    raise BadAnswer(f"NEXT kind {parts[1][:20]!r}") from None
+                after = seq
+                records.append((after, kind, parts[2]))
             if not records:
                 return acked
             store(records)
@@ -155,6 +222,28 @@ class DockClient:
         for offset in range(0, len(data), FENCE_CHUNK):
             self.request("FDATA", f"{offset} ".encode() + data[offset : offset + FENCE_CHUNK])
         return self.request("FEND").decode()
+
+    def provision(self, settings: dict[str, str | int], ca_pem: str | None = None) -> int:
+        """Write ``settings`` (and the broker's CA) into the tracker's ``config.json`` through
+        ``PBEGIN``/``PSET``/``PADD``/``PEND`` (docs/dock.md); returns how many settings it
+        wrote. Values travel only inside frames: nothing here logs them, and the device never
+        echoes them."""
+        crc = 0
+        self.request("PBEGIN")
+        pieces = [("PSET", f"{key} {json.dumps(value, separators=(',', ':'))}".encode())
+                  for key, value in settings.items()]
+        if ca_pem:
+            # JSON-escaped pieces that keep every frame well under the device's 1024 bytes.
+            pieces += [("PADD", b"ca_pem " + json.dumps(ca_pem[i : i + PROVISION_CHUNK])
+                        .encode()) for i in range(0, len(ca_pem), PROVISION_CHUNK)]
+        for verb, args in pieces:
+            crc = zlib.crc32(args, crc)
+            self.request(verb, args)
+        answer = self.request("PEND", f"{crc & 0xFFFFFFFF:08x}")
+        try:
+            return int(answer)
+        except ValueError:
+            raise BadAnswer(f"PEND answered {answer[:20]!r}") from None
 
     def push_config(self, settings: dict) -> None:
         self.request("CFG", json.dumps(settings, separators=(",", ":")))

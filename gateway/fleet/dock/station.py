@@ -10,13 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import serial
 import sqlite_utils
 
 from gateway.fleet import attribution, identity
 from gateway.fleet.dock.battery import BatteryModel
 from gateway.fleet.dock.desk import MIN_CHARGE_PCT, refusal
-from gateway.fleet.dock.link import DeviceInfo, DockClient, DockError, LinkDown
+from gateway.fleet.dock.link import BadAnswer, DeviceInfo, DockClient, DockError, LinkDown
 from gateway.intake import mqtt as tracker_messages
 from gateway.intake.intake import Intake, IntakeCounts
 from gateway.schema import open_db
@@ -36,6 +35,11 @@ class SlotCounts:
     fences_pushed: int = 0
     refused: int = 0
     errors: int = 0
+    #: Every poll ends in exactly one of: ``ok``, ``link_down`` (nothing answered),
+    #: ``errors`` (a bad answer, a refusal, or anything else: counted, the slot goes on).
+    polls: int = 0
+    ok: int = 0
+    link_down: int = 0
 
 
 class DockStation:
@@ -70,6 +74,8 @@ class DockStation:
         #: The latest ``ID`` answer per slot (None while empty).
         self.info: dict[str, DeviceInfo | None] = {name: None for name in self.slots}
         self._threads: list[threading.Thread] = []
+        #: Builds each slot's :class:`DockClient` (a test hands in one on another transport).
+        self.client_factory: Callable[..., DockClient] = DockClient
 
     # -- threads ----------------------------------------------------------------------------
     def start(self, stop: threading.Event) -> DockStation:
@@ -97,7 +103,9 @@ class DockStation:
         db.conn.execute("PRAGMA busy_timeout = 10000")
         intake = Intake(db)
         intake.counts = self.counts[name].intake
-        client = DockClient(self.slots[name], timeout_s=self.timeout_s)
+        client = self.client_factory(self.slots[name], timeout_s=self.timeout_s)
+        from gateway.fleet import enrol  # (imports this package)
+
         _slot_row(db, name, self.slots[name], None, "empty", self.clock())
         device: str | None = None
         missed = 0
@@ -105,15 +113,22 @@ class DockStation:
         try:
             while not stop.is_set():
                 started = time.monotonic()
+                self.counts[name].polls += 1
                 try:
                     info = client.identify()
                 except LinkDown:
                     missed += 1
+                    self.counts[name].link_down += 1
                     if device is not None and missed >= MISSED_POLLS:
                         self._undocked(db, name, device)
                         device = None
                     continue
-                except (DockError, serial.SerialException, OSError, ValueError, KeyError):
+                except BadAnswer:
+                    self.counts[name].errors += 1  # the link is fine; the answer was not
+                    stop.wait(self.poll_s)
+                    continue
+                except Exception:  # noqa: BLE001 - serial errors and anything else: the
+                    # slot thread must outlive any device; reopen the port and go on.
                     self.counts[name].errors += 1
                     client.close()
                     stop.wait(self.poll_s)
@@ -121,6 +136,8 @@ class DockStation:
                 missed = 0
                 self.info[name] = info
                 try:
+                    if enrol.run_pending(self.db_path, name, client, info, db, self.clock):
+                        info = client.identify()  # enrolled (hotspots enrol --slot)
                     if info.device_id != device:
                         if device is not None:
                             self._undocked(db, name, device)
@@ -138,9 +155,17 @@ class DockStation:
                         db.conn.commit()
                 except LinkDown:
                     missed += 1  # pulled out mid-conversation: the next polls will tell
-                except (DockError, ValueError, KeyError) as exc:
+                    self.counts[name].link_down += 1
+                except Exception as exc:  # noqa: BLE001 - a bad answer, a refused request, a
+                    # database hiccup: counted and logged for this slot, which keeps serving.
                     self.counts[name].errors += 1
-                    self._event(db, name, device, "error", info.batt, str(exc))
+                    try:
+                        self._event(db, name, device, "error", info.batt,
+                                    f"{type(exc).__name__}: {exc}"[:200])
+                    except sqlite3.Error:
+                        pass
+                else:
+                    self.counts[name].ok += 1
                 stop.wait(max(0.0, self.poll_s - (time.monotonic() - started)))
         finally:
             client.close()
