@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import queue
 import re
+import socket
 import threading
 import time
 import urllib.parse
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from gateway.fleet.identity import RADIO_PREFIX, is_name
 from gateway.intake.observation import LOCATION, Observation
@@ -47,6 +49,10 @@ SOURCE = "vehicle"
 DEFAULT_PORT = 5055  # Traccar's port for this protocol
 KNOT_MPS = 1852 / 3600
 MAX_BODY = 8192
+#: Connections read at once; a station has a handful of vehicles.
+MAX_CLIENTS = 32
+#: Longest epoch timestamp read (ms since 1970 has 13 digits; more is no time).
+MAX_TS_DIGITS = 16
 UERE_M = 5.0
 _KNOWN = {"id", "deviceid", "timestamp", "lat", "lon", "location", "speed", "bearing",
           "heading", "altitude", "accuracy", "hdop", "batt", "valid"}
@@ -67,7 +73,10 @@ def parse_params(query: str, body: bytes = b"") -> dict[str, str]:
 
     :raises AvlError: ``malformed`` for a body that is not form-encoded ASCII
     """
-    params = urllib.parse.parse_qs(query, keep_blank_values=True, max_num_fields=64)
+    try:
+        params = urllib.parse.parse_qs(query, keep_blank_values=True, max_num_fields=64)
+    except ValueError as exc:  # more than 64 fields
+        raise AvlError("malformed", f"query: {exc}") from None
     if not params and body:
         try:
             text = body.decode("ascii")
@@ -93,7 +102,9 @@ def _number(params: dict[str, str], name: str) -> float | None:
 def fix_time(text: str) -> int:
     """Epoch seconds from a ``timestamp`` as Traccar reads it (see the module docstring)."""
     text = text.strip()
-    if re.fullmatch(r"-?\d+", text):
+    if re.fullmatch(r"-?[0-9]+", text):
+        if len(text.lstrip("-")) > MAX_TS_DIGITS:
+            raise AvlError("bad_time", f"timestamp {text[:40]!r}...: {len(text)} digits")
         value = int(text)
         # Traccar: below 2**31 it is seconds, else milliseconds
         return value if value < 2**31 else value // 1000
@@ -145,6 +156,7 @@ def decode(params: dict[str, str], origin: str) -> Observation:
         if course is None:
             course = _number(params, "heading")
         batt = _number(params, "batt")
+        alt = _number(params, "altitude")
         extra: dict = {}
         valid = params.get("valid", "true").lower() in ("true", "1")
         for key, value in list(params.items())[:32]:
@@ -156,30 +168,78 @@ def decode(params: dict[str, str], origin: str) -> Observation:
     return Observation(kind=LOCATION, source=SOURCE, device_id=device_id, origin=origin,
                        tst=tst, lat=lat, lon=lon, acc_m=acc,
                        speed_mps=None if speed is None else round(speed * KNOT_MPS, 2),
-                       course_deg=course, alt_m=_number(params, "altitude"),
+                       course_deg=course, alt_m=alt,
                        batt=None if batt is None else int(max(0, min(batt, 100))),
                        fix_quality=None if valid else 0, extra=extra)
 
 
-class AvlServer:
-    """The OsmAnd-protocol endpoint: an HTTP server in one thread, storing each report through
-    the intake before it answers, so ``200`` means the report is in SQLite.
+class _Job:
+    """One decoded report (or the reason it could not be decoded) waiting for the writer."""
 
-    One request at a time: a station has a handful of vehicles reporting every few seconds,
-    and one writer thread keeps SQLite simple. A client that stalls mid-request is cut off
-    after ``timeout_s``.
+    __slots__ = ("at", "origin", "raw", "params", "error", "answer", "done")
+
+    def __init__(self, at: float, origin: str, raw: bytes, params: dict | None,
+                 error: AvlError | None):
+        self.at, self.origin, self.raw, self.params, self.error = at, origin, raw, params, error
+        self.answer: tuple[int, str, str] = (503, "error", "not stored; send again")
+        self.done = threading.Event()
+
+
+class AvlServer:
+    """The OsmAnd-protocol endpoint: each connection read in its own thread, every report
+    stored through the intake by one writer thread before it is answered, so ``200`` means the
+    report is in SQLite and SQLite has one writer.
+
+    Reading is bounded so no client can hold the endpoint: at most ``max_clients`` connections
+    are read at once (beyond that a client gets ``503`` at once), a stalled read is cut after
+    ``timeout_s``, and a whole request after ``deadline_s`` whatever it trickles (a client
+    sending one byte every few seconds would otherwise keep a reader forever). Every request
+    ends in exactly one :attr:`counts` key: an intake result (``stored``, ``duplicate``) or a
+    quarantine reason for a report; ``too_large``, ``incomplete``, ``timeout``, ``busy`` or
+    ``http_<status>`` for a request that never made a report.
     """
 
     def __init__(self, db_path: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 timeout_s: float = 10.0, clock=time.time):
+                 timeout_s: float = 10.0, clock=time.time, deadline_s: float = 30.0,
+                 max_clients: int = MAX_CLIENTS):
         self.db_path = db_path
         self.clock = clock
         self.counts: Counter = Counter()
+        self._count_lock = threading.Lock()
+        self._jobs: queue.Queue = queue.Queue()
+        self._clients = threading.BoundedSemaphore(max_clients)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             timeout = timeout_s
             server_version = "hotspots-avl"
+
+            def setup(self) -> None:
+                super().setup()
+                # The whole request, not each read: cut the socket at the deadline.
+                self._deadline = threading.Timer(deadline_s, self._cut)
+                self._deadline.daemon = True
+                self._deadline.start()
+
+            def _cut(self) -> None:
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+            def finish(self) -> None:
+                self._deadline.cancel()
+                try:
+                    super().finish()
+                except OSError:
+                    pass  # the client went away, or the deadline cut the socket
+
+            def handle_one_request(self) -> None:
+                try:
+                    super().handle_one_request()
+                except OSError:  # reset, or cut at the deadline while reading the head
+                    server._count("timeout")
+                    self.close_connection = True
 
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
                 server._answer(self, b"")
@@ -190,64 +250,150 @@ class AvlServer:
                 except ValueError:
                     length = -1
                 if length < 0 or length > MAX_BODY:
-                    server.counts["too_large"] += 1
+                    server._count("too_large")
                     self._reply(413, "body over 8 KB or without a valid length")
                     return
-                server._answer(self, self.rfile.read(length))
+                try:
+                    body = self.rfile.read(length)
+                except OSError:
+                    body = b""
+                if len(body) < length:
+                    # Cut short (timeout, deadline, client gone): a truncated number is no
+                    # number, so nothing of it is read; the client sends it again.
+                    server._count("incomplete")
+                    self.close_connection = True
+                    self._reply(400, f"incomplete: {len(body)} of {length} bytes")
+                    return
+                server._answer(self, body)
+
+            def send_error(self, code: int, message: str | None = None,
+                           explain: str | None = None) -> None:
+                # A request http.server itself refused (bad request line, URI or header too
+                # long, unsupported method): no report, but counted.
+                server._count(f"http_{code}")
+                try:
+                    super().send_error(code, message, explain)
+                except OSError:
+                    pass
+
+            def log_error(self, format: str, *args) -> None:  # noqa: A002 - the API's name
+                if format.startswith("Request timed out"):
+                    server._count("timeout")
 
             def _reply(self, status: int, text: str) -> None:
-                body = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                body = text.encode("utf-8", "replace")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client went away: it was counted, and it will send again
 
             def log_message(self, *_args) -> None:
                 pass  # counted instead; the access log would hold positions
 
-        self.httpd = HTTPServer((host, port), Handler)
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 64
+
+            def process_request(self, request, client_address) -> None:
+                if not server._clients.acquire(blocking=False):
+                    server._count("busy")
+                    try:
+                        request.sendall(b"HTTP/1.0 503 Service Unavailable\r\n"
+                                        b"Content-Length: 5\r\n\r\nbusy\n")
+                    except OSError:
+                        pass
+                    self.shutdown_request(request)
+                    return
+                super().process_request(request, client_address)
+
+            def process_request_thread(self, request, client_address) -> None:
+                try:
+                    super().process_request_thread(request, client_address)
+                finally:
+                    server._clients.release()
+
+        self.httpd = Server((host, port), Handler)
         self.port = self.httpd.server_address[1]
-        self._intake = None
         self._thread: threading.Thread | None = None
 
+    def _count(self, key: str) -> None:
+        with self._count_lock:
+            self.counts[key] += 1
+
     def _answer(self, handler, body: bytes) -> None:
-        at = self.clock()
+        """Decode in the client's thread, store in the writer's, answer with its outcome."""
         origin = f"http:{handler.client_address[0]}"
         query = urllib.parse.urlsplit(handler.path).query
         raw = (handler.path.encode("utf-8", "replace") + b"\n" + body)[:2048]
-        intake = self._intake
+        params = error = None
+        try:
+            params = parse_params(query, body)
+        except AvlError as exc:
+            error = exc
+        job = _Job(self.clock(), origin, raw, params, error)
+        self._jobs.put(job)
+        if not job.done.wait(60):  # the writer is stuck on the database: not stored
+            job.answer = (503, "error", "not stored; send again")
+        status, key, text = job.answer
+        self._count(key)
+        handler._reply(status, text)
+
+    def _write(self, intake, job: _Job) -> None:
+        """Store or quarantine one report (the writer thread)."""
         try:
             try:
-                obs = decode(parse_params(query, body), origin)
+                if job.error is not None:
+                    raise job.error
+                obs = decode(job.params, job.origin)
             except AvlError as exc:
-                intake.reject(origin, exc.reason, exc.detail, raw, at, exc.device_id)
+                intake.reject(job.origin, exc.reason, exc.detail, job.raw, job.at,
+                              exc.device_id)
                 outcome, reason, detail = "quarantined", exc.reason, exc.detail
             else:
-                outcome = intake.submit(obs, at, raw=raw)
+                outcome = intake.submit(obs, job.at, raw=job.raw)
                 reason, detail = intake.last_reason, obs.device_id
             intake.commit()
         except Exception:  # the database itself failed (a report cannot make the intake raise)
             intake.rollback()
-            self.counts["error"] += 1
-            handler._reply(503, "not stored; send again")
+            job.answer = (503, "error", "not stored; send again")
             return
         if outcome == "quarantined":
-            self.counts[reason or "quarantined"] += 1
-            handler._reply(400, f"{reason}: {detail}")
-            return
-        self.counts[outcome] += 1
-        handler._reply(200, outcome)
+            job.answer = (400, reason or "quarantined", f"{reason}: {detail}")
+        else:
+            job.answer = (200, outcome, outcome)
 
-    def serve(self, stop: threading.Event | None = None) -> None:
-        """Answer reports until :meth:`shutdown` (or ``stop``); opens the database in this
-        thread."""
+    def _writer(self, ready: threading.Event) -> None:
         from gateway.intake.intake import Intake
         from gateway.schema import open_db
 
         db = open_db(self.db_path)
-        db.execute("PRAGMA synchronous = FULL")  # a 200 promises the report is on disk
-        self._intake = Intake(db)
+        try:
+            db.execute("PRAGMA synchronous = FULL")  # a 200 promises the report is on disk
+            intake = Intake(db)
+            ready.set()
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                try:
+                    self._write(intake, job)
+                finally:
+                    job.done.set()
+        finally:
+            ready.set()
+            db.close()
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Answer reports until :meth:`shutdown` (or ``stop``)."""
+        ready = threading.Event()
+        writer = threading.Thread(target=self._writer, args=(ready,), name="avl-writer",
+                                  daemon=True)
+        writer.start()
+        ready.wait()
         if stop is not None:
             threading.Thread(target=lambda: (stop.wait(), self.httpd.shutdown()),
                              daemon=True).start()
@@ -255,7 +401,8 @@ class AvlServer:
             self.httpd.serve_forever(poll_interval=0.2)
         finally:
             self.httpd.server_close()
-            db.close()
+            self._jobs.put(None)
+            writer.join(10)
 
     def start(self) -> AvlServer:
         """Serve in a background thread (tests, the gateway)."""
