@@ -69,6 +69,12 @@ class QuarantineBudget:
     max_bytes: int = 2_000_000
     #: Raw payload bytes kept per row; the rest is summarised by length and SHA-256.
     raw_keep: int = 4096
+    #: A phone's app messages (``app_messages``: cards, waypoint lists, its own status,
+    #: commands) kept per device; every distinct one is a row, so a phone publishing new ones
+    #: without end would otherwise fill the disk. The oldest go first and are counted
+    #: (``app_evicted``); a station reads the latest card and region list of a phone.
+    app_max_rows: int = 500
+    app_max_bytes: int = 4_000_000
 
 
 @dataclass
@@ -156,6 +162,7 @@ class Intake:
         self._deltas: dict[str, _DeviceDelta] = {}
         self._counters: dict[tuple[str, str], list[int]] = {}
         self._usage: dict[str | None, list[int]] = {}
+        self._app_usage: dict[str, list[int]] = {}
         self._regions_text: dict[tuple, str] = {}
 
     # -- the API ------------------------------------------------------------------------------
@@ -268,6 +275,7 @@ class Intake:
         self._counters.clear()
         # Other writers (the dock, the radio) quarantine too: each batch reads the usage afresh.
         self._usage.clear()
+        self._app_usage.clear()
 
     def rollback(self) -> None:
         """Abandon the current batch (its inputs must be delivered again)."""
@@ -279,6 +287,7 @@ class Intake:
         self._counters.clear()
         self._kept.clear()
         self._usage.clear()
+        self._app_usage.clear()
         self._registered.clear()
 
     # -- one observation ----------------------------------------------------------------------
@@ -470,7 +479,45 @@ class Intake:
             " received_at) VALUES (?,?,?,?,?,?,?)",
             (obs.device_id, obs.app_type, _printable(obs.origin)[:TEXT_KEEP], obs.tst,
              obs.payload, digest, at))
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        self._charge_app(obs.device_id, len(obs.payload), at)
+        return True
+
+    def _charge_app(self, device: str, size: int, at: float) -> None:
+        """Count a new app message against its device's budget; evict the oldest beyond."""
+        usage = self._app_usage.get(device)
+        if usage is None:
+            row = self.conn.execute(
+                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM app_messages"
+                " WHERE device_id = ?", (device,)).fetchone()
+            usage = self._app_usage[device] = [row[0], row[1]]
+        else:
+            usage[0] += 1
+            usage[1] += size
+        budget = self.budget
+        if usage[0] <= budget.app_max_rows and usage[1] <= budget.app_max_bytes:
+            return
+        # A tenth of the budget at once, so a flood pays one DELETE per many inserts.
+        rows = self.conn.execute(
+            "SELECT id, length(payload) FROM app_messages WHERE device_id = ? ORDER BY id"
+            " LIMIT ?", (device, max(1, budget.app_max_rows // 10))).fetchall()
+        evict_n = evict_bytes = 0
+        last_id = None
+        for row_id, row_size in rows:
+            if (usage[0] - evict_n <= budget.app_max_rows * 9 // 10
+                    and usage[1] - evict_bytes <= budget.app_max_bytes * 9 // 10):
+                break
+            evict_n += 1
+            evict_bytes += row_size or 0
+            last_id = row_id
+        if last_id is None:
+            return
+        self.conn.execute("DELETE FROM app_messages WHERE device_id = ? AND id <= ?",
+                          (device, last_id))
+        usage[0] -= evict_n
+        usage[1] -= evict_bytes
+        self._count(device, "app_evicted", evict_n, evict_bytes, at)
 
     def _flag(self, position_id: int, flag: str) -> None:
         """Add ``flag`` to an already stored position (a source check learned something)."""

@@ -101,6 +101,8 @@ def decode(device_id: str, suffix: str, msg: dict, origin: str,
     :raises OwnTracksError: ``unknown_type`` and the wire format's reasons
     """
     msg_type = msg.get("_type")
+    if type(msg_type) is not str:
+        raise OwnTracksError("unknown_type", repr(msg_type)[:100])
     msg = strip_attachments(msg)
     dropped = msg.pop("_dropped", None)
     if msg_type in APP_TYPES:
@@ -136,13 +138,28 @@ def decode(device_id: str, suffix: str, msg: dict, origin: str,
 def _app(device_id: str, msg_type: str, msg: dict, origin: str, dropped: dict | None
          ) -> Observation:
     if msg_type == "configuration":
-        msg = {k: ("***" if k in SECRETS else v) for k, v in msg.items()}
+        msg = _redact(msg)
     if dropped:
         msg = {**msg, "_dropped": dropped}
     tst = msg.get("tst")
+    try:
+        # Stored as JSON any reader can parse: NaN and Infinity are not JSON.
+        payload = json.dumps(msg, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    except ValueError:
+        raise OwnTracksError("bad_field", "NaN or Infinity in an app message") from None
     return Observation(APP, "owntracks", device_id, origin,
                        tst=tst if type(tst) is int else None, app_type=msg_type,
-                       payload=json.dumps(msg, ensure_ascii=False, sort_keys=True))
+                       payload=payload)
+
+
+def _redact(value: object) -> object:
+    """``value`` with every secret replaced by ``"***"``, at any depth (an exported
+    configuration may nest one)."""
+    if type(value) is dict:
+        return {k: ("***" if k in SECRETS else _redact(v)) for k, v in value.items()}
+    if type(value) is list:
+        return [_redact(v) for v in value]
+    return value
 
 
 def _cut(text: str, max_bytes: int) -> str:

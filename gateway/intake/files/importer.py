@@ -34,6 +34,7 @@ from gateway.intake.files import (
 )
 from gateway.intake.intake import Intake
 from gateway.intake.observation import Observation
+from gateway.intake.validate import TST_MAX, TST_MIN
 
 
 @dataclass
@@ -101,7 +102,10 @@ def import_file(db: sqlite_utils.Database, path: str | Path, device_id: str,
     fmt = fmt or detect_format(path, data[:4096])
     items = list(decode(data, path.name, device_id, fmt, options))
     result = ImportResult(str(path), fmt, device_id)
-    fixes = [o for o in items if isinstance(o, Observation) and o.tst is not None]
+    # The span (and a --collar assignment over it) only from times the intake can store: one
+    # row dated year 1 must not give an officer a device for two thousand years.
+    fixes = [o for o in items if isinstance(o, Observation) and type(o.tst) is int
+             and TST_MIN <= o.tst <= TST_MAX]
     if fixes:
         result.first_tst = min(o.tst for o in fixes)
         result.last_tst = max(o.tst for o in fixes)
