@@ -216,12 +216,14 @@ class AvlServer:
 
             def setup(self) -> None:
                 super().setup()
+                self._expired = False
                 # The whole request, not each read: cut the socket at the deadline.
                 self._deadline = threading.Timer(deadline_s, self._cut)
                 self._deadline.daemon = True
                 self._deadline.start()
 
             def _cut(self) -> None:
+                self._expired = True
                 try:
                     self.connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
@@ -240,6 +242,15 @@ class AvlServer:
                 except OSError:  # reset, or cut at the deadline while reading the head
                     server._count("timeout")
                     self.close_connection = True
+
+            def parse_request(self) -> bool:
+                # A request line cut short (deadline, client gone) is no request: without
+                # this http.server would read "GET /?id=V" as an HTTP/0.9 request.
+                if self._expired or not self.raw_requestline.endswith(b"\n"):
+                    server._count("timeout" if self._expired else "incomplete")
+                    self.close_connection = True
+                    return False
+                return super().parse_request()
 
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
                 server._answer(self, b"")
