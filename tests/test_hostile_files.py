@@ -96,9 +96,23 @@ def test_csv_with_nul_bytes_huge_fields_and_a_bom(tmp_path):
     code, output, db = run(tmp_path, "nul.csv", data)
     assert code == 0, output
     assert "5 rows, 2 stored" in output and "3 errors" in output and stored(db) == 2
+    # Excel's "Unicode Text": UTF-16 with a byte order mark.
     code, output, _ = run(tmp_path, "utf16.csv",
-                          "time,lat,lon\n2026-12-04T10:00:00Z,51.5,-0.1\n".encode("utf-16"))
-    assert code == 1 and "no column for time" in output
+                          "time,lat,lon\n2026-12-04T10:00:09Z,51.5,-0.1\n".encode("utf-16"))
+    assert code == 0 and "1 rows, 1 stored" in output, output
+
+
+def test_a_stray_quote_does_not_swallow_the_rows_after_it(tmp_path):
+    data = (b'time,lat,lon,note\n2026-12-04T10:00:00Z,51.5,-0.1,ok\n'
+            b'2026-12-04T10:00:01Z,51.5,-0.1,"stray quote\n'
+            + b"".join(b"2026-12-04T10:00:%02dZ,51.5,-0.1,ok\n" % i for i in range(2, 12))
+            + b'2026-12-04T10:00:12Z,51.5,-0.1,"a note\non two lines"\n')
+    code, output, db = run(tmp_path, "quote.csv", data)
+    assert code == 0, output
+    assert "quote.csv:3: bad_row: a quote" in output
+    # One row is one line: a note over two lines is two bad rows, said so.
+    assert "quote.csv:14: bad_row: a quote" in output and "quote.csv:15: bad_time" in output
+    assert "14 rows, 11 stored" in output and "3 errors" in output and stored(db) == 11
 
 
 def test_nmea_noise(tmp_path):

@@ -20,6 +20,8 @@ field          headers recognised (first match wins)
 A file with other headers is read with a mapping, ``--columns time=Date Time,lat=GPS Lat,...``
 (fields as above plus ``speed_kmh``, ``speed_mph``, ``speed_mps`` and ``hdop`` to state the
 unit). A file delimited by ``;`` or tabs may write numbers with a decimal comma (``51,5054``).
+Text is UTF-8 (a BOM is skipped), UTF-16 with its BOM, or else Windows-1252. One row is one
+line: a quote left open is an error for its own line, and the lines after it are read again.
 Times follow :func:`gateway.intake.files.rows.parse_time`: a time without a zone needs
 ``--timezone``. The row of a fix is its line in the file (the header is line 1).
 
@@ -126,38 +128,86 @@ def decode(data: bytes, name: str, device_id: str, options: Options) -> Decoded:
 
     :raises FileImportError: not text, or a header without time and position columns
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", "replace")  # Excel's default on Windows
-    lines = io.StringIO(text, newline="")
-    first = text.split("\n", 1)[0]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Excel's "Unicode Text" export: UTF-16 with its byte order mark.
+        text = data.decode("utf-16", "replace")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", "replace")  # Excel's default on Windows
+    lines = list(io.StringIO(text, newline=""))
+    first = lines[0] if lines else ""
     delimiter = options.delimiter or _sniff(first)
-    reader = csv.reader(lines, delimiter=delimiter)
     try:
-        header = next(reader)
-    except StopIteration:
-        raise FileImportError(f"{name}: empty file") from None
+        header, at = _next_row(lines, 0, delimiter)
     except csv.Error as exc:
         raise FileImportError(f"{name}: header line: {exc}") from None
+    if header is None:
+        raise FileImportError(f"{name}: empty file")
     index = columns(header, options.columns)
     naive = zone(options.timezone)
     out: list[Observation | RowError] = []
-    while True:
+    while at < len(lines):
+        start = at
+        origin = f"{name}:{start + 1}"
         try:
-            row = next(reader)
-        except StopIteration:
-            break
+            row, at = _next_row(lines, start, delimiter)
         except csv.Error as exc:
-            out.append(RowError(f"{name}:{reader.line_num}", "bad_row", str(exc)))
-            continue
-        if not any(cell.strip() for cell in row):
-            continue
-        if delimiter != ",":
-            # Exports written with ';' or tabs come from locales with a decimal comma.
-            row = [c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in row]
-        out.append(_row(row, index, f"{name}:{reader.line_num}", device_id, naive))
+            row, error = None, RowError(origin, "bad_row", str(exc))
+        else:
+            if row is None:
+                break
+            if not any(cell.strip() for cell in row):
+                continue
+            if delimiter != ",":
+                # Exports written with ';' or tabs come from locales with a decimal comma.
+                row = [c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in row]
+            if at - start > 1:
+                # One row is one line: a quote left open (a stray one in a note) would
+                # otherwise swallow every line up to the next quote, good rows included,
+                # without a word. Only this line is the error; the next are read on their own.
+                error = RowError(origin, "bad_row",
+                                 "a quote (\") opened on this line is not closed on it")
+                at = start + 1
+            else:
+                error = _row(row, index, origin, device_id, naive)
+                if not isinstance(error, RowError):
+                    out.append(error)
+                    continue
+        if row is None:
+            at = start + 1
+        out.append(error)
     return iter(out)
+
+
+class _Lines:
+    """The lines of a file from ``at`` on, for one :func:`csv.reader` row; ``at`` is where the
+    row ended."""
+
+    def __init__(self, lines: list[str], at: int):
+        self.lines, self.at = lines, at
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.at >= len(self.lines):
+            raise StopIteration
+        self.at += 1
+        return self.lines[self.at - 1]
+
+
+def _next_row(lines: list[str], at: int, delimiter: str) -> tuple[list[str] | None, int]:
+    """The CSV row starting at line ``at`` and the line after it (None at the end).
+
+    :raises csv.Error: a row the csv module cannot read (``at`` is then the caller's to move)
+    """
+    source = _Lines(lines, at)
+    try:
+        return next(csv.reader(source, delimiter=delimiter)), source.at
+    except StopIteration:
+        return None, source.at
 
 
 def _sniff(first_line: str) -> str:
