@@ -108,11 +108,14 @@ def test_hostile_requests_are_answered_counted_and_good_reports_stored(avl):
         # and the next good report is stored
         assert get(server.port, report("VEH-2", T0 + i)) == (200, b"stored")
     assert sum(server.counts.values()) == 2 * len(HOSTILE)
+    # A report the intake refuses says why, not just whose it was.
+    status, body = get(server.port, b"id=VEH-1&timestamp=%d&lat=51&lon=0&hdop=1e308" % (T0 + 1))
+    assert status == 400 and body.startswith(b"bad_field: acc_m"), body
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM positions").fetchone()[0] == len(HOSTILE)
         reports = sum(1 for _r, s, k in HOSTILE if s == 400 and k not in (
             "incomplete", "http_400"))
-        assert conn.execute("SELECT count(*) FROM quarantine").fetchone()[0] == reports
+        assert conn.execute("SELECT count(*) FROM quarantine").fetchone()[0] == reports + 1
 
 
 def test_trickling_and_idle_clients_hold_nothing(avl):

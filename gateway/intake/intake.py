@@ -154,8 +154,9 @@ class Intake:
         self.budget = budget or QuarantineBudget()
         #: The ``positions`` row of the last ``stored`` location (None otherwise).
         self.last_position_id: int | None = None
-        #: The reason of the last ``quarantined`` result.
+        #: The reason of the last ``quarantined`` result, and its detail.
         self.last_reason: str | None = None
+        self.last_detail: str | None = None
         self._in_batch = False
         self._registered: set[str] = set()
         self._kept: dict[str, filters.Kept | None] = {}
@@ -594,6 +595,7 @@ class Intake:
         kept = data[:self.budget.raw_keep]
         origin_text = _printable(origin)[:TEXT_KEEP]
         detail_text = _printable(detail)[:TEXT_KEEP]
+        self.last_detail = detail_text
         device = device_id if is_name(device_id) else None
         if device is None and device_id is not None:
             detail_text = f"{detail_text} [device {_printable(device_id)[:80]}]"[:TEXT_KEEP]

@@ -366,7 +366,7 @@ class AvlServer:
                 outcome, reason, detail = "quarantined", exc.reason, exc.detail
             else:
                 outcome = intake.submit(obs, job.at, raw=job.raw)
-                reason, detail = intake.last_reason, obs.device_id
+                reason, detail = intake.last_reason, intake.last_detail
             intake.commit()
         except Exception:  # the database itself failed (a report cannot make the intake raise)
             intake.rollback()
