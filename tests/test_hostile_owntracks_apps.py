@@ -64,6 +64,10 @@ def _app_poisons() -> list[tuple[str, str, bytes, str | None]]:
         ("configuration with nested secrets", t, json.dumps(
             {"_type": "configuration", "password": "p1", "encryptionKey": "k1",
              "extra": {"password": "p2"}}).encode(), None),
+        # Phones with an encryptionKey send their card encrypted too: face and all.
+        ("encrypted card with a 24 KB face", t + "/info", sealed(json.dumps(
+            {"_type": "card", "name": "PC 2", "face": base64.b64encode(os.urandom(18_000))
+             .decode()}).encode(), KEY), None),
         ("encrypted garbage", t, b'{"_type":"encrypted","data":"!!!!"}',
          "encrypted_bad_envelope"),
         ("encrypted, bad base64 padding", t, b'{"_type":"encrypted","data":"QUJD="}',
@@ -120,9 +124,10 @@ def test_every_app_message_type_is_stored_or_quarantined_and_every_device_goes_o
             assert got == reason, f"{name}: quarantined as {got!r}, expected {reason!r}"
         # Every message acknowledged is accounted for: the rest are app messages.
         assert len(held) + len(apps) == sent, (held, apps)
-        assert sorted(t for t, _p in apps) == ["card", "cmd", "cmd", "configuration"]
-        card = json.loads(next(p for t, p in apps if t == "card"))
-        assert "face" not in card and card["_dropped"]["face"] > 36_000
+        assert sorted(t for t, _p in apps) == ["card", "card", "cmd", "cmd", "configuration"]
+        cards = {c["name"]: c for c in (json.loads(p) for t, p in apps if t == "card")}
+        assert "face" not in cards["PC 1"] and cards["PC 1"]["_dropped"]["face"] > 36_000
+        assert "face" not in cards["PC 2"] and cards["PC 2"]["_dropped"]["face"] > 24_000
         config = json.loads(next(p for t, p in apps if t == "configuration"))
         assert config["password"] == config["encryptionKey"] == "***"
         assert config["extra"]["password"] == "***", "a nested secret was stored"

@@ -27,10 +27,13 @@ import sqlite_utils
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
+from gateway.intake.owntracks import MAX_RAW
+
 KEY_BYTES = SecretBox.KEY_SIZE  # 32
 NONCE_BYTES = SecretBox.NONCE_SIZE  # 24
-#: An envelope holds a message of up to the wire format's limit: base64 of nonce + MAC + 4096.
-MAX_ENVELOPE = 8192
+#: An envelope holds any message the adapter reads (a card with its face, a waypoint list: up to
+#: :data:`gateway.intake.owntracks.MAX_RAW`), as base64 of nonce + MAC + message, in its JSON.
+MAX_ENVELOPE = (MAX_RAW + NONCE_BYTES + SecretBox.MACBYTES + 2) // 3 * 4 + 64
 
 
 class SealedError(ValueError):
