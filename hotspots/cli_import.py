@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from hotspots.cli_gateway import open_database
+
+#: Row errors printed; the rest are counted (all of them are in the quarantine table).
+SHOWN_ERRORS = 100
 
 
 @click.command("import")
@@ -44,8 +49,12 @@ def import_(file: str, device_id: str, collar: str | None, fmt: str | None, db_p
         result = import_file(db, file, device_id, collar=collar, fmt=fmt, options=options)
     except (FileImportError, IdentityError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    for error in result.errors:
+    for error in result.errors[:SHOWN_ERRORS]:
         click.echo(f"{error.origin}: {error.reason}: {error.detail}", err=True)
+    if len(result.errors) > SHOWN_ERRORS:
+        # A file of junk would otherwise print a line per row; every one is in quarantine.
+        click.echo(f"... and {len(result.errors) - SHOWN_ERRORS} more errors, each in the"
+                   f" quarantine table (topic {Path(file).name}:<row>)", err=True)
     if result.assignment is not None:
         a = result.assignment
         click.echo(f"assignment: {a.device_id} with {a.collar} from {a.start_ts} to {a.end_ts}")

@@ -76,6 +76,7 @@ def test_bad_rows_are_errors_and_good_rows_are_kept(tmp_path):
     code, output, db = run(tmp_path, "mixed.gpx", gpx(bad + GOOD))
     assert code == 0, output
     assert "5006 rows, 3 stored" in output and "5003 errors" in output
+    assert output.count("mixed.gpx:1: ") == 100 and "and 4903 more errors" in output
     assert stored(db) == 3
 
 
