@@ -330,6 +330,7 @@ class AvlServer:
         self.httpd = Server((host, port), Handler)
         self.port = self.httpd.server_address[1]
         self._thread: threading.Thread | None = None
+        self._failed: Exception | None = None
 
     def _count(self, key: str) -> None:
         with self._count_lock:
@@ -381,7 +382,12 @@ class AvlServer:
         from gateway.intake.intake import Intake
         from gateway.schema import open_db
 
-        db = open_db(self.db_path)
+        try:
+            db = open_db(self.db_path)
+        except Exception as exc:  # noqa: BLE001 - handed to serve(), which raises it
+            self._failed = exc
+            ready.set()
+            return
         try:
             db.execute("PRAGMA synchronous = FULL")  # a 200 promises the report is on disk
             intake = Intake(db)
@@ -405,6 +411,9 @@ class AvlServer:
                                   daemon=True)
         writer.start()
         ready.wait()
+        if self._failed is not None:  # no database: answer nothing rather than 503 forever
+            self.httpd.server_close()
+            raise self._failed
         if stop is not None:
             threading.Thread(target=lambda: (stop.wait(), self.httpd.shutdown()),
                              daemon=True).start()
