@@ -26,8 +26,10 @@ fix); for ``radio``, the gateway's stays from positions. Both the truth and each
 are then counted as a supervisor's report counts them (:func:`as_reported`): visits of one hot
 spot at most the report's merge gap apart are one visit. Each truth visit is matched to at most
 one detected visit of the same hot spot (largest overlap first); unmatched truth visits are
-*missed*, unmatched detections *false*. Dwell error = |detected dwell - true dwell| of matched
-visits.
+*missed*, unmatched detections *false*. Dwell error of a matched visit: the distance from the
+detected dwell to the range a correct tracker could report (:func:`dwell_error`), whose bottom
+leaves out true pieces at the ends of the visit that the route never enters half the fence
+engine's band deep (:func:`unconfirmable`); the counts are not changed by that range.
 """
 
 from __future__ import annotations
