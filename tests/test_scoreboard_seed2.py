@@ -71,3 +71,26 @@ def test_a_confirmable_piece_missed_stays_an_error(seed2) -> None:
     assert not any(x.hotspot == "HS-0013" and v.enter <= x.enter <= v.leave for x in run.shallow)
     assert dwell_error(v, s, confirmable) == pytest.approx(abs((s.leave - s.enter) - v.dwell_s))
     assert dwell_error(v, s, confirmable) > 50
+
+
+def test_unconfirmable_is_a_depth_test_against_half_the_engines_band() -> None:
+    """A 120 m square; routes that clip its west edge 3 m and 12 m deep (accuracy 4.5 m: band
+    13.5 m, half 6.75 m)."""
+    from shapely.geometry import LineString, Polygon
+
+    from fences.geo import LocalFrame
+    from simulators.strategies import unconfirmable
+    from simulators.walk import Walk
+
+    frame = LocalFrame(51_480_000, 0)
+    poly = Polygon([(-60, -60), (60, -60), (60, 60), (-60, 60)])
+    caps = {"SQ": 30.0}
+    for depth, flagged in ((3.0, True), (12.0, False)):
+        x = -60 + depth
+        route = LineString([(-100, -100), (x, 0), (-100, 100)])
+        walk = Walk(route, frame, SHIFT_START, 1.4, {}, {"SQ": poly})
+        truth = walk.visits()
+        assert len(truth) == 1
+        assert bool(unconfirmable(walk, truth, 450, caps)) is flagged
+        # A hot spot small enough to cap the band at 4 m: 3 m deep is then confirmable.
+        assert not unconfirmable(walk, truth, 450, {"SQ": 4.0})
