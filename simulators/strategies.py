@@ -26,8 +26,10 @@ fix); for ``radio``, the gateway's stays from positions. Both the truth and each
 are then counted as a supervisor's report counts them (:func:`as_reported`): visits of one hot
 spot at most the report's merge gap apart are one visit. Each truth visit is matched to at most
 one detected visit of the same hot spot (largest overlap first); unmatched truth visits are
-*missed*, unmatched detections *false*. Dwell error = |detected dwell - true dwell| of matched
-visits.
+*missed*, unmatched detections *false*. Dwell error of a matched visit: the distance from the
+detected dwell to the range a correct tracker could report (:func:`dwell_error`), whose bottom
+leaves out true pieces at the ends of the visit that the route never enters half the fence
+engine's band deep (:func:`unconfirmable`); the counts are not changed by that range.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import shapely
 
 from fences.compile import compile_geojson
 from simulators.energy import (
@@ -86,6 +89,9 @@ class Run:
     energy: ShiftEnergy
     stays: list[Stay]
     truth: list[Visit]
+    #: Truth pieces no tracker honouring the fence engine's hysteresis can confirm: the route
+    #: never gets half a band deep (:func:`unconfirmable`).
+    shallow: list[Visit] = field(default_factory=list)
 
 
 class _Device:
@@ -345,6 +351,54 @@ def as_reported(visits: Sequence[_V], merge_gap_s: int | None = None) -> list[_V
     return [kind(v.hotspot, v.enter, v.leave) for v in merge_presence(pieces, rules)]
 
 
+def hysteresis_caps(fences: dict | str | Path) -> dict[str, float]:
+    """Per hot spot, the compiler's cap on the fence engine's hysteresis band (metres)."""
+    return {f.fence_id: f.hysteresis_cap_m for f in compile_geojson(fences).fences}
+
+
+def unconfirmable(walk: Walk, truth: list[Visit], acc_cm: int,
+                  caps: dict[str, float]) -> list[Visit]:
+    """Truth pieces whose route never gets half the engine's band deep into the hot spot.
+
+    The band is the fence engine's, ``h = max(2 m, 3 x accuracy)`` capped per hot spot
+    (:mod:`tracker.fence`). Its evidence for a crossing grows by ``depth - h/2`` per fix, so on
+    a piece that is never ``h/2`` deep it only shrinks, whatever the sampling rate: GNSS noise
+    alone could confirm it. Such a piece is where the route clips a hot spot's edge by a few
+    metres, e.g. the near part of a two-part hot spot on the way into the far one.
+    """
+    if not truth:
+        return []
+    band = max(2.0, 3 * acc_cm / 100)
+    ktimes, kdist = np.array(walk.knots).T
+    out = []
+    for v in truth:
+        poly = walk.hotspots[v.hotspot]
+        h = min(band, caps.get(v.hotspot, band))
+        t = np.arange(v.enter, v.leave + 1.0, 1.0)
+        t[-1] = min(t[-1], v.leave)
+        pts = shapely.line_interpolate_point(walk.route, np.interp(t - walk.start, ktimes, kdist))
+        if float(shapely.distance(poly.boundary, pts).max()) < h / 2:
+            out.append(v)
+    return out
+
+
+def dwell_error(truth: Visit, found: Stay, confirmable: Sequence[Visit]) -> float:
+    """Dwell error of a matched visit, against the dwells a correct tracker could report.
+
+    ``truth`` is the reported (joined) true visit; ``confirmable`` are the joined true visits
+    without their unconfirmable pieces. A correct tracker reports at most the whole joined
+    dwell and at least the span of its confirmable pieces (an unconfirmable piece at either end,
+    and the gap to it, may or may not be seen). Inside that range the error is 0; outside it is
+    the distance to the range.
+    """
+    inner = [c for c in confirmable if c.hotspot == truth.hotspot
+             and c.enter >= truth.enter and c.leave <= truth.leave]
+    hi = truth.dwell_s
+    lo = max(c.leave for c in inner) - min(c.enter for c in inner) if inner else 0.0
+    d = found.leave - found.enter
+    return max(0.0, lo - d, d - hi)
+
+
 def match(truth: list[Visit], stays: list[Stay]) -> tuple[list[tuple[Visit, Stay]],
                                                            list[Visit], list[Stay]]:
     """One-to-one matching by largest overlap, per hot spot: (pairs, missed, false)."""
@@ -405,10 +459,15 @@ def score(strategy: str, runs: list[Run], hours: float) -> Score:
     :func:`as_reported`)."""
     errors: list[float] = []
     visits = detected = missed = missed_2 = false = 0
+    spared = 0
     for r in runs:
         truth, stays = as_reported(r.truth), as_reported(r.stays)
+        shallow = {id(v) for v in r.shallow}
+        confirmable = as_reported([v for v in r.truth if id(v) not in shallow])
         pairs, miss, fal = match(truth, stays)
-        errors += [abs((s.leave - s.enter) - v.dwell_s) for v, s in pairs]
+        for v, s in pairs:
+            errors.append(dwell_error(v, s, confirmable))
+            spared += abs((s.leave - s.enter) - v.dwell_s) > errors[-1]
         visits += len(truth)
         detected += len(stays)
         missed += len(miss)
@@ -431,12 +490,15 @@ def score(strategy: str, runs: list[Run], hours: float) -> Score:
         dwell_err_median_s=float(np.median(err)),
         dwell_err_p95_s=float(np.percentile(err, 95)),
         dwell_err_max_s=float(err.max()),
+        extra={"unconfirmable_edges": spared},
     )
 
 
 def run_one(strategy: str, shift: OfficerShift, fence_set: FenceSet, fences: dict,
-            hw: Hardware = DEFAULT_HARDWARE, seed: int = 0) -> Run:
-    """Run one strategy over one officer's shift."""
+            hw: Hardware = DEFAULT_HARDWARE, seed: int = 0,
+            caps: dict[str, float] | None = None) -> Run:
+    """Run one strategy over one officer's shift (``caps``: :func:`hysteresis_caps` of
+    ``fences``, computed if not given)."""
     dev = _Device(fence_set, shift.trace, hw)
     if strategy == "policy":
         run_policy(dev, hw=hw)
@@ -457,7 +519,11 @@ def run_one(strategy: str, shift: OfficerShift, fence_set: FenceSet, fences: dic
         stays = dev.stays()
     else:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    return Run(strategy, shift.collar, dev.log, shift_energy(dev.log, hw), stays, shift.truth)
+    if caps is None:
+        caps = hysteresis_caps(fences)
+    shallow = unconfirmable(shift.walk, shift.truth, shift.trace.acc_cm, caps)
+    return Run(strategy, shift.collar, dev.log, shift_energy(dev.log, hw), stays, shift.truth,
+               shallow)
 
 
 def compiled_fence_set(fences: dict | str | Path) -> FenceSet:
@@ -470,9 +536,10 @@ def scoreboard(scenario: Scenario, strategies: tuple[str, ...] = STRATEGIES,
                progress: Callable[[str], None] | None = None) -> dict[str, Score]:
     """Every strategy over every officer of ``scenario``; returns a :class:`Score` each."""
     fence_set = compiled_fence_set(scenario.fences)
+    caps = hysteresis_caps(scenario.fences)
     out = {}
     for name in strategies:
-        runs = [run_one(name, s, fence_set, scenario.fences, hw, scenario.seed)
+        runs = [run_one(name, s, fence_set, scenario.fences, hw, scenario.seed, caps)
                 for s in scenario.officers]
         out[name] = score(name, runs, scenario.hours)
         if progress:
