@@ -129,6 +129,22 @@ def load_settings(state_dir=STATE_DIR):
     return config.load_file(state_dir + "/" + config.FILE, device_id_default())
 
 
+def dock_link(io=None):
+    """The dock's serial link (``drivers.dock_usb``): the console's USB CDC, or ``io`` (a
+    stream read and written both, e.g. a test's pseudo-terminal)."""
+    from drivers.dock_usb import DockUsb, console
+
+    return console() if io is None else DockUsb(io, io)
+
+
+def repl_requested(pressed, log):
+    """True when the boot button is held at start: ``main`` then returns before the tracker
+    (and its watchdog, which no port can stop) starts, leaving the REPL to ``mpremote``."""
+    if pressed:
+        log("boot button held: not starting the tracker, REPL free")
+    return pressed
+
+
 def indicator_task(indicator, battery):
     """A ``Ports.tasks`` entry: the LED/buzzer shows the tracker's state."""
     from drivers.indicator import state_of
