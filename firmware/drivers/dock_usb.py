@@ -43,12 +43,13 @@ class DockUsb:
 
     :param rx: the stream the dock writes into (``sys.stdin.buffer`` on a board): ``readinto``
     :param tx: the stream to the dock (``sys.stdout.buffer``): ``write``
+    :param poller: ``select.poll()`` (the default), or a stand-in with ``register``/``poll``
     """
 
-    def __init__(self, rx, tx):
+    def __init__(self, rx, tx, poller=None):
         self.rx = rx
         self.tx = tx
-        self._poll = select.poll()
+        self._poll = select.poll() if poller is None else poller
         self._poll.register(rx, _POLLIN)
         self._ipoll = getattr(self._poll, "ipoll", None)  # MicroPython: no list per call
         self._flush = getattr(tx, "flush", None)  # a buffered file on CPython
