@@ -116,5 +116,9 @@ def main(state_dir=board.STATE_DIR):
     button = machine.Pin(BOOT_BUTTON, machine.Pin.IN, machine.Pin.PULL_UP)
     if board.repl_requested(button.value() == 0, print):
         return
-    cfg = board.load_settings(state_dir)
+    try:
+        cfg = board.load_settings(state_dir)
+    except config.ConfigError as e:  # not enrolled yet (or a bad file): the dock can fix it
+        board.serve_until_enrolled(str(e), state_dir)
+        return
     board.run(build(cfg, state_dir=state_dir), cfg)
