@@ -14,8 +14,8 @@ options.defaults(board="esp32s3")  # noqa: F821 - provided by MicroPython's mani
 
 package("tracker")  # noqa: F821
 package("drivers", files=[  # noqa: F821
-    "__init__.py", "battery.py", "clock.py", "gnss_module.py", "indicator.py", "pmtk.py",
-    "sleep.py", "ubx.py", "watchdog.py", "wifi.py",
+    "__init__.py", "battery.py", "clock.py", "dock_usb.py", "gnss_module.py", "indicator.py",
+    "pmtk.py", "sleep.py", "ubx.py", "watchdog.py", "wifi.py",
 ] + (["modem_sim7080.py"] if options.board == "esp32s3" else []))  # noqa: F821
 package("boards", files=[  # noqa: F821
     "__init__.py", "ports.py", "storage.py", options.board + ".py",  # noqa: F821

@@ -39,8 +39,8 @@ class Board:
     optional: tuple[str, ...] = ()  # drivers used only by some settings (the modem: cellular)
 
 
-_DRIVERS = ("__init__", "battery", "clock", "gnss_module", "indicator", "pmtk", "sleep", "ubx",
-            "watchdog", "wifi")
+_DRIVERS = ("__init__", "battery", "clock", "dock_usb", "gnss_module", "indicator", "pmtk",
+            "sleep", "ubx", "watchdog", "wifi")
 BOARDS = {
     "esp32s3": Board("esp32s3", "xtensawin", "esp32", ("__init__", "ports", "storage",
                                                        "esp32s3"),

@@ -27,6 +27,7 @@ MODEM_BAUD = 115200
 I2C_SDA = 8
 I2C_SCL = 9
 LED = 2
+BOOT_BUTTON = 0  # GPIO0, the devkit's BOOT: held just after reset, the tracker does not start
 BUZZER = 7  # active buzzer through an NPN
 WDT_TIMEOUT_MS = 30000
 # Longest the main loop may sit in one await: an LTE-M registration may take up to the modem's
@@ -60,8 +61,9 @@ def power_key(key):
     return pulse
 
 
-def build(cfg, log=print, state_dir=board.STATE_DIR):
-    """The tracker's ports for this board, from the settings dict."""
+def build(cfg, log=print, state_dir=board.STATE_DIR, dock_io=None):
+    """The tracker's ports for this board, from the settings dict. The dock talks over the
+    native USB CDC (the console), or ``dock_io`` when given (a test's pseudo-terminal)."""
     pin = config.pin
     gnss = board.UartLines(board.gnss_uart(cfg, GNSS_UART, GNSS_TX, GNSS_RX))
     if cfg["link"] == "cellular":
@@ -76,6 +78,7 @@ def build(cfg, log=print, state_dir=board.STATE_DIR):
         radio = board.wifi_link(cfg, log)
     ports = app.Ports(gnss, radio.open_connection, board.storage(state_dir), log, radio=radio)
     _wire_common(ports, cfg, gnss)
+    ports.dock = board.dock_link(dock_io)
     return ports
 
 
@@ -108,5 +111,14 @@ def _wire_common(ports, cfg, gnss):
 
 
 def main(state_dir=board.STATE_DIR):
-    cfg = board.load_settings(state_dir)
+    # GPIO0 is sampled by the ROM only at reset (held then: download mode), so it is free to
+    # read here, a second later, as "leave me the REPL".
+    button = machine.Pin(BOOT_BUTTON, machine.Pin.IN, machine.Pin.PULL_UP)
+    if board.repl_requested(button.value() == 0, print):
+        return
+    try:
+        cfg = board.load_settings(state_dir)
+    except config.ConfigError as e:  # not enrolled yet (or a bad file): the dock can fix it
+        board.serve_until_enrolled(str(e), state_dir)
+        return
     board.run(build(cfg, state_dir=state_dir), cfg)

@@ -25,8 +25,9 @@ BUZZER = 17
 WDT_TIMEOUT_MS = 8000  # the RP2040's longest is 8388 ms
 
 
-def build(cfg, log=print, state_dir=board.STATE_DIR):
-    """The tracker's ports for this board, from the settings dict (link: Wi-Fi)."""
+def build(cfg, log=print, state_dir=board.STATE_DIR, dock_io=None):
+    """The tracker's ports for this board, from the settings dict (link: Wi-Fi). The dock
+    talks over the RP2040's USB CDC (the console), or ``dock_io`` when given (a test's tty)."""
     from drivers.battery import AdcBattery
     from drivers.clock import GnssClock
     from drivers.indicator import Indicator
@@ -56,11 +57,21 @@ def build(cfg, log=print, state_dir=board.STATE_DIR):
     buzzer = machine.Pin(pin(cfg, "buzzer", BUZZER), machine.Pin.OUT, value=0)
     ports.tasks = [board.watchdog_task(watchdog),
                    board.indicator_task(Indicator(led, buzzer), ports.battery)]
+    ports.dock = board.dock_link(dock_io)
     return ports
 
 
 def main(state_dir=board.STATE_DIR):
-    cfg = board.load_settings(state_dir)
+    import rp2
+
+    # BOOTSEL held just after reset (held *at* reset it starts the USB mass-storage loader)
+    if board.repl_requested(rp2.bootsel_button() == 1, print):
+        return
+    try:
+        cfg = board.load_settings(state_dir)
+    except config.ConfigError as e:  # not enrolled yet (or a bad file): the dock can fix it
+        board.serve_until_enrolled(str(e), state_dir)
+        return
     if cfg["link"] != "wifi":
         raise config.ConfigError("the Pico W tracker has Wi-Fi only: set link to wifi")
     board.run(build(cfg, state_dir=state_dir), cfg)

@@ -129,6 +129,61 @@ def load_settings(state_dir=STATE_DIR):
     return config.load_file(state_dir + "/" + config.FILE, device_id_default())
 
 
+def dock_link(io=None):
+    """The dock's serial link (``drivers.dock_usb``): the console's USB CDC, or ``io`` (a
+    stream read and written both, e.g. a test's pseudo-terminal)."""
+    from drivers.dock_usb import DockUsb, console
+
+    return console() if io is None else DockUsb(io, io)
+
+
+def serve_until_enrolled(reason, state_dir=STATE_DIR, dock_io=None, log=print, reset=None):
+    """No usable settings (a board flashed without ``config.json``, or a bad one): the tracker
+    cannot start, so only the dock service runs (``tracker.dock``: ``ID``, ``PING``, the
+    provisioning frames), answering as ``machine.unique_id()`` in hex, until ``hotspots enrol``
+    has written ``config.json``; then the board resets and boots with it. No watchdog yet:
+    nothing here can stall but the wait for the dock."""
+    from tracker.compat import ticks_ms
+    from tracker.dock import DockLink
+    from tracker.outbox import Outbox
+
+    log("no settings (%s): waiting to be enrolled at the dock" % reason)
+    link = DockLink(app.Tracker(device_id_default(), Outbox(None), None), storage(state_dir))
+    link.load()
+    dock = dock_link(dock_io)
+
+    async def serve():
+        written = False
+        while True:
+            if written:  # the settings are in flash: restart once the gateway is done
+                try:
+                    line = await asyncio.wait_for(dock.readline(), 2)
+                except asyncio.TimeoutError:
+                    return
+            else:
+                line = await dock.readline()
+            if not line:
+                await asyncio.sleep(1)  # no host on the USB yet
+                continue
+            reply = link.handle_line(line, ticks_ms())
+            if reply is not None:
+                dock.write(reply)
+            if link.provisioned and not written:
+                written = True
+                log("dock: settings written, restarting with them")
+
+    asyncio.run(serve())
+    (machine.reset if reset is None else reset)()
+
+
+def repl_requested(pressed, log):
+    """True when the boot button is held at start: ``main`` then returns before the tracker
+    (and its watchdog, which no port can stop) starts, leaving the REPL to ``mpremote``."""
+    if pressed:
+        log("boot button held: not starting the tracker, REPL free")
+    return pressed
+
+
 def indicator_task(indicator, battery):
     """A ``Ports.tasks`` entry: the LED/buzzer shows the tracker's state."""
     from drivers.indicator import state_of

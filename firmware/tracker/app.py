@@ -398,8 +398,10 @@ async def run(ports, cfg):
                 # Switch the receiver off until the policy wants the next fix.
                 power.off()
                 if ports.idle is not None:
+                    # Awake while docked (the dock's link is served by this loop); out of
+                    # the dock a light-sleep chunk only delays noticing the dock by seconds.
                     await ports.idle.pause(policy.off_s, lambda: state["draining"] or (
-                        ports.dock is not None) or tracker.upload_due())
+                        ports.dock is not None and tracker.docked) or tracker.upload_due())
                 else:
                     await asyncio.sleep(policy.off_s)
                 power.on()
