@@ -473,7 +473,8 @@ async def run(ports, cfg):
     client = MQTTClient(device_id, ports.open_connection, user=cfg["user"],
                         password=cfg["password"],
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
-                        on_message=on_message, clean=False, spool=spool)
+                        on_message=on_message, clean=False, spool=spool,
+                        keepalive_s=cfg.get("keepalive_s") or 60)
     tracker.link = client
     reader = asyncio.create_task(read_gnss())
     if module is not None:
