@@ -104,7 +104,9 @@ def run_firmware(route: str | Path, fences: str | Path, seconds: float, workdir:
             feeder.start()
             feeder.join(duration_s + 120)
             terminal.close(drain_timeout_s=10)
-            firmware.wait(timeout=timeout_s or 180)
+            # The stream may end while the receiver is off: the firmware notices at the end
+            # of that pause (up to the policy's longest, an hour in the lowest tier).
+            firmware.wait(timeout=timeout_s or 1200)
         finally:
             if firmware.poll() is None:
                 firmware.kill()
