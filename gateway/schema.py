@@ -481,9 +481,15 @@ def _v_sources(db: sqlite_utils.Database) -> None:
     db["app_messages"].create_index(["device_id", "type", "sha256"], unique=True)
 
 
+def _v_energy(db: sqlite_utils.Database) -> None:
+    """A tracker's energy counters from its last status (issue 18): JSON text of
+    ``tracker.meter``'s integers, replaced by each status that carries them."""
+    db["devices"].add_column("energy", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
-    _v_radio_source, _v_crime, _v_intake, _v_web, _v_analyst, _v_sources,
+    _v_radio_source, _v_crime, _v_intake, _v_web, _v_analyst, _v_sources, _v_energy,
 ]
 
 

@@ -46,3 +46,43 @@ def test_patrol_through_the_simulated_modem_is_stored_exactly_once(mosquitto, tm
     assert counters.sleeps >= 1 and counters.wake_ups == counters.sleeps
     assert counters.sockets_opened == counters.sleeps + 1
     assert json.loads(stats.read_text())["bytes_up"] == counters.bytes_up
+
+
+def test_a_command_sent_while_the_radio_sleeps_arrives_at_the_next_wake(mosquitto, tmp_path,
+                                                                          micropython):
+    """Connect–publish–sleep keeps the MQTT session (docs/link.md): a command queued by the
+    broker while the tracker's radio is off (AT+CFUN=0) reaches it at its next connection."""
+    import threading
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    from tracker import wire
+
+    with SimulatedModem(register_delay_s=1.0) as sim:
+        box: dict = {}
+        patrol = threading.Thread(target=lambda: box.update(result=run_patrol(
+            mosquitto.address, tmp_path, SAMPLE_ROUTE, SAMPLE_FENCES, speedup=120,
+            modem=sim.path, timeout_s=60)), daemon=True)
+        patrol.start()
+        deadline = time.monotonic() + 60
+        while not (sim.counters.sleeps and sim.cfun == 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sim.cfun == 0, "the radio never slept"
+        sleeps_then, sockets_then = sim.counters.sleeps, sim.counters.sockets_opened
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="cmd-sender")
+        client.username_pw_set(**mosquitto.gateway.auth())
+        host, port = mosquitto.address.rsplit(":", 1)
+        client.connect(host, int(port))
+        client.loop_start()
+        client.publish(wire.device_topic("T-0001", wire.KIND_COMMAND),
+                       json.dumps({"cmd": "report", "interval_s": 42}), qos=1).wait_for_publish(5)
+        asleep_when_sent = sim.cfun == 0 and sim.counters.sockets_opened == sockets_then
+        client.loop_stop()
+        client.disconnect()
+        patrol.join(120)
+    assert asleep_when_sent
+    log = box["result"].firmware_log
+    assert "report interval now 42 s" in log
+    # It came with a later connection: the radio had woken since.
+    assert sim.counters.wake_ups >= sleeps_then

@@ -13,6 +13,7 @@ import sys
 from tracker import wire
 from tracker.compat import const, ticks_diff, ticks_ms
 from tracker.fence import FenceEngine, FenceSet, FileText
+from tracker.meter import Meter
 from tracker.mqtt import MQTTClient
 from tracker.nmea import NmeaParser
 from tracker.outbox import Outbox
@@ -70,6 +71,8 @@ class Tracker:
         self.assigned = True
         self.policy = policy
         self.gnss_module = None  # the module driver, for the status message (set by run)
+        self.meter = None  # tracker.meter.Meter, for the status message (set by run)
+        self.link = None  # the MQTT client, whose byte and connection counts the status reports
         self.wall_clock = None  # the board's RTC (``now_s()``), the time before a first fix
         self.gnss_off_until = 0  # GNSS time until which the receiver is off (0: on)
         self.gnss_off_epochs = 0
@@ -255,7 +258,20 @@ class Tracker:
         return wire.status(self.device_id, online, self.now_s(),
                            self.fence_set.version if self.fence_set else "",
                            len(self.outbox), self._battery_pct(), FIRMWARE_VERSION,
-                           gnss=self.gnss_module.status() if self.gnss_module else None)
+                           gnss=self.gnss_module.status() if self.gnss_module else None,
+                           energy=self.energy())
+
+    def energy(self):
+        """The energy counters (``wire.ENERGY_FIELDS`` order), or None before ``run``."""
+        meter = self.meter
+        if meter is None:
+            return None
+        now = ticks_ms()
+        link = self.link
+        up = meter.up_ms(now)
+        return (up, up - meter.sleep_ms, meter.receiver_ms(now), self.fixes, meter.wakeups,
+                link.connects if link else 0, link.bytes_out if link else 0,
+                link.bytes_in if link else 0)
 
 
 class Ports:
@@ -366,6 +382,7 @@ async def run(ports, cfg):
                       policy=policy)
     module = ports.gnss_module
     tracker.gnss_module = module
+    meter = tracker.meter = Meter(ticks_ms())
     clock = ports.clock
     if clock is not None:
         tracker.wall_clock = clock.now_s
@@ -397,6 +414,8 @@ async def run(ports, cfg):
             if power is not None and tracker.gnss_off_until and policy.off_s:
                 # Switch the receiver off until the policy wants the next fix.
                 power.off()
+                asleep_ms = ticks_ms()
+                meter.gnss_off(asleep_ms)
                 if ports.idle is not None:
                     # Awake while docked (the dock's link is served by this loop); out of
                     # the dock a light-sleep chunk only delays noticing the dock by seconds.
@@ -404,7 +423,10 @@ async def run(ports, cfg):
                         ports.dock is not None and tracker.docked) or tracker.upload_due())
                 else:
                     await asyncio.sleep(policy.off_s)
+                now = ticks_ms()
+                meter.slept(asleep_ms, now)
                 power.on()
+                meter.gnss_on(now)
 
     def budget_power():
         """Tell the policy the battery state (shift: ten hours from the first fix)."""
@@ -453,7 +475,9 @@ async def run(ports, cfg):
     client = MQTTClient(device_id, ports.open_connection, user=cfg["user"],
                         password=cfg["password"],
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
-                        on_message=on_message, clean=False, spool=spool)
+                        on_message=on_message, clean=False, spool=spool,
+                        keepalive_s=cfg.get("keepalive_s") or 60)
+    tracker.link = client
     reader = asyncio.create_task(read_gnss())
     if module is not None:
         asyncio.create_task(_configure_gnss(module, ports.log, state, wake))
@@ -467,6 +491,7 @@ async def run(ports, cfg):
             watchdog.kick()  # out of coverage is not a hang: each attempt counts as progress
         try:
             await client.connect(cfg["broker_host"], cfg["broker_port"])
+            meter.connected()
             await client.subscribe(fences_topic)
             await client.subscribe(command_topic)
             await client.publish(status_topic, tracker.status(True), 1, True)
@@ -502,6 +527,7 @@ async def run(ports, cfg):
                         ports.log("outbox: last seq %d, pending %d, thinned %d" % (
                             outbox.last_seq, len(outbox), outbox.dropped))
                         ports.log("published %d messages" % state["published"])
+                        ports.log("energy: %r" % (tracker.energy(),))
                         return tracker
                     wake.clear()
                     try:
@@ -542,6 +568,8 @@ async def _radio_sleep(ports, client, tracker, state, wake):
         await ports.radio.sleep()
     except OSError as exc:  # the link is down anyway: the reconnect finds out
         ports.log("radio: sleep failed: %r" % (exc,))
+    else:
+        tracker.meter.radio_slept()
     while not (state["eof"] or state["status_due"] or tracker.upload_due()):
         if ports.watchdog is not None:
             ports.watchdog.kick()  # asleep on purpose is progress, as the idle loop's waits are

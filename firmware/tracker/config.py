@@ -23,6 +23,8 @@ Keys (see ``docs/configuration.md``)::
     apn, apn_user, apn_password for link "cellular"; psm_tau_s, psm_active_s, edrx_s,
                    register_timeout_s, radio_sleep ("cfun0", "psm", "none"): the modem's power
                    saving; modem: unix port, the simulated modem's serial device
+    keepalive_s    int   MQTT keepalive while connected (10-3600): 60, or 240 on "cellular"
+                         (docs/link.md: link lifecycle)
     gnss_module    str   "ublox", "mtk" or "nmea" (any receiver, left as it is)
     gnss_uart      int   UART number;  gnss_tx, gnss_rx: pins;  gnss_baud: 9600
     gnss_rate_ms   int   1000; the module's measurement period
@@ -70,6 +72,7 @@ _SPEC = {
     "edrx_s": (int, None),
     "register_timeout_s": (int, None),
     "radio_sleep": (str, None),
+    "keepalive_s": (int, None),
     "modem": (str, None),
     "gnss_module": (str, "nmea"),
     "gnss_uart": (int, None),
@@ -156,6 +159,12 @@ def build(values, default_device_id=None):
     _check_choice(cfg, "sampling", SAMPLINGS)
     if cfg["radio_sleep"] is not None:
         _check_choice(cfg, "radio_sleep", ("cfun0", "psm", "none"))
+    if cfg["keepalive_s"] is None:
+        # A held cellular link pings rarely (each PINGREQ is a radio wake-up), yet inside the
+        # shortest carrier NAT idle time (5 min); Wi-Fi and the host ping every minute.
+        cfg["keepalive_s"] = 240 if cfg["link"] == "cellular" else 60
+    elif not 10 <= cfg["keepalive_s"] <= 3600:
+        raise ConfigError("keepalive_s must be 10-3600, got %d" % cfg["keepalive_s"])
     if cfg["gnss_baud"] not in (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800):
         raise ConfigError("gnss_baud must be a standard rate (4800-460800), got %d"
                           % cfg["gnss_baud"])

@@ -118,6 +118,10 @@ class MQTTClient:
         self.connected = False
         self.last_rx_ms = 0
         self.batch_acked = 0
+        # Energy counters (tracker.meter): bytes over the link each way, connections made.
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self.connects = 0
 
     def _next_pid(self):
         self._pid = self._pid % 65535 + 1
@@ -137,6 +141,7 @@ class MQTTClient:
         if body[1] != 0:
             raise MQTTError("connection refused, code %d" % body[1])
         self.connected = True
+        self.connects += 1
         self._tasks = [asyncio.create_task(self._receive()),
                        asyncio.create_task(self._keepalive())]
 
@@ -254,6 +259,7 @@ class MQTTClient:
             raise MQTTError("not connected")
         self._writer.write(packet)
         await self._writer.drain()
+        self.bytes_out += len(packet)
 
     async def _read_packet(self):
         """One whole packet: ``(head byte, body)``."""
@@ -266,12 +272,14 @@ class MQTTClient:
         shift = 0
         while True:
             byte = (await self._reader.readexactly(1))[0]
+            self.bytes_in += 1
             length |= (byte & 0x7F) << shift
             if not byte & 0x80:
                 break
             shift += 7
             if shift > 21:
                 raise MQTTError("bad remaining length")
+        self.bytes_in += 1  # the header byte
         if length > _MAX_PACKET:
             raise MQTTError("packet too large")
         self.last_rx_ms = ticks_ms()
@@ -295,6 +303,7 @@ class MQTTClient:
         readinto = getattr(self._reader, "readinto", None)
         if readinto is None:  # CPython's asyncio streams: memory is not the constraint there
             buf[:] = await self._reader.readexactly(len(buf))
+            self.bytes_in += len(buf)
             return
         view = memoryview(buf)
         got = 0
@@ -305,6 +314,7 @@ class MQTTClient:
             if not k:
                 raise EOFError
             got += k
+            self.bytes_in += k
 
     async def _copy(self, n, sink):
         """Read ``n`` bytes a chunk at a time, handing each to ``sink.write`` (None: drop)."""

@@ -133,11 +133,13 @@ def transition(device_id, seq, entering, rid, desc, tst, lat_e6, lon_e6, acc_cm,
 
 
 def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", seq=0,
-           gnss=None):
+           gnss=None, energy=None):
     """Build a (retained) ``status`` message; with ``online`` false it doubles as the last will.
 
     ``gnss``: the GNSS module's set-up as ``drivers.gnss_module.GnssModule.status`` gives it
     (module, state, refused, no_answer), or None for a board without a module driver.
+    ``energy``: the energy counters since boot, a tuple of integers in ``ENERGY_FIELDS`` order
+    (``tracker.meter``), or None.
     """
     text = '{"_type":"status","tid":%s,"dev":%s,"online":%s,"created_at":%d' % (
         _json_str(tracker_id(device_id)),
@@ -158,7 +160,14 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
         text += ',"gnss":{"module":%s,"state":%s,"refused":%d,"no_answer":%d}' % (
             _json_str(gnss["module"]), _json_str(gnss["state"]), gnss["refused"],
             gnss["no_answer"])
+    if energy:
+        text += (',"energy":{"up_ms":%d,"awake_ms":%d,"gnss_on_ms":%d,"fixes":%d,"wakeups":%d,'
+                 '"connects":%d,"tx":%d,"rx":%d}' % energy)
     return text + "}"
+
+
+#: The keys of the status message's ``energy`` object, in the order ``status`` takes them.
+ENERGY_FIELDS = ("up_ms", "awake_ms", "gnss_on_ms", "fixes", "wakeups", "connects", "tx", "rx")
 
 
 # Fields every message of a type must carry, and their JSON types (as Python type names, so the

@@ -14,6 +14,7 @@ after it has stopped.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -65,6 +66,9 @@ class DeviceStatus:
     quarantined: int = 0
     #: Newest kept position ``(tst, lat, lon)``, for "not returned: last seen at".
     last_location: tuple[int, float, float] | None = None
+    #: The tracker's energy counters from its last status (``tracker.meter``: ``up_ms``,
+    #: ``awake_ms``, ``gnss_on_ms``, ``fixes``, ``wakeups``, ``connects``, ``tx``, ``rx``).
+    energy: dict | None = None
 
 
 @dataclass
@@ -116,11 +120,11 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
     rows = db.execute(
         "SELECT d.device_id, d.source, d.registered_at, d.online, d.status_at, d.last_seen,"
         " d.last_fix_tst, d.batt, d.fence_version, d.outbox, d.max_seq,"
-        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0)"
+        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0), d.energy"
         " FROM devices d ORDER BY d.device_id").fetchall()
     devices = []
     for (device_id, source, registered_at, online, status_at, last_seen, last_fix, batt,
-         fences, outbox, max_seq, duplicates, filtered) in rows:
+         fences, outbox, max_seq, duplicates, filtered, energy) in rows:
         running = carried.get(device_id)
         collar, since, due = ((running.collar, running.start_ts, running.due_ts) if running
                               else (None, None, None))
@@ -134,7 +138,7 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
             outbox=outbox, officer=collar, assigned_since=since, due_ts=due,
             max_seq=max_seq or 0, missing=missing, gaps=gaps, duplicates=duplicates,
             filtered=filtered, quarantined=quarantined_by_device.get(device_id, 0),
-            last_location=place,
+            last_location=place, energy=json.loads(energy) if energy else None,
         ))
     assigned = [(d.device_id, d.officer) for d in devices if d.officer is not None]
     return FleetStatus(

@@ -385,9 +385,10 @@ class Intake:
         self.conn.execute(
             "UPDATE devices SET online = ?, status_at = ?, batt = coalesce(?, batt),"
             " outbox = coalesce(?, outbox), fence_version = coalesce(?, fence_version),"
-            " firmware = coalesce(?, firmware) WHERE device_id = ?",
+            " firmware = coalesce(?, firmware), energy = coalesce(?, energy)"
+            " WHERE device_id = ?",
             (1 if obs.online else 0, int(at), obs.batt, obs.outbox, version, obs.firmware,
-             device_id),
+             json.dumps(obs.energy, sort_keys=True) if obs.energy else None, device_id),
         )
 
     def _previous(self, device_id: str, tst: int) -> filters.Kept | None:

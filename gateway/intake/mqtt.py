@@ -95,7 +95,8 @@ def observation(source: str, device_id: str, msg: dict, origin: str) -> Observat
             STATUS, source, device_id, origin, seq=msg.get("seq"),
             online=False if msg_type == "lwt" else msg.get("online"),
             batt=msg.get("batt"), outbox=msg.get("outbox"), fences=msg.get("fences"),
-            firmware=msg.get("fw"), created_at=msg.get("created_at"))
+            firmware=msg.get("fw"), created_at=msg.get("created_at"),
+            energy=msg.get("energy"))
     if msg_type == "transition":
         return Observation(TRANSITION, source, device_id, origin, event=msg.get("event"),
                            rid=msg.get("rid"), desc=msg.get("desc"), seq=msg.get("seq"),

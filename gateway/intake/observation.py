@@ -75,6 +75,8 @@ class Observation:
     outbox: int | None = None
     fences: str | None = None
     firmware: str | None = None
+    #: a tracker's energy counters (``tracker.meter``), a dict of non-negative integers
+    energy: dict | None = None
     extra: dict = field(default_factory=dict)
     # app message: its type (``card``, ``waypoints`` ...) and its JSON, attachments removed
     app_type: str | None = None

@@ -52,7 +52,11 @@ APP_TYPE_MAX = 32
 ESSENTIAL = ("source", "kind", "tst", "lat", "lon", "acc_m", "seq", "event", "rid", "online")
 #: Fields whose bad value is dropped and counted (``dropped:<field>``).
 OPTIONAL = ("speed_mps", "course_deg", "alt_m", "inregions", "trigger", "created_at",
-            "fix_quality", "desc", "batt", "outbox", "fences", "firmware", "extra")
+            "fix_quality", "desc", "batt", "outbox", "fences", "firmware", "energy", "extra")
+#: The keys of a tracker status's ``energy`` counters (``tracker.wire.ENERGY_FIELDS``).
+ENERGY_KEYS = ("up_ms", "awake_ms", "gnss_on_ms", "fixes", "wakeups", "connects", "tx", "rx")
+#: A counter above this is not a counter (2**53: still exact in JSON and SQLite).
+COUNTER_MAX = 2**53
 
 # Control characters (C0, DEL, C1), lone surrogates (JSON lets "\ud800" through, and UTF-8
 # cannot encode it) and the bidirectional overrides/isolates that make text read differently
@@ -185,6 +189,8 @@ def check(obs: Observation) -> tuple[Observation, list[str]]:
             drop("fences")
         if obs.firmware is not None and not is_text(obs.firmware, VERSION_MAX):
             drop("firmware")
+        if obs.energy is not None and not is_energy(obs.energy):
+            drop("energy")
     if obs.extra:
         if extra_json(obs.extra) is None:
             drop("extra")
@@ -193,6 +199,12 @@ def check(obs: Observation) -> tuple[Observation, list[str]]:
             changes["extra"] = {}
         obs = replace(obs, **changes)
     return obs, dropped
+
+
+def is_energy(value: object) -> bool:
+    """Exactly the energy counters' keys, each a non-negative integer."""
+    return (type(value) is dict and set(value) == set(ENERGY_KEYS)
+            and all(_int_in(v, 0, COUNTER_MAX) for v in value.values()))
 
 
 def extra_json(extra: object) -> str | None:

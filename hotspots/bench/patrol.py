@@ -5,6 +5,11 @@ minute visits, pass-throughs, GNSS and cellular dead spots, noisy GNSS) run unde
 strategies of :mod:`simulators.strategies`, each charged by :mod:`simulators.energy` for what
 it asked the hardware to do. Prints one line per strategy and the issue's targets for the
 adaptive policy (``--json`` for the figures).
+
+``--firmware`` instead runs the real firmware on the MicroPython unix port over a stretch of the
+demo walk (simulated u-blox module, simulated SIM7080G, a byte-counting TCP proxy, Mosquitto),
+prices its own energy counters and sets them beside the model's policy over the same stretch
+(:mod:`simulators.firmware_energy`).
 """
 
 from __future__ import annotations
@@ -21,8 +26,18 @@ import click
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--hotspots", "n_hotspots", type=int, default=14, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def command(officers: int, hours: float, seed: int, n_hotspots: int, as_json: bool) -> None:
-    """Energy per shift, battery life and dwell accuracy of five sampling strategies."""
+@click.option("--firmware", is_flag=True,
+              help="Run the real firmware (MicroPython unix port, simulated GNSS module and "
+                   "modem) over the demo walk, in real time, and price its own counters.")
+@click.option("--minutes", type=float, default=20.0, show_default=True,
+              help="With --firmware: minutes of the walk to play (real time; at most the walk).")
+def command(officers: int, hours: float, seed: int, n_hotspots: int, as_json: bool,
+            firmware: bool, minutes: float) -> None:
+    """Energy per shift, battery life and dwell accuracy of five sampling strategies
+    (``--firmware``: the firmware's counted energy beside the model's)."""
+    if firmware:
+        _firmware(minutes * 60, seed, as_json)
+        return
     from simulators.scenario import make_scenario
     from simulators.strategies import HEADER, format_score, scoreboard, targets
 
@@ -50,3 +65,32 @@ def command(officers: int, hours: float, seed: int, n_hotspots: int, as_json: bo
                f" {a.modem_mah:.1f} mAh, MCU {a.mcu_mah:.1f} mAh")
     click.echo("targets: " + "; ".join(f"{k}: {m} ({'met' if ok else 'NOT met'})"
                                        for k, (ok, m) in goals.items()))
+
+
+def _firmware(seconds: float, seed: int, as_json: bool) -> None:
+    import tempfile
+
+    from hotspots.demo import SAMPLE_FENCES, SAMPLE_ROUTE
+    from simulators.firmware_energy import (
+        FirmwareRunError,
+        compare,
+        firmware_energy,
+        model_energy,
+        run_firmware,
+    )
+
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hotspots-energy-") as work:
+        try:
+            run = run_firmware(SAMPLE_ROUTE, SAMPLE_FENCES, seconds, work, seed=seed)
+        except FirmwareRunError as exc:
+            raise click.ClickException(str(exc)) from exc
+    fw = firmware_energy(run)
+    model, model_log = model_energy(SAMPLE_ROUTE, SAMPLE_FENCES, run.duration_s, seed=seed)
+    report = compare(run, fw, model, model_log)
+    report["wall_s"] = round(time.perf_counter() - began, 1)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for line in report["lines"]:
+        click.echo(line)
