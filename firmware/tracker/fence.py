@@ -208,6 +208,254 @@ class _Base64Reader:
         return self._pos >= self._end and not self._pending
 
 
+class FenceSetError(ValueError):
+    """A fence set refused at load; ``reason`` is a short counter key (``hash``, ``structure``,
+    ``strings``, ``size``, ``format``), the message says what is wrong."""
+
+    def __init__(self, reason, detail):
+        super().__init__("fence set: " + detail)
+        self.reason = reason
+
+
+def _wrapper(text, quote, key):
+    """Where the base64 ``data`` of a JSON wrapper is: ``(start, end, size, version)``.
+
+    ``text`` is a str, bytes or :class:`FileText`; ``quote``/``key`` its quote and ``"data"``
+    in its own type. Only the few dozen bytes around the payload are parsed as JSON.
+    """
+    k = text.find(key)
+    # The value's opening quote: the first quote after the colon that follows the key.
+    colon = text.find(b":" if quote == 34 else ":", k + 6) if k >= 0 else -1
+    start = text.find(b'"' if quote == 34 else '"', colon + 1) if colon >= 0 else -1
+    end = text.find(b'"' if quote == 34 else '"', start + 1) if start >= 0 else -1
+    if end < 0:
+        raise FenceSetError("format", "bad JSON wrapper: no data")
+    start += 1
+    try:
+        if quote == 34:
+            doc = json.loads(str(bytes(text[:start]) + bytes(text[end:]), "utf-8"))
+        else:
+            doc = json.loads(text[:start] + text[end:])
+        fmt = doc["format"]
+        version = doc["version"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise FenceSetError("format", "bad JSON wrapper: %r" % (e,))
+    if fmt != "hsf1":
+        raise FenceSetError("format", "unknown format %r" % (fmt,))
+    n64 = end - start
+    if n64 % 4:
+        raise FenceSetError("format", "base64 data length is not a multiple of 4")
+    size = n64 // 4 * 3
+    for j in (end - 1, end - 2):
+        if n64 and text[j] in (61, "="):
+            size -= 1
+    return start, end, size, version
+
+
+# Sections of the body, in file order: (typecode, count as (a, b, c): a * n + b + c * one of
+# the header counts) -- see ``_counts``.
+_S_LAT0 = const(0)
+_S_LON0 = const(1)
+_S_BB = const(2)
+_S_KXQ = const(3)
+_S_KYQ = const(4)
+_S_HMAX = const(5)
+_S_RADIUS = const(6)
+_S_DENSITY = const(7)
+_S_RING = const(8)
+_S_RSTART = const(9)
+_S_V = const(10)
+_S_GKEY = const(11)
+_S_GOFF = const(12)
+_S_GENT = const(13)
+_S_SOFF = const(14)
+_S_BLOB = const(15)
+_CODES = "iihHHHHBHHhiHHHB"
+
+
+def _width(code):
+    return 1 if code == "B" else (4 if code == "i" else 2)
+
+
+def _counts(n, nr, nv, ng, ne, ns):
+    """Element count of every section, in file order."""
+    return (n, n, 4 * n, n, n, n, n, n, n + 1, nr + 1, 2 * nv, ng, ng + 1, ne, 2 * n + 1, ns)
+
+
+def _offsets(counts):
+    """Byte offset of every section from the start of the set, and the total size."""
+    out = []
+    pos = HEADER_SIZE
+    for s in range(16):
+        out.append(pos)
+        pos += counts[s] * _width(_CODES[s])
+    return out, pos
+
+
+class _MemSource:
+    """``read_at`` over a set held in memory."""
+
+    def __init__(self, data):
+        self._mv = memoryview(data)
+
+    def read_at(self, pos, n):
+        return bytes(self._mv[pos : pos + n])
+
+
+class _FileSource:
+    """``read_at`` over a binary set in a seekable file."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def read_at(self, pos, n):
+        self._f.seek(pos)
+        return self._f.read(n)
+
+
+class _B64Source:
+    """``read_at`` over the binary set inside a JSON wrapper (str, bytes or :class:`FileText`):
+    base64 maps every 3 bytes to 4 characters, so any byte range is decoded from its own few
+    characters, without decoding what comes before."""
+
+    def __init__(self, text, start, size):
+        self._text = text
+        self._start = start
+        self._size = size
+
+    def read_at(self, pos, n):
+        if pos + n > self._size:
+            n = self._size - pos
+        if n <= 0:
+            return b""
+        q0 = pos // 3
+        q1 = (pos + n + 2) // 3
+        chars = self._text[self._start + 4 * q0 : self._start + 4 * q1]
+        raw = binascii.a2b_base64(chars)
+        k = pos - 3 * q0
+        return raw[k : k + n]
+
+
+def _values(src, pos, code, count):
+    """The ``count`` values of a section at ``pos``, read a chunk at a time."""
+    width = _width(code)
+    per = _CHUNK // width
+    while count > 0:
+        k = count if count < per else per
+        raw = src.read_at(pos, k * width)
+        if len(raw) != k * width:
+            raise FenceSetError("size", "truncated body")
+        if code == "B":
+            for x in raw:
+                yield x
+        else:
+            for x in array(code, raw):
+                yield x
+        pos += k * width
+        count -= k
+
+
+def _bad(detail):
+    raise FenceSetError("structure", detail)
+
+
+def _check(hd, seq, text):
+    """Structure checks, so that evaluating a set that passes can never raise.
+
+    ``hd``: the header fields after the version (n, nr, nv, ng, ne, ns, g_lat0, g_lon0,
+    g_shift, flags, g_cols, g_rows, near_lat, near_m, reserved); ``seq(section)``: an iterator
+    over that section's values; ``text(a, b)``: bytes ``a:b`` of the string blob. Every index,
+    count and offset is checked against what it points into, every string is decoded.
+    Raises :class:`FenceSetError`.
+    """
+    n, nr, nv, ng, ne, ns = hd[0], hd[1], hd[2], hd[3], hd[4], hd[5]
+    g_cols = hd[10]
+    g_rows = hd[11]
+    near_lat = hd[12]
+    lat0 = seq(_S_LAT0)
+    lon0 = seq(_S_LON0)
+    kxq = seq(_S_KXQ)
+    kyq = seq(_S_KYQ)
+    radius = seq(_S_RADIUS)
+    ring = seq(_S_RING)
+    r0 = next(ring)
+    if r0 != 0:
+        _bad("ring table does not start at 0")
+    for i in range(n):
+        la = next(lat0)
+        lo = next(lon0)
+        kx = next(kxq)
+        ky = next(kyq)
+        rad = next(radius)
+        r1 = next(ring)
+        if not -90000000 <= la <= 90000000 or not -180000000 <= lo <= 180000000:
+            _bad("fence %d: origin out of range" % i)
+        if kx == 0 or ky == 0:
+            _bad("fence %d: zero scale factor" % i)
+        if near_lat * ky // kx + 1 > 0xFFFF:
+            _bad("fence %d: near range too large" % i)
+        if r1 < r0 or r1 > nr:
+            _bad("fence %d: ring index out of range" % i)
+        if r1 == r0 and rad == 0:
+            _bad("fence %d has no geometry" % i)
+        r0 = r1
+    if r0 != nr:
+        _bad("ring table does not end at the ring count")
+    rs = seq(_S_RSTART)
+    p = next(rs)
+    if p != 0:
+        _bad("vertex table does not start at 0")
+    for r in range(nr):
+        q = next(rs)
+        if q < p + 3 or q > nv:
+            _bad("ring %d: fewer than 3 vertices or vertex index out of range" % r)
+        p = q
+    if p != nv:
+        _bad("vertex table does not end at the vertex count")
+    if ng and g_cols * g_rows == 0:
+        _bad("grid has cells but no rows or columns")
+    keys = seq(_S_GKEY)
+    goff = seq(_S_GOFF)
+    gent = seq(_S_GENT)
+    o0 = next(goff)
+    if o0 != 0:
+        _bad("grid offsets do not start at 0")
+    last = -1
+    for c in range(ng):
+        key = next(keys)
+        o1 = next(goff)
+        if key <= last or key >= g_cols * g_rows:
+            _bad("grid cell %d: key out of order or out of range" % c)
+        last = key
+        if o1 < o0 or o1 > ne:
+            _bad("grid cell %d: entries out of range" % c)
+        prev = -1
+        for _ in range(o1 - o0):
+            e = next(gent)
+            if e <= prev or e >= n:
+                _bad("grid cell %d: fence index out of range or repeated" % c)
+            prev = e
+        o0 = o1
+    if o0 != ne:
+        _bad("grid offsets do not end at the entry count")
+    soff = seq(_S_SOFF)
+    a = next(soff)
+    if a != 0:
+        _bad("string offsets do not start at 0")
+    for k in range(2 * n):
+        b = next(soff)
+        if b < a or b > ns:
+            _bad("string %d: offset out of range" % k)
+        try:
+            str(text(a, b), "utf-8")
+        except UnicodeError:
+            raise FenceSetError("strings", "fence %d: %s is not UTF-8" % (k // 2, (
+                "id", "name")[k % 2]))
+        a = b
+    if a != ns:
+        _bad("string offsets do not end at the blob size")
+
+
 def isqrt(n):
     """Return floor(sqrt(n)) for 0 <= n < 2**30 with small ints only."""
     if n <= 0:
@@ -229,6 +477,7 @@ class FenceSet:
         self.version = ""
         self.near_m = 0
         self.cand_end = 0
+        self.gidx = None  # a window of a FenceStore: its indexes in the store
 
     def __len__(self):
         return self.n
@@ -254,40 +503,14 @@ class FenceSet:
             quote = '"'
             key = '"data"'
         else:
-            raise ValueError("fence set: expected str or bytes, not %s" % type(text).__name__)
-        k = text.find(key)
-        # The value's opening quote: the first quote after the colon that follows the key.
-        colon = text.find(b":" if quote == 34 else ":", k + 6) if k >= 0 else -1
-        start = text.find(b'"' if quote == 34 else '"', colon + 1) if colon >= 0 else -1
-        end = text.find(b'"' if quote == 34 else '"', start + 1) if start >= 0 else -1
-        if end < 0:
-            raise ValueError("fence set: bad JSON wrapper: no data")
-        start += 1
-        try:
-            # The wrapper without its payload is a few dozen bytes: parse it properly.
-            if quote == 34:
-                doc = json.loads(str(bytes(text[:start]) + bytes(text[end:]), "utf-8"))
-            else:
-                doc = json.loads(text[:start] + text[end:])
-            fmt = doc["format"]
-            version = doc["version"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError("fence set: bad JSON wrapper: %r" % (e,))
-        if fmt != "hsf1":
-            raise ValueError("fence set: unknown format %r" % (fmt,))
-        n64 = end - start
-        if n64 % 4:
-            raise ValueError("fence set: base64 data length is not a multiple of 4")
-        size = n64 // 4 * 3
-        for j in (end - 1, end - 2):
-            if n64 and text[j] in (61, "="):
-                size -= 1
+            raise FenceSetError("format", "expected str or bytes, not %s" % type(text).__name__)
+        start, end, size, version = _wrapper(text, quote, key)
         reader = _Base64Reader(text, start, end)
         fs = cls.from_stream(reader, size)
         if not reader.exhausted():
-            raise ValueError("fence set: trailing data after the set")
+            raise FenceSetError("size", "trailing data after the set")
         if fs.version != version:
-            raise ValueError("fence set: wrapper version does not match content")
+            raise FenceSetError("hash", "wrapper version does not match content")
         return fs
 
     @classmethod
@@ -302,26 +525,23 @@ class FenceSet:
             return cls._parse(f, size)
         except MemoryError:
             raise
-        except Exception as e:  # struct.error, IndexError, UnicodeError...: all mean corrupt
-            if isinstance(e, ValueError) and str(e).startswith("fence set"):
-                raise
-            raise ValueError("fence set: corrupt or truncated (%r)" % (e,))
+        except FenceSetError:
+            raise
+        except Exception as e:  # struct.error, OverflowError...: all mean corrupt
+            raise FenceSetError("structure", "corrupt or truncated (%r)" % (e,))
 
     @classmethod
     def _parse(cls, f, size):
         head = f.read(HEADER_SIZE)
         if len(head) != HEADER_SIZE:
-            raise ValueError("fence set: truncated header")
+            raise FenceSetError("size", "truncated header")
         (magic, version, n, nr, nv, ng, ne, ns, g_lat0, g_lon0, g_shift, _flags, g_cols, g_rows,
          near_lat, near_m, _reserved) = struct.unpack(HEADER, head)
         if magic != MAGIC:
-            raise ValueError("fence set: bad magic")
-        body = (
-            4 * n * 2 + 2 * 4 * n + 2 * n * 4 + n + 2 * (n + 1) + 2 * (nr + 1) + 4 * nv
-            + 4 * ng + 2 * (ng + 1) + 2 * ne + 2 * (2 * n + 1) + ns
-        )
-        if size >= 0 and size != HEADER_SIZE + body:
-            raise ValueError("fence set: size %d, header says %d" % (size, HEADER_SIZE + body))
+            raise FenceSetError("format", "bad magic")
+        _offs, total = _offsets(_counts(n, nr, nv, ng, ne, ns))
+        if size >= 0 and size != total:
+            raise FenceSetError("size", "size %d, header says %d" % (size, total))
         h = hashlib.sha256() if hashlib is not None else None
         if h is not None:
             h.update(head[:4])
@@ -347,7 +567,7 @@ class FenceSet:
                 # A file: straight into the array, no temporary buffers at all (they would
                 # fragment a small heap between the big arrays).
                 if total and readinto(arr) != total:
-                    raise ValueError("fence set: truncated body")
+                    raise FenceSetError("size", "truncated body")
                 if h is not None and total:
                     h.update(arr)
                 return arr
@@ -358,7 +578,7 @@ class FenceSet:
                     step = _CHUNK
                 raw = f.read(step)
                 if len(raw) != step:
-                    raise ValueError("fence set: truncated body")
+                    raise FenceSetError("size", "truncated body")
                 if h is not None:
                     h.update(raw)
                 if code == "B":
@@ -388,27 +608,12 @@ class FenceSet:
         version = str(version, "ascii")
         if h is not None:
             if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
-                raise ValueError("fence set: content hash does not match version " + version)
-        # Structure checks so that evaluation can never index out of range.
-        if fs.ring[0] != 0 or fs.ring[n] != nr or fs.rstart[0] != 0 or fs.rstart[nr] != nv:
-            raise ValueError("fence set: inconsistent ring tables")
-        for i in range(n):
-            if fs.ring[i + 1] < fs.ring[i]:
-                raise ValueError("fence set: inconsistent ring tables")
-            if fs.ring[i + 1] == fs.ring[i] and fs.radius[i] == 0:
-                raise ValueError("fence set: fence %d has no geometry" % i)
-            if fs.kxq[i] == 0 or fs.kyq[i] == 0:
-                raise ValueError("fence set: zero scale factor")
-        for r in range(nr):
-            if fs.rstart[r + 1] < fs.rstart[r] + 3:
-                raise ValueError("fence set: ring with fewer than 3 vertices")
-        if fs.goff[0] != 0 or fs.goff[ng] != ne:
-            raise ValueError("fence set: inconsistent grid")
-        for e in fs.gent:
-            if e >= n:
-                raise ValueError("fence set: grid entry out of range")
-        if soff[0] != 0 or soff[2 * n] != ns:
-            raise ValueError("fence set: inconsistent strings")
+                raise FenceSetError("hash", "content hash does not match version " + version)
+        arrays = (fs.lat0, fs.lon0, fs.bb, fs.kxq, fs.kyq, fs.hmax, fs.radius, fs.density,
+                  fs.ring, fs.rstart, fs.v, fs.gkey, fs.goff, fs.gent, soff, blob)
+        _check((n, nr, nv, ng, ne, ns, g_lat0, g_lon0, g_shift, _flags, g_cols, g_rows,
+                near_lat, near_m, _reserved),
+               lambda sec: iter(arrays[sec]), lambda a, b: bytes(blob[a:b]))
         fs.version = version
         fs.g_lat0 = g_lat0
         fs.g_lon0 = g_lon0
@@ -581,6 +786,246 @@ class FenceSet:
             return -1
 
 
+# A window's grid is one cell that holds every point on Earth (see ``FenceStore.window``):
+# lat_e6 - _W_LAT0 and lon_e6 - _W_LON0 stay below 2**29, so both shift to row and column 0.
+_W_LAT0 = const(-100000000)
+_W_LON0 = const(-200000000)
+_W_SHIFT = const(29)
+
+
+class FenceStore:
+    """A checked fence set left where it is (flash), read a few hot spots at a time.
+
+    ``FenceStore.load(opener)``: ``opener()`` returns a new open binary file (seek, read,
+    close) holding the set, raw or as the JSON wrapper. Loading reads it once, a chunk at a
+    time, to verify the content hash and the structure (:func:`_check`), and keeps only the
+    header: memory does not grow with the number of hot spots. ``window(lat_e6, lon_e6, keep)``
+    reads the hot spots of the grid cell holding the point (the compiler's grid lists every
+    fence whose near range touches the cell), plus the ``keep`` fences, into a small
+    :class:`FenceSet` that the engine evaluates exactly as it would the whole set for any point
+    in that cell. ``FenceStore.from_text(text)`` is the same over a set held in memory.
+    Attributes: ``version``, ``near_m``, ``len(store)``.
+    """
+
+    def __init__(self, opener, hd, version):
+        self._opener = opener
+        self._hd = hd
+        self.version = version
+        self.n = hd[0]
+        self.near_m = hd[13]
+        self._offs = _offsets(_counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5]))[0]
+
+    def __len__(self):
+        return self.n
+
+    @classmethod
+    def from_text(cls, text):
+        """A store over a set held in memory (wrapper text or bytes, or raw binary)."""
+        from io import BytesIO
+
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        return cls.load(lambda: BytesIO(data))
+
+    @classmethod
+    def load(cls, opener):
+        """Check the set ``opener()`` opens; raises :class:`FenceSetError` (a ``ValueError``)."""
+        f = opener()
+        if f is None:
+            raise FenceSetError("format", "no set stored")
+        try:
+            src, size, wrapper_version = _source(f)
+            hd, version = _verify(src, size)
+        except FenceSetError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a read error or garbage: corrupt either way
+            raise FenceSetError("structure", "corrupt or truncated (%r)" % (e,))
+        finally:
+            f.close()
+        if wrapper_version is not None and wrapper_version != version:
+            raise FenceSetError("hash", "wrapper version does not match content")
+        return cls(opener, hd, version)
+
+    def reopen(self, opener):
+        """Read the same set from elsewhere from now on (it was moved in flash)."""
+        self._opener = opener
+
+    def cell_key(self, lat_e6, lon_e6):
+        """The grid cell of the point (``row * cols + col``), or -1 outside the grid."""
+        hd = self._hd
+        r = lat_e6 - hd[6]
+        c = lon_e6 - hd[7]
+        if r < 0 or c < 0:
+            return -1
+        r >>= hd[8]
+        c >>= hd[8]
+        if r >= hd[11] or c >= hd[10]:
+            return -1
+        return r * hd[10] + c
+
+    def window(self, key, keep=()):
+        """A :class:`FenceSet` of the fences listed in grid cell ``key`` (see :meth:`cell_key`)
+        and the fences ``keep`` (global indexes), in global index order; its ``gidx`` maps its
+        indexes back to the store's."""
+        f = self._opener()
+        if f is None:
+            raise OSError("fence set missing from flash")
+        try:
+            src, _size, _v = _source(f)
+            return self._window(src, key, keep)
+        finally:
+            f.close()
+
+    def _window(self, src, key, keep):
+        offs = self._offs
+        hd = self._hd
+        wanted = []
+        if key >= 0 and hd[3]:
+            lo = 0
+            hi = hd[3]
+            while lo < hi:  # binary search of the sorted keys, in flash
+                mid = (lo + hi) >> 1
+                if _at(src, offs[_S_GKEY], "i", mid) < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < hd[3] and _at(src, offs[_S_GKEY], "i", lo) == key:
+                a = _at(src, offs[_S_GOFF], "H", lo)
+                b = _at(src, offs[_S_GOFF], "H", lo + 1)
+                wanted = list(_values(src, offs[_S_GENT] + 2 * a, "H", b - a))
+        for g in keep:
+            if g not in wanted:
+                wanted.append(g)
+        wanted.sort()
+        k = len(wanted)
+        fs = FenceSet()
+        fs.version = self.version
+        fs.n = k
+        fs.gidx = array("H", wanted)
+        fs.lat0 = array("i", [_at(src, offs[_S_LAT0], "i", g) for g in wanted])
+        fs.lon0 = array("i", [_at(src, offs[_S_LON0], "i", g) for g in wanted])
+        bb = array("h", bytearray(8 * k))
+        for j in range(k):
+            raw = src.read_at(offs[_S_BB] + 8 * wanted[j], 8)
+            bb[4 * j : 4 * j + 4] = array("h", raw)
+        fs.bb = bb
+        fs.kxq = array("H", [_at(src, offs[_S_KXQ], "H", g) for g in wanted])
+        fs.kyq = array("H", [_at(src, offs[_S_KYQ], "H", g) for g in wanted])
+        fs.hmax = array("H", [_at(src, offs[_S_HMAX], "H", g) for g in wanted])
+        fs.radius = array("H", [_at(src, offs[_S_RADIUS], "H", g) for g in wanted])
+        fs.density = bytearray([_at(src, offs[_S_DENSITY], "B", g) for g in wanted])
+        # Rings and vertices, re-based to this window.
+        ring = array("H", [0])
+        rstart = array("H", [0])
+        spans = []
+        nv = 0
+        for g in wanted:
+            r0 = _at(src, offs[_S_RING], "H", g)
+            r1 = _at(src, offs[_S_RING], "H", g + 1)
+            v0 = _at(src, offs[_S_RSTART], "H", r0)
+            for r in range(r0 + 1, r1 + 1):
+                rstart.append(nv + _at(src, offs[_S_RSTART], "H", r) - v0)
+            if r1 > r0:
+                v1 = rstart[len(rstart) - 1] - nv + v0
+                spans.append((v0, v1))
+                nv += v1 - v0
+            ring.append(len(rstart) - 1)
+        fs.ring = ring
+        fs.rstart = rstart
+        v = array("h", bytearray(4 * nv))
+        p = 0
+        for v0, v1 in spans:
+            q = p + 2 * (v1 - v0)
+            v[p:q] = array("h", src.read_at(offs[_S_V] + 4 * v0, 4 * (v1 - v0)))
+            p = q
+        fs.v = v
+        fs.gkey = array("i", [0])
+        fs.goff = array("H", [0, k])
+        fs.gent = array("H", range(k))
+        fs.g_lat0 = _W_LAT0
+        fs.g_lon0 = _W_LON0
+        fs.g_shift = _W_SHIFT
+        fs.g_cols = 1
+        fs.g_rows = 1
+        near_lat = hd[12]
+        fs.near_lat = near_lat
+        fs.near_m = hd[13]
+        fs.near_lon = array("H", [near_lat * fs.kyq[j] // fs.kxq[j] + 1 for j in range(k)])
+        soff = array("H", [0])
+        blob = bytearray()
+        for g in wanted:
+            a, m, b = _values(src, offs[_S_SOFF] + 4 * g, "H", 3)
+            base = len(blob)
+            blob += src.read_at(offs[_S_BLOB] + a, b - a)
+            soff.append(base + m - a)
+            soff.append(base + b - a)
+        fs.ids = _Strings(blob, soff, 0)
+        fs.names = _Strings(blob, soff, 1)
+        return fs
+
+
+def _at(src, pos, code, i):
+    """Element ``i`` of the section at ``pos``."""
+    w = _width(code)
+    raw = src.read_at(pos + w * i, w)
+    if len(raw) != w:
+        raise OSError("fence set changed in flash")
+    if code == "B":
+        return raw[0]
+    return struct.unpack("<" + code, raw)[0]
+
+
+def _source(f):
+    """``(source, size, wrapper version or None)`` for an open file holding a set."""
+    text = FileText(f)
+    if bytes(text[:4]) == MAGIC:
+        return _FileSource(f), len(text), None
+    start, _end, size, version = _wrapper(text, 34, b'"data"')
+    return _B64Source(text, start, size), size, version
+
+
+def _verify(src, size):
+    """Hash and structure of the set behind ``src``; returns ``(header fields, version)``."""
+    head = src.read_at(0, HEADER_SIZE)
+    if len(head) != HEADER_SIZE:
+        raise FenceSetError("size", "truncated header")
+    fields = struct.unpack(HEADER, head)
+    if fields[0] != MAGIC:
+        raise FenceSetError("format", "bad magic")
+    hd = fields[2:]
+    counts = _counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5])
+    offs, total = _offsets(counts)
+    if size != total:
+        raise FenceSetError("size", "size %d, header says %d" % (size, total))
+    version = str(fields[1], "ascii") if _hex(fields[1]) else ""
+    if hashlib is not None:
+        h = hashlib.sha256()
+        h.update(head[:4])
+        h.update(bytes(12))
+        h.update(head[16:])
+        pos = HEADER_SIZE
+        while pos < total:
+            k = total - pos if total - pos < _CHUNK else _CHUNK
+            raw = src.read_at(pos, k)
+            if len(raw) != k:
+                raise FenceSetError("size", "truncated body")
+            h.update(raw)
+            pos += k
+        if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
+            raise FenceSetError("hash", "content hash does not match version %r" % (version,))
+    _check(hd, lambda sec: _values(src, offs[sec], _CODES[sec], counts[sec]),
+           lambda a, b: src.read_at(offs[_S_BLOB] + a, b - a))
+    return hd, version
+
+
+def _hex(raw):
+    for c in raw:
+        if not (48 <= c <= 57 or 97 <= c <= 102):
+            return False
+    return True
+
+
 class FenceEngine:
     """Confirmed enter/leave with hysteresis and interpolated crossing times (see module doc)."""
 
@@ -589,8 +1034,14 @@ class FenceEngine:
         self._rt = array("i", [0] * _RING)
         self._rlat = array("i", [0] * _RING)
         self._rlon = array("i", [0] * _RING)
+        self.store = None
+        self._key = -1
+        if isinstance(fence_set, FenceStore):
+            self.store = fence_set
+            fence_set = fence_set.window(-1)
         self._bind(fence_set)
         self.reset()
+        self.windows = 0  # windows read from a store (cells entered)
 
     def _bind(self, fs):
         n = len(fs)
@@ -628,28 +1079,97 @@ class FenceEngine:
         return self.fences.version
 
     def set_fences(self, new_set):
-        """Swap in a new fence set atomically; vanished fences the tracker is in get a leave."""
+        """Swap in a new fence set (a :class:`FenceSet` or a :class:`FenceStore`) atomically;
+        vanished fences the tracker is in get a leave.
+
+        With a store, the fences matched by id are those near the last fix (its grid cell):
+        a fence the tracker is in is always among them unless it moved or vanished.
+        """
+        if isinstance(new_set, FenceStore):
+            store = new_set
+            key = -1
+            if self._seq >= 0:
+                k = self._seq % _RING
+                key = store.cell_key(self._rlat[k], self._rlon[k])
+            new_set = store.window(key)
+            self.store = store
+            self._key = key
+        else:
+            self.store = None
+        self._swap(new_set, False)
+
+    def _move(self, key):
+        """The fix is in another grid cell of the store: read that cell's fences, keeping the
+        ones inside or pending with their whole state, so that evaluation goes on exactly as
+        with the whole set in memory."""
+        fs = self.fences
+        keep = [fs.gidx[i] for i in self._active]
+        self._swap(self.store.window(key, keep), True)
+        self._key = key
+        self.windows += 1
+
+    def _swap(self, new_set, same):
+        """Bind ``new_set``, carrying state over: with ``same`` (another window of the same
+        store) every fence in both keeps all of its state; otherwise fences matched by id keep
+        "inside" and vanished ones the tracker is in get a leave at the last fix."""
         old = self.fences
         kept = []
-        for i in self.inside:
-            j = new_set.index_of(old.ids[i])
-            if j >= 0:
-                kept.append(j)
-            elif self._seq >= 0:
-                k = self._seq % _RING
-                self._cb(False, i, self._t0 + self._rt[k], self._rlat[k], self._rlon[k])
+        if same:
+            # Both windows list their fences in store order: one merge pass.
+            og = old.gidx
+            ng = new_set.gidx
+            j = 0
+            for i in range(len(og)):
+                while j < len(ng) and ng[j] < og[i]:
+                    j += 1
+                if j < len(ng) and ng[j] == og[i]:
+                    kept.append((j, i))
+        else:
+            for i in self._active:
+                if not self._st[i]:
+                    continue
+                j = new_set.index_of(old.ids[i])
+                if j >= 0:
+                    kept.append((j, i))
+                elif self._seq >= 0:
+                    k = self._seq % _RING
+                    self._cb(False, i, self._t0 + self._rt[k], self._rlat[k], self._rlon[k])
+        st = self._st
+        prev = self._prev
+        ev = self._ev
+        lo = self._lo
+        act = self._act
+        active = self._active
         self._bind(new_set)
-        for j in kept:
-            self._st[j] = 1
-            self._act[j] = 1
-            self._active.append(j)
         for j in range(len(new_set)):
             self._lo[j] = self._seq if self._seq > 0 else 0
-        kept.sort()
-        self.inside = kept
+        inside = []
+        for j, i in kept:
+            self._st[j] = st[i]
+            if st[i]:
+                inside.append(j)
+            if same:  # the same fence, only read again: it keeps its evidence
+                self._prev[j] = prev[i]
+                self._ev[j] = ev[i]
+                self._lo[j] = lo[i]
+                self.pending += prev[i]
+            if act[i] or st[i]:
+                self._act[j] = 1
+        # The active list in its old order (the order fences far away are stepped in).
+        for i in active:
+            for j, i2 in kept:
+                if i2 == i:
+                    self._active.append(j)
+                    break
+        inside.sort()
+        self.inside = inside
 
     def update(self, t, lat_e6, lon_e6, acc_cm):
         """Feed one valid fix (time order); emits confirmed transitions through the callback."""
+        if self.store is not None:
+            key = self.store.cell_key(lat_e6, lon_e6)
+            if key != self._key:
+                self._move(key)
         if self._t0 is None:
             self._t0 = t
         dt = t - self._t0
