@@ -229,6 +229,12 @@ class Ingest:
                 device_id,
             ),
         )
+        if msg["_type"] == "status" and msg["online"]:
+            # A tracker's status is its whole state: no ``fence_err`` means no set refused.
+            self.conn.execute(
+                "UPDATE devices SET fence_error = ?, fence_rejects = ? WHERE device_id = ?",
+                (_str_or_none(msg.get("fence_err")), _count_or_none(msg.get("fence_rej")),
+                 device_id))
 
     # -- positions and transitions ----------------------------------------------------------------
     def _previous(self, device_id: str, tst: int) -> filters.Kept | None:
@@ -344,6 +350,11 @@ _NUMBERS = (int, float)
 def _int_or_none(value: object) -> int | None:
     number = _num_or_none(value)
     return None if number is None else int(number)
+
+
+def _count_or_none(value: object) -> int | None:
+    """A non-negative integer counter that SQLite can hold, or None."""
+    return value if type(value) is int and 0 <= value < 1 << 31 else None
 
 
 def _str_or_none(value: object) -> str | None:

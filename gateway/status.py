@@ -63,6 +63,9 @@ class DeviceStatus:
     quarantined: int = 0
     #: Newest kept position ``(tst, lat, lon)``, for "not returned: last seen at".
     last_location: tuple[int, float, float] | None = None
+    #: Why the device refused the last fence set offered (it runs ``fence_version``), or None.
+    fence_error: str | None = None
+    fence_rejects: int | None = None
 
 
 @dataclass
@@ -109,14 +112,16 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
     rows = db.execute(
         "SELECT d.device_id, d.source, d.registered_at, d.online, d.status_at, d.last_seen,"
         " d.last_fix_tst, d.batt, d.fence_version, d.outbox, d.max_seq,"
-        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0), a.collar, a.start_ts, a.due_ts"
+        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0), a.collar, a.start_ts, a.due_ts,"
+        " d.fence_error, d.fence_rejects"
         " FROM devices d LEFT JOIN assignments a ON a.id = (SELECT id FROM assignments"
         "  WHERE device_id = d.device_id AND start_ts <= :now"
         "  AND (end_ts IS NULL OR end_ts > :now) ORDER BY start_ts DESC LIMIT 1)"
         " ORDER BY d.device_id", {"now": now}).fetchall()
     devices = []
     for (device_id, source, registered_at, online, status_at, last_seen, last_fix, batt,
-         fences, outbox, max_seq, duplicates, filtered, collar, since, due) in rows:
+         fences, outbox, max_seq, duplicates, filtered, collar, since, due, fence_error,
+         fence_rejects) in rows:
         missing, gaps = sequence_gaps(db, device_id)
         place = lifecycle.last_location(db, device_id) if collar is not None else None
         devices.append(DeviceStatus(
@@ -127,7 +132,7 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
             outbox=outbox, officer=collar, assigned_since=since, due_ts=due,
             max_seq=max_seq or 0, missing=missing, gaps=gaps, duplicates=duplicates,
             filtered=filtered, quarantined=quarantined_by_device.get(device_id, 0),
-            last_location=place,
+            last_location=place, fence_error=fence_error, fence_rejects=fence_rejects,
         ))
     assigned = [(d.device_id, d.officer) for d in devices if d.officer is not None]
     return FleetStatus(
@@ -167,6 +172,13 @@ def alerts(devices: list[DeviceStatus], now: int, rules: AlertRules) -> Iterator
                 where = f"; last known at {lat:.5f},{lon:.5f} {_duration(now - tst)} ago"
             yield (f"NOT RETURNED {d.device_id} (officer {d.officer}):"
                    f" due back {_duration(now - due)} ago{where}")
+    for d in devices:
+        # The tracker kept its old set (or has none): hot spots added or changed since are
+        # not enforced on it until someone fixes the set or the tracker.
+        if d.fence_error:
+            running = f"still running {d.fence_version}" if d.fence_version else "no hot spots"
+            yield (f"FENCES REFUSED {d.device_id}: {d.fence_error} ({running};"
+                   f" {d.fence_rejects or 1} refused since start-up)")
     for d in devices:
         if not d.registered:
             yield (f"UNKNOWN DEVICE {d.device_id}: {d.quarantined} messages quarantined;"

@@ -78,19 +78,22 @@ def test_a_bad_set_is_rejected_and_the_old_one_stays_active():
         assert wire.decode(tracker.status(True))["fences"] == good.version
 
 
-def test_a_city_sized_set_reaches_a_micropython_device(mosquitto, run_micropython):
+def test_a_city_sized_set_reaches_a_micropython_device(tmp_path, mosquitto, run_micropython):
     """200 hot spots of 20 vertices: published, received over MQTT and applied on the unix port."""
     compiled = compile_geojson(city_fences(200, vertices=20))
     sent = publish(compiled, mosquitto.host, mosquitto.port, "city", **mosquitto.fences.auth())
     device = mosquitto.device("T-0200")
     script = f"""
 import asyncio
-from tracker.fence import FenceSet
+from tracker.fence import FenceStore
 from tracker.mqtt import MQTTClient
 got = []
+path = '{tmp_path}/spooled'
 async def main():
+    # As the tracker does: the set goes to flash as it arrives (RAM payloads stop at 4 KB).
     c = MQTTClient('T-0200', asyncio.open_connection, user='T-0200',
-                   password='{device.password}', on_message=lambda t, p: got.append(p))
+                   password='{device.password}', on_message=lambda t, p: got.append(p),
+                   spool=lambda topic, n: open(path, 'wb'))
     await c.connect('{mosquitto.host}', {mosquitto.port})
     await c.subscribe('{sent.topic}')
     for _ in range(100):
@@ -98,8 +101,9 @@ async def main():
             break
         await asyncio.sleep(0.05)
     await c.disconnect()
-    fs = FenceSet.from_json(got[0])
-    print(len(got[0]), len(fs), fs.version)
+    fs = FenceStore.load(lambda: open(path, 'rb'))
+    f = open(path, 'rb')
+    print(f.seek(0, 2), len(fs), fs.version)
 asyncio.run(main())
 """
     size, count, version = run_micropython("-c", script).split()
@@ -107,7 +111,10 @@ asyncio.run(main())
     assert (int(count), version) == (200, compiled.version)
 
 
-def test_publish_refuses_a_set_too_large_for_the_device():
+def test_publish_refuses_a_set_too_large_for_the_device(monkeypatch):
+    # The device spools a set to flash (up to tracker.mqtt._MAX_PACKET, 1 MiB); a smaller limit
+    # here keeps the set small enough to compile quickly.
+    monkeypatch.setattr("fences.publish.DEVICE_MAX_PACKET", 49152)
     big = compile_geojson(city_fences(400, vertices=20))
     with pytest.raises(FenceError, match="trackers accept at most 49152 bytes"):
         publish(big, "127.0.0.1", 1, "main")  # refused before any connection is tried

@@ -12,7 +12,7 @@ import sys
 
 from tracker import wire
 from tracker.compat import const, ticks_diff, ticks_ms
-from tracker.fence import FenceEngine, FenceSet, FileText
+from tracker.fence import FenceEngine, FenceSetError, FenceStore
 from tracker.mqtt import MQTTClient
 from tracker.nmea import NmeaParser
 from tracker.outbox import Outbox
@@ -56,6 +56,12 @@ class Tracker:
         self.parser = NmeaParser(self._on_fix)
         self.fence_set = fence_set
         self.engine = FenceEngine(fence_set, self._on_transition) if fence_set else None
+        # Where a set handed over whole (the dock) is written before it is used: with a
+        # storage, the running set is always read from flash (see ``apply_fences``).
+        self.storage = None
+        self.fences_file = _FENCES_FILE
+        self.fence_rejects = 0  # sets refused since start-up (status ``fence_rej``)
+        self.fence_error = ""  # why the last one was refused (status ``fence_err``)
         self.invalid_epochs = 0
         self.fixes = 0
         self.last_fix_t = 0
@@ -104,16 +110,58 @@ class Tracker:
         self.parser.flush()
 
     def apply_fences(self, text):
-        """Swap in a new compiled fence set; raises ``ValueError`` and keeps the old one if bad."""
-        return self.use_fences(FenceSet.from_json(text))
+        """Swap in a new compiled fence set held whole in memory (the dock hands it over so);
+        raises ``ValueError`` (or ``MemoryError``, ``OSError``), counted in the status, and keeps
+        the old one if it cannot be used.
+
+        With a ``storage``, the set goes to flash first and runs from there, so the text is not
+        kept in memory once this returns.
+        """
+        try:
+            storage = self.storage
+            if storage is None:
+                return self.use_fences(FenceStore.from_text(text))
+            f = storage.create(self.fences_file)
+            try:
+                for i in range(0, len(text), 512):  # no second whole copy as bytes
+                    piece = text[i : i + 512]
+                    f.write(piece.encode() if isinstance(piece, str) else piece)
+            finally:
+                f.close()
+            new_set = stored_fences(storage, self.fences_file, True)
+            storage.replace(self.fences_file)
+            new_set.reopen(lambda: storage.open(self.fences_file))
+            return self.use_fences(new_set)
+        except (ValueError, MemoryError, OSError) as exc:
+            if self.storage is not None:
+                self.storage.discard(self.fences_file)
+            self.fence_refused(exc)
+            raise
+
+    def fence_refused(self, exc):
+        """Count a fence set that could not be used; returns the reason for the log."""
+        self.fence_rejects += 1
+        if isinstance(exc, MemoryError):
+            why = "memory: too big for this tracker"
+        elif isinstance(exc, FenceSetError):
+            why = str(exc)[len("fence set: "):]
+            why = exc.reason + ": " + why
+        elif isinstance(exc, OSError):
+            why = "flash: %s" % (exc,)
+        else:
+            why = "invalid: %s" % (exc,)
+        self.fence_error = why[:80]
+        return why
 
     def use_fences(self, new_set):
-        """Swap in a parsed :class:`FenceSet`; returns it."""
+        """Swap in a checked :class:`tracker.fence.FenceStore` (or a whole ``FenceSet``);
+        returns it."""
         if self.engine is None:
             self.engine = FenceEngine(new_set, self._on_transition)
         else:
             self.engine.set_fences(new_set)
         self.fence_set = new_set
+        self.fence_error = ""
         return new_set
 
     # -- time -----------------------------------------------------------------------------------
@@ -149,7 +197,7 @@ class Tracker:
             pending = 0
             if engine is not None:
                 nearest = engine.nearest_m
-                density = density_near(self.fence_set, fix.lat_e6, fix.lon_e6, nearest)
+                density = density_near(engine.fences, fix.lat_e6, fix.lon_e6, nearest)
                 pending = engine.pending
             trigger = policy.fix(fix.t, fix.lat_e6, fix.lon_e6, fix.speed_cmps, fix.acc_cm,
                                  nearest, density, self._transitioned, pending)
@@ -194,7 +242,7 @@ class Tracker:
         seq = self.outbox.next_seq()
         regions = ()
         if self.engine is not None:
-            ids = self.fence_set.ids
+            ids = self.engine.fences.ids  # the hot spots read in near this fix
             regions = [ids[i] for i in self.engine.inside]
         payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
                                 self._battery_pct(), trigger)
@@ -205,8 +253,9 @@ class Tracker:
 
     def _on_transition(self, entering, index, tst, lat_e6, lon_e6):
         seq = self.outbox.next_seq()
-        payload = wire.transition(self.device_id, seq, entering, self.fence_set.ids[index],
-                                  self.fence_set.names[index], tst, lat_e6, lon_e6,
+        fences = self.engine.fences
+        payload = wire.transition(self.device_id, seq, entering, fences.ids[index],
+                                  fences.names[index], tst, lat_e6, lon_e6,
                                   self.parser.fix.acc_cm, self.now_s())
         self._put(seq, wire.KIND_EVENT, payload, tst)
         self._transitioned = True
@@ -252,7 +301,8 @@ class Tracker:
         """The retained status message (``online`` false doubles as the last will)."""
         return wire.status(self.device_id, online, self.now_s(),
                            self.fence_set.version if self.fence_set else "",
-                           len(self.outbox), self._battery_pct(), FIRMWARE_VERSION)
+                           len(self.outbox), self._battery_pct(), FIRMWARE_VERSION,
+                           fence_err=self.fence_error, fence_rej=self.fence_rejects)
 
 
 class Ports:
@@ -280,16 +330,16 @@ class Ports:
         self.gnss_power = gnss_power
 
 
-def _stored_fences(storage, new):
-    """The fence set in flash (or the one just spooled there, with ``new``), or None; parsed
-    from flash a few hundred bytes at a time. Raises ``ValueError`` if it is not a valid set."""
-    f = storage.open(_FENCES_FILE, new)
+def stored_fences(storage, name=_FENCES_FILE, new=False):
+    """The fence set in flash (or the one just spooled there, with ``new``) as a checked
+    :class:`tracker.fence.FenceStore`, or None when there is none. It stays in flash: checking
+    it reads it a few hundred bytes at a time, and the engine reads the hot spots near the
+    tracker from it as it moves. Raises ``ValueError`` if it is not a valid set."""
+    f = storage.open(name, new)
     if f is None:
         return None
-    try:
-        return FenceSet.from_json(FileText(f))
-    finally:
-        f.close()
+    f.close()
+    return FenceStore.load(lambda: storage.open(name, new))
 
 
 class _Spool:
@@ -331,15 +381,19 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
     storage = ports.storage
     outbox = Outbox(storage)
     fence_set = None
+    refused = None
     try:
-        fence_set = _stored_fences(storage, False)
+        fence_set = stored_fences(storage)
     except (ValueError, MemoryError, OSError) as exc:
-        ports.log("stored fences unusable: %r" % (exc,))
+        refused = exc
     policy = Policy() if sampling == "adaptive" else None
     battery = ports.battery
     power = ports.gnss_power
     tracker = Tracker(device_id, outbox, fence_set, report_interval_s, battery=battery,
                       policy=policy)
+    tracker.storage = storage
+    if refused is not None:
+        ports.log("stored fences unusable: %s" % tracker.fence_refused(refused))
     ports.log("hotspots firmware %s on %s %s: device %s, fences %s, %s sampling" % (
         FIRMWARE_VERSION, sys.implementation.name, ".".join(str(v) for v in
                                                          sys.implementation.version[:3]),
@@ -391,15 +445,19 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
             try:
                 if not payload.ok:
                     raise OSError("flash write failed")
-                new_set = _stored_fences(storage, True)
+                new_set = stored_fences(storage, _FENCES_FILE, True)
                 if new_set is None:
                     raise OSError("spooled set missing")
                 storage.replace(_FENCES_FILE)  # in flash first: what runs is what reboots
+                new_set.reopen(lambda: storage.open(_FENCES_FILE))
                 tracker.use_fences(new_set)
             except (ValueError, MemoryError, OSError) as exc:
                 storage.discard(_FENCES_FILE)
-                ports.log("fence set rejected: %s" % (
-                    "too big for this tracker's memory" if isinstance(exc, MemoryError) else exc))
+                # Counted and reported in the status (the gateway raises an alert); the old
+                # set keeps running.
+                ports.log("fence set rejected: %s" % tracker.fence_refused(exc))
+                state["status_due"] = True
+                wake.set()
                 return
             ports.log("fences %s active" % new_set.version)
         elif topic == command_topic:

@@ -125,8 +125,12 @@ def transition(device_id, seq, entering, rid, desc, tst, lat_e6, lon_e6, acc_cm,
     )
 
 
-def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", seq=0):
-    """Build a (retained) ``status`` message; with ``online`` false it doubles as the last will."""
+def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", seq=0,
+           fence_err="", fence_rej=0):
+    """Build a (retained) ``status`` message; with ``online`` false it doubles as the last will.
+
+    ``fence_err``: why the last fence set offered was refused (the tracker kept ``fences``),
+    empty once a set is applied; ``fence_rej``: sets refused since start-up."""
     text = '{"_type":"status","tid":%s,"dev":%s,"online":%s,"created_at":%d' % (
         _json_str(tracker_id(device_id)),
         _json_str(device_id),
@@ -142,6 +146,10 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
         text += ',"batt":%d' % batt
     if fw:
         text += ',"fw":%s' % _json_str(fw)
+    if fence_err:
+        text += ',"fence_err":%s' % _json_str(fence_err)
+    if fence_rej:
+        text += ',"fence_rej":%d' % fence_rej
     return text + "}"
 
 
