@@ -6,6 +6,7 @@ outbox. ``run`` is the asyncio loop that wires a board's ports to it: a GNSS lin
 """
 
 import asyncio
+import gc
 import json
 import random
 import sys
@@ -305,6 +306,50 @@ class Tracker:
                            fence_err=self.fence_error, fence_rej=self.fence_rejects)
 
 
+class HeapWatch:
+    """Heap figures for the memory budget (docs/memory.md), where ``gc.mem_alloc`` exists
+    (MicroPython; on CPython every figure stays 0).
+
+    ``base``: bytes in use after the imports, collected; ``sample()`` (cheap, on every GNSS
+    line) keeps the peak in use; ``collect()`` (every few seconds) keeps the largest working
+    set, i.e. live data above ``base``.
+    """
+
+    def __init__(self):
+        self._alloc = getattr(gc, "mem_alloc", None)
+        self._free = getattr(gc, "mem_free", None)
+        self.base = 0
+        self.peak = 0
+        self.working = 0
+        self.free_min = -1
+        if self._alloc is not None:
+            gc.collect()
+            self.base = self._alloc()
+            self.peak = self.base
+
+    def sample(self):
+        if self._alloc is not None:
+            used = self._alloc()
+            if used > self.peak:
+                self.peak = used
+
+    def collect(self):
+        if self._alloc is None:
+            return
+        self.sample()
+        gc.collect()
+        live = self._alloc() - self.base
+        if live > self.working:
+            self.working = live
+        free = self._free()
+        if self.free_min < 0 or free < self.free_min:
+            self.free_min = free
+
+    def line(self):
+        return ("heap: %d after start-up, working set %d above it, peak %d in use, %d free at"
+                " least" % (self.base, self.working, self.peak, self.free_min))
+
+
 class Ports:
     """What a board hands the tracker.
 
@@ -378,6 +423,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
     Two tasks share the outbox: one reads and parses GNSS lines, the other publishes. A dead link
     only stops the publisher; parsing and fence evaluation carry on and the outbox fills.
     """
+    heap = HeapWatch()
     storage = ports.storage
     outbox = Outbox(storage)
     fence_set = None
@@ -400,7 +446,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
         device_id, fence_set.version if fence_set else "none", sampling))
     wake = asyncio.Event()
     state = {"eof": False, "published": 0, "status_due": False, "draining": False,
-             "shift_end": 0, "budget_ms": 0}
+             "shift_end": 0, "budget_ms": 0, "heap_ms": 0, "oom": 0}
 
     async def read_gnss():
         while True:
@@ -410,7 +456,20 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                 state["eof"] = True
                 wake.set()
                 return
-            tracker.feed_line(line, ticks_ms())
+            try:
+                tracker.feed_line(line, ticks_ms())
+            except MemoryError as exc:
+                # Never silent, never fatal: a reader task that died would leave the tracker
+                # connected and reporting nothing. The line is lost and counted.
+                state["oom"] += 1
+                if state["oom"] == 1:
+                    ports.log("memory: out of heap while parsing (%r); lines dropped are counted"
+                              % (exc,))
+                    if hasattr(sys, "print_exception"):
+                        sys.print_exception(exc)
+                gc.collect()
+                continue
+            heap.sample()
             if len(outbox):
                 wake.set()
             if power is not None and tracker.gnss_off_until and policy.off_s:
@@ -451,6 +510,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                 storage.replace(_FENCES_FILE)  # in flash first: what runs is what reboots
                 new_set.reopen(lambda: storage.open(_FENCES_FILE))
                 tracker.use_fences(new_set)
+                heap.sample()
             except (ValueError, MemoryError, OSError) as exc:
                 storage.discard(_FENCES_FILE)
                 # Counted and reported in the status (the gateway raises an alert); the old
@@ -485,6 +545,9 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                 if state["status_due"]:
                     state["status_due"] = False
                     await client.publish(status_topic, tracker.status(True), 1, True)
+                if ticks_diff(ticks_ms(), state["heap_ms"]) >= 2000:
+                    state["heap_ms"] = ticks_ms()
+                    heap.collect()
                 if ticks_diff(ticks_ms(), state["budget_ms"]) >= 60000:
                     state["budget_ms"] = ticks_ms()
                     budget_power()
@@ -507,6 +570,13 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                         ports.log("outbox: last seq %d, pending %d, thinned %d" % (
                             outbox.last_seq, len(outbox), outbox.dropped))
                         ports.log("published %d messages" % state["published"])
+                        if tracker.engine is not None:
+                            ports.log("fences: %d cells read from flash, %d hot spots in RAM"
+                                      % (tracker.engine.windows, len(tracker.engine.fences)))
+                        heap.collect()
+                        ports.log(heap.line())
+                        if state["oom"]:
+                            ports.log("memory: %d GNSS lines dropped" % state["oom"])
                         return tracker
                     wake.clear()
                     try:

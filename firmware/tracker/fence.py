@@ -47,7 +47,7 @@ Times: ``t`` may be a big int (epoch seconds exceed 2**30); the engine only keep
 
 import struct
 
-from tracker.compat import MICROPYTHON, const
+from tracker.compat import const
 
 try:
     from array import array
@@ -79,7 +79,7 @@ _CHUNK = const(384)  # bytes read at a time while loading (a multiple of 2, 3 an
 _B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
 
 
-class _Strings:
+class Strings:
     """Read-only sequence of str decoded on access from one UTF-8 blob."""
 
     def __init__(self, blob, off, first):
@@ -114,19 +114,6 @@ class _Strings:
 
     def __repr__(self):
         return repr(list(self))
-
-
-class _MemReader:
-    """``read(n)`` over bytes held in memory (small copies, never the whole set)."""
-
-    def __init__(self, data):
-        self._mv = memoryview(data)
-        self._pos = 0
-
-    def read(self, n):
-        p = self._pos
-        self._pos = p + n
-        return bytes(self._mv[p : p + n])
 
 
 class FileText:
@@ -180,34 +167,6 @@ class FileText:
         return -1
 
 
-class _Base64Reader:
-    """``read(n)`` that decodes a base64 slice of a str or bytes a few hundred bytes at a time.
-
-    So a JSON wrapper is turned into a fence set without ever holding the decoded copy of the
-    whole set beside the text (that copy alone would not fit a 64 KB heap).
-    """
-
-    def __init__(self, text, start, end):
-        self._text = memoryview(text) if isinstance(text, (bytes, bytearray)) else text
-        self._pos = start
-        self._end = end
-        self._pending = b""
-
-    def read(self, n):
-        out = self._pending
-        while len(out) < n and self._pos < self._end:
-            q = self._pos + _B64_CHUNK
-            if q > self._end:
-                q = self._end
-            out += binascii.a2b_base64(self._text[self._pos : q])
-            self._pos = q
-        self._pending = out[n:]
-        return out[:n]
-
-    def exhausted(self):
-        return self._pos >= self._end and not self._pending
-
-
 class FenceSetError(ValueError):
     """A fence set refused at load; ``reason`` is a short counter key (``hash``, ``structure``,
     ``strings``, ``size``, ``format``), the message says what is wrong."""
@@ -217,7 +176,7 @@ class FenceSetError(ValueError):
         self.reason = reason
 
 
-def _wrapper(text, quote, key):
+def wrapper(text, quote, key):
     """Where the base64 ``data`` of a JSON wrapper is: ``(start, end, size, version)``.
 
     ``text`` is a str, bytes or :class:`FileText`; ``quote``/``key`` its quote and ``"data"``
@@ -277,12 +236,12 @@ def _width(code):
     return 1 if code == "B" else (4 if code == "i" else 2)
 
 
-def _counts(n, nr, nv, ng, ne, ns):
+def counts(n, nr, nv, ng, ne, ns):
     """Element count of every section, in file order."""
     return (n, n, 4 * n, n, n, n, n, n, n + 1, nr + 1, 2 * nv, ng, ng + 1, ne, 2 * n + 1, ns)
 
 
-def _offsets(counts):
+def offsets(counts):
     """Byte offset of every section from the start of the set, and the total size."""
     out = []
     pos = HEADER_SIZE
@@ -359,7 +318,7 @@ def _bad(detail):
     raise FenceSetError("structure", detail)
 
 
-def _check(hd, seq, text):
+def check(hd, seq, text):
     """Structure checks, so that evaluating a set that passes can never raise.
 
     ``hd``: the header fields after the version (n, nr, nv, ng, ne, ns, g_lat0, g_lon0,
@@ -482,153 +441,30 @@ class FenceSet:
     def __len__(self):
         return self.n
 
+    # The loaders that hold a whole set in memory (host tools, tests, replays on CPython) live
+    # in ``tracker.fence_load``, imported on first use: the tracker runs a :class:`FenceStore`
+    # and never loads that bytecode (docs/memory.md).
     @classmethod
     def from_json(cls, text):
         """Parse the JSON wrapper (str, bytes, or a :class:`FileText` over a file) or, if it
-        starts with the magic, raw binary.
+        starts with the magic, raw binary, into memory. Raises :class:`FenceSetError`."""
+        from tracker.fence_load import from_json
 
-        The base64 ``data`` is decoded piecewise straight into the set's arrays, so the peak
-        memory is the text plus the set, not the text plus two copies of the set.
-        """
-        if isinstance(text, memoryview):
-            text = bytes(text)
-        if isinstance(text, (bytes, bytearray, FileText)):
-            if bytes(text[:4]) == MAGIC:
-                if isinstance(text, FileText):
-                    return cls.from_stream(text.rewound(), len(text))
-                return cls.from_bytes(text)
-            quote = 34  # ord('"') for bytes
-            key = b'"data"'
-        elif isinstance(text, str):
-            quote = '"'
-            key = '"data"'
-        else:
-            raise FenceSetError("format", "expected str or bytes, not %s" % type(text).__name__)
-        start, end, size, version = _wrapper(text, quote, key)
-        reader = _Base64Reader(text, start, end)
-        fs = cls.from_stream(reader, size)
-        if not reader.exhausted():
-            raise FenceSetError("size", "trailing data after the set")
-        if fs.version != version:
-            raise FenceSetError("hash", "wrapper version does not match content")
-        return fs
+        return from_json(cls, text)
 
     @classmethod
     def from_bytes(cls, data):
         """Parse a binary fence set held in memory."""
-        return cls.from_stream(_MemReader(data), len(data))
+        from tracker.fence_load import from_stream, mem_reader
+
+        return from_stream(cls, mem_reader(data), len(data))
 
     @classmethod
     def from_stream(cls, f, size=-1):
         """Parse a binary fence set from a stream with ``read(n)`` (e.g. an open flash file)."""
-        try:
-            return cls._parse(f, size)
-        except MemoryError:
-            raise
-        except FenceSetError:
-            raise
-        except Exception as e:  # struct.error, OverflowError...: all mean corrupt
-            raise FenceSetError("structure", "corrupt or truncated (%r)" % (e,))
+        from tracker.fence_load import from_stream
 
-    @classmethod
-    def _parse(cls, f, size):
-        head = f.read(HEADER_SIZE)
-        if len(head) != HEADER_SIZE:
-            raise FenceSetError("size", "truncated header")
-        (magic, version, n, nr, nv, ng, ne, ns, g_lat0, g_lon0, g_shift, _flags, g_cols, g_rows,
-         near_lat, near_m, _reserved) = struct.unpack(HEADER, head)
-        if magic != MAGIC:
-            raise FenceSetError("format", "bad magic")
-        _offs, total = _offsets(_counts(n, nr, nv, ng, ne, ns))
-        if size >= 0 and size != total:
-            raise FenceSetError("size", "size %d, header says %d" % (size, total))
-        h = hashlib.sha256() if hashlib is not None else None
-        if h is not None:
-            h.update(head[:4])
-            h.update(bytes(12))  # the version field itself is zeroed in the hash
-            h.update(head[16:])
-        fs = cls()
-
-        readinto = getattr(f, "readinto", None)
-
-        def take(code, count):
-            # Allocate the array once, then fill it a chunk at a time: the whole section is
-            # never held twice (as bytes and as array) while the heap is filling up.
-            width = 1 if code == "B" else (4 if code == "i" else 2)
-            total = width * count
-            if code == "B":
-                arr = bytearray(total)
-            elif MICROPYTHON:
-                # Sized from range()'s length without a temporary buffer; values overwritten.
-                arr = array(code, range(count))
-            else:
-                arr = array(code, bytes(total))
-            if readinto is not None:
-                # A file: straight into the array, no temporary buffers at all (they would
-                # fragment a small heap between the big arrays).
-                if total and readinto(arr) != total:
-                    raise FenceSetError("size", "truncated body")
-                if h is not None and total:
-                    h.update(arr)
-                return arr
-            pos = 0
-            while pos < total:
-                step = total - pos
-                if step > _CHUNK:
-                    step = _CHUNK
-                raw = f.read(step)
-                if len(raw) != step:
-                    raise FenceSetError("size", "truncated body")
-                if h is not None:
-                    h.update(raw)
-                if code == "B":
-                    arr[pos : pos + step] = raw
-                else:
-                    arr[pos // width : (pos + step) // width] = array(code, raw)
-                pos += step
-            return arr
-
-        fs.n = n
-        fs.lat0 = take("i", n)
-        fs.lon0 = take("i", n)
-        fs.bb = take("h", 4 * n)
-        fs.kxq = take("H", n)
-        fs.kyq = take("H", n)
-        fs.hmax = take("H", n)
-        fs.radius = take("H", n)
-        fs.density = take("B", n)
-        fs.ring = take("H", n + 1)
-        fs.rstart = take("H", nr + 1)
-        fs.v = take("h", 2 * nv)
-        fs.gkey = take("i", ng)
-        fs.goff = take("H", ng + 1)
-        fs.gent = take("H", ne)
-        soff = take("H", 2 * n + 1)
-        blob = take("B", ns)
-        version = str(version, "ascii")
-        if h is not None:
-            if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
-                raise FenceSetError("hash", "content hash does not match version " + version)
-        arrays = (fs.lat0, fs.lon0, fs.bb, fs.kxq, fs.kyq, fs.hmax, fs.radius, fs.density,
-                  fs.ring, fs.rstart, fs.v, fs.gkey, fs.goff, fs.gent, soff, blob)
-        _check((n, nr, nv, ng, ne, ns, g_lat0, g_lon0, g_shift, _flags, g_cols, g_rows,
-                near_lat, near_m, _reserved),
-               lambda sec: iter(arrays[sec]), lambda a, b: bytes(blob[a:b]))
-        fs.version = version
-        fs.g_lat0 = g_lat0
-        fs.g_lon0 = g_lon0
-        fs.g_shift = g_shift
-        fs.g_cols = g_cols
-        fs.g_rows = g_rows
-        fs.near_lat = near_lat
-        fs.near_m = near_m
-        # Near margin in lon micro-degrees, per fence (same formula as the compiler).
-        fs.near_lon = array("H", bytearray(2 * n))
-        for i in range(n):
-            fs.near_lon[i] = near_lat * fs.kyq[i] // fs.kxq[i] + 1
-        fs.ids = _Strings(blob, soff, 0)
-        fs.names = _Strings(blob, soff, 1)
-        return fs
+        return from_stream(cls, f, size)
 
     # -- queries used by the engine and by tests --------------------------------------------
 
@@ -813,7 +649,7 @@ class FenceStore:
         self.version = version
         self.n = hd[0]
         self.near_m = hd[13]
-        self._offs = _offsets(_counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5]))[0]
+        self._offs = offsets(counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5]))[0]
 
     def __len__(self):
         return self.n
@@ -960,8 +796,8 @@ class FenceStore:
             blob += src.read_at(offs[_S_BLOB] + a, b - a)
             soff.append(base + m - a)
             soff.append(base + b - a)
-        fs.ids = _Strings(blob, soff, 0)
-        fs.names = _Strings(blob, soff, 1)
+        fs.ids = Strings(blob, soff, 0)
+        fs.names = Strings(blob, soff, 1)
         return fs
 
 
@@ -981,7 +817,7 @@ def _source(f):
     text = FileText(f)
     if bytes(text[:4]) == MAGIC:
         return _FileSource(f), len(text), None
-    start, _end, size, version = _wrapper(text, 34, b'"data"')
+    start, _end, size, version = wrapper(text, 34, b'"data"')
     return _B64Source(text, start, size), size, version
 
 
@@ -994,8 +830,8 @@ def _verify(src, size):
     if fields[0] != MAGIC:
         raise FenceSetError("format", "bad magic")
     hd = fields[2:]
-    counts = _counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5])
-    offs, total = _offsets(counts)
+    sizes = counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5])
+    offs, total = offsets(sizes)
     if size != total:
         raise FenceSetError("size", "size %d, header says %d" % (size, total))
     version = str(fields[1], "ascii") if _hex(fields[1]) else ""
@@ -1014,7 +850,7 @@ def _verify(src, size):
             pos += k
         if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
             raise FenceSetError("hash", "content hash does not match version %r" % (version,))
-    _check(hd, lambda sec: _values(src, offs[sec], _CODES[sec], counts[sec]),
+    check(hd, lambda sec: _values(src, offs[sec], _CODES[sec], sizes[sec]),
            lambda a, b: src.read_at(offs[_S_BLOB] + a, b - a))
     return hd, version
 
