@@ -62,6 +62,7 @@ class Tracker:
         self.storage = None
         self.fences_file = _FENCES_FILE
         self.fence_rejects = 0  # sets refused since start-up (status ``fence_rej``)
+        self.memory_errors = 0  # fixes whose fence update or report ran out of heap
         self.fence_error = ""  # why the last one was refused (status ``fence_err``)
         self.invalid_epochs = 0
         self.fixes = 0
@@ -189,7 +190,12 @@ class Tracker:
             return  # the clock still follows GNSS time; nothing is recorded
         engine = self.engine
         if engine is not None:
-            engine.update(fix.t, fix.lat_e6, fix.lon_e6, fix.acc_cm)
+            try:
+                engine.update(fix.t, fix.lat_e6, fix.lon_e6, fix.acc_cm)
+            except MemoryError:
+                # Counted (``memory_errors``), and the policy below still runs: skipping it
+                # would keep the receiver on, and every extra fix makes it worse.
+                self.memory_errors += 1
         if policy is None:
             trigger = self._report_trigger(fix)
         else:
@@ -206,7 +212,10 @@ class Tracker:
                 self.gnss_off_until = policy.wake_t
         self._transitioned = False
         if trigger:
-            self._queue_location(fix, trigger)
+            try:
+                self._queue_location(fix, trigger)
+            except MemoryError:
+                self.memory_errors += 1
 
     def _receiver_off(self, t):
         """True (and the epoch is dropped) while the policy has the receiver switched off."""
@@ -575,8 +584,9 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                                       % (tracker.engine.windows, len(tracker.engine.fences)))
                         heap.collect()
                         ports.log(heap.line())
-                        if state["oom"]:
-                            ports.log("memory: %d GNSS lines dropped" % state["oom"])
+                        if state["oom"] or tracker.memory_errors:
+                            ports.log("memory: %d GNSS lines dropped, %d fixes short of heap"
+                                      % (state["oom"], tracker.memory_errors))
                         return tracker
                     wake.clear()
                     try:

@@ -47,20 +47,15 @@ Times: ``t`` may be a big int (epoch seconds exceed 2**30); the engine only keep
 
 import struct
 
-from tracker.compat import const
+from tracker.compat import MICROPYTHON, const
 
 try:
     from array import array
 except ImportError:  # pragma: no cover - very old MicroPython
     from uarray import array
 
-try:
-    import hashlib
-except ImportError:  # pragma: no cover - port without hashlib: structure checks only
-    hashlib = None
-
 import binascii
-import json
+import gc
 
 MAGIC = b"HSF1"
 HEADER = "<4s12sHHHHHHiiBBHHHHH"
@@ -176,41 +171,6 @@ class FenceSetError(ValueError):
         self.reason = reason
 
 
-def wrapper(text, quote, key):
-    """Where the base64 ``data`` of a JSON wrapper is: ``(start, end, size, version)``.
-
-    ``text`` is a str, bytes or :class:`FileText`; ``quote``/``key`` its quote and ``"data"``
-    in its own type. Only the few dozen bytes around the payload are parsed as JSON.
-    """
-    k = text.find(key)
-    # The value's opening quote: the first quote after the colon that follows the key.
-    colon = text.find(b":" if quote == 34 else ":", k + 6) if k >= 0 else -1
-    start = text.find(b'"' if quote == 34 else '"', colon + 1) if colon >= 0 else -1
-    end = text.find(b'"' if quote == 34 else '"', start + 1) if start >= 0 else -1
-    if end < 0:
-        raise FenceSetError("format", "bad JSON wrapper: no data")
-    start += 1
-    try:
-        if quote == 34:
-            doc = json.loads(str(bytes(text[:start]) + bytes(text[end:]), "utf-8"))
-        else:
-            doc = json.loads(text[:start] + text[end:])
-        fmt = doc["format"]
-        version = doc["version"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise FenceSetError("format", "bad JSON wrapper: %r" % (e,))
-    if fmt != "hsf1":
-        raise FenceSetError("format", "unknown format %r" % (fmt,))
-    n64 = end - start
-    if n64 % 4:
-        raise FenceSetError("format", "base64 data length is not a multiple of 4")
-    size = n64 // 4 * 3
-    for j in (end - 1, end - 2):
-        if n64 and text[j] in (61, "="):
-            size -= 1
-    return start, end, size, version
-
-
 # Sections of the body, in file order: (typecode, count as (a, b, c): a * n + b + c * one of
 # the header counts) -- see ``_counts``.
 _S_LAT0 = const(0)
@@ -312,107 +272,6 @@ def _values(src, pos, code, count):
                 yield x
         pos += k * width
         count -= k
-
-
-def _bad(detail):
-    raise FenceSetError("structure", detail)
-
-
-def check(hd, seq, text):
-    """Structure checks, so that evaluating a set that passes can never raise.
-
-    ``hd``: the header fields after the version (n, nr, nv, ng, ne, ns, g_lat0, g_lon0,
-    g_shift, flags, g_cols, g_rows, near_lat, near_m, reserved); ``seq(section)``: an iterator
-    over that section's values; ``text(a, b)``: bytes ``a:b`` of the string blob. Every index,
-    count and offset is checked against what it points into, every string is decoded.
-    Raises :class:`FenceSetError`.
-    """
-    n, nr, nv, ng, ne, ns = hd[0], hd[1], hd[2], hd[3], hd[4], hd[5]
-    g_cols = hd[10]
-    g_rows = hd[11]
-    near_lat = hd[12]
-    lat0 = seq(_S_LAT0)
-    lon0 = seq(_S_LON0)
-    kxq = seq(_S_KXQ)
-    kyq = seq(_S_KYQ)
-    radius = seq(_S_RADIUS)
-    ring = seq(_S_RING)
-    r0 = next(ring)
-    if r0 != 0:
-        _bad("ring table does not start at 0")
-    for i in range(n):
-        la = next(lat0)
-        lo = next(lon0)
-        kx = next(kxq)
-        ky = next(kyq)
-        rad = next(radius)
-        r1 = next(ring)
-        if not -90000000 <= la <= 90000000 or not -180000000 <= lo <= 180000000:
-            _bad("fence %d: origin out of range" % i)
-        if kx == 0 or ky == 0:
-            _bad("fence %d: zero scale factor" % i)
-        if near_lat * ky // kx + 1 > 0xFFFF:
-            _bad("fence %d: near range too large" % i)
-        if r1 < r0 or r1 > nr:
-            _bad("fence %d: ring index out of range" % i)
-        if r1 == r0 and rad == 0:
-            _bad("fence %d has no geometry" % i)
-        r0 = r1
-    if r0 != nr:
-        _bad("ring table does not end at the ring count")
-    rs = seq(_S_RSTART)
-    p = next(rs)
-    if p != 0:
-        _bad("vertex table does not start at 0")
-    for r in range(nr):
-        q = next(rs)
-        if q < p + 3 or q > nv:
-            _bad("ring %d: fewer than 3 vertices or vertex index out of range" % r)
-        p = q
-    if p != nv:
-        _bad("vertex table does not end at the vertex count")
-    if ng and g_cols * g_rows == 0:
-        _bad("grid has cells but no rows or columns")
-    keys = seq(_S_GKEY)
-    goff = seq(_S_GOFF)
-    gent = seq(_S_GENT)
-    o0 = next(goff)
-    if o0 != 0:
-        _bad("grid offsets do not start at 0")
-    last = -1
-    for c in range(ng):
-        key = next(keys)
-        o1 = next(goff)
-        if key <= last or key >= g_cols * g_rows:
-            _bad("grid cell %d: key out of order or out of range" % c)
-        last = key
-        if o1 < o0 or o1 > ne:
-            _bad("grid cell %d: entries out of range" % c)
-        prev = -1
-        for _ in range(o1 - o0):
-            e = next(gent)
-            if e <= prev or e >= n:
-                _bad("grid cell %d: fence index out of range or repeated" % c)
-            prev = e
-        o0 = o1
-    if o0 != ne:
-        _bad("grid offsets do not end at the entry count")
-    soff = seq(_S_SOFF)
-    a = next(soff)
-    if a != 0:
-        _bad("string offsets do not start at 0")
-    for k in range(2 * n):
-        b = next(soff)
-        if b < a or b > ns:
-            _bad("string %d: offset out of range" % k)
-        try:
-            str(text(a, b), "utf-8")
-        except UnicodeError:
-            raise FenceSetError("strings", "fence %d: %s is not UTF-8" % (k // 2, (
-                "id", "name")[k % 2]))
-        a = b
-    if a != ns:
-        _bad("string offsets do not end at the blob size")
 
 
 def isqrt(n):
@@ -643,13 +502,14 @@ class FenceStore:
     Attributes: ``version``, ``near_m``, ``len(store)``.
     """
 
-    def __init__(self, opener, hd, version):
+    def __init__(self, opener, hd, version, start):
         self._opener = opener
         self._hd = hd
         self.version = version
         self.n = hd[0]
         self.near_m = hd[13]
-        self._offs = offsets(counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5]))[0]
+        self._offs, self._size = offsets(counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5]))
+        self._start = start  # where the base64 starts in a JSON wrapper; -1: raw binary
 
     def __len__(self):
         return self.n
@@ -664,24 +524,25 @@ class FenceStore:
 
     @classmethod
     def load(cls, opener):
-        """Check the set ``opener()`` opens; raises :class:`FenceSetError` (a ``ValueError``)."""
-        f = opener()
-        if f is None:
-            raise FenceSetError("format", "no set stored")
+        """Check the set ``opener()`` opens; raises :class:`FenceSetError` (a ``ValueError``).
+
+        The checks (``tracker.fence_check``) run once per set; on MicroPython their bytecode
+        is dropped again afterwards, so it is in the heap only while a set is being loaded.
+        """
         try:
-            src, size, wrapper_version = _source(f)
-            hd, version = _verify(src, size)
-        except FenceSetError:
-            raise
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a read error or garbage: corrupt either way
-            raise FenceSetError("structure", "corrupt or truncated (%r)" % (e,))
+            from tracker.fence_check import load
+
+            hd, version, start = load(opener)
         finally:
-            f.close()
-        if wrapper_version is not None and wrapper_version != version:
-            raise FenceSetError("hash", "wrapper version does not match content")
-        return cls(opener, hd, version)
+            if MICROPYTHON:
+                import sys
+
+                import tracker
+
+                sys.modules.pop("tracker.fence_check", None)
+                if hasattr(tracker, "fence_check"):
+                    delattr(tracker, "fence_check")
+        return cls(opener, hd, version, start)
 
     def reopen(self, opener):
         """Read the same set from elsewhere from now on (it was moved in flash)."""
@@ -700,20 +561,25 @@ class FenceStore:
             return -1
         return r * hd[10] + c
 
-    def window(self, key, keep=()):
+    def window(self, key, keep=(), into=None):
         """A :class:`FenceSet` of the fences listed in grid cell ``key`` (see :meth:`cell_key`)
         and the fences ``keep`` (global indexes), in global index order; its ``gidx`` maps its
-        indexes back to the store's."""
+        indexes back to the store's. ``into``: a window no longer in use, filled again rather
+        than a new one built (its attribute table is already full size: growing one on every
+        move fragments a small heap)."""
         f = self._opener()
         if f is None:
             raise OSError("fence set missing from flash")
         try:
-            src, _size, _v = _source(f)
-            return self._window(src, key, keep)
+            if self._start < 0:
+                src = _FileSource(f)
+            else:
+                src = _B64Source(FileText(f), self._start, self._size)
+            return self._window(src, key, keep, into)
         finally:
             f.close()
 
-    def _window(self, src, key, keep):
+    def _window(self, src, key, keep, into):
         offs = self._offs
         hd = self._hd
         wanted = []
@@ -735,7 +601,7 @@ class FenceStore:
                 wanted.append(g)
         wanted.sort()
         k = len(wanted)
-        fs = FenceSet()
+        fs = into if into is not None else FenceSet()
         fs.version = self.version
         fs.n = k
         fs.gidx = array("H", wanted)
@@ -812,54 +678,7 @@ def _at(src, pos, code, i):
     return struct.unpack("<" + code, raw)[0]
 
 
-def _source(f):
-    """``(source, size, wrapper version or None)`` for an open file holding a set."""
-    text = FileText(f)
-    if bytes(text[:4]) == MAGIC:
-        return _FileSource(f), len(text), None
-    start, _end, size, version = wrapper(text, 34, b'"data"')
-    return _B64Source(text, start, size), size, version
 
-
-def _verify(src, size):
-    """Hash and structure of the set behind ``src``; returns ``(header fields, version)``."""
-    head = src.read_at(0, HEADER_SIZE)
-    if len(head) != HEADER_SIZE:
-        raise FenceSetError("size", "truncated header")
-    fields = struct.unpack(HEADER, head)
-    if fields[0] != MAGIC:
-        raise FenceSetError("format", "bad magic")
-    hd = fields[2:]
-    sizes = counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5])
-    offs, total = offsets(sizes)
-    if size != total:
-        raise FenceSetError("size", "size %d, header says %d" % (size, total))
-    version = str(fields[1], "ascii") if _hex(fields[1]) else ""
-    if hashlib is not None:
-        h = hashlib.sha256()
-        h.update(head[:4])
-        h.update(bytes(12))
-        h.update(head[16:])
-        pos = HEADER_SIZE
-        while pos < total:
-            k = total - pos if total - pos < _CHUNK else _CHUNK
-            raw = src.read_at(pos, k)
-            if len(raw) != k:
-                raise FenceSetError("size", "truncated body")
-            h.update(raw)
-            pos += k
-        if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
-            raise FenceSetError("hash", "content hash does not match version %r" % (version,))
-    check(hd, lambda sec: _values(src, offs[sec], _CODES[sec], sizes[sec]),
-           lambda a, b: src.read_at(offs[_S_BLOB] + a, b - a))
-    return hd, version
-
-
-def _hex(raw):
-    for c in raw:
-        if not (48 <= c <= 57 or 97 <= c <= 102):
-            return False
-    return True
 
 
 class FenceEngine:
@@ -872,6 +691,7 @@ class FenceEngine:
         self._rlon = array("i", [0] * _RING)
         self.store = None
         self._key = -1
+        self._spare = None  # the window before the current one, refilled at the next move
         if isinstance(fence_set, FenceStore):
             self.store = fence_set
             fence_set = fence_set.window(-1)
@@ -881,15 +701,27 @@ class FenceEngine:
 
     def _bind(self, fs):
         n = len(fs)
+        # Everything allocated before anything is assigned: a MemoryError half way must leave
+        # the engine bound to its old set, with arrays of that set's size.
+        st = bytearray(n)  # confirmed inside
+        prev = bytearray(n)  # previous fix was a band deep on the other side
+        ev = array("i", bytearray(4 * n))  # evidence for the other side (CUSUM), q
+        act = bytearray(n)  # listed in _active
+        lo = array("i", bytearray(4 * n))  # seq of last fix deep on the confirmed side
+        seen = array("i", bytearray(4 * n))  # seq at which the fence was last evaluated
+        active = []  # fences inside or with a run pending
+        inside = []
+        for i in range(n):
+            seen[i] = -1
         self.fences = fs
-        self._st = bytearray(n)  # confirmed inside
-        self._prev = bytearray(n)  # previous fix was a band deep on the other side
-        self._ev = array("i", bytearray(4 * n))  # evidence for the other side (CUSUM), q
-        self._act = bytearray(n)  # listed in _active
-        self._lo = array("i", [0] * n)  # seq of last fix deep on the confirmed side
-        self._seen = array("i", [-1] * n)  # seq at which the fence was last evaluated
-        self._active = []  # fences inside or with a run pending
-        self.inside = []
+        self._st = st
+        self._prev = prev
+        self._ev = ev
+        self._act = act
+        self._lo = lo
+        self._seen = seen
+        self._active = active
+        self.inside = inside
         self.pending = 0  # fences with _prev set: a change that the next deep fix confirms
 
     def reset(self):
@@ -930,6 +762,7 @@ class FenceEngine:
             new_set = store.window(key)
             self.store = store
             self._key = key
+            self._spare = None
         else:
             self.store = None
         self._swap(new_set, False)
@@ -940,7 +773,16 @@ class FenceEngine:
         with the whole set in memory."""
         fs = self.fences
         keep = [fs.gidx[i] for i in self._active]
-        self._swap(self.store.window(key, keep), True)
+        # The window's arrays live until the next cell: collected garbage first, they go low
+        # in the heap instead of between the pieces of it (fragmentation is what runs a small
+        # heap out of memory, not its total use; docs/memory.md).
+        gc.collect()
+        # A MemoryError here leaves the current window and its state as they were (the spare
+        # may be half filled: it is not in use); the next fix tries the move again.
+        window = self.store.window(key, keep, self._spare)
+        self._spare = None
+        self._swap(window, True)
+        self._spare = fs
         self._key = key
         self.windows += 1
 

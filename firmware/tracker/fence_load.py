@@ -16,11 +16,10 @@ from tracker.fence import (
     FenceSetError,
     FileText,
     Strings,
-    check,
     counts,
     offsets,
-    wrapper,
 )
+from tracker.fence_check import check, wrapper
 
 try:
     from array import array
