@@ -166,7 +166,7 @@ def test_a_damaged_set_is_refused_reported_and_alerted_and_the_old_one_runs_on(
     firmware = tracker_process.start(terminal.path, mosquitto.address, DEVICE, state,
                                      log_path=log, user=account.username,
                                      password=account.password, precompiled=precompiled,
-                                     heap="128K")
+                                     heap="160K")  # the heap tests/test_memory_budget.py uses
     try:
         assert wait_for(lambda: f"fences {good.version}" in log.read_text(), 30), \
             log.read_text()
