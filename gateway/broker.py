@@ -112,6 +112,7 @@ def acl_text(accounts: dict[str, Account]) -> str:
         "pattern write hotspots/dev/%u/status",
         "pattern read hotspots/dev/%u/cmd",
         "pattern read hotspots/station/+/fences",
+        "pattern read hotspots/station/+/fences/+",
         "pattern write owntracks/%u/+",
         "pattern write owntracks/%u/+/event",
         "pattern read owntracks/%u/+/cmd",
@@ -125,7 +126,8 @@ def acl_text(accounts: dict[str, Account]) -> str:
         elif account.role == "observer":
             rules = ["topic read hotspots/#", "topic read owntracks/#"]
         elif account.role == "fences":
-            rules = ["topic readwrite hotspots/station/+/fences"]
+            rules = ["topic readwrite hotspots/station/+/fences",
+                     "topic readwrite hotspots/station/+/fences/+"]
         elif account.role == "admin":
             rules = ["topic readwrite #"]
         else:

@@ -26,8 +26,9 @@ from tracker.outbox import Outbox
 SAMPLE = "fences/sample.geojson"
 
 
-def retained(address: str, auth: dict, topic: str, timeout_s: float = 10.0) -> bytes:
-    """Connect as a fresh client and return the retained message on ``topic``."""
+def retained(address: str, auth: dict, topic: str, timeout_s: float = 10.0) -> bytes | None:
+    """Connect as a fresh client and return the retained message on ``topic`` (None when
+    there is none within ``timeout_s``)."""
     host, port = address.rsplit(":", 1)
     got: list[bytes] = []
     done = threading.Event()
@@ -44,11 +45,11 @@ def retained(address: str, auth: dict, topic: str, timeout_s: float = 10.0) -> b
     client.connect(host, int(port))
     client.loop_start()
     try:
-        assert done.wait(timeout_s), "no retained fence set"
+        done.wait(timeout_s)
     finally:
         client.disconnect()
         client.loop_stop()
-    return got[0]
+    return got[0] if got else None
 
 
 def test_published_set_is_retained_and_applied_by_a_device(mosquitto):
@@ -56,13 +57,39 @@ def test_published_set_is_retained_and_applied_by_a_device(mosquitto):
     sent = publish(compiled, mosquitto.host, mosquitto.port, "greenwich",
                    **mosquitto.fences.auth())
     assert sent.topic == wire.fences_topic("greenwich") and sent.version == compiled.version
-    # A tracker that connects afterwards, with its own device account, gets the set.
-    payload = retained(mosquitto.address, mosquitto.device("T-0007").auth(), sent.topic)
+    # A tracker that connects afterwards, with its own device account, gets the announcement
+    # (a few dozen bytes), then the set from its version's topic.
+    device = mosquitto.device("T-0007").auth()
+    announcement = retained(mosquitto.address, device, sent.topic)
+    assert json.loads(announcement) == {"version": compiled.version,
+                                        "size": len(compiled.text)}
+    assert len(announcement) < 60
+    payload = retained(mosquitto.address, device,
+                       wire.fences_set_topic("greenwich", compiled.version))
     tracker = Tracker("T-0007", Outbox(None))
     new_set = tracker.apply_fences(payload)
     assert new_set.version == compiled.version
     status = wire.decode(tracker.status(True))
     assert status["fences"] == compiled.version
+
+
+def test_a_new_set_replaces_the_announcement_and_clears_the_old_body(mosquitto):
+    first = compile_geojson(SAMPLE)
+    second = compile_geojson(SAMPLE, near_m=300)
+    assert first.version != second.version
+    auth = mosquitto.fences.auth()
+    publish(first, mosquitto.host, mosquitto.port, "kew", **auth)
+    publish(first, mosquitto.host, mosquitto.port, "kew", **auth)  # again: nothing changes
+    device = mosquitto.device("T-0009").auth()
+    assert retained(mosquitto.address, device, wire.fences_set_topic("kew", first.version))
+    publish(second, mosquitto.host, mosquitto.port, "kew", **auth)
+    assert json.loads(retained(mosquitto.address, device, wire.fences_topic("kew")))[
+        "version"] == second.version
+    assert retained(mosquitto.address, device,
+                    wire.fences_set_topic("kew", second.version)) == second.text.encode()
+    # The broker holds one set per station: the old body is gone.
+    assert retained(mosquitto.address, device, wire.fences_set_topic("kew", first.version),
+                    timeout_s=1.0) is None
 
 
 def test_a_bad_set_is_rejected_and_the_old_one_stays_active():
@@ -95,7 +122,7 @@ async def main():
                    password='{device.password}', on_message=lambda t, p: got.append(p),
                    spool=lambda topic, n: open(path, 'wb'))
     await c.connect('{mosquitto.host}', {mosquitto.port})
-    await c.subscribe('{sent.topic}')
+    await c.subscribe('{wire.fences_set_topic("city", sent.version)}')
     for _ in range(100):
         if got:
             break
@@ -175,9 +202,11 @@ def publish_cli(mosquitto, *options: str, station: str = "main"):
 
 def received_version(mosquitto, station: str) -> str:
     """The version of the set a tracker of ``station`` gets, logging in as itself."""
-    payload = retained(mosquitto.address, mosquitto.device("T-0042").auth(),
-                       wire.fences_topic(station))
-    return FenceSet.from_json(payload).version
+    auth = mosquitto.device("T-0042").auth()
+    version = json.loads(retained(mosquitto.address, auth, wire.fences_topic(station)))["version"]
+    payload = retained(mosquitto.address, auth, wire.fences_set_topic(station, version))
+    assert FenceSet.from_json(payload).version == version
+    return version
 
 
 @pytest.mark.parametrize("login", [

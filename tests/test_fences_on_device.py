@@ -24,6 +24,7 @@ from gateway.service import Gateway
 from hotspots.demo import SAMPLE_FENCES
 from simulators import gps, tracker_process
 from simulators.link import wait_for
+from tracker import wire
 
 pytestmark = pytest.mark.micropython
 DEVICE = "T-0300"
@@ -133,7 +134,6 @@ def test_a_damaged_set_is_refused_reported_and_alerted_and_the_old_one_runs_on(
     import paho.mqtt.publish as mqtt_publish
 
     from gateway.status import fleet_status
-    from tracker import wire
 
     sys.path.insert(0, str(Path(__file__).resolve().parent / "firmware"))
     from test_fence_damage import rehash
@@ -170,9 +170,13 @@ def test_a_damaged_set_is_refused_reported_and_alerted_and_the_old_one_runs_on(
     try:
         assert wait_for(lambda: f"fences {good.version}" in log.read_text(), 30), \
             log.read_text()
-        mqtt_publish.single(wire.fences_topic("main"), text, qos=1, retain=True,
-                            hostname=mosquitto.host, port=mosquitto.port,
-                            auth=mosquitto.fences.auth())
+        version = damaged[4:16].decode()
+        mqtt_publish.multiple(
+            [{"topic": wire.fences_set_topic("main", version), "payload": text, "qos": 1,
+              "retain": True},
+             {"topic": wire.fences_topic("main"), "qos": 1, "retain": True,
+              "payload": wire.fences_announcement(version, len(text))}],
+            hostname=mosquitto.host, port=mosquitto.port, auth=mosquitto.fences.auth())
         assert wait_for(lambda: "fence set rejected" in log.read_text(), 30), log.read_text()
         assert "fence set rejected: structure: grid cell" in log.read_text()
 
@@ -212,3 +216,53 @@ def test_a_city_sized_set_arrives_over_tls_on_a_slow_link(tmp_path, tls_mosquitt
         link.close()
     assert f"fences {compiled.version} active" in log, log
     assert alive and "retry" not in log, log
+
+
+def test_an_unchanged_set_costs_an_announcement_per_connect_and_no_flash_write(
+        tmp_path, mosquitto, precompiled):
+    """Issue 18 item 2, counted at a TCP proxy: before, every connect downloaded the retained
+    set again (42 KB for 200 hot spots) and wrote it to flash. Now the retained message on the
+    fences topic names the version; a tracker that runs it fetches nothing."""
+    from fences.synthetic import city_fences
+    from simulators.link import FlakyLink
+
+    compiled = compile_geojson(city_fences(200, vertices=20))
+    publish(compiled, mosquitto.host, mosquitto.port, "main", **mosquitto.fences.auth())
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "fences.json").write_text(compiled.text)  # the tracker already runs this set
+    written = (state / "fences.json").stat().st_mtime_ns
+    link = FlakyLink(mosquitto.address)
+    account = mosquitto.device(DEVICE)
+    terminal = gps.PseudoTerminal()
+    log = tmp_path / "firmware.log"
+    firmware = tracker_process.start(terminal.path, link.address, DEVICE, state,
+                                     log_path=log, user=account.username,
+                                     password=account.password, precompiled=precompiled,
+                                     heap="160K")
+    try:
+        for k in range(4):
+            assert wait_for(lambda k=k: link.connections >= k + 1, 60), (k, log.read_text())
+            time.sleep(1.5)  # connected, subscribed, status published, announcement received
+            if k < 3:
+                link.cut()
+        down = link.down_bytes
+        connects = link.connections
+    finally:
+        firmware.kill()
+        firmware.wait()
+        link.close()
+        terminal.close(drain_timeout_s=0)
+    text = log.read_text()
+    assert f"fences {compiled.version}" in text.splitlines()[0]
+    assert "active" not in text and "rejected" not in text, text
+    announcement = len(wire.fences_announcement(compiled.version, len(compiled.text)))
+    per_connect = down / connects
+    print(f"{down} bytes from the broker over {connects} connects ({per_connect:.0f} per"
+          f" connect, the announcement is {announcement} bytes); the set is"
+          f" {len(compiled.text)} bytes")
+    # CONNACK, two SUBACKs, a PUBACK and the announcement PUBLISH: under 140 bytes a connect.
+    assert per_connect < 140
+    assert down < len(compiled.text) // 10
+    assert (state / "fences.json").stat().st_mtime_ns == written  # no flash write
+    assert not (state / "fences.json.new").exists()

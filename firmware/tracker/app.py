@@ -14,7 +14,7 @@ import sys
 from tracker import wire
 from tracker.compat import const, ticks_diff, ticks_ms
 from tracker.fence import FenceEngine, FenceSetError, FenceStore
-from tracker.mqtt import MQTTClient
+from tracker.mqtt import MQTTClient, MQTTError
 from tracker.nmea import NmeaParser
 from tracker.outbox import Outbox
 from tracker.policy import Policy, approx_distance_m, density_near
@@ -455,7 +455,8 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
         device_id, fence_set.version if fence_set else "none", sampling))
     wake = asyncio.Event()
     state = {"eof": False, "published": 0, "status_due": False, "draining": False,
-             "shift_end": 0, "budget_ms": 0, "heap_ms": 0, "oom": 0}
+             "shift_end": 0, "budget_ms": 0, "heap_ms": 0, "oom": 0,
+             "fetch": "", "fetching": "", "unsubscribe": "", "refused": ""}
 
     async def read_gnss():
         while True:
@@ -498,18 +499,47 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                      state["shift_end"])
 
     fences_topic = wire.fences_topic(station)
+    set_prefix = fences_topic + "/"
 
     def spool(topic, _length):
-        # A fence set goes to flash as it arrives and is parsed from there: the set's arrays
-        # are then the only large allocation (see docs/fences.md).
-        return _Spool(storage, _FENCES_FILE) if topic == fences_topic else None
+        # A fence set goes to flash as it arrives and is checked there: it is never in RAM
+        # (docs/memory.md).
+        return _Spool(storage, _FENCES_FILE) if topic.startswith(set_prefix) else None
+
+    def on_announcement(payload):
+        """The station's current set is named on the fences topic (a few dozen bytes, at
+        every connect): fetch its body only when it is not the set running, nor one refused
+        already (it would fail the same way). An unchanged set costs nothing more."""
+        try:
+            doc = json.loads(payload)
+            version = doc["version"]
+            if not isinstance(version, str) or not 0 < len(version) <= 32 or "/" in version:
+                raise ValueError(version)
+        except (ValueError, KeyError, TypeError):
+            ports.log("fence set rejected: %s" % tracker.fence_refused(
+                ValueError("announcement is not {\"version\": ..., \"size\": ...}")))
+            state["status_due"] = True
+            return
+        running = tracker.fence_set.version if tracker.fence_set is not None else ""
+        if version != running and version != state["refused"]:
+            state["fetch"] = version
+            wake.set()
 
     def on_message(topic, payload):
         if topic == fences_topic:
+            if payload is not None:
+                on_announcement(payload)
+                return
+            # Larger than a RAM payload: an old publisher sending the whole set here.
+            ports.log("fence set rejected: %s" % tracker.fence_refused(
+                ValueError("the fences topic must carry an announcement, not a set")))
+        elif topic.startswith(set_prefix):
             # Whatever happens, the old set stays unless the new one is whole and valid; a
-            # rejected set is acknowledged anyway: a retained set comes again at every connect
-            # and would fail the same way.
+            # refused set is acknowledged anyway and not fetched again until a restart.
             # ``spool`` hands every fence set to flash, so ``payload`` is always a _Spool here.
+            version = topic[len(set_prefix):]
+            state["unsubscribe"] = topic
+            state["fetch"] = ""
             try:
                 if not payload.ok:
                     raise OSError("flash write failed")
@@ -525,6 +555,7 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                 # Counted and reported in the status (the gateway raises an alert); the old
                 # set keeps running.
                 ports.log("fence set rejected: %s" % tracker.fence_refused(exc))
+                state["refused"] = version
                 state["status_due"] = True
                 wake.set()
                 return
@@ -550,7 +581,18 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
             await client.subscribe(command_topic)
             await client.publish(status_topic, tracker.status(True), 1, True)
             backoff_s = 1
+            state["fetching"] = ""  # a new connection: a fetch in progress starts over
             while True:
+                if state["fetch"] and state["fetch"] != state["fetching"]:
+                    # The announced set is not the one running: its body, retained on its own
+                    # topic, arrives once after this subscription (and goes to flash).
+                    state["fetching"] = state["fetch"]
+                    await client.subscribe(wire.fences_set_topic(station, state["fetch"]))
+                if state["unsubscribe"]:
+                    topic = state["unsubscribe"]
+                    state["unsubscribe"] = ""
+                    state["fetching"] = ""
+                    await client.unsubscribe(topic)
                 if state["status_due"]:
                     state["status_due"] = False
                     await client.publish(status_topic, tracker.status(True), 1, True)
@@ -593,6 +635,10 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                         await asyncio.wait_for(wake.wait(), 1)
                     except asyncio.TimeoutError:
                         pass
+                    if not client.connected:
+                        # The receiver saw the link end: reconnect now rather than at the
+                        # next publish (commands and new fence sets come in on this link).
+                        raise MQTTError("connection lost")
                     continue
                 # One radio wake-up sends everything waiting, in batches acknowledged together.
                 messages = [(wire.device_topic(device_id, kind), payload, packet_id(seq))

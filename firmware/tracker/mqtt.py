@@ -19,6 +19,8 @@ _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
 _SUBSCRIBE = const(0x82)
 _SUBACK = const(0x90)
+_UNSUBSCRIBE = const(0xA2)
+_UNSUBACK = const(0xB0)
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
@@ -231,6 +233,18 @@ class MQTTClient:
         finally:
             self._acked.pop(pid, None)
 
+    async def unsubscribe(self, topic):
+        """Unsubscribe and wait for UNSUBACK."""
+        pid = self._next_pid()
+        self._acked[pid] = False
+        body = struct.pack("!H", pid) + _utf8(topic)
+        try:
+            await self._send(bytes([_UNSUBSCRIBE]) + _remaining_length(len(body)) + body)
+            if not await self._wait_ack(pid):
+                raise MQTTError("no UNSUBACK")
+        finally:
+            self._acked.pop(pid, None)
+
     async def _wait_ack(self, pid):
         return await self._wait_acks(((None, None, pid),))
 
@@ -332,7 +346,7 @@ class MQTTClient:
                 if length > _MAX_RAM_PAYLOAD:
                     raise MQTTError("packet too large")
                 body = await self._read_exactly(length)
-                if kind in (_PUBACK, _SUBACK) and len(body) >= 2:
+                if kind in (_PUBACK, _SUBACK, _UNSUBACK) and len(body) >= 2:
                     pid = struct.unpack("!H", body[:2])[0]
                     if pid in self._acked:
                         self._acked[pid] = True

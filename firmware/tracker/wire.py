@@ -40,8 +40,19 @@ def device_topic(device_id, kind):
 
 
 def fences_topic(station):
-    """Retained topic that carries a station's compiled fence set."""
+    """Retained topic announcing a station's current fence set: ``{"version", "size"}``."""
     return TOPIC_ROOT + "/station/" + station + "/fences"
+
+
+def fences_set_topic(station, version):
+    """Topic holding the body of fence set ``version`` (retained): a tracker subscribes to it
+    only when the announcement on :func:`fences_topic` names a version it does not run."""
+    return fences_topic(station) + "/" + version
+
+
+def fences_announcement(version, size):
+    """The retained message on :func:`fences_topic`: which set is current, and its size."""
+    return '{"version":%s,"size":%d}' % (_json_str(version), size)
 
 
 def tracker_id(device_id):
