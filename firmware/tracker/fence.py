@@ -776,7 +776,8 @@ class FenceEngine:
         # The window's arrays live until the next cell: collected garbage first, they go low
         # in the heap instead of between the pieces of it (fragmentation is what runs a small
         # heap out of memory, not its total use; docs/memory.md).
-        gc.collect()
+        if MICROPYTHON:  # a few ms there; on CPython a full collection of a big process
+            gc.collect()
         # A MemoryError here leaves the current window and its state as they were (the spare
         # may be half filled: it is not in use); the next fix tries the move again.
         window = self.store.window(key, keep, self._spare)
