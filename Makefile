@@ -7,9 +7,37 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup system-packages build-tools demo test lint bench clean
+# The official port stubs, one folder per port (their machine, network... differ, so they cannot
+# share site-packages): tests/test_port_stubs.py type-checks each board against its own.
+PORT_STUBS := .stubs/esp32/.stamp .stubs/rp2/.stamp
+STUBS_VERSION := 1.29.0.post1
 
-setup: system-packages $(STAMP)
+.PHONY: setup system-packages build-tools map-assets demo test lint bench clean
+
+setup: system-packages $(STAMP) $(PORT_STUBS) map-assets
+
+.stubs/%/.stamp: Makefile $(STAMP)
+	rm -rf .stubs/$*
+	$(BIN)/python -m pip install --quiet --target .stubs/$* micropython-$*-stubs==$(STUBS_VERSION)
+	touch $@
+
+# deck.gl's standalone bundle for the offline 3D harm map (hotspots plan map3d), taken from the
+# npm registry with `npm pack` (the tarball only, no dependencies) into the virtualenv. Without
+# npm this prints the command to install it; the 3D map then says what is missing.
+DECKGL_VERSION := 9.4.0
+DECKGL_JS := $(VENV)/share/hotspots/deck.gl.min.js
+
+map-assets: $(DECKGL_JS)
+
+$(DECKGL_JS):
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	  else echo "NOTE: the 3D harm map needs npm once: sudo apt-get install -y npm && make map-assets"; exit 0; fi; \
+	fi; \
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent deck.gl@$(DECKGL_VERSION) >/dev/null) \
+	  && tar -xzf $$tmp/deck.gl-$(DECKGL_VERSION).tgz -C $$tmp package/dist.min.js package/LICENSE \
+	  && mkdir -p $(dir $(DECKGL_JS)) && cp $$tmp/package/dist.min.js $(DECKGL_JS) \
+	  && cp $$tmp/package/LICENSE $(dir $(DECKGL_JS))deck.gl.LICENSE; rm -rf $$tmp
 
 # setup.py compiles the firmware's NMEA parser for CPython, so its sources are prerequisites too.
 $(STAMP): pyproject.toml setup.py firmware/tracker/nmea.py firmware/tracker/nmea.pxd
@@ -28,7 +56,8 @@ $(STAMP): pyproject.toml setup.py firmware/tracker/nmea.py firmware/tracker/nmea
 	touch $(STAMP)
 
 # Debian packages: mosquitto (the broker), openssl (the TLS broker's certificates), libjs-leaflet
-# (inlined into offline maps) and chromium (the map test renders the page headless). Installed
+# (inlined into offline maps, served by the web app), chromium (the map test renders the page
+# headless) and chromium-driver (Selenium drives it in the web app's browser tests). Installed
 # only when one is missing.
 
 system-packages:
@@ -38,6 +67,7 @@ system-packages:
 	[ -f /usr/share/javascript/leaflet/leaflet.js ] || missing="$$missing libjs-leaflet"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
 	  || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -62,6 +92,7 @@ build-tools:
 
 demo: setup
 	$(BIN)/hotspots demo
+	$(BIN)/hotspots demo --planning
 
 test: setup
 	$(BIN)/ruff check .
@@ -75,5 +106,5 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .hotspots .pytest_cache
+	rm -rf $(VENV) .hotspots .pytest_cache .stubs
 	rm -rf build firmware/tracker/*.so firmware/tracker/nmea.c firmware/tracker/nmea.html

@@ -2,9 +2,12 @@
 
 Conventions (see ``docs/fences.md``): a FeatureCollection whose features are ``Polygon`` or
 ``MultiPolygon`` (holes allowed) or ``Point`` with a ``radius_m`` property (a circle). Every
-feature has ``properties.id`` (unique, short text), ``properties.name`` and
-``properties.density`` (an integer class 0..255, or one of ``low``, ``medium``, ``high``,
-``very_high``).
+feature has an id (unique, short text or a number): ``properties.id``, else the feature's own
+``id`` member (RFC 7946, as geojson.io and QGIS with an id field write it), else QGIS's
+``properties.fid`` (with a warning: a row number is not a lasting name). ``properties.name``
+defaults to the id and ``properties.density`` (an integer class 0..255, or one of ``low``,
+``medium``, ``high``, ``very_high``) to ``medium``, each with a warning. A ``crs`` member (the
+2008 GeoJSON spec, still written by QGIS) is accepted when it names WGS 84 longitude/latitude.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ MAX_ID_LEN = 32
 MAX_NAME_LEN = 64
 MANY_VERTICES = 200
 DENSITY_NAMES = {"low": 1, "medium": 2, "high": 3, "very_high": 4}
+DEFAULT_DENSITY = "medium"
+#: ``crs`` names meaning WGS 84 longitude, latitude (GDAL writes the first for EPSG:4326 data).
+WGS84_CRS = {"urn:ogc:def:crs:ogc:1.3:crs84", "urn:ogc:def:crs:ogc::crs84", "crs84",
+             "epsg:4326", "urn:ogc:def:crs:epsg::4326", "urn:ogc:def:crs:epsg:6.6:4326",
+             "http://www.opengis.net/def/crs/ogc/1.3/crs84",
+             "http://www.opengis.net/def/crs/epsg/0/4326"}
 
 
 class FenceError(ValueError):
@@ -177,6 +186,16 @@ def validate(source: dict | str | Path) -> ValidationReport:
         return rep
     if not doc["features"]:
         rep.problems.append(Problem("error", -1, None, "no features: add at least one hot spot"))
+    if "crs" in doc:
+        crs = doc["crs"]
+        name = crs.get("properties", {}).get("name") if isinstance(crs, dict) else None
+        if not isinstance(name, str) or name.strip().lower() not in WGS84_CRS:
+            rep.problems.append(Problem(
+                "error", -1, None,
+                f"coordinates are in {name or crs!r}, not WGS 84 longitude/latitude: export "
+                "the layer with CRS EPSG:4326 (in QGIS: Export > Save Features As, CRS "
+                "EPSG:4326 - WGS 84)"))
+            return rep
     seen: dict[str, int] = {}
     for idx, feat in enumerate(doc["features"]):
         before = len(rep.errors)
@@ -209,12 +228,19 @@ def _check_feature(idx: int, feat: Any, rep: ValidationReport) -> HotSpot | None
     props = feat.get("properties")
     if not isinstance(props, dict):
         props = {}
-    fid = props.get("id", feat.get("id"))
+    fid, id_source = feature_id(feat)
     ok = True
-    if not isinstance(fid, str) or not fid.strip():
-        _err(rep, idx, None, "missing properties.id: add a short unique text id, e.g. \"HS-01\"")
+    if fid is None:
+        _err(rep, idx, None, "missing properties.id (and no feature \"id\" member): add a "
+                             "short unique text id, e.g. \"HS-01\"")
+        ok = False
+    elif not fid.strip():
+        _err(rep, idx, None, "the id is empty: give a short unique text such as \"HS-01\"")
         fid = None
         ok = False
+    elif id_source == "fid":
+        _warn(rep, idx, fid, f"no id: using QGIS's fid {fid} as the hot spot id; a row number "
+                             "can change when the layer is edited, so add an id field")
     elif len(fid.encode()) > MAX_ID_LEN:
         _err(rep, idx, fid, f"id is longer than {MAX_ID_LEN} bytes: shorten it")
         ok = False
@@ -228,7 +254,11 @@ def _check_feature(idx: int, feat: Any, rep: ValidationReport) -> HotSpot | None
     elif len(name.encode()) > MAX_NAME_LEN:
         _err(rep, idx, fid, f"name is longer than {MAX_NAME_LEN} bytes: shorten it")
         ok = False
-    density = _density(props.get("density"))
+    if props.get("density") is None:
+        _warn(rep, idx, fid, f"no properties.density: using {DEFAULT_DENSITY!r}")
+        density = DENSITY_NAMES[DEFAULT_DENSITY]
+    else:
+        density = _density(props.get("density"))
     if density is None:
         _err(rep, idx, fid, "properties.density must be an integer class 0..255 or one of "
                             + ", ".join(DENSITY_NAMES) + f" (got {props.get('density')!r})")
@@ -282,6 +312,25 @@ def _check_feature(idx: int, feat: Any, rep: ValidationReport) -> HotSpot | None
     if not ok:
         return None
     return hs
+
+
+def feature_id(feat: dict) -> tuple[str | None, str | None]:
+    """A feature's hot spot id and where it was found (``properties``, ``feature`` or ``fid``).
+
+    Numbers (GeoJSON allows a numeric feature id; QGIS writes integer fields) become text.
+    """
+    props = feat.get("properties") if isinstance(feat.get("properties"), dict) else {}
+    for where, value in (("properties", props.get("id")), ("feature", feat.get("id")),
+                         ("fid", props.get("fid"))):
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int):
+            return str(value), where
+        if isinstance(value, str):
+            return value, where
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value)), where
+    return None, None
 
 
 def _density(value: Any) -> int | None:

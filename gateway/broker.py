@@ -36,14 +36,19 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tracker import mqtt as device_mqtt
+
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 
 #: Roles an account can have; devices and phones differ only in the topics they use.
-ROLES = ("gateway", "device", "observer", "fences", "admin")
+ROLES = ("gateway", "device", "observer", "fences", "admin", "recorder", "phone")
+#: OwnTracks suffixes a phone publishes below its base topic (docs/sources.md).
+PHONE_SUFFIXES = ("event", "info", "waypoint", "waypoints", "status", "step", "beacon")
 GATEWAY_USER = "gateway"
 OBSERVER_USER = "observer"
 FENCES_USER = "fences"
@@ -56,6 +61,15 @@ MAX_QUEUED_MESSAGES = 1_000_000
 #: Unacknowledged QoS 1 messages in flight to one client. The gateway acknowledges after each
 #: commit, so this bounds both its batch size and its memory.
 MAX_INFLIGHT_MESSAGES = 2000
+#: Largest MQTT packet the broker takes from any client (Mosquitto's ``max_packet_size``, the
+#: whole packet: fixed header of at most 5 bytes included). The largest legitimate message is a
+#: station's fence set, and a set is refused by ``fences publish`` unless its packet fits the
+#: trackers' own limit (``tracker.mqtt._MAX_PACKET``, remaining length): that limit plus the
+#: fixed header is this one, so nothing legitimate is ever refused. A client that sends a bigger
+#: packet is disconnected before the broker reads its payload (its publish is never
+#: acknowledged, so the sender sees it failed); ``message_size_limit`` instead reads the whole
+#: payload, acknowledges it under MQTT 3.1.1 and drops it in silence.
+MAX_PACKET_BYTES = device_mqtt._MAX_PACKET + 5
 
 
 class BrokerError(RuntimeError):
@@ -113,8 +127,17 @@ def acl_text(accounts: dict[str, Account]) -> str:
         "pattern read hotspots/dev/%u/cmd",
         "pattern read hotspots/station/+/fences",
         "pattern read hotspots/station/+/fences/+",
+        # The OwnTracks apps (docs/sources.md): location and last will on the base topic,
+        # transitions, card, waypoint(s), the app's status, steps and beacons below it. Not
+        # /dump (the app's configuration carries its password): refused, and logged.
         "pattern write owntracks/%u/+",
         "pattern write owntracks/%u/+/event",
+        "pattern write owntracks/%u/+/info",
+        "pattern write owntracks/%u/+/waypoint",
+        "pattern write owntracks/%u/+/waypoints",
+        "pattern write owntracks/%u/+/status",
+        "pattern write owntracks/%u/+/step",
+        "pattern write owntracks/%u/+/beacon",
         "pattern read owntracks/%u/+/cmd",
         "",
     ]
@@ -130,10 +153,49 @@ def acl_text(accounts: dict[str, Account]) -> str:
                      "topic readwrite hotspots/station/+/fences/+"]
         elif account.role == "admin":
             rules = ["topic readwrite #"]
+        elif account.role == "phone":
+            # One of several phones of an OwnTracks user: the account ``<user>.<device>`` may
+            # publish only as ``owntracks/<user>/<device>`` (the apps' own model), so each phone
+            # has its own login and client id and none throws the others off.
+            user, _, device = account.username.partition(".")
+            base = f"owntracks/{user}/{device}"
+            rules = [f"topic write {base}",
+                     *(f"topic write {base}/{suffix}" for suffix in PHONE_SUFFIXES),
+                     f"topic read {base}/cmd"]
+        elif account.role == "recorder":
+            # The OwnTracks Recorder bridge (gateway/recorder_bridge.py): reads the trackers,
+            # republishes them as the station's OwnTracks user (the account name).
+            rules = ["topic read hotspots/dev/+/loc", "topic read hotspots/dev/+/event",
+                     "topic read hotspots/dev/+/status",
+                     f"topic write owntracks/{account.username}/+",
+                     f"topic write owntracks/{account.username}/+/event"]
         else:
             continue
         lines += [f"user {account.username}", *rules, ""]
     return "\n".join(lines)
+
+
+_DENIED = re.compile(r"Denied PUBLISH from (\S+) \(d\d, q\d, r\d, m\d+, '([^']*)'")
+
+
+def denied_publishes(log_path: str | Path) -> dict[tuple[str, str], int]:
+    """Publishes the broker's ACL refused, counted per ``(client, topic)``, from its log.
+
+    Needs the broker's debug log (``Mosquitto(log_denied=True)``, the default here): Mosquitto
+    acknowledges a refused QoS 1 publish as if it had taken it, and says so nowhere else.
+    """
+    counts: dict[tuple[str, str], int] = {}
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if "Denied PUBLISH" in line:
+                    match = _DENIED.search(line)
+                    if match:
+                        key = (match.group(1), match.group(2))
+                        counts[key] = counts.get(key, 0) + 1
+    except OSError as exc:
+        raise BrokerError(f"cannot read the broker log {log_path}: {exc.strerror}") from None
+    return counts
 
 
 def make_test_ca(folder: Path, host: str = "127.0.0.1") -> dict[str, Path]:
@@ -179,6 +241,8 @@ class Mosquitto:
     :param persistence: keep QoS 1 sessions and retained messages across broker restarts
     :param devices: device ids to provision accounts for before starting
     :param tls: also listen with TLS on :attr:`tls_port`, with a generated CA (:attr:`ca_path`)
+    :param log_denied: log at debug level, the only level at which Mosquitto says it refused a
+        publish (about 3 lines per message: rotate the log, :func:`denied_publishes`)
     """
 
     #: Brokers started by this process, by address, so code holding only ``host:port`` (the
@@ -194,8 +258,10 @@ class Mosquitto:
         devices: tuple[str, ...] | list[str] = (),
         tls: bool = False,
         tls_port: int | None = None,
+        log_denied: bool = True,
     ):
         self.host = host
+        self.log_denied = log_denied
         self.port = port or free_port(host)
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="hotspots-broker-")
         self.workdir = Path(workdir or self._tmp.name)
@@ -205,6 +271,9 @@ class Mosquitto:
         self.tls_port = (tls_port or free_port(host)) if tls else None
         self.tls_files: dict[str, Path] = {}
         self.process: subprocess.Popen | None = None
+        #: Accounts may be provisioned from several threads at once (a test's devices, the
+        #: simulators): one at a time, or two writers race on accounts.json and the ACL.
+        self._provisioning = threading.RLock()
         self.accounts: dict[str, Account] = self._load_accounts()
         for name, role in ((GATEWAY_USER, "gateway"), (OBSERVER_USER, "observer"),
                            (FENCES_USER, "fences")):
@@ -236,6 +305,19 @@ class Mosquitto:
                               "and start with a letter or digit")
         if role not in ROLES:
             raise BrokerError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        # A user either has one account (device id = the user) or one per phone (device id
+        # ``<user>.<device>``), never both: the plain account could otherwise publish as one
+        # of the phones through its owntracks/<user>/+ pattern.
+        if role == "phone":
+            user, dot, device = username.partition(".")
+            if not dot or not device or "." in device:
+                raise BrokerError(f"a phone account is <user>.<device>, got {username!r}")
+            if user in self.accounts:
+                raise BrokerError(f"{user!r} has an account of its own; its phones cannot have"
+                                  " their own accounts as well")
+        elif any(a.role == "phone" and a.username.partition(".")[0] == username
+                 for a in self.accounts.values()):
+            raise BrokerError(f"{username!r} is an OwnTracks user with per-phone accounts")
         account = Account(username, secrets.token_urlsafe(18), role)
         self.accounts[username] = account
         return account
@@ -261,19 +343,26 @@ class Mosquitto:
         An existing account keeps its role and password; asking for another role is an error
         rather than a silent privilege change.
         """
-        existing = self.accounts.get(username)
-        if existing is not None:
-            if existing.role != role:
-                raise BrokerError(f"account {username!r} exists with role {existing.role}")
-            return existing
-        account = self._new_account(username, role)
-        self._save_accounts()
-        if self.process and self.process.poll() is None:
-            self._write_auth_files()
-            # Mosquitto re-reads the password file and ACL on SIGHUP, without dropping clients.
-            self.process.send_signal(signal.SIGHUP)
-            self._wait_until_login_works(account)
-        return account
+        with self._provisioning:
+            existing = self.accounts.get(username)
+            if existing is not None:
+                if existing.role != role:
+                    raise BrokerError(f"account {username!r} exists with role {existing.role}")
+                return existing
+            account = self._new_account(username, role)
+            self._save_accounts()
+            if self.process and self.process.poll() is None:
+                self._write_auth_files()
+                # Mosquitto re-reads the password file and ACL on SIGHUP, without dropping
+                # clients.
+                self.process.send_signal(signal.SIGHUP)
+                self._wait_until_login_works(account)
+            return account
+
+    def phone(self, user: str, device: str) -> Account:
+        """The account of OwnTracks ``user``'s phone ``device`` (``<user>.<device>``, role
+        ``phone``), provisioned if new: publishes as ``owntracks/<user>/<device>``."""
+        return self.account(f"{user}.{device}", "phone")
 
     def device(self, device_id: str) -> Account:
         """The account of device (or phone user) ``device_id``, provisioned if new."""
@@ -319,8 +408,13 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             "log_type notice",
+            # Mosquitto logs a publish its ACL refuses ("Denied PUBLISH from ...") only at
+            # debug level; without it a refused message leaves no trace at all (the broker
+            # still acknowledges it). Counted by ``hotspots status --broker-log``.
+            *(["log_type debug"] if self.log_denied else []),
             f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
             f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+            f"max_packet_size {MAX_PACKET_BYTES}",
             f"listener {self.port} {self.host}",
             "use_username_as_clientid true",
         ]
@@ -364,6 +458,8 @@ class Mosquitto:
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
                     Mosquitto._running[self.address] = self
+                    # For another process adding an account (hotspots enrol): whom to SIGHUP.
+                    _write_private(self.workdir / PID_FILE, f"{self.process.pid}\n")
                     return self
             except OSError:
                 time.sleep(0.05)
@@ -373,6 +469,8 @@ class Mosquitto:
     def stop(self) -> None:
         """Stop the broker and wait for it to exit."""
         Mosquitto._running.pop(self.address, None)
+        if self.process is not None:
+            (self.workdir / PID_FILE).unlink(missing_ok=True)
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -398,6 +496,43 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+PID_FILE = "mosquitto.pid"
+
+
+def provision_account(workdir: str | Path, username: str, role: str = "device") -> Account:
+    """The account ``username`` of the broker whose folder is ``workdir`` (``hotspots broker
+    --dir``), created if new, and live at once if that broker is running in another process:
+    its password file and ACL are rewritten and it is sent SIGHUP (no client is dropped).
+
+    Raises :class:`BrokerError` for a bad name, a role clash, or a running broker that does not
+    accept the new account."""
+    broker = Mosquitto(workdir=workdir)
+    existing = username in broker.accounts
+    account = broker.account(username, role)
+    if existing:
+        return account
+    broker._write_auth_files()
+    pid_path = Path(workdir) / PID_FILE
+    if not pid_path.exists():
+        return account  # not running: it reads the files when it starts
+    try:
+        pid = int(pid_path.read_text())
+        # The plain listener, as this broker's generated mosquitto.conf names it first.
+        listener = next(line.split() for line in
+                        (Path(workdir) / "mosquitto.conf").read_text().splitlines()
+                        if line.startswith("listener "))
+        port, host = listener[1], listener[2]
+        # A pid left by a broker that has since stopped may belong to another program now.
+        if b"mosquitto" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return account
+        os.kill(pid, signal.SIGHUP)
+    except (ValueError, OSError, StopIteration, IndexError):
+        return account  # a stale pid file: the broker is not running
+    broker.host, broker.port = host, int(port)
+    broker._wait_until_login_works(account)
+    return account
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -1,6 +1,7 @@
 """``hotspots airwave``: Airwave (TETRA) radio reports — decode, read a radio, assign, list.
 
-Thin click commands over :mod:`gateway.airwave`; decoding errors become ``ClickException`` with
+Thin click commands over :mod:`gateway.intake.airwave`; decoding errors become ``ClickException``
+with
 the reason, so a bad hex string says what is wrong with it instead of a traceback.
 """
 
@@ -25,7 +26,7 @@ def airwave() -> None:
               help="HEX is the bare LIP PDU (no 0A protocol identifier in front).")
 def decode(hex_text: str, no_pid: bool) -> None:
     """Decode one LIP location report given in hex and print it as JSON."""
-    from gateway.airwave.lip import LipError, decode_hex
+    from gateway.intake.airwave.lip import LipError, decode_hex
 
     try:
         report = decode_hex(hex_text, with_pid=not no_pid)
@@ -39,16 +40,20 @@ def decode(hex_text: str, no_pid: bool) -> None:
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
               help="SQLite database (created if missing).")
 @click.option("--baud", type=int, default=38400, show_default=True)
-def read(port: str, db_path: str, baud: int) -> None:
+@click.option("--accept-unknown", is_flag=True,
+              help="Store positions of radios nobody registered (trials); otherwise they are"
+                   " quarantined until `hotspots register issi:<ISSI>` or `airwave assign`.")
+def read(port: str, db_path: str, baud: int, accept_unknown: bool) -> None:
     """Read location reports from a radio into the database, until interrupted."""
-    from gateway.airwave.reader import run_airwave
+    from gateway.intake.airwave.reader import run_airwave
 
     stop = threading.Event()
     interrupt_on_signals()
     click.echo(f"airwave: {port} -> {db_path}", err=True)
     result: dict = {}
     worker = threading.Thread(
-        target=lambda: result.update(run_airwave(port, db_path, stop, baudrate=baud)),
+        target=lambda: result.update(run_airwave(port, db_path, stop, baudrate=baud,
+                                                 accept_unknown=accept_unknown)),
         daemon=True)
     worker.start()
     try:
@@ -70,8 +75,9 @@ def read(port: str, db_path: str, baud: int) -> None:
                    " open); never past the radio's next recorded assignment.")
 def assign(db_path: str, issi: int, collar: str, start_ts: int, end_ts: int | None) -> None:
     """Record which officer carries a radio from when (ends the radio's running assignment)."""
-    from gateway.airwave.store import assign_radio, radio_device_id
-    from gateway.identity import IdentityError, history
+    from gateway.fleet.attribution import history
+    from gateway.fleet.identity import IdentityError
+    from gateway.intake.airwave.store import assign_radio, radio_device_id
 
     if end_ts is not None and end_ts <= start_ts:
         raise click.ClickException("--to must be after --from")
@@ -97,7 +103,7 @@ def assign(db_path: str, issi: int, collar: str, start_ts: int, end_ts: int | No
               help="Every report (no-fix, rejected, logged SDS too), not only positions.")
 def positions(db_path: str, include_all: bool) -> None:
     """Radio reports as JSON lines: officer, fix time and its basis, position, error, flags."""
-    from gateway.airwave.store import radio_rows
+    from gateway.intake.airwave.store import radio_rows
 
     for row in radio_rows(open_database(db_path), include_all):
         click.echo(json.dumps(row))

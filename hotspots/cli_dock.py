@@ -1,6 +1,6 @@
 """``hotspots dock``: the docking station — serve the slots, show them, hand out a tracker.
 
-Thin click wrappers over :mod:`gateway.dock` (and :mod:`simulators.dock` for ``dock sim``).
+Thin click wrappers over :mod:`gateway.fleet.dock` (and :mod:`simulators.dock` for ``dock sim``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def dock() -> None:
 def dock_run(db_path: str, slots: tuple[str, ...], fences_path: str | None,
              report_s: int | None, min_charge: int) -> None:
     """Serve the dock slots until interrupted."""
-    from gateway.dock import DockStation
+    from gateway.fleet.dock import DockStation
 
     ports = {}
     for item in slots:
@@ -80,8 +80,8 @@ def dock_run(db_path: str, slots: tuple[str, ...], fences_path: str | None,
 @click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
 def dock_status(db_path: str, as_json: bool, now_text: str | None) -> None:
     """Every slot (tracker, charge, time to full, officer) and every tracker out of the dock."""
-    from gateway.dock import dock_status as read_status
-    from gateway.dock import status_lines
+    from gateway.fleet.dock import dock_status as read_status
+    from gateway.fleet.dock import status_lines
 
     status = read_status(open_database(db_path), now=time_option(now_text))
     if as_json:
@@ -101,12 +101,16 @@ def dock_status(db_path: str, as_json: bool, now_text: str | None) -> None:
 def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
               due_text: str | None) -> None:
     """Sign the fullest docked tracker (or --device) out to officer COLLAR."""
-    from gateway.dock import PickError, pick
+    from gateway.fleet.dock import PickError, pick
+    from gateway.fleet.identity import IdentityError, check_name
 
     try:
+        check_name(collar, "collar")
+        if device is not None:
+            check_name(device)
         assignment, slot, batt = pick(open_database(db_path), collar, device=device,
                                       min_pct=min_charge, due=time_option(due_text))
-    except PickError as exc:
+    except (PickError, IdentityError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"take {assignment.device_id} from slot {slot} ({batt}%): signed out to {collar}")
 
@@ -157,3 +161,60 @@ def dock_sim(broker_address: str, workdir: str, slots: int, trackers: tuple[str,
         pass
     finally:
         sim.close()
+
+
+@click.command("enrol")
+@click.argument("device")
+@click.option("--slot", default=None,
+              help="The slot of a running 'hotspots dock run --db PATH' holding the tracker: "
+                   "the station enrols it at its next poll.")
+@click.option("--port", default=None,
+              help="Or the slot's serial port (or pyserial URL) when no station serves it.")
+@click.option("--wait-s", type=float, default=60, show_default=True,
+              help="With --slot: how long to wait for the station.")
+@click.option("--broker-dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The station broker's folder (hotspots broker --dir): the account goes there.")
+@click.option("--broker", "broker_address", required=True, metavar="HOST:PORT",
+              help="Where the tracker will reach the broker.")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
+              help="Gateway database: the device is registered there.")
+@click.option("--station", default="main", show_default=True)
+@click.option("--link", type=click.Choice(["cellular", "wifi", "host"]), default="cellular",
+              show_default=True, help="How the tracker reaches the broker.")
+@click.option("--apn", default=None, help="APN of the SIM (cellular).")
+@click.option("--wifi-ssid", default=None, help="Wi-Fi network (wifi).")
+@click.option("--wifi-password", default=None, envvar="HOTSPOTS_WIFI_PASSWORD",
+              help="Wi-Fi password (wifi) [env HOTSPOTS_WIFI_PASSWORD]; never printed.")
+@click.option("--ca", "ca_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CA certificate (PEM) of the broker's TLS listener, stored on the tracker.")
+@click.option("--report-s", type=int, default=None, help="Location interval, seconds.")
+def enrol(device: str, slot: str | None, port: str | None, wait_s: float, broker_dir: str,
+          broker_address: str, db_path: str, station: str, link: str, apn: str | None,
+          wifi_ssid: str | None, wifi_password: str | None, ca_path: str | None,
+          report_s: int | None) -> None:
+    """Enrol the tracker in a dock slot as DEVICE: broker account, settings, fleet."""
+    import os
+
+    from gateway.fleet import enrol as enrolment
+
+    if (slot is None) == (port is None):
+        raise click.UsageError("give --slot (a running station) or --port (no station)")
+    host, sep, port_text = broker_address.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise click.BadParameter(f"{broker_address!r}: use HOST:PORT", param_hint="--broker")
+    try:
+        link_values = enrolment.link_settings(link, apn, wifi_ssid, wifi_password)
+        if port is not None:
+            done = enrolment.enrol(
+                device, port, broker_dir, host, int(port_text), db_path, station=station,
+                ca_path=ca_path, report_s=report_s, link=link_values)
+        else:
+            done = enrolment.request(db_path, slot, enrolment.Request(
+                device, os.path.abspath(broker_dir), host, int(port_text), station,
+                link_values, os.path.abspath(ca_path) if ca_path else None, report_s),
+                wait_s=wait_s)
+    except enrolment.EnrolError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{done.device_id} enrolled on {done.port} (was {done.previous_id or '-'}): "
+               f"{'new' if done.account_created else 'existing'} broker account; wrote "
+               f"{', '.join(done.settings)}; registered. It uses them from its next start.")

@@ -115,7 +115,7 @@ def fences_publish(path: str, broker_address: str, station: str, user: str | Non
     """Compile PATH (GeoJSON, or an already compiled set) and publish it retained."""
     from fences.publish import load_compiled, publish
     from gateway.broker import FENCES_USER, GATEWAY_USER, Mosquitto
-    from gateway.service import parse_address
+    from gateway.intake.service import parse_address
 
     # No HOTSPOTS_MQTT_USER here: that is a tracker's account for ``firmware run``, which may
     # not write the station topics.

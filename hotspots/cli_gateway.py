@@ -1,7 +1,9 @@
 """CLI commands for the station gateway's fleet: ``status``, ``register``, ``assign``, ``return``.
 
-Thin click wrappers over :mod:`gateway.status` and :mod:`gateway.identity`, plus the factory
-that ``hotspots gateway run`` uses to turn its options into a :class:`gateway.service.Gateway`
+Thin click wrappers over :mod:`gateway.fleet.status` and :mod:`gateway.fleet.identity`, plus the
+factory
+that ``hotspots gateway run`` uses to turn its options into a
+:class:`gateway.intake.service.Gateway`
 and the helpers every long-running command shares (database, broker accounts, signals).
 """
 
@@ -28,8 +30,8 @@ def open_database(db_path: str, create: bool = False):
 
 def time_option(text: str | None) -> int | None:
     """A ``--at``/``--due``/``--now`` value as epoch seconds (None if not given); the forms of
-    :func:`gateway.identity.parse_time`, a usage error otherwise."""
-    from gateway.identity import IdentityError, parse_time
+    :func:`gateway.fleet.identity.parse_time`, a usage error otherwise."""
+    from gateway.fleet.identity import IdentityError, parse_time
 
     if text is None:
         return None
@@ -71,20 +73,33 @@ def account_password(accounts_path: str, user: str) -> str:
     return rows[user]["password"]
 
 
+def recorder_accounts(accounts_path: str) -> frozenset[str]:
+    """The Recorder bridge accounts of an accounts file (their topics are the gateway's own)."""
+    try:
+        accounts = json.loads(Path(accounts_path).read_text())
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(a.get("username") for a in accounts
+                     if isinstance(a, dict) and a.get("role") == "recorder")
+
+
 def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, user: str,
                  password: str | None, accounts_path: str | None, tls_ca: str | None,
                  filters_path: str | None, accept_unknown: bool):
-    """A :class:`gateway.service.Gateway` from ``gateway run``'s options, or a ClickException."""
-    from gateway.filters import FilterConfigError, load_config
-    from gateway.service import Gateway
+    """A :class:`gateway.intake.service.Gateway` from ``gateway run``'s options, or a
+    ClickException."""
+    from gateway.intake.filters import FilterConfigError, load_config
+    from gateway.intake.service import Gateway
 
+    ignore: frozenset[str] = frozenset()
     if accounts_path:
         password = account_password(accounts_path, user)
+        ignore = recorder_accounts(accounts_path)
     try:
         return Gateway(broker_address, db_path, airwave=airwave_port,
                        username=user if password is not None else None, password=password,
                        tls_ca=tls_ca, filter_config=load_config(filters_path),
-                       accept_unknown=accept_unknown)
+                       accept_unknown=accept_unknown, ignore_accounts=ignore)
     except (ValueError, FilterConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -98,27 +113,47 @@ def make_gateway(broker_address: str, db_path: str, airwave_port: str | None, us
               help="Alert below this battery percentage.")
 @click.option("--shift-hours", type=float, default=10, show_default=True,
               help="An assignment without --due is overdue after this many hours.")
+@click.option("--after-patrol-min", type=float, default=60, show_default=True,
+              help="Alert when a phone still reports this long after its patrol ended.")
 @click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
 @click.option("--watch", type=float, default=None, metavar="SECONDS",
               help="Redraw every SECONDS until interrupted.")
+@click.option("--broker-log", type=click.Path(dir_okay=False), default=None,
+              help="The broker's mosquitto.log: count the publishes its ACL refused.")
 def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_hours: float,
-           now_text: str | None, watch: float | None) -> None:
+           after_patrol_min: float, now_text: str | None, watch: float | None,
+           broker_log: str | None) -> None:
     """Live status per device, alerts, and rejection counters."""
-    from gateway.status import AlertRules, fleet_status, status_lines
+    from gateway.broker import BrokerError, denied_publishes
+    from gateway.fleet.status import AlertRules, fleet_status, status_lines
 
-    rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours)
+    rules = AlertRules(silent_min=silent_min, low_batt_pct=low_batt, shift_hours=shift_hours,
+                       after_patrol_min=after_patrol_min)
     db = open_database(db_path)
     now = time_option(now_text)
     try:
         while True:
             fleet = fleet_status(db, now=now, rules=rules)
+            try:
+                denied = denied_publishes(broker_log) if broker_log else None
+            except BrokerError as exc:
+                raise click.ClickException(str(exc)) from None
             if as_json:
-                click.echo(json.dumps(fleet.as_dict()))
+                doc = fleet.as_dict()
+                if denied is not None:
+                    doc["refused_publishes"] = [
+                        {"client": c, "topic": t, "count": n} for (c, t), n in denied.items()]
+                click.echo(json.dumps(doc))
             else:
                 if watch:
                     click.clear()
                 for line in status_lines(fleet):
                     click.echo(line)
+                if denied is not None:
+                    total = sum(denied.values())
+                    detail = ", ".join(f"{c} {t} x{n}" for (c, t), n in sorted(denied.items()))
+                    click.echo(f"publishes refused by the broker: {total}"
+                               + (f" ({detail})" if detail else ""))
             if not watch:
                 return
             time.sleep(watch)
@@ -127,14 +162,41 @@ def status(db_path: str, as_json: bool, silent_min: float, low_batt: int, shift_
 
 
 @click.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--grace-hours", type=float, default=24, show_default=True,
+              help="Wait this long for late assignments (a paper log) before judging a fix.")
+@click.option("--keep-days", type=float, default=14, show_default=True,
+              help="Delete set-apart positions older than this.")
+@click.option("--now", "now_text", default=None, help="Judge as of this time (default: now).")
+def purge(db_path: str, grace_hours: float, keep_days: float, now_text: str | None) -> None:
+    """After the patrol: set apart phone and radio positions no assignment covers (not patrol
+    data, left out of reports), and delete them after --keep-days. Run it daily."""
+    from gateway.intake.intake import Intake
+
+    if keep_days * 24 < grace_hours:
+        raise click.UsageError("--keep-days must be longer than --grace-hours")
+    db = open_database(db_path)
+    now = time_option(now_text)
+    flagged, restored, purged = Intake(db).set_apart_off_duty(
+        time.time() if now is None else now, int(grace_hours * 3600), int(keep_days * 86400))
+    click.echo(f"set apart {flagged}, back as patrol data {restored} (assignment recorded"
+               f" since), deleted {purged}")
+
+
+@click.command()
 @click.argument("device")
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--source", type=click.Choice(["tracker", "owntracks", "airwave"]), default=None,
+@click.option("--source", type=click.Choice(["tracker", "owntracks", "airwave", "vehicle",
+                                           "import"]), default=None,
               help="What DEVICE is [default: airwave for issi:<ISSI>, else tracker].")
 def register(device: str, db_path: str, source: str | None) -> None:
     """Add DEVICE to the fleet, so the gateway stores what it sends."""
-    from gateway.identity import register_device
+    from gateway.fleet.identity import IdentityError, check_name, register_device
 
+    try:
+        check_name(device)
+    except IdentityError as exc:
+        raise click.ClickException(str(exc)) from exc
     db = open_database(db_path, create=True)
     if register_device(db, device, source):
         click.echo(f"{device} registered")
@@ -155,8 +217,8 @@ def register(device: str, db_path: str, source: str | None) -> None:
 def assign(device: str, collar: str, db_path: str, at_text: str | None,
            due_text: str | None) -> None:
     """Record that officer COLLAR carries DEVICE from --at; re-attributes positions it covers."""
-    from gateway.identity import IdentityError
-    from gateway.identity import assign as record
+    from gateway.fleet.identity import IdentityError
+    from gateway.fleet.identity import assign as record
 
     try:
         a = record(open_database(db_path, create=True), device, collar, time_option(at_text),
@@ -173,13 +235,14 @@ def assign(device: str, collar: str, db_path: str, at_text: str | None,
 @click.option("--at", "at_text", default=None, help="When it came back (default now).")
 def return_(device: str, db_path: str, at_text: str | None) -> None:
     """Record that DEVICE came back to the dock, ending its assignment."""
-    from gateway.identity import IdentityError, return_device
+    from gateway.fleet.identity import IdentityError, check_name, return_device
 
     try:
+        check_name(device)
         a = return_device(open_database(db_path), device, time_option(at_text))
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{device} returned by {a.collar} at {a.end_ts}")
 
 
-COMMANDS = (status, register, assign, return_)
+COMMANDS = (status, register, assign, return_, purge)

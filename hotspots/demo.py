@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gateway.broker import Mosquitto
-from gateway.reports import dwell_table, format_duration, format_time, visits_from_transitions
+from gateway.reports.dwell import dwell_table, format_duration, format_time, visits_from_transitions
 from gateway.schema import open_db
 from simulators.patrol import run_patrol
 from simulators.strategies import scoreboard_line

@@ -1,6 +1,7 @@
 """The ``hotspots report`` and ``hotspots export`` command groups: a thin layer over
-:mod:`gateway.reports`, :mod:`gateway.visits`, :mod:`gateway.taskings`, :mod:`gateway.exports`,
-:mod:`gateway.maps` and :mod:`gateway.daily`.
+:mod:`gateway.reports.dwell`, :mod:`gateway.reports.visits`, :mod:`gateway.reports.taskings`,
+:mod:`gateway.reports.exports`,
+:mod:`gateway.reports.maps` and :mod:`gateway.reports.daily`.
 
 Every command that reads visits takes the same window options (``--date`` in ``--tz``, or
 ``--from``/``--to``) and the same rule options, so figures from two commands always agree.
@@ -54,6 +55,12 @@ def _common(window: bool = True, fences: str = "optional") -> Callable:
                          help="Join an officer's visits to a hot spot this close together."),
             click.option("--min-visit-s", type=int, default=60, show_default=True,
                          help="Drop (merged) visits shorter than this."),
+            click.option("--unknown-accuracy", type=click.Choice(["ignore", "count"]),
+                         default="ignore", show_default=True,
+                         help="Whether radio fixes of unknown accuracy (error class 7) count."),
+            click.option("--vehicle-max-speed", "vehicle_max_speed_mps", type=float,
+                         default=2.0, show_default=True,
+                         help="m/s: a vehicle's fix counts only when parked or at walking pace."),
         ]
         if fences != "none":
             opts.append(click.option(
@@ -77,15 +84,17 @@ def _common(window: bool = True, fences: str = "optional") -> Callable:
         def wrapper(**kw):
             # Here rather than at the top: `hotspots gateway run` need not load shapely and numpy.
             from fences.validate import FenceError
-            from gateway.reports import ReportError, day_window, zone
-            from gateway.visits import HotSpotSet, VisitRules
+            from gateway.reports.dwell import ReportError, day_window, zone
+            from gateway.reports.visits import HotSpotSet, VisitRules
 
             try:
                 tz = zone(kw.pop("tz_name"))
                 kw["tz"] = tz
                 kw["rules"] = VisitRules(kw.pop("hysteresis_m"), kw.pop("max_acc_m"),
                                          kw.pop("interp_gap_s"), kw.pop("merge_gap_s"),
-                                         kw.pop("min_visit_s"))
+                                         kw.pop("min_visit_s"),
+                                         kw.pop("unknown_accuracy") == "count",
+                                         kw.pop("vehicle_max_speed_mps"))
                 if window:
                     day, from_, to = kw.pop("day"), kw.pop("from_"), kw.pop("to")
                     if day and (from_ or to):
@@ -110,7 +119,7 @@ def _common(window: bool = True, fences: str = "optional") -> Callable:
 
 
 def _import_plan(db, taskings_csv: str | None, teams_csv: str | None, tz) -> None:
-    from gateway.taskings import import_taskings, import_teams
+    from gateway.reports.taskings import import_taskings, import_teams
 
     for path, load in ((teams_csv, import_teams), (taskings_csv, None)):
         if not path:
@@ -133,10 +142,16 @@ def report() -> None:
 @_common()
 def report_dwell(db, hotspots, window, day, tz, rules, as_json: bool) -> None:
     """Visits and dwell per officer (or device) and hot spot."""
-    from gateway.reports import dwell_table
-    from gateway.visits import compute_visits
+    from gateway.reports.dwell import dwell_table
+    from gateway.reports.visits import compute_visits, unknown_hotspot_transitions
 
     visits = compute_visits(db, hotspots, window, rules)
+    if hotspots is not None:
+        unknown = unknown_hotspot_transitions(db, hotspots, window)
+        if unknown:
+            ids = ", ".join(f"{rid!a} ({n})" for rid, n in sorted(unknown.items())[:10])
+            click.echo(f"{sum(unknown.values())} transitions for hot spots not in the fence set"
+                       f" ignored: {ids}", err=True)
     if as_json:
         for visit in visits:
             click.echo(json.dumps(visit.as_dict()))
@@ -151,8 +166,8 @@ def report_dwell(db, hotspots, window, day, tz, rules, as_json: bool) -> None:
 @click.option("--date", "day", required=True, help="Local day YYYY-MM-DD.")
 def report_stats(db, hotspots, day, tz, rules, as_json: bool) -> None:
     """Per hot spot for one day: visits, officer-minutes, patrol-minutes, minutes per visit."""
-    from gateway.reports import daily_stats, day_window
-    from gateway.visits import compute_visits
+    from gateway.reports.dwell import daily_stats, day_window
+    from gateway.reports.visits import compute_visits
 
     visits = compute_visits(db, hotspots, day_window(day, tz), rules)
     stats = daily_stats(visits, day, tz, hotspots)
@@ -167,6 +182,48 @@ def report_stats(db, hotspots, day, tz, rules, as_json: bool) -> None:
                    f" {s.patrol_minutes:>10.1f} {s.minutes_per_visit:>9.1f}")
 
 
+@report.command("materialise")
+@_common(fences="optional")
+def report_visits_table(db, hotspots, window, day, tz, rules) -> None:
+    """Store the window's visits in the database's visits table (for analysts, Datasette).
+
+    Without --fences, uses the hot spot set the web app had in force at the window's end
+    (and records it on each row); with --fences, the file (no set recorded).
+    """
+    import time
+
+    from gateway.reports.analyst import materialise_visits
+    from gateway.reports.visits import HotSpotSet
+    from gateway.web import fence_sets
+
+    if window == OPEN:
+        raise click.UsageError("give --date or --from/--to")
+    fence_set: tuple = (None, None)
+    if hotspots is None:
+        row = fence_sets.in_force(db, min(window[1] - 1, time.time()))
+        if row is None:
+            raise click.ClickException("no hot spot set: give --fences FILE")
+        hotspots, fence_set = HotSpotSet.load(row.geojson), (row.id, row.version)
+    count = materialise_visits(db, hotspots, window, rules, fence_set)
+    click.echo(f"{count} visits stored in the visits table"
+               + (f" (hot spot set {fence_set[1]})" if fence_set[1] else ""))
+
+
+@report.command("datasette")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="Gateway SQLite database.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Write the Datasette metadata JSON here.")
+def report_datasette(db_path: str, out: str) -> None:
+    """Write Datasette metadata for the database (table and column descriptions, relationships,
+    private tables hidden) and print the command that serves it on this machine only."""
+    from gateway.reports.analyst import datasette_metadata
+
+    open_database(db_path)  # migrated: the views exist
+    Path(out).write_text(json.dumps(datasette_metadata(db_path), indent=1), encoding="utf-8")
+    click.echo(f"wrote {out}; serve with: datasette {db_path} --metadata {out} --host 127.0.0.1")
+
+
 @report.command("exceptions")
 @click.option("--taskings", "taskings_csv", type=click.Path(exists=True, dir_okay=False),
               help="Import this tasking CSV first (idempotent).")
@@ -179,9 +236,9 @@ def report_stats(db, hotspots, day, tz, rules, as_json: bool) -> None:
 def report_exceptions(db, hotspots, day, tz, rules, taskings_csv, teams_csv, show_all,
                       as_json) -> None:
     """Taskings not performed, too short or outside their window; untasked presence."""
-    from gateway.daily import day_exceptions, exceptions_rows
-    from gateway.reports import parse_date
-    from gateway.visits import clip_visits
+    from gateway.reports.daily import day_exceptions, exceptions_rows
+    from gateway.reports.dwell import parse_date
+    from gateway.reports.visits import clip_visits
 
     _import_plan(db, taskings_csv, teams_csv, tz)
     window, _, outcomes, untasked = day_exceptions(db, parse_date(day), hotspots, tz, rules)
@@ -208,10 +265,10 @@ def report_exceptions(db, hotspots, day, tz, rules, taskings_csv, teams_csv, sho
 @click.option("--date", "day", required=True, help="Local day YYYY-MM-DD.")
 def report_map(db, hotspots, day, tz, rules, out, tiles) -> None:
     """A self-contained HTML map: hot spots coloured by patrol-minutes, tracks, visits."""
-    from gateway import exports
-    from gateway.maps import MapError, write_map
-    from gateway.reports import daily_stats, day_window
-    from gateway.visits import compute_visits
+    from gateway.reports import exports
+    from gateway.reports.dwell import daily_stats, day_window
+    from gateway.reports.maps import MapError, write_map
+    from gateway.reports.visits import compute_visits
 
     window = day_window(day, tz)
     visits = compute_visits(db, hotspots, window, rules)
@@ -237,8 +294,8 @@ def report_map(db, hotspots, day, tz, rules, out, tiles) -> None:
 def report_daily(db, hotspots, day, tz, rules, out, taskings_csv, teams_csv, tiles,
                  no_plots) -> None:
     """Everything for one day: visits, figures, exceptions, exports, map and plots."""
-    from gateway.daily import write_daily
-    from gateway.maps import MapError
+    from gateway.reports.daily import write_daily
+    from gateway.reports.maps import MapError
 
     _import_plan(db, taskings_csv, teams_csv, tz)
     tz_name = getattr(tz, "key", "UTC")
@@ -267,7 +324,7 @@ def export() -> None:
 @click.option("--out", type=click.File("w"), default="-", help="Output file (default stdout).")
 def export_positions(db_path: str, fmt: str, out) -> None:
     """Stored positions: device, officer, seq, UTC fix time, lat, lon, speed, course, source."""
-    from gateway.exports import export_positions as write
+    from gateway.reports.exports import export_positions as write
 
     write(open_database(db_path), out, fmt)
 
@@ -279,8 +336,8 @@ def export_positions(db_path: str, fmt: str, out) -> None:
 @_common()
 def export_visits(db, hotspots, window, day, tz, rules, fmt, out) -> None:
     """Visits (clipped to the window) as CSV, JSON lines or GeoJSON features."""
-    from gateway import exports
-    from gateway.visits import compute_visits
+    from gateway.reports import exports
+    from gateway.reports.visits import compute_visits
 
     visits = compute_visits(db, hotspots, window, rules)
     if fmt == "csv":
@@ -300,8 +357,8 @@ def export_visits(db, hotspots, window, day, tz, rules, fmt, out) -> None:
 @_common()
 def export_tracks(db, hotspots, window, day, tz, rules, fmt, out) -> None:
     """Tracks per officer per shift: GeoJSON LineStrings (plus visits) or GPX files."""
-    from gateway import exports
-    from gateway.visits import compute_visits
+    from gateway.reports import exports
+    from gateway.reports.visits import compute_visits
 
     track_list = exports.tracks(db, window, tz)
     if fmt == "gpx":

@@ -7,11 +7,13 @@ and a reader thread for the serial device (CPython's event loop cannot poll ever
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import tty
 
 from boards.storage import DirStorage
 from boards.unix import tls_opener
-from tracker import app
+from tracker import app, config
 
 
 class ThreadedLines:
@@ -49,13 +51,79 @@ class ThreadedLines:
         return await self._queue.get()
 
 
+class FdStream:
+    """An asyncio stream over a tty on CPython (the modem's UART): ``readinto``, ``read``,
+    ``write``, ``drain``, as MicroPython's ``asyncio.StreamReader`` gives the unix board."""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self.fd)
+        self._out = bytearray()
+
+    async def _ready(self, add, remove) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        add(self.fd, lambda: future.done() or future.set_result(None))
+        try:
+            await future
+        finally:
+            remove(self.fd)
+
+    async def readinto(self, buf) -> int:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return os.readv(self.fd, [buf])
+            except BlockingIOError:
+                await self._ready(loop.add_reader, loop.remove_reader)
+            except OSError:  # EIO: the other end hung up
+                return 0
+
+    async def read(self, n: int) -> bytes:
+        buf = bytearray(n)
+        return bytes(buf[: await self.readinto(buf)])
+
+    def write(self, data) -> None:
+        self._out += data
+
+    async def drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._out:
+            try:
+                n = os.write(self.fd, self._out)
+            except BlockingIOError:
+                await self._ready(loop.add_writer, loop.remove_writer)
+                continue
+            del self._out[:n]
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 def run(gps: str, broker: str, device_id: str, state: str, station: str = "main",
         exit_on_eof: bool = False, report_s: int = 10, user: str | None = None,
         password: str | None = None, tls_ca: str | None = None,
-        sampling: str = "adaptive") -> app.Tracker:
-    """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``)."""
+        sampling: str = "adaptive", modem: str | None = None,
+        apn: str = "internet") -> app.Tracker:
+    """Run the tracker on CPython until the GNSS stream ends (with ``exit_on_eof``);
+    ``modem``: through a SIM7080G on that serial device (the same driver as on a board).
+
+    The options become the same settings dict as the boards' ``config.json`` (``ConfigError``
+    if one cannot run).
+    """
     host, port = broker.rsplit(":", 1)
+    cfg = config.build({"device_id": device_id, "broker_host": host, "broker_port": int(port),
+                        "station": station, "exit_on_eof": exit_on_eof, "report_s": report_s,
+                        "user": user, "password": password, "ca": tls_ca,
+                        "sampling": sampling, "gnss_device": gps, "state_dir": state,
+                        "modem": modem, "apn": apn if modem else None})
     opener = tls_opener(tls_ca) if tls_ca else asyncio.open_connection
-    ports = app.Ports(ThreadedLines(gps), opener, DirStorage(state))
-    return asyncio.run(app.run(ports, device_id, host, int(port), station, exit_on_eof,
-                               report_s, user, password, sampling))
+    radio = None
+    if modem:
+        from drivers.modem_sim7080 import Modem
+
+        ca_pem = open(tls_ca, "rb").read() if tls_ca else None  # noqa: SIM115
+        radio = Modem(FdStream(modem), cfg, print, ca_pem)
+        opener = radio.open_connection
+    ports = app.Ports(ThreadedLines(gps), opener, DirStorage(state), radio=radio)
+    return asyncio.run(app.run(ports, cfg))

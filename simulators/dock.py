@@ -11,7 +11,7 @@ S's and X's pseudo-terminals while they are plugged together and drops them othe
 a cable does. :meth:`DockSimulator.unplug_after` pulls a tracker out after a given number of
 bytes have gone from it to the gateway, to cut a transfer mid-frame.
 
-Batteries follow :class:`gateway.dock.BatteryModel`: charging in a slot, draining at
+Batteries follow :class:`gateway.fleet.dock.BatteryModel`: charging in a slot, draining at
 ``tracking_ma`` out of it while the firmware runs, in simulated time (``time_scale`` simulated
 seconds per real second).
 """
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.dock import BatteryModel
+from gateway.fleet.dock import BatteryModel
 from simulators import gps, tracker_process
 
 

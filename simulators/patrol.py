@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.broker import Mosquitto
-from gateway.identity import register_device
-from gateway.ingest import IngestCounts
+from gateway.fleet.identity import register_device
+from gateway.intake.intake import IntakeCounts
+from gateway.intake.service import Gateway
 from gateway.schema import open_db
-from gateway.service import Gateway
 from simulators import gps, tracker_process
 from simulators.walk import Visit, make_walk, replay_start
 
@@ -36,7 +36,7 @@ class PatrolResult:
     log_path: Path
     truth: list[Visit]
     published: int
-    counts: IngestCounts
+    counts: IntakeCounts
     epochs: int
     walk_duration_s: float
     wall_s: float = 0.0
@@ -68,8 +68,12 @@ def run_patrol(
     cpython: bool = False,
     db_path: str | Path | None = None,
     timeout_s: float = 120.0,
+    modem: str | None = None,
 ) -> PatrolResult:
-    """Walk ``route`` through ``fences`` with one tracker and store everything in SQLite."""
+    """Walk ``route`` through ``fences`` with one tracker and store everything in SQLite.
+
+    ``modem``: the serial device of a SIM7080G (``simulators.modem``'s pseudo-terminal) the
+    firmware reaches the broker through, instead of the host's sockets."""
     began = time.monotonic()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +92,7 @@ def run_patrol(
 
     stop = threading.Event()
     gateway = Gateway(broker, str(db_path), **gateway_auth)
-    counts_box: list[IngestCounts] = []
+    counts_box: list[IntakeCounts] = []
     gateway_thread = threading.Thread(
         target=lambda: counts_box.append(gateway.run(stop)), name="gateway", daemon=True
     )
@@ -101,7 +105,7 @@ def run_patrol(
     firmware = tracker_process.start(
         terminal.path, broker, device_id, state_dir, log_path=log_path, exit_on_eof=True,
         cpython=cpython, user=device_auth.username if device_auth else None,
-        password=device_auth.password if device_auth else None,
+        password=device_auth.password if device_auth else None, modem=modem,
     )
     try:
         epochs = gps.play(walk, terminal, speedup=speedup, noise_m=noise_m, seed=seed,
@@ -124,9 +128,9 @@ def run_patrol(
     # The firmware has its PUBACKs; wait until the gateway has committed as many messages.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        ingest = gateway.ingest
-        if ingest is not None:
-            done = sum(ingest.counts.stored.values()) + ingest.counts.duplicates
+        intake = gateway.intake
+        if intake is not None:
+            done = sum(intake.counts.stored.values()) + intake.counts.duplicates
             if done >= published:
                 break
         time.sleep(0.1)
@@ -139,7 +143,7 @@ def run_patrol(
         log_path=log_path,
         truth=walk.visits(),
         published=published,
-        counts=counts_box[0] if counts_box else gateway.ingest.counts,
+        counts=counts_box[0] if counts_box else gateway.intake.counts,
         epochs=epochs,
         walk_duration_s=walk.duration_s,
         wall_s=time.monotonic() - began,

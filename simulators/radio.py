@@ -35,9 +35,9 @@ from pathlib import Path
 
 from shapely.geometry import LineString
 
-from gateway.airwave import lip
-from gateway.airwave.filters import distance_m
-from gateway.airwave.sds import ctsdsr
+from gateway.intake.airwave import lip
+from gateway.intake.airwave.filters import distance_m
+from gateway.intake.airwave.sds import ctsdsr
 from simulators.gps import PseudoTerminal
 from simulators.walk import Walk, make_walk
 

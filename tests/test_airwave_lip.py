@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.airwave import lip
+from gateway.intake.airwave import lip
 from hotspots.cli import cli
 
 
@@ -137,10 +137,19 @@ def test_long_no_shape_report_is_nofix_with_its_result_code():
     assert out["nofix"] is True and out["result_code"] == 14 and out["lat"] is None
 
 
-def test_short_report_with_unknown_error_is_nofix():
-    report = lip.short_report(51.5, -0.1, pos_err_class=7)
-    assert report.nofix
+def test_short_report_with_unknown_error_and_unknown_age_is_nofix():
+    report = lip.short_report(51.5, -0.1, pos_err_class=7, time_elapsed=3)
+    assert report.nofix and not report.accuracy_unknown
     assert not lip.short_report(51.5, -0.1, pos_err_class=6).nofix
+
+
+def test_short_report_with_unknown_error_but_known_age_is_a_position():
+    """Issue 19: class 7 with real coordinates is a position of unknown accuracy."""
+    report = lip.short_report(51.5, -0.1, pos_err_class=7, time_elapsed=0)
+    assert not report.nofix and report.accuracy_unknown and report.pos_err_m is None
+    assert report.as_dict()["accuracy_unknown"] is True
+    zeros = lip.short_report(0.0, 0.0, pos_err_class=7, time_elapsed=0)
+    assert zeros.nofix and not zeros.accuracy_unknown
 
 
 @pytest.mark.parametrize(("hex_text", "reason"), [

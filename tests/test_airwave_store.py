@@ -5,20 +5,22 @@ the same identity rules as trackers."""
 from __future__ import annotations
 
 import calendar
+import sqlite3
 
 import pytest
 from click.testing import CliRunner
 
-from gateway.airwave import lip
-from gateway.airwave.filters import FilterSettings, RadioFilters
-from gateway.airwave.sds import PeiParser, ctsdsr
-from gateway.airwave.store import AirwaveStore, assign_radio, radio_rows
-from gateway.airwave.timing import fix_time, resolve_time_of_position
-from gateway.dock import dock_status
-from gateway.exports import positions
-from gateway.identity import IdentityError, history
+from gateway.fleet.attribution import history
+from gateway.fleet.dock import dock_status
+from gateway.fleet.identity import IdentityError, register_device
+from gateway.fleet.status import fleet_status
+from gateway.intake.airwave import lip
+from gateway.intake.airwave.filters import FilterSettings, RadioFilters
+from gateway.intake.airwave.sds import PeiParser, ctsdsr
+from gateway.intake.airwave.store import AirwaveStore, assign_radio, radio_device_id, radio_rows
+from gateway.intake.airwave.timing import fix_time, resolve_time_of_position
+from gateway.reports.exports import positions
 from gateway.schema import open_db
-from gateway.status import fleet_status
 from hotspots.cli import cli
 
 
@@ -84,6 +86,13 @@ def long_report(lat: float, lon: float, tod: tuple[int, int, int, int], **extra)
 
 @pytest.fixture
 def store(db):
+    for issi in (2340001, 2340002):
+        register_device(db, radio_device_id(issi))
+    return AirwaveStore(db)
+
+
+@pytest.fixture
+def unregistered_store(db):
     return AirwaveStore(db)
 
 
@@ -109,7 +118,8 @@ def test_positions_are_stored_under_the_radio_and_attributed_to_the_collar(store
 def test_nofix_reports_are_recorded_never_stored_as_positions(store, db):
     nofix_long = lip.LipReport(lip.LONG, time_type=1, time_elapsed=3, shape=0, velocity_type=0,
                                additional=21, type5=[(12, 8, 14)])
-    frames = lip_frame(nofix_long) + lip_frame(lip.short_report(51.5, -0.1, pos_err_class=7))
+    frames = lip_frame(nofix_long) + lip_frame(lip.short_report(51.5, -0.1, pos_err_class=7,
+                                                                  time_elapsed=3))
     assert feed(store, frames, 1.7e9) == ["nofix", "nofix"]
     assert db["positions"].count == 0
     rows = list(radio_rows(db, include_all=True))
@@ -124,11 +134,13 @@ def test_other_sds_are_logged_and_counted_bad_ones_rejected_good_ones_kept(store
         + ctsdsr(2340001, 9999, bytes.fromhex("0A0FFFEAC2"), 40)  # truncated LIP
         + b"\r\n+CTSDSR: 12,2340001,0,9999,0,84\r\nnot hex at all\r\n"
         + lip_frame(lip.short_report(51.4807, -0.0073))
+        + lip_frame(lip.short_report(51.0, 0.0), 2340002)
+        # ISSI 0 is no subscriber identity (identity.check_name): rejected, not stored
         + ctsdsr(0, 9999, bytes([10]) + lip.encode(lip.short_report(51, 0))[0], 84)
     )
     outcomes = feed(store, frames, 1.7e9)
     assert outcomes == ["logged", "logged", "rejected", "frame_rejected", "frame_rejected",
-                        "stored", "stored"]
+                        "stored", "stored", "rejected"]
     assert db["positions"].count == 2
     assert store.counts["sds_status"] == 1 and store.counts["sds_text"] == 1
     assert store.counts["rejected_truncated"] == 1
@@ -152,6 +164,23 @@ def test_a_repeated_long_report_is_a_duplicate(store, db):
     assert db["positions"].count == 1
 
 
+def test_a_radio_nobody_registered_is_quarantined_like_an_unknown_tracker(unregistered_store,
+                                                                          db):
+    """Regression (issue 16): the radio store used to store every radio it heard."""
+    store = unregistered_store
+    frame = lip_frame(lip.short_report(51.4807, -0.0073), 2340005)
+    assert feed(store, frame, 1.7e9) == ["quarantined"]
+    assert db["positions"].count == 0
+    assert db.execute("SELECT reason, device_id, raw FROM quarantine").fetchall() == [
+        ("unknown_device", "issi:2340005", frame.split(b"\r\n")[2])]
+    assert db.execute("SELECT outcome, reason FROM radio_reports").fetchall() == [
+        ("quarantined", "unknown_device")]
+    assert any(a.startswith("UNKNOWN DEVICE issi:2340005")
+               for a in fleet_status(db, 1.7e9).alerts)
+    register_device(db, "issi:2340005")
+    assert feed(store, frame, 1.7e9 + 60) == ["stored"]
+
+
 # -- filters --------------------------------------------------------------------------------------
 def test_implausible_jump_is_flagged_not_dropped(store, db):
     t = utc(2024, 5, 15, 10, 0, 0)
@@ -167,6 +196,8 @@ def test_implausible_jump_is_flagged_not_dropped(store, db):
 
 
 def test_known_mast_and_learned_mast_are_flagged_retroactively(db):
+    for issi in (2340001, 2340002):
+        register_device(db, radio_device_id(issi))
     filters = RadioFilters(db, FilterSettings(mast_repeats=3, mast_radios=2))
     store = AirwaveStore(db, filters)
     filters.add_mast(51.4900, 0.0100, "configured mast")
@@ -259,7 +290,9 @@ def test_a_second_assignment_at_the_same_start_and_an_end_before_the_start_are_r
     assert spans(db) == [("PC1234", T0, None)]
 
 
-def test_an_assigned_radio_is_registered_as_a_radio_not_as_a_pooled_tracker(store, db):
+def test_an_assigned_radio_is_registered_as_a_radio_not_as_a_pooled_tracker(unregistered_store,
+                                                                            db):
+    store = unregistered_store
     feed(store, lip_frame(lip.short_report(51.4807, -0.0073)), T0 + 1)  # heard: not registered
     assert any(a.startswith(f"UNKNOWN DEVICE {RADIO}") for a in fleet_status(db, T0 + 2).alerts)
     assign_radio(db, 2340001, "PC1234", T0)
@@ -309,3 +342,23 @@ def test_cli_assign_refuses_bad_input_with_a_clear_error(tmp_path, args, message
         assert db["assignments"].count == 0
     finally:
         db.close()
+
+
+def test_a_locked_database_costs_the_reader_one_counted_report_not_its_thread(tmp_path):
+    from gateway.intake.airwave.reader import AirwaveReader
+
+    db_path = tmp_path / "g.db"
+    db = open_db(str(db_path))
+    register_device(db, radio_device_id(2340001))
+    db.execute("PRAGMA busy_timeout = 50")
+    reader = AirwaveReader("loop://", lambda: AirwaveStore(db), clock=lambda: 1.7e9)
+    reader.store = reader.store_factory()
+    sds = [e.sds for e in PeiParser().feed(lip_frame(lip.short_report(51.48, -0.007)))
+           if e.kind == "sds"][0]
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    reader._store(sds)  # locked throughout: counted and logged, no exception
+    other.execute("ROLLBACK")
+    assert reader.counts["store_failures"] == 1 and db["positions"].count == 0
+    reader._store(sds)
+    assert db["positions"].count == 1

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from gateway.batched_socket import BatchedSocket, puback_packets
-from gateway.identity import register_device
+from gateway.fleet.identity import register_device
+from gateway.intake.batched_socket import BatchedSocket, puback_packets
+from gateway.intake.service import Gateway
 from gateway.schema import open_db
-from gateway.service import Gateway
 from tests.test_gateway_service import publish, wait_rows
 
 
@@ -172,4 +172,4 @@ def test_the_broker_gets_every_puback(mosquitto, tmp_path):
         assert len(wait_rows(db_path, 300)) == 300
     with running(Gateway(mosquitto.address, str(db_path), **auth)) as again:
         time.sleep(1.0)
-    assert again.ingest.counts.handled == 0
+    assert again.intake.counts.handled == 0

@@ -1,7 +1,7 @@
 """Dock pulls keep the delivery contract: every fix once in SQLite, nothing lost.
 
 The firmware runs on the MicroPython unix port with a dock port (a pseudo-terminal cable from
-``simulators/dock.py``); the gateway side is :class:`gateway.dock.DockStation` over pyserial.
+``simulators/dock.py``); the gateway side is :class:`gateway.fleet.dock.DockStation` over pyserial.
 A tracker that was signed out before it booted (``dock.json`` in its flash) walks the sample
 route, so its outbox holds a real patrol.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from fences.compile import compile_geojson
-from gateway.dock import DockStation
-from gateway.identity import register_device
+from gateway.fleet.dock import DockStation
+from gateway.fleet.identity import register_device
+from gateway.intake.service import Gateway
 from gateway.schema import open_db
-from gateway.service import Gateway
 from hotspots.demo import SAMPLE_FENCES, SAMPLE_ROUTE
 from simulators.dock import DockSimulator
 from simulators.link import wait_for
@@ -87,7 +87,7 @@ def test_unplugging_mid_transfer_loses_nothing(tmp_path, micropython):
         assert last > 100  # a 20-minute walk: a location every 10 s, and the transitions
         assert stored(db_path) == list(range(1, last + 1))  # every number, exactly once
         pulled = sum(c.pulled for c in station.counts.values())
-        dups = sum(c.ingest.duplicates for c in station.counts.values())
+        dups = sum(c.intake.duplicates for c in station.counts.values())
         assert pulled == last + dups  # only an unacknowledged record is ever sent twice
         with sqlite3.connect(db_path) as conn:
             assert conn.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
@@ -218,7 +218,7 @@ def test_dock_pull_and_mqtt_delivery_together_store_each_fix_once(tmp_path, mosq
         sim.plug(DEVICE, "S1")
         assert wait_for(lambda: station.counts["S1"].pulled > 100, 60)
         assert wait_for(lambda: (station.info["S1"] or _NONE).outbox == 0, 30)
-        counts = station.counts["S1"].ingest
+        counts = station.counts["S1"].intake
         seqs = stored(db_path)
         assert seqs == list(range(1, station.info["S1"].last_seq + 1))  # one row per fix
         assert station.counts["S1"].pulled == len(seqs)  # the dock pulled everything ...

@@ -7,11 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gateway.dock import BatteryModel, PickError, dock_status, pick
-from gateway.identity import assign, register_device
-from gateway.ingest import Ingest
+from gateway.fleet.dock import BatteryModel, PickError, dock_status, pick
+from gateway.fleet.identity import assign, register_device
+from gateway.fleet.status import AlertRules, fleet_status
+from gateway.intake import mqtt
+from gateway.intake.intake import Intake
 from gateway.schema import open_db
-from gateway.status import AlertRules, fleet_status
 from hotspots.cli import cli
 
 T0 = 1_795_000_000
@@ -23,10 +24,10 @@ def location(device: str, seq: int, tst: int, lat: float, lon: float) -> bytes:
 
 
 def track(db, device: str, points: list[tuple[int, float, float]]) -> None:
-    ingest = Ingest(db)
+    intake = Intake(db)
     for seq, (tst, lat, lon) in enumerate(points, start=1):
-        ingest.handle(f"hotspots/dev/{device}/loc", location(device, seq, tst, lat, lon), tst)
-    ingest.commit()
+        mqtt.handle(intake, f"hotspots/dev/{device}/loc", location(device, seq, tst, lat, lon), tst)
+    intake.commit()
 
 
 def docked(db, slot: str, device: str, batt: int) -> None:

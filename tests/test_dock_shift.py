@@ -18,10 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from fences.compile import compile_geojson
-from gateway.dock import DockStation, PickError, dock_status, pick
-from gateway.identity import history, register_device
+from gateway.fleet.attribution import history
+from gateway.fleet.dock import DockStation, PickError, dock_status, pick
+from gateway.fleet.identity import register_device
+from gateway.intake.service import Gateway
 from gateway.schema import open_db
-from gateway.service import Gateway
 from hotspots.cli import cli
 from hotspots.demo import SAMPLE_FENCES, SAMPLE_ROUTE
 from simulators.dock import DockSimulator

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from shapely.geometry import shape
 
-from gateway import exports
-from gateway.reports import day_window
-from gateway.visits import HotSpotSet, compute_visits
+from gateway.reports import exports
+from gateway.reports.dwell import day_window
+from gateway.reports.visits import HotSpotSet, compute_visits
 from hotspots.cli import cli
 
 DAY = "2026-03-02"

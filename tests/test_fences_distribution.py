@@ -16,7 +16,8 @@ from fences.publish import publish
 from fences.synthetic import city_fences
 from fences.validate import FenceError
 from gateway.broker import Mosquitto
-from gateway.ingest import Ingest
+from gateway.intake import mqtt as mqtt_source
+from gateway.intake.intake import Intake
 from hotspots.cli import cli
 from tracker import wire
 from tracker.app import Tracker
@@ -155,17 +156,17 @@ def test_publish_to_an_unreachable_broker_is_a_clear_error():
 
 
 def test_gateway_records_the_fence_version_each_device_runs(db):
-    from gateway.identity import register_device
+    from gateway.fleet.identity import register_device
 
     for dev in ("T-0001", "T-0002"):
         register_device(db, dev)
-    ingest = Ingest(db)
+    intake = Intake(db)
     for dev, version in (("T-0001", "aaaaaaaaaaaa"), ("T-0002", "bbbbbbbbbbbb")):
-        ingest.handle(wire.device_topic(dev, wire.KIND_STATUS),
+        mqtt_source.handle(intake, wire.device_topic(dev, wire.KIND_STATUS),
                       wire.status(dev, True, 1795000000, version, 0, 80, "0.1.0").encode())
-    ingest.handle(wire.device_topic("T-0001", wire.KIND_STATUS),
+    mqtt_source.handle(intake, wire.device_topic("T-0001", wire.KIND_STATUS),
                   wire.status("T-0001", True, 1795000100, "cccccccccccc", 0, 80, "0.1.0").encode())
-    ingest.commit()
+    intake.commit()
     rows = dict(db.execute("SELECT device_id, fence_version FROM devices").fetchall())
     assert rows == {"T-0001": "cccccccccccc", "T-0002": "bbbbbbbbbbbb"}
 

@@ -18,9 +18,9 @@ import pytest
 
 from fences.compile import compile_geojson
 from fences.publish import publish
-from gateway.identity import register_device
+from gateway.fleet.identity import register_device
+from gateway.intake.service import Gateway
 from gateway.schema import open_db
-from gateway.service import Gateway
 from hotspots.demo import SAMPLE_FENCES
 from simulators import gps, tracker_process
 from simulators.link import wait_for
@@ -133,7 +133,7 @@ def test_a_damaged_set_is_refused_reported_and_alerted_and_the_old_one_runs_on(
     gateway raises an alert. Before, a set that could not be used left no trace anywhere."""
     import paho.mqtt.publish as mqtt_publish
 
-    from gateway.status import fleet_status
+    from gateway.fleet.status import fleet_status
 
     sys.path.insert(0, str(Path(__file__).resolve().parent / "firmware"))
     from test_fence_damage import rehash

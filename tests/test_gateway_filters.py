@@ -6,18 +6,22 @@ import json
 
 import pytest
 
-from gateway import filters
-from gateway.filters import FilterConfig, FilterConfigError, Kept, check, load_config
-from gateway.identity import register_device
-from gateway.ingest import Ingest
+from gateway.fleet.identity import register_device
+from gateway.intake import filters, mqtt
+from gateway.intake.filters import FilterConfig, FilterConfigError, Kept, check, load_config
+from gateway.intake.intake import Intake
+from gateway.intake.observation import Observation
 
 NOW = 1_795_000_000
-BASE = {"_type": "location", "tst": NOW, "lat": 51.5, "lon": -0.001, "acc": 5, "fix": 1}
+BASE = {"tst": NOW, "lat": 51.5, "lon": -0.001, "acc": 5, "fix": 1}
 PREVIOUS = Kept(NOW - 10, 51.5, -0.001, 5)
 
 
-def loc(**changes) -> dict:
-    return {**BASE, **changes}
+def loc(**changes) -> Observation:
+    fields = {**BASE, **changes}
+    return Observation("location", "tracker", "T-1", "test", tst=fields["tst"],
+                       lat=fields["lat"], lon=fields["lon"], acc_m=fields["acc"],
+                       fix_quality=fields["fix"])
 
 
 @pytest.mark.parametrize(
@@ -69,17 +73,17 @@ def test_config_file_overrides_one_source(tmp_path):
 
 def test_filtered_positions_are_stored_with_reason_and_left_out_of_reports(db):
     register_device(db, "T-1")
-    ingest = Ingest(db)
+    intake = Intake(db)
     fixes = [(1, 51.5000, 5), (2, 51.5001, 5), (3, 51.5200, 5), (4, 51.5002, 500),
              (5, 51.5003, 5)]
     for seq, lat, acc in fixes:
-        payload = json.dumps({**BASE, "dev": "T-1", "seq": seq, "tst": NOW + seq * 5,
-                              "lat": lat, "acc": acc}).encode()
-        assert ingest.handle("hotspots/dev/T-1/loc", payload, NOW + 60) == "stored"
-    ingest.commit()
+        payload = json.dumps({**BASE, "_type": "location", "dev": "T-1", "seq": seq,
+                              "tst": NOW + seq * 5, "lat": lat, "acc": acc}).encode()
+        assert mqtt.handle(intake, "hotspots/dev/T-1/loc", payload, NOW + 60) == "stored"
+    intake.commit()
     rows = db.execute("SELECT seq, filtered FROM positions ORDER BY seq").fetchall()
     assert rows == [(1, None), (2, None), (3, "speed"), (4, "accuracy"), (5, None)]
-    assert ingest.counts.filtered == {"speed": 1, "accuracy": 1}
+    assert intake.counts.filtered == {"speed": 1, "accuracy": 1}
     assert db["devices"].get("T-1")["filtered"] == 2
     kept = db.execute("SELECT seq FROM positions_attributed WHERE filtered IS NULL").fetchall()
     assert kept == [(1,), (2,), (5,)]
@@ -87,10 +91,10 @@ def test_filtered_positions_are_stored_with_reason_and_left_out_of_reports(db):
 
 def test_a_late_fix_is_judged_against_its_true_predecessor(db):
     register_device(db, "T-1")
-    ingest = Ingest(db)
+    intake = Intake(db)
     for seq, tst, lat in [(1, NOW, 51.5), (3, NOW + 20, 51.5002), (2, NOW + 10, 51.5001)]:
-        payload = json.dumps({**BASE, "dev": "T-1", "seq": seq, "tst": tst,
+        payload = json.dumps({**BASE, "_type": "location", "dev": "T-1", "seq": seq, "tst": tst,
                               "lat": lat}).encode()
-        ingest.handle("hotspots/dev/T-1/loc", payload, NOW + 60)
-    ingest.commit()
+        mqtt.handle(intake, "hotspots/dev/T-1/loc", payload, NOW + 60)
+    intake.commit()
     assert db.execute("SELECT count(*) FROM positions WHERE filtered IS NULL").fetchone() == (3,)

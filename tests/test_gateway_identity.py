@@ -7,16 +7,18 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gateway.identity import (
+from gateway.fleet.attribution import current, history
+from gateway.fleet.identity import (
     IdentityError,
     assign,
-    current,
-    history,
+    check_name,
+    is_name,
     parse_time,
     register_device,
     return_device,
 )
-from gateway.ingest import Ingest
+from gateway.intake import mqtt
+from gateway.intake.intake import Intake
 from gateway.schema import open_db
 from hotspots.cli import cli
 
@@ -25,12 +27,12 @@ T0 = 1_795_000_000
 
 def store_fixes(db, device_id: str, times: list[int]) -> None:
     register_device(db, device_id)
-    ingest = Ingest(db)
+    intake = Intake(db)
     for seq, tst in enumerate(times, start=1):
         payload = json.dumps({"_type": "location", "dev": device_id, "seq": seq, "tst": tst,
                               "lat": 51.5, "lon": -0.001 + seq * 1e-5, "acc": 5}).encode()
-        ingest.handle(f"hotspots/dev/{device_id}/loc", payload, tst + 1)
-    ingest.commit()
+        mqtt.handle(intake, f"hotspots/dev/{device_id}/loc", payload, tst + 1)
+    intake.commit()
 
 
 def officers(db) -> list[tuple[int, str | None]]:
@@ -157,3 +159,84 @@ def test_upgrading_makes_radios_registered_as_trackers_radios(database_before):
     schema.migrate(db)
     assert {row["device_id"]: row["source"] for row in db["devices"].rows} == {
         "issi:2340001": "airwave", "T-7": "tracker", "issi:2340002": "airwave"}
+
+
+# -- names: one grammar at every entry (issue 16) --------------------------------------------------
+BAD_NAMES = ["a/b", "#", "+", "..", "", "T-1\n", "\n", "T\u202e1", "x" * 5000, "-T1", ".hidden",
+             "T 1", "T\x00", "Té", "issi:", "issi:0", "issi:16777216", "issi:0123", "ISSI:12"]
+GOOD_DEVICES = ["T-0001", "4711", "a", "A.b_c-9", "x" * 64, "issi:1", "issi:16777215"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_check_name_refuses_a_device_id_outside_the_grammar(name):
+    with pytest.raises(IdentityError, match="device id"):
+        check_name(name)
+    assert not is_name(name)
+
+
+@pytest.mark.parametrize("name", GOOD_DEVICES)
+def test_check_name_accepts_device_ids_of_the_grammar(name):
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name, kind, ok", [
+    ("PC1234", "collar", True), ("x" * 32, "collar", True), ("x" * 33, "collar", False),
+    ("issi:1", "collar", False), ("C1\n", "collar", False), (2340001, "issi", True),
+    ("2340001", "issi", True), (0, "issi", False), (-5, "issi", False), (2**24, "issi", False),
+    (True, "issi", False), (None, "device", False), (12, "device", False),
+])
+def test_check_name_for_collar_numbers_and_issis(name, kind, ok):
+    assert is_name(name, kind) is ok
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_every_cli_entry_refuses_a_bad_device_id(tmp_path, name):
+    db_path = str(tmp_path / "g.db")
+    runner = CliRunner()
+    # ``--`` so that a name starting with "-" is taken as the name, not as an option.
+    for args in (["register", "--db", db_path, "--", name],
+                 ["assign", "--db", db_path, "--", name, "C1"],
+                 ["return", "--db", db_path, "--", name],
+                 ["dock", "pick", "--db", db_path, f"--device={name}", "C1"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "device id" in result.output and "Traceback" not in result.output
+    if (tmp_path / "g.db").exists():
+        db = open_db(db_path)
+        assert db["devices"].count == 0 and db["assignments"].count == 0
+
+
+@pytest.mark.parametrize("collar", ["a/b", "#", "", "C1\n", "C\u202e1", "x" * 5000])
+def test_every_cli_entry_refuses_a_bad_collar_number(tmp_path, collar):
+    db_path = str(tmp_path / "g.db")
+    runner = CliRunner()
+    for args in (["assign", "T-1", collar], ["dock", "pick", collar],
+                 ["airwave", "assign", "--issi", "2340001", "--collar", collar, "--from",
+                  str(T0)]):
+        result = runner.invoke(cli, [*args, "--db", db_path])
+        assert result.exit_code == 1, (args, result.output)
+        assert "collar number" in result.output
+
+
+@pytest.mark.parametrize("issi", ["0", "-1", "16777216"])
+def test_airwave_assign_refuses_what_is_no_issi(tmp_path, issi):
+    result = CliRunner().invoke(cli, ["airwave", "assign", "--db", str(tmp_path / "g.db"),
+                                      "--issi", issi, "--collar", "C1", "--from", str(T0)])
+    assert result.exit_code == 1 and "device id" in result.output
+
+
+@pytest.mark.parametrize("name", [n for n in BAD_NAMES if n and "/" not in n])
+def test_a_topic_naming_a_bad_device_is_quarantined_without_a_device(db, name):
+    intake = Intake(db)
+    topic = f"hotspots/dev/{name}/loc"
+    assert mqtt.handle(intake, topic, b'{"_type":"location"}', T0) == "quarantined"
+    intake.commit()
+    assert db.execute("SELECT device_id FROM quarantine").fetchall() == [(None,)]
+    assert db["devices"].count == 0
+
+
+def test_the_dock_registers_only_a_valid_device_id(db):
+    """The dock registers what a tracker answers to ``ID`` through the same gate."""
+    with pytest.raises(IdentityError):
+        register_device(db, "../etc")
+    assert db["devices"].count == 0

@@ -6,10 +6,11 @@ import json
 
 from click.testing import CliRunner
 
-from gateway.identity import assign, register_device
-from gateway.ingest import Ingest
+from gateway.fleet.identity import assign, register_device
+from gateway.fleet.status import AlertRules, fleet_status, sequence_gaps
+from gateway.intake import mqtt
+from gateway.intake.intake import Intake
 from gateway.schema import open_db
-from gateway.status import AlertRules, fleet_status, sequence_gaps
 from hotspots.cli import cli
 from tracker import wire
 
@@ -24,16 +25,16 @@ def location(device_id: str, seq: int) -> bytes:
 def fill(db) -> None:
     for device_id in ("T-1", "T-2"):
         register_device(db, device_id, at=T0 - 100)
-    ingest = Ingest(db)
+    intake = Intake(db)
     for seq in [1, 2, 3, 6, 7, 10, 3, 3]:
-        ingest.handle("hotspots/dev/T-1/loc", location("T-1", seq), T0 + seq + 1)
-    ingest.handle("hotspots/dev/T-1/status",
+        mqtt.handle(intake, "hotspots/dev/T-1/loc", location("T-1", seq), T0 + seq + 1)
+    mqtt.handle(intake, "hotspots/dev/T-1/status",
                   wire.status("T-1", True, T0, fences="abc123", outbox=4, batt=15, fw="0.2"),
                   T0 + 12)
-    ingest.handle("hotspots/dev/T-2/status", wire.status("T-2", False, T0), T0 + 5)
-    ingest.handle("hotspots/dev/T-9/loc", location("T-9", 1), T0 + 5)
-    ingest.handle("hotspots/dev/T-1/loc", b"{oops", T0 + 6)
-    ingest.commit()
+    mqtt.handle(intake, "hotspots/dev/T-2/status", wire.status("T-2", False, T0), T0 + 5)
+    mqtt.handle(intake, "hotspots/dev/T-9/loc", location("T-9", 1), T0 + 5)
+    mqtt.handle(intake, "hotspots/dev/T-1/loc", b"{oops", T0 + 6)
+    intake.commit()
 
 
 def test_sequence_gaps_are_ranges_of_missing_numbers(db):

@@ -10,10 +10,10 @@ import subprocess
 
 import pytest
 
-from gateway import exports
-from gateway.maps import UNPATROLLED, colour_for, map_html, plot_time_of_day, write_map
-from gateway.reports import daily_stats, day_window
-from gateway.visits import HotSpotSet, compute_visits
+from gateway.reports import exports
+from gateway.reports.dwell import daily_stats, day_window
+from gateway.reports.maps import UNPATROLLED, colour_for, map_html, plot_time_of_day, write_map
+from gateway.reports.visits import HotSpotSet, compute_visits
 
 DAY = "2026-03-02"
 T0 = day_window(DAY)[0] + 10 * 3600
@@ -80,6 +80,29 @@ def test_chromium_draws_hot_spots_tracks_and_visits(day, tmp_path):
     assert drawn.count("hs-hotspot") == 3
     assert drawn.count("hs-track") == 2
     assert drawn.count("hs-visit") == 1
+    # Readable without clicking (issue 21): the title with the date, a scale, a legend naming
+    # each officer's colour, the officer's name on the map, and patrol-minute ranges.
+    assert 'class="leaflet-control-scale-line"' in dom
+    assert re.search(r'class="legend title[^"]*">test</div>', dom)
+    officers = re.search(r'class="legend officers[^"]*">(.*?)</div>', dom).group(1)
+    assert "1111" in officers and "device-T-2" in officers
+    assert re.search(r'leaflet-tooltip[^"]*"[^>]*>1111</div>', dom)
+    patrol = re.search(r"<b>hot spot patrol-minutes</b>(.*?)</div>", dom).group(1)
+    labels = re.findall(r"</i>([^<]+)<br>", patrol)
+    assert labels[:3] == ["not patrolled", "under 5 min", "5–10 min"]
+    assert labels[-1] == "60 min or more"
+    assert "0 min" not in labels and "≥ 0 min" not in labels
+
+
+def test_legend_ranges_match_the_colours():
+    from gateway.reports.maps import RAMP, THRESHOLDS, legend_entries
+
+    entries = legend_entries()
+    assert entries[0] == (UNPATROLLED, "not patrolled")
+    assert [c for c, _ in entries[1:]] == list(RAMP)
+    for (colour, label), low in zip(entries[1:], THRESHOLDS, strict=True):
+        assert colour_for(low + 0.5) == colour, label
+    assert colour_for(4.9) == RAMP[0] and colour_for(5) == RAMP[1]
 
 
 def test_time_of_day_plots_are_png(day, tmp_path):

@@ -107,7 +107,7 @@ CORPUS = corpus()
 
 def check_against(msg, fix: nmea.Fix) -> None:
     kind = msg.sentence_type
-    if kind in ("RMC", "GGA", "GLL"):
+    if kind in ("RMC", "GGA", "GLL", "GNS"):
         assert fix.lat_e6 == e6(msg.lat, msg.lat_dir, 2)
         assert fix.lon_e6 == e6(msg.lon, msg.lon_dir, 3)
         assert abs(fix.lat_e6 - round(msg.latitude * 1e6)) <= 1
@@ -119,7 +119,7 @@ def check_against(msg, fix: nmea.Fix) -> None:
         assert abs(fix.speed_cmps - msg.spd_over_grnd * 51.4444) <= 1
         assert fix.course_cdeg == course_cdeg(msg.true_course)
         assert fix.valid == (msg.status == "A" and msg.mode_indicator not in "NMS"
-                             and getattr(msg, "nav_status", "") != "V")
+                             and getattr(msg, "nav_status", "") != "U")  # 4.10: V = none
         assert fix.mode == ord(msg.mode_indicator)
     elif kind == "GGA":
         assert fix.quality == msg.gps_qual
@@ -128,6 +128,12 @@ def check_against(msg, fix: nmea.Fix) -> None:
         assert fix.alt_cm == scaled(msg.altitude, 2) if msg.altitude is not None else ALT_UNKNOWN
         assert fix.acc_cm == fix.hdop_x100 * 5
         assert not fix.valid  # a time of day without a date
+    elif kind == "GNS":
+        assert fix.sats == int(msg.num_sats)
+        assert fix.hdop_x100 == scaled(msg.hdop, 2)
+        assert fix.alt_cm == scaled(msg.altitude, 2)
+        assert chr(fix.mode) in msg.mode_indicator
+        assert fix.valid is False  # GNS carries no date
     elif kind == "GLL":
         assert fix.mode == ord(msg.faa_mode)
         assert fix.valid is False  # GLL carries no date
@@ -174,6 +180,10 @@ EDGE_CASES = [
     # empty fields, status V, NMEA 4.11 nav status and system ids
     "GPRMC,081836,V,,,,,,,130998,,,N",
     "GNRMC,001031.00,A,4404.13993,N,12118.86023,W,0.146,,100117,,,A,V",
+    "GNRMC,001031.00,A,4404.13993,N,12118.86023,W,0.146,,100117,,,A,U",
+    "GNRMC,001031.00,A,4404.13993,N,12118.86023,W,0.146,,100117,,,D,S",
+    "GNGNS,074211.00,5129.98765,N,00001.23456,E,DDDA,21,0.55,31.0,45.8,,0000,V",
+    "GPGNS,224749.00,3333.4268304,N,11153.3538273,W,D,19,0.6,406.110,-26.294,6.0,0138",
     "GPVTG,,T,,M,,N,,K,N",
     "GNGSA,A,3,80,71,73,79,69,,,,,,,,1.83,1.09,1.47,2",
     "GBGSV,1,1,01,07,45,100,47,5",

@@ -9,15 +9,15 @@ import json
 
 from click.testing import CliRunner
 
-from gateway.reports import day_window, zone
-from gateway.taskings import (
+from gateway.reports.dwell import day_window, zone
+from gateway.reports.taskings import (
     exception_report,
     import_taskings,
     import_teams,
     taskings_for,
     team_members,
 )
-from gateway.visits import compute_visits
+from gateway.reports.visits import compute_visits
 from hotspots.cli import cli
 
 DAY = "2026-03-02"

@@ -10,8 +10,14 @@ from __future__ import annotations
 import pytest
 
 from fences.geo import LocalFrame
-from gateway.reports import daily_stats, day_window, visits_from_transitions
-from gateway.visits import HotSpotSet, VisitRules, clip_visits, compute_visits, union_seconds
+from gateway.reports.dwell import daily_stats, day_window, visits_from_transitions
+from gateway.reports.visits import (
+    HotSpotSet,
+    VisitRules,
+    clip_visits,
+    compute_visits,
+    union_seconds,
+)
 
 CENTRE = LocalFrame(51_480_450, 0)
 T0 = 1_772_438_400  # 2026-03-02T08:00:00Z
@@ -258,7 +264,7 @@ def test_officer_minutes_and_patrol_minutes_on_overlapping_patrols(db, fixes, ho
 
 
 def test_hours_follow_the_local_clock_on_a_daylight_saving_day():
-    from gateway.reports import hour_edges, zone
+    from gateway.reports.dwell import hour_edges, zone
 
     london = zone("Europe/London")
     start, end = day_window("2026-03-29", london)  # clocks go forward: a 23-hour day

@@ -20,7 +20,7 @@ import pytest
 from shapely.geometry import LineString
 
 from fences.geo import LocalFrame
-from gateway.visits import HotSpotSet, compute_visits
+from gateway.reports.visits import HotSpotSet, compute_visits
 from simulators.walk import Walk, load_hotspots
 
 FRAME = LocalFrame(51_480_000, 0)

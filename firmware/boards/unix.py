@@ -1,37 +1,58 @@
 """Board file for the MicroPython unix port: a serial device or file, sockets, a state folder.
 
-Wiring only: it builds the ports and hands them to ``tracker.app.run``. Run it as::
+Wiring only: it builds the ports and hands them, with the settings dict of
+``tracker.config``, to ``tracker.app.run``. Run it as::
 
     micropython main.py --gps /dev/pts/3 --broker 127.0.0.1:1883 --device-id T-0001 \
         --state /var/lib/hotspots/T-0001 [--station main] [--exit-on-eof] [--report-s 10] \
         [--user T-0001 --password SECRET] [--tls-ca ca.pem] [--dock /dev/pts/5] \
-        [--sampling adaptive|fixed]
-        [--battery FILE]
+        [--sampling adaptive|fixed] [--battery FILE] [--gnss-module ublox|mtk|nmea]
+        [--modem /dev/pts/7 [--apn NAME]]
+
+or with the settings in a board's ``config.json`` (options given as well override it)::
+
+    micropython main.py --config config.json [--state DIR]
+
+As on a board, a ``config.json`` in the state folder (where the dock writes it when the tracker
+is enrolled) is read first when no ``--config`` is given: ``--gps X --state DIR`` then starts
+the tracker with its provisioned settings. A relative ``ca`` in a file is in that file's folder.
 
 ``--dock``: the dock's serial link (the tracker then tracks only when signed out and out of the
-dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``).
+dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``);
+``--modem``: reach the broker through a SIM7080G on that serial device
+(``drivers/modem_sim7080.py``; ``simulators/modem.py`` is one on a pseudo-terminal) instead of the
+host's sockets.
 """
 
 import asyncio
+import sys
 
 from boards.storage import DirStorage
-from tracker import app
-
-_USAGE = "usage: main.py --gps PATH --broker HOST:PORT --device-id ID --state DIR"
 
 
 class SerialLines:
-    """GNSS lines from a tty (switched to raw mode) or from a recorded file."""
+    """GNSS lines from a tty (switched to raw mode) or from a recorded file; ``write`` sends
+    the module driver's commands to a tty (to a file they go nowhere: it is a recording)."""
 
     def __init__(self, path):
         self._file = open(path, "rb")
+        self._out = None
         try:
             import termios
 
             termios.setraw(self._file.fileno())
         except Exception:  # a plain file, not a tty
             pass
+        else:
+            self._out = open(path, "wb")  # unbuffered on MicroPython: each write goes out
         self._stream = asyncio.StreamReader(self._file)
+
+    def write(self, data):
+        if self._out is not None:
+            try:
+                self._out.write(data)
+            except OSError:  # the module's end hung up: as a module that does not answer
+                pass
 
     async def readline(self):
         try:
@@ -41,25 +62,23 @@ class SerialLines:
 
 
 def parse_args(argv):
-    """Options as a dict; exits with the usage line on anything unknown."""
-    opts = {"station": "main", "exit_on_eof": False, "report_s": 10, "sampling": "adaptive",
-            "user": None,
-            "password": None}
-    i = 0
-    while i < len(argv):
-        name = argv[i]
-        if name == "--exit-on-eof":
-            opts["exit_on_eof"] = True
-            i += 1
-            continue
-        if i + 1 >= len(argv) or not name.startswith("--"):
-            raise SystemExit(_USAGE)
-        opts[name[2:].replace("-", "_")] = argv[i + 1]
-        i += 2
-    for required in ("gps", "broker", "device_id", "state"):
-        if required not in opts:
-            raise SystemExit(_USAGE)
-    return opts
+    """The settings dict of ``tracker.config`` from the command line (``boards.unix_args``,
+    dropped again once it has answered: it is boot-time code)."""
+    from boards import unix_args
+
+    try:
+        return unix_args.parse(argv)
+    finally:
+        drop("boards.unix_args")
+
+
+def drop(name):
+    """Forget the module ``name`` (``package.module``) so the GC can take its bytecode."""
+    sys.modules.pop(name, None)
+    package, _, attr = name.rpartition(".")
+    parent = sys.modules.get(package)
+    if parent is not None and hasattr(parent, attr):
+        delattr(parent, attr)
 
 
 def pem_to_der(pem):
@@ -88,16 +107,65 @@ def tls_opener(ca_path):
     return open_connection
 
 
+def open_modem(path, settings, log=print, ca_pem=None):
+    """A :class:`drivers.modem_sim7080.Modem` on the serial device ``path`` (raw mode), with
+    the tracker's settings dict (``apn``, PSM/eDRX timers); its ``open_connection`` is the
+    tracker's. ``ca_pem``: the broker's CA, for TLS in the modem."""
+    from drivers.modem_sim7080 import Modem
+
+    uart = open(path, "r+b")
+    try:
+        import termios
+
+        fd = uart.fileno()
+        termios.setraw(fd)
+        # VMIN=0: MicroPython's readinto reads until the buffer is full on a blocking tty; with
+        # VMIN=0 it returns what has arrived, so the event loop never waits inside a read.
+        attrs = termios.tcgetattr(fd)
+        attrs[6][5] = 0  # VTIME
+        attrs[6][6] = 0  # VMIN
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except Exception:  # not a tty
+        pass
+    return Modem(asyncio.StreamReader(uart), settings, log, ca_pem)
+
+
 def main(argv):
-    opts = parse_args(argv)
-    host, port = opts["broker"].rsplit(":", 1)
-    opener = tls_opener(opts["tls_ca"]) if opts.get("tls_ca") else asyncio.open_connection
-    ports = app.Ports(SerialLines(opts["gps"]), opener, DirStorage(opts["state"]))
-    if opts.get("dock") or opts.get("battery"):  # the dock port and the fuel gauge
+    import gc
+
+    cfg = parse_args(argv)
+    # The settings were built above tracker.config's bytecode, now dropped: collected, the
+    # copy lands in the lowest free space and the old dict no longer splits the freed region.
+    # Then the core: loaded after the boot-time code, it fills those holes rather than leaving
+    # them between itself and the fence set's arrays (a city-sized set needs large contiguous
+    # blocks of a 220 KB heap: tests/test_fences_on_device.py).
+    gc.collect()
+    cfg = dict(cfg)
+    gc.collect()
+    from tracker import app
+
+    opener = tls_opener(cfg["ca"]) if cfg["ca"] else asyncio.open_connection
+    modem = None
+    if cfg["modem"]:
+        ca_pem = None
+        if cfg["ca"]:  # TLS in the modem: no mbedTLS in the tracker's heap
+            with open(cfg["ca"], "rb") as f:
+                ca_pem = f.read()
+        if not cfg["apn"]:
+            cfg["apn"] = "internet"  # the simulated modem takes any APN
+        modem = open_modem(cfg["modem"], cfg, print, ca_pem)
+        opener = modem.open_connection
+    serial = SerialLines(cfg["gnss_device"])
+    ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]), radio=modem)
+    if cfg["gnss_module"] != "nmea":  # UBX or PMTK set-up, and the receiver off between fixes
+        from drivers.gnss_module import GnssModule
+
+        module = GnssModule(cfg["gnss_module"], serial, cfg["gnss_rate_ms"])
+        ports.gnss_module = module
+        ports.gnss_power = module
+    if cfg["dock"] or cfg["battery"]:  # the dock port and the fuel gauge
         from boards.dock_serial import DockSerial, FileBattery
 
-        ports.dock = DockSerial(opts["dock"]) if opts.get("dock") else None
-        ports.battery = FileBattery(opts["battery"]) if opts.get("battery") else None
-    asyncio.run(app.run(ports, opts["device_id"], host, int(port), opts["station"],
-                        opts["exit_on_eof"], int(opts["report_s"]), opts["user"],
-                        opts["password"], opts["sampling"]))
+        ports.dock = DockSerial(cfg["dock"]) if cfg["dock"] else None
+        ports.battery = FileBattery(cfg["battery"]) if cfg["battery"] else None
+    asyncio.run(app.run(ports, cfg))

@@ -77,6 +77,8 @@ class Tracker:
         self.docked = False
         self.assigned = True
         self.policy = policy
+        self.gnss_module = None  # the module driver, for the status message (set by run)
+        self.wall_clock = None  # the board's RTC (``now_s()``), the time before a first fix
         self.gnss_off_until = 0  # GNSS time until which the receiver is off (0: on)
         self.gnss_off_epochs = 0
         self.oldest_pending_t = 0  # when the oldest message now waiting was queued
@@ -170,7 +172,7 @@ class Tracker:
     def now_s(self):
         """Device wall time: GNSS time of the last fix plus the ticks elapsed since it."""
         if not self.last_fix_t:
-            return 0
+            return self.wall_clock() if self.wall_clock is not None else 0
         return self.last_fix_t + ticks_diff(self._now_ms, self._last_fix_ms) // 1000
 
     # -- core -----------------------------------------------------------------------------------
@@ -312,6 +314,7 @@ class Tracker:
         return wire.status(self.device_id, online, self.now_s(),
                            self.fence_set.version if self.fence_set else "",
                            len(self.outbox), self._battery_pct(), FIRMWARE_VERSION,
+                           gnss=self.gnss_module.status() if self.gnss_module else None,
                            fence_err=self.fence_error, fence_rej=self.fence_rejects)
 
 
@@ -371,10 +374,21 @@ class Ports:
     :param battery: object with ``percent()`` (and optionally ``charging()``), or None
     :param gnss_power: object with ``on()`` and ``off()`` for the receiver's power, or None (the
         receiver stays powered; the core still ignores epochs while the policy has it "off")
+    :param radio: the link's radio (``drivers.modem_sim7080.Modem``, ``drivers.wifi.WiFi``):
+        with adaptive sampling, ``await radio.sleep()`` after each upload, the MQTT session
+        closed, until the next upload is due (``open_connection`` wakes it); None: stay connected
+    :param gnss_module: the module driver (``drivers.gnss_module.GnssModule``: ``feed`` every
+        line read, ``async configure(log)``, ``status()``), or None to take the NMEA as it comes
+
+    Boards may also set: ``clock`` (``now_s()`` and ``sync(t)``: the RTC, set from GNSS time and
+    read before the first fix, ``drivers.clock.GnssClock``), ``watchdog`` (``kick()`` on every
+    pass of the main loop, ``drivers.watchdog.Watchdog``), ``idle`` (``async pause(seconds,
+    busy)`` while the receiver is off, ``drivers.sleep.LightSleep``) and ``tasks`` (callables
+    taking the tracker and returning a coroutine to run, e.g. the LED and the watchdog feeder).
     """
 
     def __init__(self, gnss, open_connection, storage, log=print, dock=None, battery=None,
-                 gnss_power=None):
+                 gnss_power=None, gnss_module=None, radio=None):
         self.gnss = gnss
         self.open_connection = open_connection
         self.storage = storage
@@ -382,6 +396,12 @@ class Ports:
         self.dock = dock
         self.battery = battery
         self.gnss_power = gnss_power
+        self.gnss_module = gnss_module
+        self.clock = None
+        self.watchdog = None
+        self.idle = None
+        self.tasks = []
+        self.radio = radio
 
 
 def stored_fences(storage, name=_FENCES_FILE, new=False):
@@ -424,15 +444,19 @@ class _Spool:
             self._f = None
 
 
-async def run(ports, device_id, broker_host, broker_port, station="main", exit_on_eof=False,
-              report_interval_s=_REPORT_INTERVAL_S, user=None, password=None,
-              sampling="adaptive"):
+async def run(ports, cfg):
     """Run the tracker until the GNSS stream ends (with ``exit_on_eof``) or forever.
+
+    ``cfg``: the settings dict of ``tracker.config`` (device id, station, broker, account,
+    sampling...), validated once by ``config.build`` or ``config.load``.
 
     Two tasks share the outbox: one reads and parses GNSS lines, the other publishes. A dead link
     only stops the publisher; parsing and fence evaluation carry on and the outbox fills.
     """
     heap = HeapWatch()
+    device_id = cfg["device_id"]
+    station = cfg["station"]
+    sampling = cfg["sampling"]
     storage = ports.storage
     outbox = Outbox(storage)
     fence_set = None
@@ -444,18 +468,24 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
     policy = Policy() if sampling == "adaptive" else None
     battery = ports.battery
     power = ports.gnss_power
-    tracker = Tracker(device_id, outbox, fence_set, report_interval_s, battery=battery,
+    tracker = Tracker(device_id, outbox, fence_set, cfg["report_s"], battery=battery,
                       policy=policy)
     tracker.storage = storage
     if refused is not None:
         ports.log("stored fences unusable: %s" % tracker.fence_refused(refused))
+    module = ports.gnss_module
+    tracker.gnss_module = module
+    clock = ports.clock
+    if clock is not None:
+        tracker.wall_clock = clock.now_s
+    watchdog = ports.watchdog
     ports.log("hotspots firmware %s on %s %s: device %s, fences %s, %s sampling" % (
         FIRMWARE_VERSION, sys.implementation.name, ".".join(str(v) for v in
                                                          sys.implementation.version[:3]),
         device_id, fence_set.version if fence_set else "none", sampling))
     wake = asyncio.Event()
     state = {"eof": False, "published": 0, "status_due": False, "draining": False,
-             "shift_end": 0, "budget_ms": 0, "heap_ms": 0, "oom": 0,
+             "shift_end": 0, "budget_ms": 0, "rtc_t": 0, "heap_ms": 0, "oom": 0,
              "fetch": "", "fetching": "", "unsubscribe": "", "refused": ""}
 
     async def read_gnss():
@@ -466,6 +496,8 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                 state["eof"] = True
                 wake.set()
                 return
+            if module is not None:
+                module.feed(line)  # its acknowledgements travel among the NMEA
             try:
                 tracker.feed_line(line, ticks_ms())
             except MemoryError as exc:
@@ -480,12 +512,19 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                 gc.collect()
                 continue
             heap.sample()
+            if clock is not None and tracker.last_fix_t - state["rtc_t"] >= 60:
+                state["rtc_t"] = tracker.last_fix_t
+                clock.sync(tracker.last_fix_t)  # at most once a minute: it rarely drifts
             if len(outbox):
                 wake.set()
             if power is not None and tracker.gnss_off_until and policy.off_s:
                 # Switch the receiver off until the policy wants the next fix.
                 power.off()
-                await asyncio.sleep(policy.off_s)
+                if ports.idle is not None:
+                    await ports.idle.pause(policy.off_s, lambda: state["draining"] or (
+                        ports.dock is not None) or tracker.upload_due())
+                else:
+                    await asyncio.sleep(policy.off_s)
                 power.on()
 
     def budget_power():
@@ -567,22 +606,31 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
 
     status_topic = wire.device_topic(device_id, wire.KIND_STATUS)
     command_topic = wire.device_topic(device_id, wire.KIND_COMMAND)
-    client = MQTTClient(device_id, ports.open_connection, user=user, password=password,
+    client = MQTTClient(device_id, ports.open_connection, user=cfg["user"],
+                        password=cfg["password"],
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
                         on_message=on_message, clean=False, spool=spool)
     reader = asyncio.create_task(read_gnss())
+    if module is not None:
+        asyncio.create_task(_configure_gnss(module, ports.log, state, wake))
+    for start in ports.tasks:
+        asyncio.create_task(start(tracker))
     if ports.dock is not None:
         _start_dock(ports, tracker, state, wake)
     backoff_s = 1
     while True:
+        if watchdog is not None:
+            watchdog.kick()  # out of coverage is not a hang: each attempt counts as progress
         try:
-            await client.connect(broker_host, broker_port)
+            await client.connect(cfg["broker_host"], cfg["broker_port"])
             await client.subscribe(fences_topic)
             await client.subscribe(command_topic)
             await client.publish(status_topic, tracker.status(True), 1, True)
             backoff_s = 1
             state["fetching"] = ""  # a new connection: a fetch in progress starts over
             while True:
+                if watchdog is not None:
+                    watchdog.kick()
                 if state["fetch"] and state["fetch"] != state["fetching"]:
                     # The announced set is not the one running: its body, retained on its own
                     # topic, arrives once after this subscription (and goes to flash).
@@ -612,6 +660,12 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
                         state["draining"] = False
                         if policy is not None:
                             policy.uploaded(tracker.now_s(), True)
+                            # Not while a fence set is coming in: ending the session would
+                            # cut it, and a large set would start over at every upload.
+                            if (ports.radio is not None and not state["eof"]
+                                    and not state["fetching"]):
+                                await _radio_sleep(ports, client, tracker, state, wake)
+                                break  # reconnect: open_connection wakes the radio
                     if state["eof"]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
@@ -662,6 +716,32 @@ async def run(ports, device_id, broker_host, broker_port, station="main", exit_o
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
         if reader.done() and state["eof"] and not len(outbox):
             return tracker
+
+
+async def _radio_sleep(ports, client, tracker, state, wake):
+    """Between uploads: end the MQTT session cleanly (no will), switch the radio off, and wait
+    until something is due again. The broker keeps the session (clean=False), so fence sets
+    and commands published meanwhile arrive at the next connect."""
+    await client.disconnect()
+    try:
+        await ports.radio.sleep()
+    except OSError as exc:  # the link is down anyway: the reconnect finds out
+        ports.log("radio: sleep failed: %r" % (exc,))
+    while not (state["eof"] or state["status_due"] or tracker.upload_due()):
+        if ports.watchdog is not None:
+            ports.watchdog.kick()  # asleep on purpose is progress, as the idle loop's waits are
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), 1)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def _configure_gnss(module, log, state, wake):
+    """Set the module up while the reader already parses what it sends; then report."""
+    await module.configure(log)
+    state["status_due"] = True
+    wake.set()
 
 
 def _start_dock(ports, tracker, state, wake):

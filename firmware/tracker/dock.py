@@ -13,7 +13,9 @@ The CRC-32 covers everything between ``@`` and ``*``. Verbs: ``ID`` (who are you
 (the oldest pending outbox record after a sequence number), ``ACK`` (the gateway has committed
 everything up to a sequence number: release it, exactly as a PUBACK would), ``CFG`` (settings),
 ``FBEGIN``/``FDATA``/``FEND`` (a fence set in chunks, applied only once whole and verified),
-``ASN``/``UNA`` (signed out to an officer / returned) and ``PING``.
+``ASN``/``UNA`` (signed out to an officer / returned), ``PING``, and
+``PBEGIN``/``PSET``/``PADD``/``PEND`` (provisioning: the settings file ``config.json`` and the
+broker's CA, written only once whole and verified; values are never echoed).
 
 State kept here: *docked* (a valid frame from the gateway within the last ``silence_ms``) and
 *assigned* (signed out, kept in flash in ``dock.json`` so a reboot on patrol keeps tracking).
@@ -28,9 +30,26 @@ import json
 from tracker.compat import const, ticks_diff
 
 DOCK_FILE = "dock.json"
+# The tracker's settings, read at boot (tracker.config.FILE, in the state folder the storage
+# port stands for; the CA beside it, as "ca": "ca.pem": a relative ca is in config.json's folder)
+CONFIG_FILE = "config.json"
+CA_FILE = "ca.pem"
+# What the dock may provision: identity, broker and credentials, the link (cellular or Wi-Fi)
+# and reporting; not the board's wiring. Whether the values can run is tracker.config.build's
+# to say (the one validator), on the whole file about to be written, at PEND.
+PROVISION_KEYS = (
+    "device_id", "station", "broker_host", "broker_port", "user", "password", "ca_pem", "link",
+    "wifi_ssid", "wifi_password", "apn", "apn_user", "apn_password", "report_s", "sampling",
+    "psm_tau_s", "psm_active_s", "edrx_s", "radio_sleep",
+)
+_PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
 _SILENCE_MS = const(4000)  # no frame from the gateway for this long: out of the dock
 _MAX_LINE = const(1024)
 _MAX_FENCE_BYTES = const(65536)
+_MAX_COLLAR = const(32)
+_MAX_SETTING = const(256)  # characters of one provisioned setting
+_MAX_CA = const(8192)  # characters of the CA certificate (PEM)
+_MAX_NUMBER = const(10)  # digits of a sequence number or a time (2**31 has 10)
 _AT = const(64)  # b"@"
 _STAR = const(42)  # b"*"
 
@@ -69,11 +88,58 @@ def unframe(line):
 
 
 def split_request(body):
-    """``(rid, verb, args)`` of a request body (bytes); ``args`` is bytes (maybe empty)."""
+    """``(rid, verb, args)`` of a request body (bytes); ``args`` is bytes (maybe empty).
+
+    None for anything else: a request id that is not 1..9999 (as the gateway numbers them), a
+    verb that is not 1..8 ASCII capitals. Never raises."""
     parts = body.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].isdigit():
+    if len(parts) < 2 or not 0 < len(parts[0]) <= 4 or not parts[0].isdigit():
         return None
-    return int(parts[0]), str(parts[1], "utf-8"), parts[2] if len(parts) > 2 else b""
+    verb = parts[1]
+    if not 0 < len(verb) <= 8:
+        return None
+    for c in verb:
+        if not 65 <= c <= 90:  # A-Z
+            return None
+    rid = int(parts[0])
+    if not rid:
+        return None
+    return rid, verb.decode(), parts[2] if len(parts) > 2 else b""
+
+
+def json_depth_ok(data, max_depth):
+    """True if the JSON text ``data`` (bytes) nests arrays and objects at most ``max_depth``
+    deep: checked before ``json.loads``, whose recursion a hostile frame could exhaust."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for c in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 92:  # backslash
+                escaped = True
+            elif c == 34:  # quote
+                in_string = False
+        elif c == 34:
+            in_string = True
+        elif c == 91 or c == 123:  # [ {
+            depth += 1
+            if depth > max_depth:
+                return False
+        elif c == 93 or c == 125:  # ] }
+            depth -= 1
+    return True
+
+
+def _printable(data, max_len):
+    """``data`` (bytes) as text if it is 1..max_len printable ASCII characters, else None."""
+    if not 0 < len(data) <= max_len:
+        return None
+    for c in data:
+        if not 33 <= c <= 126:
+            return None
+    return data.decode()
 
 
 class DockLink:
@@ -102,6 +168,9 @@ class DockLink:
         self._fence_total = 0
         self._fence_crc = ""
         self._fence_size = 0
+        self._staged = None  # settings being provisioned (PBEGIN .. PEND)
+        self._staged_crc = 0
+        self.provisioned = 0
 
     # -- persistent state ------------------------------------------------------------------------
     def load(self):
@@ -147,19 +216,25 @@ class DockLink:
         if body is None:
             self._reject("bad_frame" if line.strip() else "empty")
             return None
+        # From here the frame is intact, so it came from the gateway (or something that
+        # computes our CRC): whatever it holds, it gets an answer and nothing escapes.
         request = split_request(body)
         if request is None:
             self._reject("bad_request")
-            return None
+            return frame("0 ERR bad_request")  # request id 0: never one the gateway waits for
         rid, verb, args = request
         self.requests += 1
         self.last_frame_ms = now_ms
-        if not self.tracker.docked:
-            self.tracker.set_state(True, self.tracker.assigned)
         try:
+            if not self.tracker.docked:
+                self.tracker.set_state(True, self.tracker.assigned)
             ok, data = self._dispatch(verb, args)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            ok, data = False, "bad_args " + str(exc)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            self._reject("bad_args")
+            ok, data = False, "bad_args " + _reason(exc)
+        except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError, OverflowError..
+            self._reject("error")
+            ok, data = False, "error " + _reason(exc)
         text = "%d %s" % (rid, "OK" if ok else "ERR")
         if data:
             if isinstance(data, str):
@@ -176,14 +251,23 @@ class DockLink:
         if verb == "PING":
             return True, ""
         if verb == "NEXT":
-            return True, self._next(int(args))
+            return True, self._next(_number(args))
         if verb == "ACK":
-            self.tracker.outbox.ack(int(args))
+            seq = _number(args)
+            if seq > self.tracker.outbox.last_seq:
+                # Releasing records never written would move the acknowledged mark past
+                # what the tracker will write next: refused.
+                return False, "ack_beyond_last"
+            self.tracker.outbox.ack(seq)
             return True, str(len(self.tracker.outbox))
         if verb == "ASN":
             collar, due = args.split(b" ")
-            self.collar = str(collar, "utf-8")
-            self.due_ts = int(due)
+            collar = _printable(collar, _MAX_COLLAR)
+            if collar is None:
+                return False, "bad_collar"
+            due = _number(due)  # both parsed before either is applied
+            self.collar = collar
+            self.due_ts = due
             self.tracker.set_state(self.tracker.docked, True)
             self._save()
             return True, ""
@@ -197,18 +281,29 @@ class DockLink:
             return self._config(args)
         if verb == "FBEGIN":
             total, crc = args.split(b" ")
-            total = int(total)
+            total = _number(total)
             if not 0 < total <= _MAX_FENCE_BYTES:
                 return False, "too_big"
+            crc = _printable(crc, 8)
+            if crc is None or len(crc) != 8:
+                return False, "bad_crc"
             self._fence_parts = []
             self._fence_total = total
-            self._fence_crc = str(crc, "utf-8")
+            self._fence_crc = crc
             self._fence_size = 0
             return True, ""
         if verb == "FDATA":
             return self._fence_data(args)
         if verb == "FEND":
             return self._fence_end()
+        if verb == "PBEGIN":
+            self._staged = {}
+            self._staged_crc = 0
+            return True, ""
+        if verb == "PSET" or verb == "PADD":
+            return self._provision(verb == "PADD", args)
+        if verb == "PEND":
+            return self._provision_end(args)
         self._reject("unknown_verb")
         return False, "unknown_verb"
 
@@ -242,7 +337,11 @@ class DockLink:
         return "0"
 
     def _config(self, args):
+        if not json_depth_ok(args, 2):
+            return False, "too_deep"
         settings = json.loads(args)
+        if not isinstance(settings, dict):
+            return False, "not_an_object"
         report_s = settings.get("report_s")
         if report_s is not None:
             if not isinstance(report_s, int) or not 5 <= report_s <= 3600:
@@ -252,11 +351,83 @@ class DockLink:
         self.changed = True
         return True, ""
 
+    # -- provisioning: the settings file (docs/dock.md) ----------------------------------------
+    def _provision(self, append, args):
+        """``PSET <key> <json value>`` / ``PADD <key> <json string>`` (appends, for the CA).
+
+        Here only what the frame itself must be: a key the dock may set, one JSON scalar of
+        bounded size. Errors name the key, never the value: values include credentials."""
+        if self._staged is None:
+            return False, "no_pbegin"
+        key, value = args.split(b" ", 1)
+        key = key.decode()
+        if key not in PROVISION_KEYS:
+            return False, "unknown_setting"
+        if not json_depth_ok(value, 0):
+            return False, "bad_value " + key
+        value = json.loads(value)
+        if isinstance(value, (list, dict)):
+            return False, "bad_value " + key
+        if append:
+            if not isinstance(value, str):
+                return False, "bad_value " + key
+            value = self._staged.get(key, "") + value
+        limit = _MAX_CA if key == "ca_pem" else _MAX_SETTING
+        if isinstance(value, str) and len(value) > limit:
+            return False, "too_long " + key
+        self._staged[key] = value
+        self._staged_crc = binascii.crc32(args, self._staged_crc)
+        return True, ""
+
+    def _provision_end(self, args):
+        """``PEND <crc>``: the CRC-32 of every PSET/PADD argument, in order, so a lost or
+        repeated frame is caught; then ``ca.pem`` and ``config.json`` are written (merged
+        into what is there: a board's wiring set at flashing stays). Takes effect at the
+        next boot."""
+        staged = self._staged
+        self._staged = None
+        if staged is None:
+            return False, "no_pbegin"
+        if args.strip() != ("%08x" % (self._staged_crc & 0xFFFFFFFF)).encode():
+            return False, "crc"
+        for key in ("device_id", "broker_host"):
+            if not staged.get(key):
+                return False, "missing " + key  # enrolment names the device and its broker
+        if self.storage is None:
+            return False, "no_storage"
+        config = {}
+        text = self.storage.read(CONFIG_FILE)
+        if text:
+            try:
+                old = json.loads(text)
+                if isinstance(old, dict):
+                    config = old
+            except ValueError:
+                pass  # a damaged file is replaced whole
+        ca = staged.pop("ca_pem", None)
+        if ca is not None:
+            if not isinstance(ca, str) or _PEM_BEGIN not in ca:
+                return False, "bad_value ca_pem"
+            staged["ca"] = CA_FILE
+        for key in staged:
+            config[key] = staged[key]
+        # The file the board will boot with must pass the board's own check: the same
+        # tracker.config.build the boot runs, so a setting that cannot run is refused now, at
+        # the dock, rather than found at the next start in the field.
+        reason = _settings_refused(config, self.tracker.device_id)
+        if reason is not None:
+            return False, "config " + reason
+        if ca is not None:
+            self.storage.write(CA_FILE, ca)
+        self.storage.write(CONFIG_FILE, json.dumps(config))
+        self.provisioned += 1
+        return True, str(len(staged))
+
     def _fence_data(self, args):
         if self._fence_parts is None:
             return False, "no_fbegin"
         offset, chunk = args.split(b" ", 1)
-        if int(offset) != self._fence_size:
+        if _number(offset) != self._fence_size:
             # A chunk lost or repeated: the gateway starts over with FBEGIN.
             return False, "offset %d" % self._fence_size
         if self._fence_size + len(chunk) > self._fence_total:
@@ -284,6 +455,33 @@ class DockLink:
             self.storage.write(self.fences_file, text)
         self.changed = True
         return True, new_set.version
+
+
+def _settings_refused(values, device_id):
+    """Why ``tracker.config.build`` refuses ``values`` (its message never shows a secret), or
+    None. Imported here, at PEND, not at boot: provisioning is rare, the heap is not."""
+    from tracker import config
+
+    try:
+        config.build(values, device_id)
+    except config.ConfigError as exc:
+        return str(exc).replace("\n", " ")[:160]
+    return None
+
+
+def _number(text):
+    """A non-negative decimal of at most ten digits (bytes); raises ``ValueError``."""
+    text = text.strip()
+    if not 0 < len(text) <= _MAX_NUMBER or not text.isdigit():
+        raise ValueError("not a number")
+    return int(text)
+
+
+def _reason(exc):
+    """An exception as a short single-line reason for an ``ERR`` answer."""
+    text = "%s %s" % (type(exc).__name__, exc)
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text[:80]
 
 
 def _firmware_version():

@@ -24,10 +24,11 @@ ctypedef Py_ssize_t index
 
 cdef index _MAX_SENTENCE
 cdef i64 _UERE_CM, _SIGMA_MAX_CM, _DAY_S, _LATE_EVENING_CS, _EARLY_MORNING_CS
-cdef index _RMC, _GGA, _GLL, _VTG, _GSA, _GSV, _ZDA, _GST, _PROPRIETARY, _UNKNOWN
+cdef index _RMC, _GGA, _GLL, _VTG, _GSA, _GSV, _ZDA, _GST, _GNS, _PROPRIETARY, _UNKNOWN
 cdef index _NOISE, _TOO_LONG, _TRUNCATED, _NO_CHECKSUM, _CHECKSUM, _BAD_ADDRESS, _BAD_FIELD
-cdef index _FIRST_REJECTION, _N_SYSTEMS
+cdef index _FIRST_REJECTION, _N_SYSTEMS, _N_KINDS
 cdef i64 _ONCE, _MODE_NONE, _MODE_MANUAL, _MODE_SIMULATOR
+cdef i64 _NAV_SAFE, _NAV_CAUTION, _NAV_UNSAFE, _NAV_NONE
 cdef bytes _HEX
 cdef dict _KINDS, _TALKERS
 
@@ -52,6 +53,9 @@ cdef i64 _time_cs(const unsigned char[:] b, index s, index e) except? -2
 @cython.locals(dot=index, degrees=i64, minutes_e6=i64, value=i64)
 cdef i64 _angle_e6(const unsigned char[:] b, index s, index e, int hemi,
                    i64 degree_limit) except? -1
+
+@cython.locals(nav=i64)
+cdef i64 _nav_status(const unsigned char[:] b, index* fs, index nf, index i) except? -1
 
 cpdef i64 _knots_to_cmps(i64 knots_e3)
 
@@ -121,7 +125,7 @@ cdef class NmeaParser:
     @cython.locals(fix=Fix)
     cdef _place(self, bint valid)
     @cython.locals(fix=Fix, tod=i64, status=int, s=index, e=index, days=i64, yy=i64, speed=i64,
-                   course=i64, mode=int, nav=int, has_pos=bint)
+                   course=i64, mode=int, nav=i64, has_pos=bint)
     cdef _rmc(self, const unsigned char[:] b, index* fs, index nf, index system)
     @cython.locals(fix=Fix, tod=i64, s=index, e=index, quality=i64, sats=i64, hdop=i64, alt=i64,
                    has_pos=bint)
@@ -134,6 +138,9 @@ cdef class NmeaParser:
     @cython.locals(fix=Fix, s=index, e=index, fix_type=i64, used=i64, i=index, pdop=i64,
                    hdop=i64, vdop=i64)
     cdef _gsa(self, const unsigned char[:] b, index* fs, index nf, index system)
+    @cython.locals(fix=Fix, tod=i64, s=index, e=index, mode=i64, c=i64, sats=i64, hdop=i64,
+                   alt=i64, nav=i64, has_pos=bint, valid=bint)
+    cdef _gns(self, const unsigned char[:] b, index* fs, index nf, index system)
     @cython.locals(total=i64, num=i64, s=index, e=index, in_view=i64, best=i64, i=index, snr=i64,
                    view=bytearray)
     cdef _gsv(self, const unsigned char[:] b, index* fs, index nf, index system)

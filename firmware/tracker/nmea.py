@@ -45,26 +45,35 @@ _GSA = const(4)
 _GSV = const(5)
 _ZDA = const(6)
 _GST = const(7)
-_PROPRIETARY = const(8)
-_UNKNOWN = const(9)
-_NOISE = const(10)
-_TOO_LONG = const(11)
-_TRUNCATED = const(12)
-_NO_CHECKSUM = const(13)
-_CHECKSUM = const(14)
-_BAD_ADDRESS = const(15)
-_BAD_FIELD = const(16)
-_FIRST_REJECTION = const(10)
-COUNTER_NAMES = ("RMC", "GGA", "GLL", "VTG", "GSA", "GSV", "ZDA", "GST", "proprietary", "unknown",
-                 "noise", "too_long", "truncated", "no_checksum", "checksum", "bad_address",
-                 "bad_field")
+_GNS = const(8)
+_PROPRIETARY = const(9)
+_UNKNOWN = const(10)
+_NOISE = const(11)
+_TOO_LONG = const(12)
+_TRUNCATED = const(13)
+_NO_CHECKSUM = const(14)
+_CHECKSUM = const(15)
+_BAD_ADDRESS = const(16)
+_BAD_FIELD = const(17)
+_FIRST_REJECTION = const(11)
+_N_KINDS = const(9)
+COUNTER_NAMES = ("RMC", "GGA", "GLL", "VTG", "GSA", "GSV", "ZDA", "GST", "GNS", "proprietary",
+                 "unknown", "noise", "too_long", "truncated", "no_checksum", "checksum",
+                 "bad_address", "bad_field")
 # Kinds a receiver sends once per epoch: a second one means a new epoch (bit per kind).
-_ONCE = const(0b11001111)
+_ONCE = const(0b111001111)
 
 # Mode indicator letters (RMC, GLL, VTG from NMEA 2.3) that mean "not a real position".
 _MODE_NONE = const(78)  # N: data not valid
 _MODE_MANUAL = const(77)  # M: manual input
 _MODE_SIMULATOR = const(83)  # S: simulator
+# Navigational status (RMC and GNS from NMEA 4.10): S safe, C caution, U unsafe, V "not valid",
+# which 4.10 defines as "the equipment does not provide a navigational status". Only U says
+# the position must not be used; u-blox M9/M10/F9 send V in every RMC and GNS.
+_NAV_SAFE = const(83)  # S
+_NAV_CAUTION = const(67)  # C
+_NAV_UNSAFE = const(85)  # U
+_NAV_NONE = const(86)  # V
 
 _HEX = bytes(
     [(c - 48) if 48 <= c <= 57 else (c - 55) if 65 <= c <= 70 else (c - 87) if 97 <= c <= 102
@@ -76,7 +85,8 @@ def _key3(text):
 
 
 _KINDS = {_key3(b"RMC"): _RMC, _key3(b"GGA"): _GGA, _key3(b"GLL"): _GLL, _key3(b"VTG"): _VTG,
-          _key3(b"GSA"): _GSA, _key3(b"GSV"): _GSV, _key3(b"ZDA"): _ZDA, _key3(b"GST"): _GST}
+          _key3(b"GSA"): _GSA, _key3(b"GSV"): _GSV, _key3(b"ZDA"): _ZDA, _key3(b"GST"): _GST,
+          _key3(b"GNS"): _GNS}
 # Talker -> constellation slot (for satellites in view): GPS, GLONASS, Galileo, BeiDou (GB and the
 # older BD), QZSS, NavIC, and GN (combined solution).
 _TALKERS = {0x4750: 0, 0x474C: 1, 0x4741: 2, 0x4742: 3, 0x4244: 3, 0x4751: 4, 0x4749: 5,
@@ -213,6 +223,21 @@ def _angle_e6(b, s, e, hemi, degree_limit):
     return value
 
 
+def _nav_status(b, fs, nf, i):
+    """Navigational status letter of field ``i`` (NMEA 4.10+), 0 when absent or empty.
+
+    ``ValueError`` for a letter 4.10 does not define.
+    """
+    if nf <= i or fs[i + 1] - fs[i] < 2:
+        return 0
+    if fs[i + 1] - fs[i] != 2:
+        raise ValueError("bad navigational status")
+    nav = b[fs[i]]
+    if nav != _NAV_NONE and nav != _NAV_SAFE and nav != _NAV_CAUTION and nav != _NAV_UNSAFE:
+        raise ValueError("bad navigational status")
+    return nav
+
+
 def _knots_to_cmps(knots_e3):
     # 1 knot = 463/9 cm/s; split so the products stay small ints for any 9-digit input.
     return knots_e3 // 9000 * 463 + (knots_e3 % 9000 * 463 + 4500) // 9000
@@ -339,7 +364,7 @@ class NmeaParser:
         self._gst_cm = -1
         self._gga_sats = -1
         self._gsa_used = -1
-        self._seen = bytearray(8)  # per kind: how many this epoch
+        self._seen = bytearray(_N_KINDS)  # per kind: how many this epoch
         self._view = bytearray(_N_SYSTEMS)  # per constellation: satellites in view
         self._key = 0  # kind << 8 | occurrence of the last sentence added
         self._lat = 0  # position parsed by _position, before it joins the epoch
@@ -554,6 +579,8 @@ class NmeaParser:
                 self._gll(b, fs, nf, system)
             elif kind == _GST:
                 self._gst(b, fs, nf, system)
+            elif kind == _GNS:
+                self._gns(b, fs, nf, system)
             else:
                 self._zda(b, fs, nf, system)
         except (ValueError, IndexError):
@@ -607,7 +634,7 @@ class NmeaParser:
         self._gga_sats = -1
         self._gsa_used = -1
         seen = self._seen
-        for i in range(8):
+        for i in range(_N_KINDS):
             seen[i] = 0
         view = self._view
         for i in range(_N_SYSTEMS):
@@ -691,7 +718,7 @@ class NmeaParser:
         e = fs[9] - 1
         course = _udec(b, s, e, 2) % 36000 if e > s else -1
         mode = b[fs[12]] if nf > 12 and fs[13] - fs[12] > 1 else 0
-        nav = b[fs[13]] if nf > 13 and fs[14] - fs[13] > 1 else 0
+        nav = _nav_status(b, fs, nf, 13)
         has_pos = self._position(b, fs, 3)
         if not self._begin(_RMC, tod):
             return
@@ -702,7 +729,7 @@ class NmeaParser:
             self._ep_days = days
         if status != 65:  # 'A'
             self._bad = True
-        if nav == 86:  # 'V': navigational status not valid (NMEA 4.1)
+        if nav == _NAV_UNSAFE:  # 'V' (4.10: not provided) says nothing about the position
             self._bad = True
         if speed >= 0:
             fix.speed_cmps = speed
@@ -719,9 +746,13 @@ class NmeaParser:
         s = fs[6]
         e = fs[7] - 1
         quality = _uint(b, s, e) if e > s else 0
+        if quality > 8:  # 0-8 since NMEA 2.3; anything else is not a GGA we can trust
+            raise ValueError("bad GGA quality")
         s = fs[7]
         e = fs[8] - 1
         sats = _uint(b, s, e) if e > s else -1
+        if sats > 255:
+            raise ValueError("bad GGA satellites")
         hdop = _field_udec(b, fs, 8, 2)
         s = fs[9]
         e = fs[10] - 1
@@ -803,6 +834,8 @@ class NmeaParser:
         s = fs[2]
         e = fs[3] - 1
         fix_type = _uint(b, s, e) if e > s else 0
+        if fix_type > 3:  # 1 none, 2 2D, 3 3D
+            raise ValueError("bad GSA fix type")
         used = 0
         for i in range(3, 15):
             if fs[i + 1] - fs[i] > 1:
@@ -824,6 +857,56 @@ class NmeaParser:
             fix.hdop_x100 = hdop
         if vdop >= 0:
             fix.vdop_x100 = vdop
+
+    def _gns(self, b, fs, nf, system):
+        # $--GNS,time,lat,N,lon,E,mode,sats,hdop,alt,sep,age,station[,navstatus] (4.10+)
+        # mode: one letter per constellation (GPS, GLONASS, Galileo, BeiDou, QZSS, NavIC); the
+        # position is real when any of them is, and that letter becomes the epoch's mode.
+        if nf < 10:
+            raise ValueError("short GNS")
+        tod = _time_cs(b, fs[1], fs[2] - 1)
+        s = fs[6]
+        e = fs[7] - 1
+        if e <= s:
+            raise ValueError("GNS without mode")
+        mode = 0
+        while s < e:
+            c = b[s]
+            if c < 65 or c > 90:
+                raise ValueError("bad GNS mode")
+            if c != _MODE_NONE and c != _MODE_MANUAL and c != _MODE_SIMULATOR:
+                if not mode or mode == _MODE_NONE or mode == _MODE_MANUAL or (
+                        mode == _MODE_SIMULATOR):
+                    mode = c
+            elif not mode:
+                mode = c
+            s += 1
+        s = fs[7]
+        e = fs[8] - 1
+        sats = _uint(b, s, e) if e > s else -1
+        if sats > 255:
+            raise ValueError("bad GNS satellites")
+        hdop = _field_udec(b, fs, 8, 2)
+        s = fs[9]
+        e = fs[10] - 1
+        alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
+        nav = _nav_status(b, fs, nf, 13)
+        has_pos = self._position(b, fs, 2)
+        if not self._begin(_GNS, tod):
+            return
+        fix = self.fix
+        valid = mode != _MODE_NONE and mode != _MODE_MANUAL and mode != _MODE_SIMULATOR
+        if has_pos:
+            self._place(valid)
+        fix.mode = mode
+        if not valid or nav == _NAV_UNSAFE:
+            self._bad = True
+        if sats > self._gga_sats:
+            self._gga_sats = sats
+        if hdop >= 0 and fix.hdop_x100 < 0:
+            fix.hdop_x100 = hdop
+        if alt != ALT_UNKNOWN and fix.alt_cm == ALT_UNKNOWN:
+            fix.alt_cm = alt
 
     def _gsv(self, b, fs, nf, system):
         # $--GSV,total,num,in_view{,prn,elev,azim,snr}*1..4[,signal_id]

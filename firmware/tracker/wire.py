@@ -23,6 +23,13 @@ KIND_COMMAND = "cmd"
 
 # Largest payload the gateway accepts; OwnTracks messages are a few hundred bytes.
 MAX_PAYLOAD = const(4096)
+# Deepest nesting of objects and arrays: the message object is 1, ``inregions`` in it is 2. The
+# messages of the contract need 2; the slack is for OwnTracks fields to come. Checked on the text,
+# before the JSON parser (which recurses) ever sees it.
+MAX_DEPTH = const(4)
+# Integers must be exact in every JSON parser, IEEE doubles included (RFC 7493, I-JSON).
+# A plain global, not const(): 2**53 is not a small int on a board.
+INT_MAX = 9007199254740991
 
 
 class WireError(ValueError):
@@ -137,11 +144,14 @@ def transition(device_id, seq, entering, rid, desc, tst, lat_e6, lon_e6, acc_cm,
 
 
 def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", seq=0,
-           fence_err="", fence_rej=0):
+           gnss=None, fence_err="", fence_rej=0):
     """Build a (retained) ``status`` message; with ``online`` false it doubles as the last will.
 
+    ``gnss``: the GNSS module's set-up as ``drivers.gnss_module.GnssModule.status`` gives it
+    (module, state, refused, no_answer), or None for a board without a module driver.
     ``fence_err``: why the last fence set offered was refused (the tracker kept ``fences``),
-    empty once a set is applied; ``fence_rej``: sets refused since start-up."""
+    empty once a set is applied; ``fence_rej``: sets refused since start-up.
+    """
     text = '{"_type":"status","tid":%s,"dev":%s,"online":%s,"created_at":%d' % (
         _json_str(tracker_id(device_id)),
         _json_str(device_id),
@@ -157,6 +167,10 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
         text += ',"batt":%d' % batt
     if fw:
         text += ',"fw":%s' % _json_str(fw)
+    if gnss:
+        text += ',"gnss":{"module":%s,"state":%s,"refused":%d,"no_answer":%d}' % (
+            _json_str(gnss["module"]), _json_str(gnss["state"]), gnss["refused"],
+            gnss["no_answer"])
     if fence_err:
         text += ',"fence_err":%s' % _json_str(fence_err)
     if fence_rej:
@@ -177,7 +191,7 @@ _REQUIRED = {
 
 def _is(value, kind):
     # type(), not isinstance(): JSON gives exactly these types, and bool (an int subclass) must
-    # not pass as a number. Also the cheaper test, on the gateway's per-message path.
+    # not pass as a number.
     t = type(value)
     if kind == "int":
         return t is int
@@ -188,27 +202,143 @@ def _is(value, kind):
     return t is bool
 
 
+def _depth_ok(text):
+    """True if no object or array nests deeper than MAX_DEPTH (brackets in strings skipped)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return True  # the usual case, decided without a loop
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "[" or ch == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch == "]" or ch == "}":
+            depth -= 1
+    return True
+
+
+def _unicode(text):
+    r"""False if ``text`` holds a surrogate: a lone ``\ud800`` escape is valid JSON syntax but
+    no Unicode text (UTF-8 cannot even encode it; I-JSON forbids it)."""
+    for ch in text:
+        if 0xD800 <= ord(ch) < 0xE000:
+            return False
+    return True
+
+
+def _check(value, key, scan):
+    """Raise WireError unless ``value`` (and everything in it) is a finite number, an exact
+    integer, text (checked for surrogates if ``scan``), or a container of those. Nesting is
+    already bounded. ``key`` is the field it is in, named in the error."""
+    t = type(value)
+    if t is str:
+        if scan and not _unicode(value):
+            raise WireError("bad_text", _name(key) + ": lone surrogate")
+    elif t is int:
+        if value > INT_MAX or value < -INT_MAX:
+            raise WireError("bad_field", _name(key) + ": integer beyond 2**53")
+    elif t is float:
+        if value - value != 0:  # inf - inf and nan - nan are nan
+            raise WireError("bad_field", _name(key) + ": not a finite number")
+    elif t is list:
+        for item in value:
+            _check(item, key, scan)
+    elif t is dict:
+        for k in value:
+            _check(k, key, scan)
+            _check(value[k], key, scan)
+
+
+def _name(key):
+    # Field names go into error details, which are stored and shown: only printable ASCII.
+    if type(key) is str and len(key) <= 32:
+        for ch in key:
+            if not " " <= ch < "\x7f":
+                return "?"
+        return key
+    return "?"
+
+
+try:
+    # Python's json reads NaN, Infinity and -Infinity (which are not JSON, RFC 8259) as floats;
+    # decode refuses them with the field they are in, as it does 1e400.
+    _loads = json.JSONDecoder().decode
+    # Text decoded as strict UTF-8 cannot hold a surrogate: only \u escapes can make one.
+    _STRICT = True
+except AttributeError:  # MicroPython: its json refuses NaN and Infinity by itself, but its
+    _loads = json.loads  # str takes surrogates written as UTF-8 bytes: every string is scanned.
+    _STRICT = False
+
+
 def decode(payload):
     """Parse and check one message; returns the dict or raises :class:`WireError`.
 
-    Checks only what every consumer relies on: size, JSON syntax, a known ``_type``, the required
-    fields with the right types, coordinates in range and a positive integer ``seq`` if present.
-    Unknown extra fields are kept: OwnTracks adds fields between app versions.
+    The wire format's own rules, which make a message well-formed (I-JSON, RFC 7493): size;
+    nesting depth (checked on the text, so that the parser's recursion is never at stake);
+    UTF-8 JSON with an object at the top (``NaN`` and ``Infinity`` are not JSON); every number
+    finite and every integer exact (within ±(2**53 − 1)); no lone surrogate in any string or
+    key; a known ``_type`` with its required fields of their JSON types; coordinates in range, a
+    positive ``seq`` and the transition's ``event``. Unknown extra fields are kept: OwnTracks
+    adds fields between app versions.
+
+    What each field's value may be (ranges, lengths, control characters, the types of the
+    optional fields) and whether a bad one quarantines the message or is dropped is the
+    gateway's intake's business (``gateway/intake/validate.py``, ``docs/contracts.md``).
+
+    The ``reason`` of the :class:`WireError` is one of ``oversize``, ``too_deep``,
+    ``malformed``, ``bad_text``, ``unknown_type``, ``missing_field``, ``bad_field``; its
+    ``detail`` names the field, never echoes the content.
     """
     if len(payload) > MAX_PAYLOAD:
         raise WireError("oversize", "%d bytes" % len(payload))
+    size = -1
     try:
         if isinstance(payload, (bytes, bytearray, memoryview)):
-            payload = bytes(payload).decode()
-        msg = json.loads(payload)
-    except (ValueError, UnicodeError) as exc:
-        raise WireError("malformed", str(exc))
-    if not isinstance(msg, dict):
+            payload = bytes(payload)
+            size = len(payload)
+            payload = payload.decode()
+    except UnicodeError:
+        raise WireError("malformed", "not UTF-8")
+    if not _depth_ok(payload):
+        raise WireError("too_deep", "nested deeper than %d" % MAX_DEPTH)
+    try:
+        msg = _loads(payload)
+    except ValueError:
+        raise WireError("malformed", "not JSON")
+    if type(msg) is not dict:
         raise WireError("malformed", "not a JSON object")
+    scan = "\\u" in payload or not (_STRICT and size >= 0)
+    for key, value in msg.items():
+        # The common cases inline (a location has 18 fields); _check for the rest.
+        t = type(value)
+        if t is int:
+            if -INT_MAX <= value <= INT_MAX:
+                continue
+        elif t is float:
+            if value - value == 0:  # inf - inf and nan - nan are nan
+                continue
+        elif t is str or t is bool or value is None:
+            if not scan:
+                continue
+        _check(value, key, scan)
+    if scan:
+        for key in msg:
+            if not _unicode(key):
+                raise WireError("bad_text", "field name: lone surrogate")
     kind = msg.get("_type")
-    required = _REQUIRED.get(kind)
+    required = _REQUIRED.get(kind) if type(kind) is str else None
     if required is None:
-        raise WireError("unknown_type", repr(kind))
+        raise WireError("unknown_type", _name(kind) if type(kind) is str else "missing")
     for name, json_type in required:
         if name not in msg:
             raise WireError("missing_field", name)
@@ -229,13 +359,17 @@ def decode(payload):
 def parse_topic(topic):
     """Split a topic into ``(source, device_id, kind)``; raises :class:`WireError` if unknown.
 
-    ``source`` is ``tracker`` for the project's own devices and ``owntracks`` for phones running
-    the OwnTracks app (``owntracks/<user>/<device>``, device id ``<user>-<device>``).
+    Exact, and the device is the account that published (the broker lets an account publish only
+    under its own name): ``tracker`` for ``hotspots/dev/<account>/<kind>``, ``owntracks`` for a
+    phone running the OwnTracks app, ``owntracks/<account>/<name>`` (kind ``""``) or
+    ``owntracks/<account>/<name>/event``, whose device is ``<account>``: the ``<name>`` is the
+    app's free-text device setting and identifies nothing.
     """
     parts = topic.split("/")
-    if len(parts) == 4 and parts[0] == TOPIC_ROOT and parts[1] == "dev" and parts[2]:
+    if len(parts) == 4 and parts[0] == TOPIC_ROOT and parts[1] == "dev" and parts[2] and parts[3]:
         return "tracker", parts[2], parts[3]
-    if len(parts) >= 3 and parts[0] == OWNTRACKS_ROOT and parts[1] and parts[2]:
-        kind = parts[3] if len(parts) > 3 else ""
-        return "owntracks", parts[1] + "-" + parts[2], kind
+    if parts[0] == OWNTRACKS_ROOT and len(parts) in (3, 4) and parts[1] and parts[2]:
+        kind = parts[3] if len(parts) == 4 else ""
+        if kind in ("", "event"):
+            return "owntracks", parts[1], kind
     raise WireError("unknown_topic", topic)

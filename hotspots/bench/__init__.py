@@ -10,7 +10,7 @@ import importlib
 
 import click
 
-BENCHMARKS: list[str] = ["fences", "dwell", "ingest", "nmea", "patrol"]
+BENCHMARKS: list[str] = ["fences", "dwell", "ingest", "link", "nmea", "patrol", "planning", "web"]
 
 
 class _Benchmarks(click.Group):

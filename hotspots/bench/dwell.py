@@ -7,7 +7,8 @@ Each officer patrols a beat: walks to a nearby hot spot, stays 8-20 minutes movi
 it, walks on. Fixes carry 3 m of GNSS noise. Everything is written to a SQLite gateway database
 first (not timed), then timed:
 
-* ``visits``: :func:`gateway.visits.compute_visits` end to end, from the SQLite rows to merged
+* ``visits``: :func:`gateway.reports.visits.compute_visits` end to end, from the SQLite rows to
+merged
   visits (loading, classification and visit building are also shown apart);
 * ``naive``: a per-point shapely loop (``hotspot.contains(Point(lon, lat))`` for every hot spot)
   on a random sample of the same fixes, extrapolated to all of them. It classifies only: no
@@ -35,8 +36,10 @@ def make_day(db_path: Path, officers: int, hours: float, period_s: int, n_hotspo
     """Write the synthetic day into ``db_path``; returns the fences file and positions stored."""
     from fences.geo import LocalFrame
     from fences.synthetic import CITY_LAT_E6, CITY_LON_E6, city_fences
+    from gateway.intake.intake import Intake
+    from gateway.intake.observation import Observation
+    from gateway.reports.visits import HotSpotSet
     from gateway.schema import open_db
-    from gateway.visits import HotSpotSet
 
     fences_doc = city_fences(n_hotspots, seed=seed)
     fences_path = db_path.with_suffix(".geojson")
@@ -54,8 +57,8 @@ def make_day(db_path: Path, officers: int, hours: float, period_s: int, n_hotspo
     db = open_db(str(db_path))
     conn = db.conn
     stored = 0
+    intake = Intake(db, accept_unknown=True)
     try:
-        conn.execute("BEGIN")
         for officer in range(officers):
             here = centres[pyrng.randrange(len(centres))] + rng.normal(0, 300, 2)
             xs, ys = [], []
@@ -79,19 +82,25 @@ def make_day(db_path: Path, officers: int, hours: float, period_s: int, n_hotspo
             lon, lat = frame.to_lonlat(x, y)
             device = f"T-{officer:04d}"
             t0 = DAY_START + pyrng.randrange(period_s)
-            conn.executemany(
-                "INSERT INTO positions (device_id, seq, source, tst, lat, lon, acc_m)"
-                " VALUES (?, ?, 'tracker', ?, ?, ?, 5.0)",
-                zip([device] * steps, range(1, steps + 1), range(t0, t0 + steps * period_s,
-                                                                     period_s),
-                    np.round(lat, 6).tolist(), np.round(lon, 6).tolist(), strict=True))
-            conn.execute("INSERT INTO assignments (device_id, collar, start_ts, end_ts)"
-                         " VALUES (?, ?, ?, ?)", (device, str(10000 + officer), DAY_START - 600,
-                                                  DAY_START + int(hours * 3600) + 600))
-            stored += steps
-        conn.execute("COMMIT")
+            # Through the intake, as every source's positions are (a fix arrives a second
+            # after it was taken): the day holds what a station would have stored.
+            intake.begin()
+            for seq, tst, fix_lat, fix_lon in zip(
+                    range(1, steps + 1), range(t0, t0 + steps * period_s, period_s),
+                    np.round(lat, 6).tolist(), np.round(lon, 6).tolist(), strict=True):
+                obs = Observation("location", "tracker", device, "bench", seq=seq, tst=tst,
+                                  lat=fix_lat, lon=fix_lon, acc_m=5.0)
+                if intake.submit(obs, tst + 1) == "stored":
+                    stored += 1
+            intake.commit()
+            with conn:
+                conn.execute("INSERT INTO assignments (device_id, collar, start_ts, end_ts)"
+                             " VALUES (?, ?, ?, ?)", (device, str(10000 + officer),
+                                                      DAY_START - 600,
+                                                      DAY_START + int(hours * 3600) + 600))
     finally:
-        db.close()  # an unfinished day is rolled back, its WAL removed
+        intake.rollback()  # an unfinished officer is rolled back
+        db.close()
     return fences_path, stored
 
 
@@ -164,7 +173,7 @@ def _remove_db(db_path: Path) -> None:
 
 def _measure(db, fences_path: Path, officers: int, hours: float, period_s: int, sample: int,
              generate_s: float) -> dict:
-    from gateway.visits import (
+    from gateway.reports.visits import (
         DEFAULT_RULES,
         HotSpotSet,
         compute_visits,

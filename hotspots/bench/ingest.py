@@ -13,15 +13,25 @@ drop messages) and the figure measured is what the gateway sustains, not what th
 buffer. At the end every device's rows are checked: sequence numbers 1..N, each once, N being
 what the broker acknowledged to that publisher.
 
-The naive consumer uses the same parser and schema (:class:`gateway.ingest.Ingest`) but commits
+The naive consumer uses the same parser and schema (:class:`gateway.intake.intake.Intake`) but
+commits
 after every message and lets paho acknowledge on receipt; it runs first, for ``--naive-s``.
+
+With ``--hostile PCT`` (1 % by default) the gateway is measured twice, on a clean stream and on
+one where every ``100/PCT``-th message of each publisher is poison instead of a fix: the shapes
+that stopped the gateway in issue 16 (arrays nested 1,990 deep, lone surrogates, NaN, Infinity,
+integers beyond 2**53, text that is not JSON or not UTF-8).
+Nothing may be lost: every fix stored exactly once, every poison quarantined, the gateway alive
+throughout and exiting 0.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import multiprocessing as mp
 import os
+import re
 import select
 import socket
 import sqlite3
@@ -35,7 +45,7 @@ from pathlib import Path
 import click
 
 from gateway.broker import Mosquitto
-from gateway.identity import register_device
+from gateway.fleet.identity import register_device
 from gateway.schema import open_db
 from tracker import mqtt, wire
 
@@ -62,9 +72,45 @@ def _template(device_id: str) -> str:
     return text
 
 
+def hostile_payloads(device_id: str, t0: int) -> list[tuple[str, bytes]]:
+    """Poison a tracker's credentials can send, each under the wire's 4 KB: ``(topic, payload)``.
+
+    Every one of them must be quarantined by the gateway: they break the wire format itself
+    (:func:`tracker.wire.decode`), whatever the intake would make of their fields.
+    """
+    loc = wire.device_topic(device_id, wire.KIND_LOCATION)
+    status = wire.device_topic(device_id, wire.KIND_STATUS)
+    fix = _template(device_id) % (1, t0, t0)
+    deep = "[" * 1990 + "]" * 1990
+    shapes = [
+        (loc, f'{{"_type":"location","tst":{t0},"lat":51.5,"lon":0,"inregions":{deep}}}'),
+        (status, f'{{"_type":"status","online":true,"fw":{deep}}}'),
+        (loc, fix.replace(f'"dev":"{device_id}"', f'"dev":"{device_id}\\ud800"')),
+        (status, '{"_type":"status","online":true,"fences":"ab\\ud800","fw":"1\\udfff"}'),
+        (status, '{"_type":"status","online":true,"batt":NaN,"outbox":Infinity}'),
+        (status, f'{{"_type":"status","online":true,"batt":{2**64}}}'),
+        (loc, fix.replace('"acc":', '"acc":NaN,"x":')),
+        (loc, fix.replace('"vel":', '"vel":Infinity,"x":')),
+        (loc, fix.replace('"seq":1,', f'"seq":{2**63 - 1},')),
+        (loc, fix.replace('"inregions":["HS-GRN-01"]', '"inregions":["HS\\udc00"]')),
+        (loc, fix.replace('"hdop":', '"hdop":1e400,"x":')),
+        (loc, fix[: len(fix) // 2]),
+    ]
+    out = [(topic, text.encode()) for topic, text in shapes]
+    out.append((loc, b"\xff\xfe" + fix.encode()))
+    for _topic, payload in out:
+        assert len(payload) <= wire.MAX_PAYLOAD
+    return out
+
+
 def publish(host: str, port: int, device_id: str, password: str, seconds: float,
-            published: mp.Value, stored: mp.Value, backlog: int, result: mp.Queue) -> None:
-    """Stream QoS 1 locations as ``device_id`` for ``seconds``; put the count acknowledged."""
+            published: mp.Value, stored: mp.Value, backlog: int, result: mp.Queue,
+            hostile_every: int = 0) -> None:
+    """Stream QoS 1 locations as ``device_id`` for ``seconds``; put the count acknowledged.
+
+    With ``hostile_every`` N, each sequence number that is a multiple of N carries poison
+    (:func:`hostile_payloads`) instead of a fix.
+    """
     template = _template(device_id)
     topic = wire.device_topic(device_id, wire.KIND_LOCATION)
     t0 = int(time.time()) - 10 * 86400  # fix times well in the past, inside the age filter
@@ -74,6 +120,7 @@ def publish(host: str, port: int, device_id: str, password: str, seconds: float,
     if len(connack) != 4 or connack[3] != 0:
         result.put((device_id, -1))
         return
+    hostile = hostile_payloads(device_id, t0) if hostile_every else []
     seq = acked = 0
     pending = b""
     end = time.monotonic() + seconds
@@ -83,6 +130,11 @@ def publish(host: str, port: int, device_id: str, password: str, seconds: float,
             n = min(200, WINDOW - (seq - acked))
             packets = []
             for s in range(seq + 1, seq + n + 1):
+                if hostile_every and s % hostile_every == 0:
+                    poison_topic, payload = hostile[s // hostile_every % len(hostile)]
+                    packets.append(mqtt.publish_packet(poison_topic, payload, 1, False,
+                                                       s % 65535 + 1))
+                    continue
                 payload = (template % (s, t0 + s, t0 + s)).encode()
                 packets.append(mqtt.publish_packet(topic, payload, 1, False, s % 65535 + 1))
             sock.sendall(b"".join(packets))
@@ -112,9 +164,10 @@ def naive_consume(host: str, port: int, username: str, password: str, db_path: s
     """One INSERT and one COMMIT per message, acknowledged by paho on receipt."""
     import paho.mqtt.client as paho
 
-    from gateway.ingest import Ingest
+    from gateway.intake import mqtt
+    from gateway.intake.intake import Intake
 
-    box: list[Ingest] = []
+    box: list[Intake] = []
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=username)
     client.username_pw_set(username, password)
 
@@ -122,11 +175,11 @@ def naive_consume(host: str, port: int, username: str, password: str, db_path: s
         if not box:  # SQLite connections belong to the thread that opens them: paho's
             db = open_db(db_path)
             db.execute("PRAGMA synchronous = FULL")
-            box.append(Ingest(db))
-        ingest = box[0]
-        ingest.handle(msg.topic, msg.payload)
-        ingest.commit()
-        stored.value = sum(ingest.counts.stored.values())
+            box.append(Intake(db))
+        intake = box[0]
+        mqtt.handle(intake, msg.topic, msg.payload)
+        intake.commit()
+        stored.value = sum(intake.counts.stored.values())
 
     client.on_message = on_message
     client.on_connect = lambda c, *_: c.subscribe([("hotspots/dev/+/+", 1)])
@@ -147,21 +200,37 @@ def _rss_peak_mb(pid: int) -> float:
     return float("nan")
 
 
-def _max_id(db_path: Path) -> int:
+def _max_id(db_path: Path, table: str = "positions") -> int:
     try:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT coalesce(max(id), 0) FROM positions").fetchone()[0]
+            return conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
 
 
+def _exit_counts(log_path: Path) -> dict | None:
+    """The gateway's last accounting line (``stored {...}, duplicates N, status N,
+    quarantined {...}``) as numbers, or None if it printed none."""
+    lines = [line for line in log_path.read_text(errors="replace").splitlines()
+             if line.startswith("stored ")]
+    if not lines:
+        return None
+    match = re.search(r"quarantined (\{.*\})", lines[-1])
+    return {"quarantined": sum(ast.literal_eval(match.group(1)).values()) if match else None}
+
+
+def _count(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
 def _start_publishers(broker: Mosquitto, devices: list[str], seconds: float,
-                      published: mp.Value, stored: mp.Value, backlog: int
-                      ) -> tuple[list[mp.Process], mp.Queue]:
+                      published: mp.Value, stored: mp.Value, backlog: int,
+                      hostile_every: int = 0) -> tuple[list[mp.Process], mp.Queue]:
     results: mp.Queue = mp.Queue()
     procs = [mp.Process(target=publish, args=(broker.host, broker.port, d,
                                               broker.device(d).password, seconds, published,
-                                              stored, backlog, results), daemon=True)
+                                              stored, backlog, results, hostile_every),
+                        daemon=True)
              for d in devices]
     for p in procs:
         p.start()
@@ -203,14 +272,17 @@ def run_naive(broker: Mosquitto, workdir: Path, publishers: int, seconds: float,
 
 
 def run_gateway(broker: Mosquitto, workdir: Path, publishers: int, seconds: float,
-                backlog: int, sample_s: float = 1.0) -> dict:
-    """Measure ``hotspots gateway run`` with ``publishers`` devices for ``seconds``."""
+                backlog: int, sample_s: float = 1.0, hostile_every: int = 0) -> dict:
+    """Measure ``hotspots gateway run`` with ``publishers`` devices for ``seconds``; with
+    ``hostile_every`` N, every N-th message of each publisher is poison."""
     import paho.mqtt.client as paho
 
-    from gateway.service import SUBSCRIPTIONS
+    from gateway.intake.service import SUBSCRIPTIONS
 
-    db_path = workdir / "gateway.db"
-    devices = _fleet_db(db_path, "B", publishers)
+    name = "hostile" if hostile_every else "gateway"
+    db_path = workdir / f"{name}.db"
+    log_path = workdir / f"{name}.log"
+    devices = _fleet_db(db_path, "H" if hostile_every else "B", publishers)
     # Create the gateway's persistent session first, as a station's gateway has one: from now
     # on the broker queues every message for it, whenever the process happens to connect.
     session = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="gateway",
@@ -228,24 +300,29 @@ def run_gateway(broker: Mosquitto, workdir: Path, publishers: int, seconds: floa
     gateway = subprocess.Popen(
         [sys.executable, "-m", "hotspots", "gateway", "run", "--broker", broker.address,
          "--db", str(db_path), "--accounts", str(broker.accounts_path)],
-        stdout=subprocess.DEVNULL, stderr=open(workdir / "gateway.log", "w"))  # noqa: SIM115
+        stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))  # noqa: SIM115
     published, stored = mp.Value("q", 0), mp.Value("q", 0)
     began = time.monotonic()
-    procs, results = _start_publishers(broker, devices, seconds, published, stored, backlog)
+    procs, results = _start_publishers(broker, devices, seconds, published, stored, backlog,
+                                       hostile_every)
     samples: list[tuple[float, int]] = []
     acked: dict[str, int] = {}
     rss = 0.0
+    crashes = 0
     try:
+        # Handled = stored + quarantined: what the publishers' backlog is measured against.
         while len(acked) < len(devices) or stored.value < sum(acked.values()):
             time.sleep(sample_s)
-            stored.value = _max_id(db_path)
-            samples.append((time.monotonic() - began, stored.value))
+            positions = _max_id(db_path)
+            stored.value = positions + (_max_id(db_path, "quarantine") if hostile_every else 0)
+            samples.append((time.monotonic() - began, positions))
             rss = max(rss, _rss_peak_mb(gateway.pid))
             while not results.empty():
                 device, n = results.get()
                 acked[device] = n
             if gateway.poll() is not None:
-                raise click.ClickException(f"the gateway exited; see {workdir / 'gateway.log'}")
+                crashes += 1
+                raise click.ClickException(f"the gateway exited; see {log_path}")
             if time.monotonic() - began > seconds + 300:
                 raise click.ClickException("the gateway did not catch up within 5 minutes")
         finished = time.monotonic() - began
@@ -253,26 +330,43 @@ def run_gateway(broker: Mosquitto, workdir: Path, publishers: int, seconds: floa
     finally:
         gateway.send_signal(2)
         try:
-            gateway.wait(30)
+            code = gateway.wait(30)
         except subprocess.TimeoutExpired:
             gateway.kill()
+            code = gateway.wait()
         for p in procs:
             p.join(10)
+    crashes += code != 0
+    # Poison took the sequence numbers that are multiples of hostile_every.
+    poison = {d: n // hostile_every if hostile_every else 0 for d, n in acked.items()}
+    fixes = {d: n - poison[d] for d, n in acked.items()}
     with sqlite3.connect(db_path) as conn:
         rows = dict(((d, (n, mx, distinct)) for d, n, mx, distinct in conn.execute(
             "SELECT device_id, count(*), max(seq), count(DISTINCT seq) FROM positions"
             " GROUP BY device_id")))
-    lost = sum(n - rows.get(d, (0, 0, 0))[0] for d, n in acked.items())
-    exact = all(rows.get(d) == (n, n, n) for d, n in acked.items())
+        poison_stored = conn.execute(
+            "SELECT count(*) FROM positions WHERE seq % ? = 0",
+            (hostile_every,)).fetchone()[0] if hostile_every else 0
+        quarantine_rows = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+
+    def top(d: str, n: int) -> int:
+        return n - 1 if hostile_every and n % hostile_every == 0 else n
+
+    lost = sum(n - rows.get(d, (0, 0, 0))[0] for d, n in fixes.items())
+    exact = poison_stored == 0 and all(rows.get(d) == (n, top(d, acked[d]), n)
+                                       for d, n in fixes.items())
+    counted = _exit_counts(log_path) or {}
     # Sustained: the slowest 5-second stretch while the publishers were running.
     windows = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[5:], strict=False)
                if b[0] <= seconds]
-    total = sum(acked.values())
+    total = sum(fixes.values())
     return {
         "stored": total - lost, "acked": total, "lost": lost, "exactly_once": exact,
         "seconds": round(finished, 2), "per_s": round((total - lost) / finished),
         "min_5s_per_s": round(min(windows)) if windows else None,
-        "peak_rss_mb": round(rss, 1),
+        "peak_rss_mb": round(rss, 1), "crashes": crashes,
+        "hostile_sent": sum(poison.values()), "hostile_quarantined": counted.get("quarantined"),
+        "quarantine_rows": quarantine_rows,
     }
 
 
@@ -286,20 +380,31 @@ def run_gateway(broker: Mosquitto, workdir: Path, publishers: int, seconds: floa
               help="Publishing processes, one device each.")
 @click.option("--backlog", type=int, default=50_000, show_default=True,
               help="Most acknowledged messages not yet in SQLite before publishers pause.")
+@click.option("--hostile", "hostile_pct", type=click.FloatRange(0, 50), default=1.0,
+              show_default=True,
+              help="Also measure a stream with this percentage of poison messages (0: don't).")
 def command(as_json: bool, seconds: float, naive_s: float, publishers: int,
-            backlog: int) -> None:
-    """Positions/s from publishers through Mosquitto into SQLite, against a naive consumer."""
+            backlog: int, hostile_pct: float) -> None:
+    """Positions/s from publishers through Mosquitto into SQLite, against a naive consumer;
+    then again with a share of hostile messages mixed in."""
+    every = round(100 / hostile_pct) if hostile_pct else 0
     with tempfile.TemporaryDirectory(prefix="hotspots-bench-ingest-") as tmp:
         workdir = Path(tmp)
         with Mosquitto(workdir=workdir / "broker", persistence=False) as broker:
             naive = run_naive(broker, workdir, publishers, naive_s, backlog)
             gateway = run_gateway(broker, workdir, publishers, seconds, backlog)
+            hostile = (run_gateway(broker, workdir, publishers, seconds, backlog,
+                                   hostile_every=every) if every else None)
     ratio = gateway["per_s"] / naive["per_s"] if naive["per_s"] else float("inf")
+    measured = hostile or gateway
     result = {"cores": os.cpu_count(), "publishers": publishers, "gateway": gateway,
               "naive": naive, "ratio": round(ratio, 1), "target_per_s": TARGET_PER_S,
-              "target_rss_mb": TARGET_RSS_MB,
-              "meets_rate": gateway["per_s"] >= TARGET_PER_S and gateway["lost"] == 0,
-              "meets_rss": gateway["peak_rss_mb"] <= TARGET_RSS_MB}
+              "target_rss_mb": TARGET_RSS_MB, "hostile": hostile,
+              "hostile_every": every or None,
+              "meets_rate": all(g["per_s"] >= TARGET_PER_S and g["lost"] == 0
+                                and g["crashes"] == 0 for g in (gateway, measured)),
+              "meets_rss": max(gateway["peak_rss_mb"], measured["peak_rss_mb"])
+              <= TARGET_RSS_MB}
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -314,8 +419,19 @@ def command(as_json: bool, seconds: float, naive_s: float, publishers: int,
     click.echo(f"  naive (1 commit/msg): {naive['per_s']:>6,} positions/s over"
                f" {naive['seconds']} s ({naive['stored']:,} stored)")
     click.echo(f"  ratio batched/naive: {ratio:.1f}x")
+    if hostile:
+        h = hostile
+        click.echo(f"  with 1 in {every} messages hostile ({100 / every:g} %):"
+                   f" {h['per_s']:>8,} positions/s over {h['seconds']} s"
+                   f" ({h['per_s'] / g['per_s']:.2f}x the clean stream);"
+                   f" slowest 5 s {h['min_5s_per_s']:,}/s")
+        click.echo(f"                      crashes {h['crashes']}, lost {h['lost']}, exactly"
+                   f" once: {h['exactly_once']}; hostile sent {h['hostile_sent']:,},"
+                   f" quarantined {_count(h['hostile_quarantined'])} ({h['quarantine_rows']:,} rows"
+                   f" kept); peak RSS {h['peak_rss_mb']} MB")
     verdict = {True: "met", False: "NOT met"}
-    click.echo(f"  target {TARGET_PER_S:,}/s sustained: {verdict[result['meets_rate']]};"
+    click.echo(f"  target {TARGET_PER_S:,}/s sustained, nothing lost, no crash:"
+               f" {verdict[result['meets_rate']]};"
                f" peak RSS <= {TARGET_RSS_MB} MB: {verdict[result['meets_rss']]}")
 
 
