@@ -26,6 +26,9 @@ _MOVE_REPORT_M = const(50)
 _FENCES_FILE = "fences.json"
 _BATCH = const(20)  # messages in flight per round trip
 _MAX_BACKOFF_S = const(60)
+# Longest the radio stays on after an upload for a fence set still coming in; then it sleeps, and
+# the fetch starts over at the next connect.
+_FETCH_HOLD_MS = const(120000)
 _FAR_M = const(100000)  # "no fence anywhere near" for the policy
 _SHIFT_S = const(36000)  # the shift the battery budget must reach: ten hours
 
@@ -486,7 +489,7 @@ async def run(ports, cfg):
     wake = asyncio.Event()
     state = {"eof": False, "published": 0, "status_due": False, "draining": False,
              "shift_end": 0, "budget_ms": 0, "rtc_t": 0, "heap_ms": 0, "oom": 0,
-             "fetch": "", "fetching": "", "unsubscribe": "", "refused": ""}
+             "fetch": "", "fetching": "", "fetch_ms": 0, "unsubscribe": "", "refused": ""}
 
     async def read_gnss():
         while True:
@@ -635,6 +638,7 @@ async def run(ports, cfg):
                     # The announced set is not the one running: its body, retained on its own
                     # topic, arrives once after this subscription (and goes to flash).
                     state["fetching"] = state["fetch"]
+                    state["fetch_ms"] = ticks_ms()
                     await client.subscribe(wire.fences_set_topic(station, state["fetch"]))
                 if state["unsubscribe"]:
                     topic = state["unsubscribe"]
@@ -662,8 +666,10 @@ async def run(ports, cfg):
                             policy.uploaded(tracker.now_s(), True)
                             # Not while a fence set is coming in: ending the session would
                             # cut it, and a large set would start over at every upload.
-                            if (ports.radio is not None and not state["eof"]
-                                    and not state["fetching"]):
+                            # Bounded: a body that never comes must not keep the radio on.
+                            fetching = state["fetching"] and ticks_diff(
+                                ticks_ms(), state["fetch_ms"]) < _FETCH_HOLD_MS
+                            if ports.radio is not None and not state["eof"] and not fetching:
                                 await _radio_sleep(ports, client, tracker, state, wake)
                                 break  # reconnect: open_connection wakes the radio
                     if state["eof"]:
