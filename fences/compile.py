@@ -35,6 +35,10 @@ MAX_GRID_SHIFT = 18
 GRID_SMALL_BYTES = 2048
 GRID_CELLS_PER_FENCE = 4
 H_CAP_M = 50.0
+#: What the device reads into RAM at once (``tracker.fence.FenceStore.window``): the fences of
+#: one grid cell. Bounded so that no allocation on the device exceeds 4 KB (docs/memory.md).
+CELL_MAX_FENCES = 64
+CELL_MAX_VERTICES = 1024
 SMALL_INT_LIMIT = 1 << 30
 
 
@@ -237,6 +241,18 @@ class _Builder:
             off.append(len(ent))
         if len(ent) > 0xFFFF:
             raise FenceError("prefilter grid too large: raise grid_shift")
+        for k in keys:
+            near = cells[k]
+            nv = sum(self.rstart[self.ring[i + 1]] - self.rstart[self.ring[i]] for i in near)
+            if len(near) > CELL_MAX_FENCES or nv > CELL_MAX_VERTICES:
+                row, col = divmod(k, cols)
+                lat = (g_lat0 + (row << shift)) / 1e6
+                lon = (g_lon0 + (col << shift)) / 1e6
+                raise FenceError(
+                    f"{len(near)} hot spots with {nv} vertices are within the near range of"
+                    f" the grid cell at {lat:.5f},{lon:.5f}; a tracker holds at most"
+                    f" {CELL_MAX_FENCES} hot spots and {CELL_MAX_VERTICES} vertices at once:"
+                    " simplify them (--tolerance-m), merge neighbours or lower the near range")
         return g_lat0, g_lon0, shift, rows, cols, keys, off, ent
 
     def build(self) -> tuple[bytes, dict[str, int], str]:

@@ -1,7 +1,9 @@
-"""Distribute a compiled fence set: one retained MQTT message on the station's fence topic.
+"""Distribute a compiled fence set by version: a retained announcement on the station's fence
+topic, the set itself retained on a topic of its own version.
 
-Every tracker of the station subscribes to ``hotspots/station/<station>/fences``; the broker
-keeps the last set (retained) so a tracker that connects later gets it at once. The device
+Every tracker of the station subscribes to ``hotspots/station/<station>/fences``, which carries
+``{"version": ..., "size": ...}``; a tracker that does not run that version fetches the body from
+``hotspots/station/<station>/fences/<version>`` once. The device
 applies the set only once it has parsed and verified all of it (content hash), keeps it in
 flash, and reports its version in its status message; the gateway stores that version per
 device (``devices.fence_version``).
@@ -74,8 +76,13 @@ def fence_payload(compiled: CompiledFences | str) -> tuple[str, str]:
 def publish(compiled: CompiledFences | str, host: str, port: int, station: str = "main",
             *, username: str | None = None, password: str | None = None,
             timeout_s: float = 10.0) -> Published:
-    """Publish the set retained with QoS 1, wait for the broker's acknowledgement, then read
-    the retained set back.
+    """Publish the set by version: its body retained on ``.../fences/<version>``, then the
+    announcement ``{"version", "size"}`` retained on ``.../fences``; each is read back. The body
+    of the set announced before is then cleared, so the broker holds one set per station.
+
+    A tracker gets the announcement (a few dozen bytes) at every connect and fetches the body
+    only when the version is not the one it runs: an unchanged set costs no download and no
+    flash write (docs/fences.md).
 
     The read-back is what proves the set is in place: under MQTT 3.1.1 a broker acknowledges a
     publish its access rules drop (say, from a device's account), so the acknowledgement alone
@@ -87,7 +94,9 @@ def publish(compiled: CompiledFences | str, host: str, port: int, station: str =
     """
     text, version = fence_payload(compiled)
     topic = wire.fences_topic(station)
-    packet = len(text.encode()) + len(topic.encode()) + 2 + 2
+    body_topic = wire.fences_set_topic(station, version)
+    announcement = wire.fences_announcement(version, len(text.encode()))
+    packet = len(text.encode()) + len(body_topic.encode()) + 2 + 2
     if packet > DEVICE_MAX_PACKET:
         raise FenceError(
             f"the fence set makes a {packet}-byte MQTT packet; trackers accept at most "
@@ -100,7 +109,7 @@ def publish(compiled: CompiledFences | str, host: str, port: int, station: str =
     failure: list[str] = []
     subscribed = threading.Event()
     granted: list[bool] = []
-    retained: list[bytes] = []
+    retained: dict[str, bytes] = {}
     read_back = threading.Event()
     lost = threading.Event()
 
@@ -114,8 +123,8 @@ def publish(compiled: CompiledFences | str, host: str, port: int, station: str =
         subscribed.set()
 
     def on_message(_client, _userdata, message):
-        if message.topic == topic and message.retain:
-            retained.append(message.payload)
+        if message.retain:
+            retained[message.topic] = message.payload
             read_back.set()
 
     def on_disconnect(_client, _userdata, _flags, _reason_code, _properties):
@@ -127,6 +136,36 @@ def publish(compiled: CompiledFences | str, host: str, port: int, station: str =
     client.on_subscribe = on_subscribe
     client.on_message = on_message
     where = f"broker at {host}:{port}"
+
+    def read(name: str, wait_s: float) -> bytes | None:
+        """The retained message on ``name`` (None when there is none)."""
+        subscribed.clear()
+        read_back.clear()
+        granted.clear()
+        retained.pop(name, None)
+        client.subscribe(name, qos=1)
+        if not subscribed.wait(timeout_s) or lost.is_set():
+            raise ConnectionError(f"lost the connection to the {where} while reading {name} "
+                                  "(is another client logged in with the same account?)")
+        if not granted[0]:
+            raise ConnectionError(f"{where} does not let {username or '(anonymous)'} read "
+                                  f"{name}, so the fence set cannot be checked")
+        # Mosquitto sends the retained message straight after the SUBACK.
+        read_back.wait(wait_s)
+        client.unsubscribe(name)
+        if lost.is_set():
+            raise ConnectionError(f"lost the connection to the {where} while reading {name}")
+        return retained.get(name)
+
+    def put(name: str, payload: str | bytes) -> None:
+        info = client.publish(name, payload, qos=1, retain=True)
+        try:
+            info.wait_for_publish(timeout_s)
+        except RuntimeError as e:  # paho: the connection went before the message did
+            raise ConnectionError(f"lost the connection to the {where}: {e}") from e
+        if lost.is_set() or not info.is_published():
+            raise ConnectionError(f"{where} did not acknowledge the fence set")
+
     try:
         client.connect(host, port, keepalive=30)
     except OSError as e:
@@ -137,32 +176,29 @@ def publish(compiled: CompiledFences | str, host: str, port: int, station: str =
             raise ConnectionError(f"{where} refused the connection "
                                   f"({failure[0] if failure else 'timeout'})")
         client.on_disconnect = on_disconnect
-        info = client.publish(topic, text, qos=1, retain=True)
-        try:
-            info.wait_for_publish(timeout_s)
-        except RuntimeError as e:  # paho: the connection went before the message did
-            raise ConnectionError(f"lost the connection to the {where}: {e}") from e
-        if lost.is_set() or not info.is_published():
-            raise ConnectionError(f"{where} did not acknowledge the fence set")
-        client.subscribe(topic, qos=1)
-        if not subscribed.wait(timeout_s) or lost.is_set():
-            raise ConnectionError(f"lost the connection to the {where} while reading the set "
-                                  "back (is another client logged in with the same account?)")
-        if not granted[0]:
-            raise ConnectionError(f"{where} does not let {username or '(anonymous)'} read "
-                                  f"{topic}, so the fence set cannot be checked")
-        # Mosquitto sends the retained message straight after the SUBACK.
-        read_back.wait(min(timeout_s, READ_BACK_S))
-        if lost.is_set():
-            raise ConnectionError(f"lost the connection to the {where} while reading the set "
-                                  "back")
-        if not retained or retained[-1] != text.encode():
-            raise ConnectionError(
-                f"{where} acknowledged the fence set but does not hold it on {topic}: the "
-                f"account {username or '(anonymous)'} may not write it (publish with the "
-                "broker's 'fences' account)")
+        previous = read(topic, 0.3)
+        put(body_topic, text)
+        put(topic, announcement)
+        for name, payload in ((body_topic, text), (topic, announcement)):
+            if read(name, min(timeout_s, READ_BACK_S)) != payload.encode():
+                raise ConnectionError(
+                    f"{where} acknowledged the fence set but does not hold it on {name}: the "
+                    f"account {username or '(anonymous)'} may not write it (publish with the "
+                    "broker's 'fences' account)")
+        old = _announced_version(previous)
+        if old and old != version:
+            put(wire.fences_set_topic(station, old), b"")  # an empty retained message clears
     finally:
         client.on_disconnect = None
         client.disconnect()
         client.loop_stop()
     return Published(topic, version, len(text))
+
+
+def _announced_version(payload: bytes | None) -> str | None:
+    """The version an announcement names (None for none, or for anything else)."""
+    try:
+        version = json.loads(payload)["version"] if payload else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, str) and version and "/" not in version else None

@@ -13,7 +13,7 @@ No clock is read: the tracker's notion of now is the GNSS time of the fixes.
 import sys
 
 from tracker.app import Tracker
-from tracker.fence import FenceSet, FileText
+from tracker.fence import FenceStore
 from tracker.outbox import Outbox
 
 
@@ -44,9 +44,9 @@ def replay(nmea_path, fence_set, write, device_id="T-REPLAY"):
 
 
 def load_fences(path):
-    """Read a compiled fence set from a file (JSON wrapper or raw binary)."""
-    with open(path, "rb") as f:
-        return FenceSet.from_json(FileText(f))
+    """Check a compiled fence set in a file (JSON wrapper or raw binary); it stays there, and
+    the hot spots near each fix are read from it, as on the tracker."""
+    return FenceStore.load(lambda: open(path, "rb"))
 
 
 def main(argv):

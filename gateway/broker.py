@@ -126,6 +126,7 @@ def acl_text(accounts: dict[str, Account]) -> str:
         "pattern write hotspots/dev/%u/status",
         "pattern read hotspots/dev/%u/cmd",
         "pattern read hotspots/station/+/fences",
+        "pattern read hotspots/station/+/fences/+",
         # The OwnTracks apps (docs/sources.md): location and last will on the base topic,
         # transitions, card, waypoint(s), the app's status, steps and beacons below it. Not
         # /dump (the app's configuration carries its password): refused, and logged.
@@ -148,7 +149,8 @@ def acl_text(accounts: dict[str, Account]) -> str:
         elif account.role == "observer":
             rules = ["topic read hotspots/#", "topic read owntracks/#"]
         elif account.role == "fences":
-            rules = ["topic readwrite hotspots/station/+/fences"]
+            rules = ["topic readwrite hotspots/station/+/fences",
+                     "topic readwrite hotspots/station/+/fences/+"]
         elif account.role == "admin":
             rules = ["topic readwrite #"]
         elif account.role == "phone":

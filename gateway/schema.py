@@ -487,9 +487,18 @@ def _v_energy(db: sqlite_utils.Database) -> None:
     db["devices"].add_column("energy", str)
 
 
+def _v_fence_error(db: sqlite_utils.Database) -> None:
+    """Why a device refused the last fence set offered to it (``fence_err`` in its status,
+    NULL once a set is applied) and how many it refused since it started (``fence_rej``):
+    ``hotspots status`` raises an alert, because the device still enforces its old set."""
+    db["devices"].add_column("fence_error", str)
+    db["devices"].add_column("fence_rejects", int)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial, _v_taskings, _v_airwave, _v_fleet_identity_filters, _v_dock, _v_fence_history,
     _v_radio_source, _v_crime, _v_intake, _v_web, _v_analyst, _v_sources, _v_energy,
+    _v_fence_error,
 ]
 
 

@@ -237,11 +237,15 @@ def firmware() -> None:
               help="Reach the broker through a SIM7080G on this serial device (hotspots sim "
                    "modem prints one).")
 @click.option("--apn", default="internet", show_default=True, help="APN for --modem.")
+@click.option("--heap-kb", type=click.IntRange(16, 4096), default=None,
+              help="MicroPython heap in KB (the firmware then runs as .mpy, as on a board; "
+                   "it logs its heap figures at the end, see docs/memory.md).")
 def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | None,
                  state: str | None, station: str, report_s: int, exit_on_eof: bool,
                  cpython: bool, user: str | None, password: str | None,
                  accounts_path: str | None, tls_ca: str | None, sampling: str,
-                 gnss_module: str, modem: str | None, apn: str) -> None:
+                 gnss_module: str, modem: str | None, apn: str,
+                 heap_kb: int | None) -> None:
     """Run the firmware main loop (on the MicroPython unix port unless --cpython)."""
     from simulators import tracker_process
 
@@ -253,6 +257,8 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
     if fences:
         version = tracker_process.install_fences(state, fences)
         click.echo(f"fences {version} installed in {state}", err=True)
+    if heap_kb is not None and cpython:
+        raise click.ClickException("--heap-kb is for the MicroPython unix port, not --cpython")
     if cpython:
         from simulators import board
 
@@ -268,17 +274,24 @@ def firmware_run(gps: str, broker_address: str, device_id: str, fences: str | No
         except ConfigError as exc:
             raise click.ClickException(f"configuration: {exc}") from exc
         return
-    try:
-        argv = tracker_process.command(gps, broker_address, device_id, state, station=station,
-                                       exit_on_eof=exit_on_eof, report_s=report_s, user=user,
-                                       password=password, tls_ca=tls_ca, sampling=sampling,
-                                       gnss_module=None if gnss_module == "nmea" else gnss_module,
-                                       modem=modem, apn=apn)
-    except tracker_process.FirmwareError as exc:
-        raise click.ClickException(str(exc)) from exc
     import subprocess
+    import tempfile
 
-    sys.exit(subprocess.call(argv, env=tracker_process.micropython_env()))
+    with tempfile.TemporaryDirectory(prefix="hotspots-mpy-") as tmp:
+        try:
+            precompiled = tracker_process.precompile(tmp) if heap_kb is not None else None
+            argv = tracker_process.command(
+                gps, broker_address, device_id, state, station=station,
+                exit_on_eof=exit_on_eof, report_s=report_s, user=user, password=password,
+                tls_ca=tls_ca, sampling=sampling, precompiled=precompiled,
+                heap=f"{heap_kb}K" if heap_kb is not None else None,
+                gnss_module=None if gnss_module == "nmea" else gnss_module, modem=modem,
+                apn=apn)
+        except tracker_process.FirmwareError as exc:
+            raise click.ClickException(str(exc)) from exc
+        code = subprocess.call(argv, env=tracker_process.micropython_env(
+            precompiled or tracker_process.FIRMWARE_DIR))
+    sys.exit(code)
 
 
 @firmware.command("bundle")
@@ -309,14 +322,17 @@ def firmware_bundle(board: str, out_dir: str, config_path: str | None) -> None:
 @click.option("--fences", "fences_path", type=click.Path(exists=True, dir_okay=False),
               required=True, help="GeoJSON hot spots (compiled as for a device).")
 @click.option("--micropython", is_flag=True, help="Run the core on the MicroPython unix port.")
-def firmware_replay(nmeafile: str, fences_path: str, micropython: bool) -> None:
+@click.option("--heap-kb", type=click.IntRange(16, 4096), default=None,
+              help="MicroPython heap in KB (implies --micropython; the firmware runs as .mpy).")
+def firmware_replay(nmeafile: str, fences_path: str, micropython: bool,
+                    heap_kb: int | None) -> None:
     """Replay a recorded NMEA log; print what the tracker would publish, as JSON lines."""
     from fences.validate import FenceError
     from simulators.replay import ReplayError, replay
 
     try:
-        for line in replay(nmeafile, fences_path, micropython=micropython,
-                           log=lambda text: click.echo(text, err=True)):
+        for line in replay(nmeafile, fences_path, micropython=micropython or heap_kb is not None,
+                           heap_kb=heap_kb, log=lambda text: click.echo(text, err=True)):
             click.echo(line)
     except (FenceError, ReplayError) as exc:
         raise click.ClickException(str(exc)) from exc

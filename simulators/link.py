@@ -30,6 +30,11 @@ class FlakyLink:
         self._stop = threading.Event()
         self.cuts = 0
         self.connections = 0
+        #: Bytes relayed from the target to the clients (down) and back (up), as a TCP proxy
+        #: counts them: what a tracker's radio receives and sends.
+        self.down_bytes = 0
+        self.up_bytes = 0
+        self._servers: set[socket.socket] = set()
         self._thread = threading.Thread(target=self._serve, name="flaky-link", daemon=True)
         self._thread.start()
         self._flapper: threading.Thread | None = None
@@ -90,6 +95,10 @@ class FlakyLink:
                     data = sock.recv(65536)
                     if not data:
                         raise OSError("closed")
+                    if sock in self._servers:
+                        self.down_bytes += len(data)
+                    else:
+                        self.up_bytes += len(data)
                     self._relay(other, data)
                 except (OSError, AttributeError):
                     self._forget(sel, peers, sock)
@@ -131,6 +140,7 @@ class FlakyLink:
             s.settimeout(5)
         peers[client] = server
         peers[server] = client
+        self._servers.add(server)
         self.connections += 1
         sel.register(client, selectors.EVENT_READ)
         sel.register(server, selectors.EVENT_READ)
@@ -141,6 +151,7 @@ class FlakyLink:
             if s is None:
                 continue
             peers.pop(s, None)
+            self._servers.discard(s)
             with contextlib.suppress(KeyError, ValueError, OSError):
                 sel.unregister(s)
             s.close()

@@ -27,13 +27,14 @@ class ReplayError(RuntimeError):
 
 def replay(nmea_path: str | Path, fences_geojson: str | Path, *, micropython: bool = False,
            device_id: str = "T-REPLAY", log: Callable[[str], None] | None = None,
-           ) -> Iterator[str]:
+           heap_kb: int | None = None) -> Iterator[str]:
     """Yield the JSON text of each message the tracker would publish for this NMEA log.
 
     :param nmea_path: the recorded NMEA (any line endings; bad lines are counted, not fatal).
     :param fences_geojson: hot spots as GeoJSON; compiled as ``hotspots fences compile`` does.
     :param micropython: run the firmware on the MicroPython unix port instead of CPython.
     :param log: receives the replay's summary line (fixes, invalid epochs, fence version).
+    :param heap_kb: with ``micropython``, the heap size; the firmware then runs as ``.mpy``.
     :raises fences.validate.FenceError: if the hot spots do not compile.
     :raises ReplayError: if the log cannot be read or the firmware fails.
     """
@@ -59,9 +60,16 @@ def replay(nmea_path: str | Path, fences_geojson: str | Path, *, micropython: bo
     with tempfile.TemporaryDirectory(prefix="hotspots-replay-") as tmp:
         fences_file = Path(tmp) / "fences.json"
         fences_file.write_text(compiled.text)
+        heap: list[str] = []
+        firmware = tracker_process.FIRMWARE_DIR
+        if heap_kb is not None:
+            heap = ["-X", f"heapsize={heap_kb}K"]
+            firmware = tracker_process.precompile(Path(tmp) / "mpy")
         result = subprocess.run(
-            [binary, str(REPLAY_SCRIPT), str(nmea.resolve()), str(fences_file), device_id],
-            capture_output=True, text=True, env=tracker_process.micropython_env(), timeout=600,
+            [binary, *heap, str(REPLAY_SCRIPT), str(nmea.resolve()), str(fences_file),
+             device_id],
+            capture_output=True, text=True, env=tracker_process.micropython_env(firmware),
+            timeout=600,
         )
     if result.returncode != 0:
         raise ReplayError(f"firmware replay failed ({result.returncode}): "

@@ -17,12 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 HEAP_SCRIPT = r"""
 import gc, json, sys
-from tracker.fence import FenceEngine, FenceSet
+from tracker.fence import FenceEngine, FenceStore
 gc.collect()
-with open(sys.argv[1], "rb") as f:
-    fs = FenceSet.from_stream(f)
+# The set stays in its file: checked there, then read a grid cell at a time (as on the tracker).
+fs = FenceStore.load(lambda: open(sys.argv[1], "rb"))
 events = []
-eng = FenceEngine(fs, lambda e, i, t, la, lo: events.append([e, i, t]))
+eng = FenceEngine(fs, lambda e, i, t, la, lo: events.append([e, eng.fences.gidx[i], t]))
 t = 1795000000
 inside = 0
 with open(sys.argv[2]) as f:  # one "lat lon" line per fix: the walk is never all in RAM

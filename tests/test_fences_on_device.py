@@ -4,10 +4,15 @@ still runs it after a power cut."""
 
 from __future__ import annotations
 
+import base64
+import json
 import signal
 import sqlite3
+import struct
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +24,7 @@ from gateway.schema import open_db
 from hotspots.demo import SAMPLE_FENCES
 from simulators import gps, tracker_process
 from simulators.link import wait_for
+from tracker import wire
 
 pytestmark = pytest.mark.micropython
 DEVICE = "T-0300"
@@ -120,15 +126,79 @@ def test_a_city_sized_set_is_spooled_to_flash_and_applied_on_a_small_heap(
     assert not (tmp_path / "state" / "fences.json.new").exists()
 
 
-def test_a_set_too_big_for_the_heap_is_rejected_and_the_link_stays_up(
+def test_a_damaged_set_is_refused_reported_and_alerted_and_the_old_one_runs_on(
         tmp_path, mosquitto, precompiled):
-    """Before, the MemoryError broke the link; the retained set came again at each reconnect,
-    and the tracker never delivered anything."""
-    _compiled, log, alive = _city_set(tmp_path, mosquitto, precompiled=precompiled, heap="150K")
-    assert "fence set rejected: too big for this tracker's memory" in log, log
-    assert alive and "retry" not in log, log
-    assert not (tmp_path / "state" / "fences.json").exists()  # no set, as before it came
-    assert not (tmp_path / "state" / "fences.json.new").exists()
+    """A set whose content hash is right but whose tables are wrong (issue 16 item 6): the
+    tracker refuses it with its reason, keeps the set it has, says so in its status, and the
+    gateway raises an alert. Before, a set that could not be used left no trace anywhere."""
+    import paho.mqtt.publish as mqtt_publish
+
+    from gateway.fleet.status import fleet_status
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "firmware"))
+    from test_fence_damage import rehash
+
+    good = compile_geojson(SAMPLE_FENCES)
+    # A grid entry pointing past the last fence, sizes intact: only the structure check sees it.
+    n, nr, nv, ng, ne = struct.unpack_from("<HHHHH", good.data, 16)
+    gent = 48 + 8 * n + 8 * n + 8 * n + n + 2 * (n + 1) + 2 * (nr + 1) + 4 * nv + 4 * ng \
+        + 2 * (ng + 1)
+    damaged = bytearray(good.data)
+    struct.pack_into("<H", damaged, gent, n + 7)
+    damaged = rehash(damaged)
+    text = json.dumps({"format": "hsf1", "version": damaged[4:16].decode(),
+                       "data": base64.b64encode(damaged).decode()})
+    db_path = tmp_path / "hotspots.db"
+    db = open_db(str(db_path))
+    register_device(db, DEVICE)
+    db.close()
+    stop = threading.Event()
+    gateway = Gateway(mosquitto.address, str(db_path), **mosquitto.gateway.auth())
+    thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
+    thread.start()
+    assert gateway.connected.wait(10)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "fences.json").write_text(good.text)
+    account = mosquitto.device(DEVICE)
+    terminal = gps.PseudoTerminal()
+    log = tmp_path / "firmware.log"
+    firmware = tracker_process.start(terminal.path, mosquitto.address, DEVICE, state,
+                                     log_path=log, user=account.username,
+                                     password=account.password, precompiled=precompiled,
+                                     heap="160K")  # the heap tests/test_memory_budget.py uses
+    try:
+        assert wait_for(lambda: f"fences {good.version}" in log.read_text(), 30), \
+            log.read_text()
+        version = damaged[4:16].decode()
+        mqtt_publish.multiple(
+            [{"topic": wire.fences_set_topic("main", version), "payload": text, "qos": 1,
+              "retain": True},
+             {"topic": wire.fences_topic("main"), "qos": 1, "retain": True,
+              "payload": wire.fences_announcement(version, len(text))}],
+            hostname=mosquitto.host, port=mosquitto.port, auth=mosquitto.fences.auth())
+        assert wait_for(lambda: "fence set rejected" in log.read_text(), 30), log.read_text()
+        assert "fence set rejected: structure: grid cell" in log.read_text()
+
+        def alerts():
+            gdb = open_db(str(db_path))
+            try:
+                return [a for a in fleet_status(gdb).alerts if a.startswith("FENCES REFUSED")]
+            finally:
+                gdb.close()
+
+        assert wait_for(lambda: alerts(), 30)
+        alert = alerts()[0]
+        assert DEVICE in alert and "structure: grid cell" in alert
+        assert f"still running {good.version}" in alert and "1 refused" in alert
+        assert firmware.poll() is None and "retry" not in log.read_text()
+        assert (state / "fences.json").read_text() == good.text  # the old set, still in flash
+    finally:
+        firmware.kill()
+        firmware.wait()
+        stop.set()
+        thread.join(30)
+        terminal.close(drain_timeout_s=0)
 
 
 def test_a_city_sized_set_arrives_over_tls_on_a_slow_link(tmp_path, tls_mosquitto, micropython):
@@ -146,3 +216,53 @@ def test_a_city_sized_set_arrives_over_tls_on_a_slow_link(tmp_path, tls_mosquitt
         link.close()
     assert f"fences {compiled.version} active" in log, log
     assert alive and "retry" not in log, log
+
+
+def test_an_unchanged_set_costs_an_announcement_per_connect_and_no_flash_write(
+        tmp_path, mosquitto, precompiled):
+    """Issue 18 item 2, counted at a TCP proxy: before, every connect downloaded the retained
+    set again (42 KB for 200 hot spots) and wrote it to flash. Now the retained message on the
+    fences topic names the version; a tracker that runs it fetches nothing."""
+    from fences.synthetic import city_fences
+    from simulators.link import FlakyLink
+
+    compiled = compile_geojson(city_fences(200, vertices=20))
+    publish(compiled, mosquitto.host, mosquitto.port, "main", **mosquitto.fences.auth())
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "fences.json").write_text(compiled.text)  # the tracker already runs this set
+    written = (state / "fences.json").stat().st_mtime_ns
+    link = FlakyLink(mosquitto.address)
+    account = mosquitto.device(DEVICE)
+    terminal = gps.PseudoTerminal()
+    log = tmp_path / "firmware.log"
+    firmware = tracker_process.start(terminal.path, link.address, DEVICE, state,
+                                     log_path=log, user=account.username,
+                                     password=account.password, precompiled=precompiled,
+                                     heap="160K")
+    try:
+        for k in range(4):
+            assert wait_for(lambda k=k: link.connections >= k + 1, 60), (k, log.read_text())
+            time.sleep(1.5)  # connected, subscribed, status published, announcement received
+            if k < 3:
+                link.cut()
+        down = link.down_bytes
+        connects = link.connections
+    finally:
+        firmware.kill()
+        firmware.wait()
+        link.close()
+        terminal.close(drain_timeout_s=0)
+    text = log.read_text()
+    assert f"fences {compiled.version}" in text.splitlines()[0]
+    assert "active" not in text and "rejected" not in text, text
+    announcement = len(wire.fences_announcement(compiled.version, len(compiled.text)))
+    per_connect = down / connects
+    print(f"{down} bytes from the broker over {connects} connects ({per_connect:.0f} per"
+          f" connect, the announcement is {announcement} bytes); the set is"
+          f" {len(compiled.text)} bytes")
+    # CONNACK, two SUBACKs, a PUBACK and the announcement PUBLISH: under 140 bytes a connect.
+    assert per_connect < 140
+    assert down < len(compiled.text) // 10
+    assert (state / "fences.json").stat().st_mtime_ns == written  # no flash write
+    assert not (state / "fences.json.new").exists()

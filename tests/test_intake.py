@@ -58,6 +58,39 @@ def test_status_updates_the_device_row(intake, db):
             device["firmware"]) == (1, 87, 3, "f3a9c2d1", "0.1.0")
 
 
+def test_a_refused_fence_set_is_kept_until_the_next_status_and_bad_values_are_dropped(
+        intake, db):
+    from tracker import wire
+
+    def status(at: float, **fields: object) -> tuple:
+        payload = wire.status("T-0001", True, 1800000000, "f3a9c2d1", **fields)
+        assert mqtt.handle(intake, "hotspots/dev/T-0001/status", payload.encode(), at) == "status"
+        intake.commit()
+        device = db["devices"].get("T-0001")
+        return device["fence_error"], device["fence_rejects"]
+
+    assert status(1, fence_err="structure: grid cell 3: fence index out of range",
+                  fence_rej=2) == ("structure: grid cell 3: fence index out of range", 2)
+    # A last will says nothing about fence sets: the alert stays as it was.
+    mqtt.handle(intake, "hotspots/dev/T-0001/status", wire.status("T-0001", False, 0).encode(), 2)
+    intake.commit()
+    assert db["devices"].get("T-0001")["fence_error"] is not None
+    # Applied since: a status without ``fence_err`` clears it.
+    assert status(3) == (None, None)
+    # Out of range: dropped (stored as NULL) and counted, the status itself still stored.
+    assert status(4, fence_err="bad\u202etext", fence_rej=-1) == (None, None)
+    payload = (b'{"_type":"status","dev":"T-0001","online":true,"created_at":1800000000,'
+               b'"fence_err":"a\\u0007b","fence_rej":4294967296}')
+    assert mqtt.handle(intake, "hotspots/dev/T-0001/status", payload, 5) == "status"
+    intake.commit()
+    device = db["devices"].get("T-0001")
+    assert (device["fence_error"], device["fence_rejects"], device["online"]) == (None, None, 1)
+    counters = dict(db.execute("SELECT counter, n FROM intake_counters"
+                               " WHERE device_id = 'T-0001'").fetchall())
+    assert counters["dropped:fence_error"] >= 1
+    assert counters["dropped:fence_rejects"] >= 1
+
+
 def test_each_fence_set_a_device_reports_is_kept_with_when_it_was_first_reported(intake, db):
     def status(version: str, at: float) -> None:
         msg = json.dumps({"_type": "status", "dev": "T-0001", "online": True, "fences": version})

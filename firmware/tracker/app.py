@@ -6,15 +6,16 @@ outbox. ``run`` is the asyncio loop that wires a board's ports to it: a GNSS lin
 """
 
 import asyncio
+import gc
 import json
 import random
 import sys
 
 from tracker import wire
 from tracker.compat import const, ticks_diff, ticks_ms
-from tracker.fence import FenceEngine, FenceSet, FileText
+from tracker.fence import FenceEngine, FenceSetError, FenceStore
 from tracker.meter import Meter
-from tracker.mqtt import MQTTClient
+from tracker.mqtt import MQTTClient, MQTTError
 from tracker.nmea import NmeaParser
 from tracker.outbox import Outbox
 from tracker.policy import Policy, approx_distance_m, density_near
@@ -26,6 +27,9 @@ _MOVE_REPORT_M = const(50)
 _FENCES_FILE = "fences.json"
 _BATCH = const(20)  # messages in flight per round trip
 _MAX_BACKOFF_S = const(60)
+# Longest the radio stays on after an upload for a fence set still coming in; then it sleeps, and
+# the fetch starts over at the next connect.
+_FETCH_HOLD_MS = const(120000)
 _FAR_M = const(100000)  # "no fence anywhere near" for the policy
 _SHIFT_S = const(36000)  # the shift the battery budget must reach: ten hours
 
@@ -57,6 +61,13 @@ class Tracker:
         self.parser = NmeaParser(self._on_fix)
         self.fence_set = fence_set
         self.engine = FenceEngine(fence_set, self._on_transition) if fence_set else None
+        # Where a set handed over whole (the dock) is written before it is used: with a
+        # storage, the running set is always read from flash (see ``apply_fences``).
+        self.storage = None
+        self.fences_file = _FENCES_FILE
+        self.fence_rejects = 0  # sets refused since start-up (status ``fence_rej``)
+        self.memory_errors = 0  # fixes whose fence update or report ran out of heap
+        self.fence_error = ""  # why the last one was refused (status ``fence_err``)
         self.invalid_epochs = 0
         self.fixes = 0
         self.last_fix_t = 0
@@ -109,16 +120,58 @@ class Tracker:
         self.parser.flush()
 
     def apply_fences(self, text):
-        """Swap in a new compiled fence set; raises ``ValueError`` and keeps the old one if bad."""
-        return self.use_fences(FenceSet.from_json(text))
+        """Swap in a new compiled fence set held whole in memory (the dock hands it over so);
+        raises ``ValueError`` (or ``MemoryError``, ``OSError``), counted in the status, and keeps
+        the old one if it cannot be used.
+
+        With a ``storage``, the set goes to flash first and runs from there, so the text is not
+        kept in memory once this returns.
+        """
+        try:
+            storage = self.storage
+            if storage is None:
+                return self.use_fences(FenceStore.from_text(text))
+            f = storage.create(self.fences_file)
+            try:
+                for i in range(0, len(text), 512):  # no second whole copy as bytes
+                    piece = text[i : i + 512]
+                    f.write(piece.encode() if isinstance(piece, str) else piece)
+            finally:
+                f.close()
+            new_set = stored_fences(storage, self.fences_file, True)
+            storage.replace(self.fences_file)
+            new_set.reopen(lambda: storage.open(self.fences_file))
+            return self.use_fences(new_set)
+        except (ValueError, MemoryError, OSError) as exc:
+            if self.storage is not None:
+                self.storage.discard(self.fences_file)
+            self.fence_refused(exc)
+            raise
+
+    def fence_refused(self, exc):
+        """Count a fence set that could not be used; returns the reason for the log."""
+        self.fence_rejects += 1
+        if isinstance(exc, MemoryError):
+            why = "memory: too big for this tracker"
+        elif isinstance(exc, FenceSetError):
+            why = str(exc)[len("fence set: "):]
+            why = exc.reason + ": " + why
+        elif isinstance(exc, OSError):
+            why = "flash: %s" % (exc,)
+        else:
+            why = "invalid: %s" % (exc,)
+        self.fence_error = why[:80]
+        return why
 
     def use_fences(self, new_set):
-        """Swap in a parsed :class:`FenceSet`; returns it."""
+        """Swap in a checked :class:`tracker.fence.FenceStore` (or a whole ``FenceSet``);
+        returns it."""
         if self.engine is None:
             self.engine = FenceEngine(new_set, self._on_transition)
         else:
             self.engine.set_fences(new_set)
         self.fence_set = new_set
+        self.fence_error = ""
         return new_set
 
     # -- time -----------------------------------------------------------------------------------
@@ -145,7 +198,12 @@ class Tracker:
             return  # the clock still follows GNSS time; nothing is recorded
         engine = self.engine
         if engine is not None:
-            engine.update(fix.t, fix.lat_e6, fix.lon_e6, fix.acc_cm)
+            try:
+                engine.update(fix.t, fix.lat_e6, fix.lon_e6, fix.acc_cm)
+            except MemoryError:
+                # Counted (``memory_errors``), and the policy below still runs: skipping it
+                # would keep the receiver on, and every extra fix makes it worse.
+                self.memory_errors += 1
         if policy is None:
             trigger = self._report_trigger(fix)
         else:
@@ -154,7 +212,7 @@ class Tracker:
             pending = 0
             if engine is not None:
                 nearest = engine.nearest_m
-                density = density_near(self.fence_set, fix.lat_e6, fix.lon_e6, nearest)
+                density = density_near(engine.fences, fix.lat_e6, fix.lon_e6, nearest)
                 pending = engine.pending
             trigger = policy.fix(fix.t, fix.lat_e6, fix.lon_e6, fix.speed_cmps, fix.acc_cm,
                                  nearest, density, self._transitioned, pending)
@@ -162,7 +220,10 @@ class Tracker:
                 self.gnss_off_until = policy.wake_t
         self._transitioned = False
         if trigger:
-            self._queue_location(fix, trigger)
+            try:
+                self._queue_location(fix, trigger)
+            except MemoryError:
+                self.memory_errors += 1
 
     def _receiver_off(self, t):
         """True (and the epoch is dropped) while the policy has the receiver switched off."""
@@ -199,7 +260,7 @@ class Tracker:
         seq = self.outbox.next_seq()
         regions = ()
         if self.engine is not None:
-            ids = self.fence_set.ids
+            ids = self.engine.fences.ids  # the hot spots read in near this fix
             regions = [ids[i] for i in self.engine.inside]
         payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
                                 self._battery_pct(), trigger)
@@ -210,8 +271,9 @@ class Tracker:
 
     def _on_transition(self, entering, index, tst, lat_e6, lon_e6):
         seq = self.outbox.next_seq()
-        payload = wire.transition(self.device_id, seq, entering, self.fence_set.ids[index],
-                                  self.fence_set.names[index], tst, lat_e6, lon_e6,
+        fences = self.engine.fences
+        payload = wire.transition(self.device_id, seq, entering, fences.ids[index],
+                                  fences.names[index], tst, lat_e6, lon_e6,
                                   self.parser.fix.acc_cm, self.now_s())
         self._put(seq, wire.KIND_EVENT, payload, tst)
         self._transitioned = True
@@ -259,7 +321,8 @@ class Tracker:
                            self.fence_set.version if self.fence_set else "",
                            len(self.outbox), self._battery_pct(), FIRMWARE_VERSION,
                            gnss=self.gnss_module.status() if self.gnss_module else None,
-                           energy=self.energy())
+                           energy=self.energy(), fence_err=self.fence_error,
+                           fence_rej=self.fence_rejects)
 
     def energy(self):
         """The energy counters (``wire.ENERGY_FIELDS`` order), or None before ``run``."""
@@ -272,6 +335,50 @@ class Tracker:
         return (up, up - meter.sleep_ms, meter.receiver_ms(now), self.fixes, meter.wakeups,
                 link.connects if link else 0, link.bytes_out if link else 0,
                 link.bytes_in if link else 0)
+
+
+class HeapWatch:
+    """Heap figures for the memory budget (docs/memory.md), where ``gc.mem_alloc`` exists
+    (MicroPython; on CPython every figure stays 0).
+
+    ``base``: bytes in use after the imports, collected; ``sample()`` (cheap, on every GNSS
+    line) keeps the peak in use; ``collect()`` (every few seconds) keeps the largest working
+    set, i.e. live data above ``base``.
+    """
+
+    def __init__(self):
+        self._alloc = getattr(gc, "mem_alloc", None)
+        self._free = getattr(gc, "mem_free", None)
+        self.base = 0
+        self.peak = 0
+        self.working = 0
+        self.free_min = -1
+        if self._alloc is not None:
+            gc.collect()
+            self.base = self._alloc()
+            self.peak = self.base
+
+    def sample(self):
+        if self._alloc is not None:
+            used = self._alloc()
+            if used > self.peak:
+                self.peak = used
+
+    def collect(self):
+        if self._alloc is None:
+            return
+        self.sample()
+        gc.collect()
+        live = self._alloc() - self.base
+        if live > self.working:
+            self.working = live
+        free = self._free()
+        if self.free_min < 0 or free < self.free_min:
+            self.free_min = free
+
+    def line(self):
+        return ("heap: %d after start-up, working set %d above it, peak %d in use, %d free at"
+                " least" % (self.base, self.working, self.peak, self.free_min))
 
 
 class Ports:
@@ -316,16 +423,16 @@ class Ports:
         self.radio = radio
 
 
-def _stored_fences(storage, new):
-    """The fence set in flash (or the one just spooled there, with ``new``), or None; parsed
-    from flash a few hundred bytes at a time. Raises ``ValueError`` if it is not a valid set."""
-    f = storage.open(_FENCES_FILE, new)
+def stored_fences(storage, name=_FENCES_FILE, new=False):
+    """The fence set in flash (or the one just spooled there, with ``new``) as a checked
+    :class:`tracker.fence.FenceStore`, or None when there is none. It stays in flash: checking
+    it reads it a few hundred bytes at a time, and the engine reads the hot spots near the
+    tracker from it as it moves. Raises ``ValueError`` if it is not a valid set."""
+    f = storage.open(name, new)
     if f is None:
         return None
-    try:
-        return FenceSet.from_json(FileText(f))
-    finally:
-        f.close()
+    f.close()
+    return FenceStore.load(lambda: storage.open(name, new))
 
 
 class _Spool:
@@ -365,21 +472,26 @@ async def run(ports, cfg):
     Two tasks share the outbox: one reads and parses GNSS lines, the other publishes. A dead link
     only stops the publisher; parsing and fence evaluation carry on and the outbox fills.
     """
+    heap = HeapWatch()
     device_id = cfg["device_id"]
     station = cfg["station"]
     sampling = cfg["sampling"]
     storage = ports.storage
     outbox = Outbox(storage)
     fence_set = None
+    refused = None
     try:
-        fence_set = _stored_fences(storage, False)
+        fence_set = stored_fences(storage)
     except (ValueError, MemoryError, OSError) as exc:
-        ports.log("stored fences unusable: %r" % (exc,))
+        refused = exc
     policy = Policy() if sampling == "adaptive" else None
     battery = ports.battery
     power = ports.gnss_power
     tracker = Tracker(device_id, outbox, fence_set, cfg["report_s"], battery=battery,
                       policy=policy)
+    tracker.storage = storage
+    if refused is not None:
+        ports.log("stored fences unusable: %s" % tracker.fence_refused(refused))
     module = ports.gnss_module
     tracker.gnss_module = module
     meter = tracker.meter = Meter(ticks_ms())
@@ -393,7 +505,8 @@ async def run(ports, cfg):
         device_id, fence_set.version if fence_set else "none", sampling))
     wake = asyncio.Event()
     state = {"eof": False, "published": 0, "status_due": False, "draining": False,
-             "shift_end": 0, "budget_ms": 0, "rtc_t": 0}
+             "shift_end": 0, "budget_ms": 0, "rtc_t": 0, "heap_ms": 0, "oom": 0,
+             "fetch": "", "fetching": "", "fetch_ms": 0, "unsubscribe": "", "refused": ""}
 
     async def read_gnss():
         while True:
@@ -405,7 +518,20 @@ async def run(ports, cfg):
                 return
             if module is not None:
                 module.feed(line)  # its acknowledgements travel among the NMEA
-            tracker.feed_line(line, ticks_ms())
+            try:
+                tracker.feed_line(line, ticks_ms())
+            except MemoryError as exc:
+                # Never silent, never fatal: a reader task that died would leave the tracker
+                # connected and reporting nothing. The line is lost and counted.
+                state["oom"] += 1
+                if state["oom"] == 1:
+                    ports.log("memory: out of heap while parsing (%r); lines dropped are counted"
+                              % (exc,))
+                    if hasattr(sys, "print_exception"):
+                        sys.print_exception(exc)
+                gc.collect()
+                continue
+            heap.sample()
             if clock is not None and tracker.last_fix_t - state["rtc_t"] >= 60:
                 state["rtc_t"] = tracker.last_fix_t
                 clock.sync(tracker.last_fix_t)  # at most once a minute: it rarely drifts
@@ -439,30 +565,65 @@ async def run(ports, cfg):
                      state["shift_end"])
 
     fences_topic = wire.fences_topic(station)
+    set_prefix = fences_topic + "/"
 
     def spool(topic, _length):
-        # A fence set goes to flash as it arrives and is parsed from there: the set's arrays
-        # are then the only large allocation (see docs/fences.md).
-        return _Spool(storage, _FENCES_FILE) if topic == fences_topic else None
+        # A fence set goes to flash as it arrives and is checked there: it is never in RAM
+        # (docs/memory.md).
+        return _Spool(storage, _FENCES_FILE) if topic.startswith(set_prefix) else None
+
+    def on_announcement(payload):
+        """The station's current set is named on the fences topic (a few dozen bytes, at
+        every connect): fetch its body only when it is not the set running, nor one refused
+        already (it would fail the same way). An unchanged set costs nothing more."""
+        try:
+            doc = json.loads(payload)
+            version = doc["version"]
+            if not isinstance(version, str) or not 0 < len(version) <= 32 or "/" in version:
+                raise ValueError(version)
+        except (ValueError, KeyError, TypeError):
+            ports.log("fence set rejected: %s" % tracker.fence_refused(
+                ValueError("announcement is not {\"version\": ..., \"size\": ...}")))
+            state["status_due"] = True
+            return
+        running = tracker.fence_set.version if tracker.fence_set is not None else ""
+        if version != running and version != state["refused"]:
+            state["fetch"] = version
+            wake.set()
 
     def on_message(topic, payload):
         if topic == fences_topic:
+            if payload is not None:
+                on_announcement(payload)
+                return
+            # Larger than a RAM payload: an old publisher sending the whole set here.
+            ports.log("fence set rejected: %s" % tracker.fence_refused(
+                ValueError("the fences topic must carry an announcement, not a set")))
+        elif topic.startswith(set_prefix):
             # Whatever happens, the old set stays unless the new one is whole and valid; a
-            # rejected set is acknowledged anyway: a retained set comes again at every connect
-            # and would fail the same way.
+            # refused set is acknowledged anyway and not fetched again until a restart.
             # ``spool`` hands every fence set to flash, so ``payload`` is always a _Spool here.
+            version = topic[len(set_prefix):]
+            state["unsubscribe"] = topic
+            state["fetch"] = ""
             try:
                 if not payload.ok:
                     raise OSError("flash write failed")
-                new_set = _stored_fences(storage, True)
+                new_set = stored_fences(storage, _FENCES_FILE, True)
                 if new_set is None:
                     raise OSError("spooled set missing")
                 storage.replace(_FENCES_FILE)  # in flash first: what runs is what reboots
+                new_set.reopen(lambda: storage.open(_FENCES_FILE))
                 tracker.use_fences(new_set)
+                heap.sample()
             except (ValueError, MemoryError, OSError) as exc:
                 storage.discard(_FENCES_FILE)
-                ports.log("fence set rejected: %s" % (
-                    "too big for this tracker's memory" if isinstance(exc, MemoryError) else exc))
+                # Counted and reported in the status (the gateway raises an alert); the old
+                # set keeps running.
+                ports.log("fence set rejected: %s" % tracker.fence_refused(exc))
+                state["refused"] = version
+                state["status_due"] = True
+                wake.set()
                 return
             ports.log("fences %s active" % new_set.version)
         elif topic == command_topic:
@@ -496,12 +657,27 @@ async def run(ports, cfg):
             await client.subscribe(command_topic)
             await client.publish(status_topic, tracker.status(True), 1, True)
             backoff_s = 1
+            state["fetching"] = ""  # a new connection: a fetch in progress starts over
             while True:
                 if watchdog is not None:
                     watchdog.kick()
+                if state["fetch"] and state["fetch"] != state["fetching"]:
+                    # The announced set is not the one running: its body, retained on its own
+                    # topic, arrives once after this subscription (and goes to flash).
+                    state["fetching"] = state["fetch"]
+                    state["fetch_ms"] = ticks_ms()
+                    await client.subscribe(wire.fences_set_topic(station, state["fetch"]))
+                if state["unsubscribe"]:
+                    topic = state["unsubscribe"]
+                    state["unsubscribe"] = ""
+                    state["fetching"] = ""
+                    await client.unsubscribe(topic)
                 if state["status_due"]:
                     state["status_due"] = False
                     await client.publish(status_topic, tracker.status(True), 1, True)
+                if ticks_diff(ticks_ms(), state["heap_ms"]) >= 2000:
+                    state["heap_ms"] = ticks_ms()
+                    heap.collect()
                 if ticks_diff(ticks_ms(), state["budget_ms"]) >= 60000:
                     state["budget_ms"] = ticks_ms()
                     budget_power()
@@ -515,7 +691,12 @@ async def run(ports, cfg):
                         state["draining"] = False
                         if policy is not None:
                             policy.uploaded(tracker.now_s(), True)
-                            if ports.radio is not None and not state["eof"]:
+                            # Not while a fence set is coming in: ending the session would
+                            # cut it, and a large set would start over at every upload.
+                            # Bounded: a body that never comes must not keep the radio on.
+                            fetching = state["fetching"] and ticks_diff(
+                                ticks_ms(), state["fetch_ms"]) < _FETCH_HOLD_MS
+                            if ports.radio is not None and not state["eof"] and not fetching:
                                 await _radio_sleep(ports, client, tracker, state, wake)
                                 break  # reconnect: open_connection wakes the radio
                     if state["eof"]:
@@ -528,12 +709,24 @@ async def run(ports, cfg):
                             outbox.last_seq, len(outbox), outbox.dropped))
                         ports.log("published %d messages" % state["published"])
                         ports.log("energy: %r" % (tracker.energy(),))
+                        if tracker.engine is not None:
+                            ports.log("fences: %d cells read from flash, %d hot spots in RAM"
+                                      % (tracker.engine.windows, len(tracker.engine.fences)))
+                        heap.collect()
+                        ports.log(heap.line())
+                        if state["oom"] or tracker.memory_errors:
+                            ports.log("memory: %d GNSS lines dropped, %d fixes short of heap"
+                                      % (state["oom"], tracker.memory_errors))
                         return tracker
                     wake.clear()
                     try:
                         await asyncio.wait_for(wake.wait(), 1)
                     except asyncio.TimeoutError:
                         pass
+                    if not client.connected:
+                        # The receiver saw the link end: reconnect now rather than at the
+                        # next publish (commands and new fence sets come in on this link).
+                        raise MQTTError("connection lost")
                     continue
                 # One radio wake-up sends everything waiting, in batches acknowledged together.
                 messages = [(wire.device_topic(device_id, kind), payload, packet_id(seq))

@@ -54,13 +54,8 @@ try:
 except ImportError:  # pragma: no cover - very old MicroPython
     from uarray import array
 
-try:
-    import hashlib
-except ImportError:  # pragma: no cover - port without hashlib: structure checks only
-    hashlib = None
-
 import binascii
-import json
+import gc
 
 MAGIC = b"HSF1"
 HEADER = "<4s12sHHHHHHiiBBHHHHH"
@@ -79,7 +74,7 @@ _CHUNK = const(384)  # bytes read at a time while loading (a multiple of 2, 3 an
 _B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
 
 
-class _Strings:
+class Strings:
     """Read-only sequence of str decoded on access from one UTF-8 blob."""
 
     def __init__(self, blob, off, first):
@@ -114,19 +109,6 @@ class _Strings:
 
     def __repr__(self):
         return repr(list(self))
-
-
-class _MemReader:
-    """``read(n)`` over bytes held in memory (small copies, never the whole set)."""
-
-    def __init__(self, data):
-        self._mv = memoryview(data)
-        self._pos = 0
-
-    def read(self, n):
-        p = self._pos
-        self._pos = p + n
-        return bytes(self._mv[p : p + n])
 
 
 class FileText:
@@ -180,32 +162,116 @@ class FileText:
         return -1
 
 
-class _Base64Reader:
-    """``read(n)`` that decodes a base64 slice of a str or bytes a few hundred bytes at a time.
+class FenceSetError(ValueError):
+    """A fence set refused at load; ``reason`` is a short counter key (``hash``, ``structure``,
+    ``strings``, ``size``, ``format``), the message says what is wrong."""
 
-    So a JSON wrapper is turned into a fence set without ever holding the decoded copy of the
-    whole set beside the text (that copy alone would not fit a 64 KB heap).
-    """
+    def __init__(self, reason, detail):
+        super().__init__("fence set: " + detail)
+        self.reason = reason
 
-    def __init__(self, text, start, end):
-        self._text = memoryview(text) if isinstance(text, (bytes, bytearray)) else text
-        self._pos = start
-        self._end = end
-        self._pending = b""
 
-    def read(self, n):
-        out = self._pending
-        while len(out) < n and self._pos < self._end:
-            q = self._pos + _B64_CHUNK
-            if q > self._end:
-                q = self._end
-            out += binascii.a2b_base64(self._text[self._pos : q])
-            self._pos = q
-        self._pending = out[n:]
-        return out[:n]
+# Sections of the body, in file order: (typecode, count as (a, b, c): a * n + b + c * one of
+# the header counts) -- see ``_counts``.
+_S_LAT0 = const(0)
+_S_LON0 = const(1)
+_S_BB = const(2)
+_S_KXQ = const(3)
+_S_KYQ = const(4)
+_S_HMAX = const(5)
+_S_RADIUS = const(6)
+_S_DENSITY = const(7)
+_S_RING = const(8)
+_S_RSTART = const(9)
+_S_V = const(10)
+_S_GKEY = const(11)
+_S_GOFF = const(12)
+_S_GENT = const(13)
+_S_SOFF = const(14)
+_S_BLOB = const(15)
+_CODES = "iihHHHHBHHhiHHHB"
 
-    def exhausted(self):
-        return self._pos >= self._end and not self._pending
+
+def _width(code):
+    return 1 if code == "B" else (4 if code == "i" else 2)
+
+
+def counts(n, nr, nv, ng, ne, ns):
+    """Element count of every section, in file order."""
+    return (n, n, 4 * n, n, n, n, n, n, n + 1, nr + 1, 2 * nv, ng, ng + 1, ne, 2 * n + 1, ns)
+
+
+def offsets(counts):
+    """Byte offset of every section from the start of the set, and the total size."""
+    out = []
+    pos = HEADER_SIZE
+    for s in range(16):
+        out.append(pos)
+        pos += counts[s] * _width(_CODES[s])
+    return out, pos
+
+
+class _MemSource:
+    """``read_at`` over a set held in memory."""
+
+    def __init__(self, data):
+        self._mv = memoryview(data)
+
+    def read_at(self, pos, n):
+        return bytes(self._mv[pos : pos + n])
+
+
+class _FileSource:
+    """``read_at`` over a binary set in a seekable file."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def read_at(self, pos, n):
+        self._f.seek(pos)
+        return self._f.read(n)
+
+
+class _B64Source:
+    """``read_at`` over the binary set inside a JSON wrapper (str, bytes or :class:`FileText`):
+    base64 maps every 3 bytes to 4 characters, so any byte range is decoded from its own few
+    characters, without decoding what comes before."""
+
+    def __init__(self, text, start, size):
+        self._text = text
+        self._start = start
+        self._size = size
+
+    def read_at(self, pos, n):
+        if pos + n > self._size:
+            n = self._size - pos
+        if n <= 0:
+            return b""
+        q0 = pos // 3
+        q1 = (pos + n + 2) // 3
+        chars = self._text[self._start + 4 * q0 : self._start + 4 * q1]
+        raw = binascii.a2b_base64(chars)
+        k = pos - 3 * q0
+        return raw[k : k + n]
+
+
+def _values(src, pos, code, count):
+    """The ``count`` values of a section at ``pos``, read a chunk at a time."""
+    width = _width(code)
+    per = _CHUNK // width
+    while count > 0:
+        k = count if count < per else per
+        raw = src.read_at(pos, k * width)
+        if len(raw) != k * width:
+            raise FenceSetError("size", "truncated body")
+        if code == "B":
+            for x in raw:
+                yield x
+        else:
+            for x in array(code, raw):
+                yield x
+        pos += k * width
+        count -= k
 
 
 def isqrt(n):
@@ -229,201 +295,35 @@ class FenceSet:
         self.version = ""
         self.near_m = 0
         self.cand_end = 0
+        self.gidx = None  # a window of a FenceStore: its indexes in the store
 
     def __len__(self):
         return self.n
 
+    # The loaders that hold a whole set in memory (host tools, tests, replays on CPython) live
+    # in ``tracker.fence_load``, imported on first use: the tracker runs a :class:`FenceStore`
+    # and never loads that bytecode (docs/memory.md).
     @classmethod
     def from_json(cls, text):
         """Parse the JSON wrapper (str, bytes, or a :class:`FileText` over a file) or, if it
-        starts with the magic, raw binary.
+        starts with the magic, raw binary, into memory. Raises :class:`FenceSetError`."""
+        from tracker.fence_load import from_json
 
-        The base64 ``data`` is decoded piecewise straight into the set's arrays, so the peak
-        memory is the text plus the set, not the text plus two copies of the set.
-        """
-        if isinstance(text, memoryview):
-            text = bytes(text)
-        if isinstance(text, (bytes, bytearray, FileText)):
-            if bytes(text[:4]) == MAGIC:
-                if isinstance(text, FileText):
-                    return cls.from_stream(text.rewound(), len(text))
-                return cls.from_bytes(text)
-            quote = 34  # ord('"') for bytes
-            key = b'"data"'
-        elif isinstance(text, str):
-            quote = '"'
-            key = '"data"'
-        else:
-            raise ValueError("fence set: expected str or bytes, not %s" % type(text).__name__)
-        k = text.find(key)
-        # The value's opening quote: the first quote after the colon that follows the key.
-        colon = text.find(b":" if quote == 34 else ":", k + 6) if k >= 0 else -1
-        start = text.find(b'"' if quote == 34 else '"', colon + 1) if colon >= 0 else -1
-        end = text.find(b'"' if quote == 34 else '"', start + 1) if start >= 0 else -1
-        if end < 0:
-            raise ValueError("fence set: bad JSON wrapper: no data")
-        start += 1
-        try:
-            # The wrapper without its payload is a few dozen bytes: parse it properly.
-            if quote == 34:
-                doc = json.loads(str(bytes(text[:start]) + bytes(text[end:]), "utf-8"))
-            else:
-                doc = json.loads(text[:start] + text[end:])
-            fmt = doc["format"]
-            version = doc["version"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError("fence set: bad JSON wrapper: %r" % (e,))
-        if fmt != "hsf1":
-            raise ValueError("fence set: unknown format %r" % (fmt,))
-        n64 = end - start
-        if n64 % 4:
-            raise ValueError("fence set: base64 data length is not a multiple of 4")
-        size = n64 // 4 * 3
-        for j in (end - 1, end - 2):
-            if n64 and text[j] in (61, "="):
-                size -= 1
-        reader = _Base64Reader(text, start, end)
-        fs = cls.from_stream(reader, size)
-        if not reader.exhausted():
-            raise ValueError("fence set: trailing data after the set")
-        if fs.version != version:
-            raise ValueError("fence set: wrapper version does not match content")
-        return fs
+        return from_json(cls, text)
 
     @classmethod
     def from_bytes(cls, data):
         """Parse a binary fence set held in memory."""
-        return cls.from_stream(_MemReader(data), len(data))
+        from tracker.fence_load import from_stream, mem_reader
+
+        return from_stream(cls, mem_reader(data), len(data))
 
     @classmethod
     def from_stream(cls, f, size=-1):
         """Parse a binary fence set from a stream with ``read(n)`` (e.g. an open flash file)."""
-        try:
-            return cls._parse(f, size)
-        except MemoryError:
-            raise
-        except Exception as e:  # struct.error, IndexError, UnicodeError...: all mean corrupt
-            if isinstance(e, ValueError) and str(e).startswith("fence set"):
-                raise
-            raise ValueError("fence set: corrupt or truncated (%r)" % (e,))
+        from tracker.fence_load import from_stream
 
-    @classmethod
-    def _parse(cls, f, size):
-        head = f.read(HEADER_SIZE)
-        if len(head) != HEADER_SIZE:
-            raise ValueError("fence set: truncated header")
-        (magic, version, n, nr, nv, ng, ne, ns, g_lat0, g_lon0, g_shift, _flags, g_cols, g_rows,
-         near_lat, near_m, _reserved) = struct.unpack(HEADER, head)
-        if magic != MAGIC:
-            raise ValueError("fence set: bad magic")
-        body = (
-            4 * n * 2 + 2 * 4 * n + 2 * n * 4 + n + 2 * (n + 1) + 2 * (nr + 1) + 4 * nv
-            + 4 * ng + 2 * (ng + 1) + 2 * ne + 2 * (2 * n + 1) + ns
-        )
-        if size >= 0 and size != HEADER_SIZE + body:
-            raise ValueError("fence set: size %d, header says %d" % (size, HEADER_SIZE + body))
-        h = hashlib.sha256() if hashlib is not None else None
-        if h is not None:
-            h.update(head[:4])
-            h.update(bytes(12))  # the version field itself is zeroed in the hash
-            h.update(head[16:])
-        fs = cls()
-
-        readinto = getattr(f, "readinto", None)
-
-        def take(code, count):
-            # Allocate the array once, then fill it a chunk at a time: the whole section is
-            # never held twice (as bytes and as array) while the heap is filling up.
-            width = 1 if code == "B" else (4 if code == "i" else 2)
-            total = width * count
-            if code == "B":
-                arr = bytearray(total)
-            elif MICROPYTHON:
-                # Sized from range()'s length without a temporary buffer; values overwritten.
-                arr = array(code, range(count))
-            else:
-                arr = array(code, bytes(total))
-            if readinto is not None:
-                # A file: straight into the array, no temporary buffers at all (they would
-                # fragment a small heap between the big arrays).
-                if total and readinto(arr) != total:
-                    raise ValueError("fence set: truncated body")
-                if h is not None and total:
-                    h.update(arr)
-                return arr
-            pos = 0
-            while pos < total:
-                step = total - pos
-                if step > _CHUNK:
-                    step = _CHUNK
-                raw = f.read(step)
-                if len(raw) != step:
-                    raise ValueError("fence set: truncated body")
-                if h is not None:
-                    h.update(raw)
-                if code == "B":
-                    arr[pos : pos + step] = raw
-                else:
-                    arr[pos // width : (pos + step) // width] = array(code, raw)
-                pos += step
-            return arr
-
-        fs.n = n
-        fs.lat0 = take("i", n)
-        fs.lon0 = take("i", n)
-        fs.bb = take("h", 4 * n)
-        fs.kxq = take("H", n)
-        fs.kyq = take("H", n)
-        fs.hmax = take("H", n)
-        fs.radius = take("H", n)
-        fs.density = take("B", n)
-        fs.ring = take("H", n + 1)
-        fs.rstart = take("H", nr + 1)
-        fs.v = take("h", 2 * nv)
-        fs.gkey = take("i", ng)
-        fs.goff = take("H", ng + 1)
-        fs.gent = take("H", ne)
-        soff = take("H", 2 * n + 1)
-        blob = take("B", ns)
-        version = str(version, "ascii")
-        if h is not None:
-            if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
-                raise ValueError("fence set: content hash does not match version " + version)
-        # Structure checks so that evaluation can never index out of range.
-        if fs.ring[0] != 0 or fs.ring[n] != nr or fs.rstart[0] != 0 or fs.rstart[nr] != nv:
-            raise ValueError("fence set: inconsistent ring tables")
-        for i in range(n):
-            if fs.ring[i + 1] < fs.ring[i]:
-                raise ValueError("fence set: inconsistent ring tables")
-            if fs.ring[i + 1] == fs.ring[i] and fs.radius[i] == 0:
-                raise ValueError("fence set: fence %d has no geometry" % i)
-            if fs.kxq[i] == 0 or fs.kyq[i] == 0:
-                raise ValueError("fence set: zero scale factor")
-        for r in range(nr):
-            if fs.rstart[r + 1] < fs.rstart[r] + 3:
-                raise ValueError("fence set: ring with fewer than 3 vertices")
-        if fs.goff[0] != 0 or fs.goff[ng] != ne:
-            raise ValueError("fence set: inconsistent grid")
-        for e in fs.gent:
-            if e >= n:
-                raise ValueError("fence set: grid entry out of range")
-        if soff[0] != 0 or soff[2 * n] != ns:
-            raise ValueError("fence set: inconsistent strings")
-        fs.version = version
-        fs.g_lat0 = g_lat0
-        fs.g_lon0 = g_lon0
-        fs.g_shift = g_shift
-        fs.g_cols = g_cols
-        fs.g_rows = g_rows
-        fs.near_lat = near_lat
-        fs.near_m = near_m
-        # Near margin in lon micro-degrees, per fence (same formula as the compiler).
-        fs.near_lon = array("H", bytearray(2 * n))
-        for i in range(n):
-            fs.near_lon[i] = near_lat * fs.kyq[i] // fs.kxq[i] + 1
-        fs.ids = _Strings(blob, soff, 0)
-        fs.names = _Strings(blob, soff, 1)
-        return fs
+        return from_stream(cls, f, size)
 
     # -- queries used by the engine and by tests --------------------------------------------
 
@@ -581,6 +481,206 @@ class FenceSet:
             return -1
 
 
+# A window's grid is one cell that holds every point on Earth (see ``FenceStore.window``):
+# lat_e6 - _W_LAT0 and lon_e6 - _W_LON0 stay below 2**29, so both shift to row and column 0.
+_W_LAT0 = const(-100000000)
+_W_LON0 = const(-200000000)
+_W_SHIFT = const(29)
+
+
+class FenceStore:
+    """A checked fence set left where it is (flash), read a few hot spots at a time.
+
+    ``FenceStore.load(opener)``: ``opener()`` returns a new open binary file (seek, read,
+    close) holding the set, raw or as the JSON wrapper. Loading reads it once, a chunk at a
+    time, to verify the content hash and the structure (:func:`_check`), and keeps only the
+    header: memory does not grow with the number of hot spots. ``window(lat_e6, lon_e6, keep)``
+    reads the hot spots of the grid cell holding the point (the compiler's grid lists every
+    fence whose near range touches the cell), plus the ``keep`` fences, into a small
+    :class:`FenceSet` that the engine evaluates exactly as it would the whole set for any point
+    in that cell. ``FenceStore.from_text(text)`` is the same over a set held in memory.
+    Attributes: ``version``, ``near_m``, ``len(store)``.
+    """
+
+    def __init__(self, opener, hd, version, start):
+        self._opener = opener
+        self._hd = hd
+        self.version = version
+        self.n = hd[0]
+        self.near_m = hd[13]
+        self._offs, self._size = offsets(counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5]))
+        self._start = start  # where the base64 starts in a JSON wrapper; -1: raw binary
+
+    def __len__(self):
+        return self.n
+
+    @classmethod
+    def from_text(cls, text):
+        """A store over a set held in memory (wrapper text or bytes, or raw binary)."""
+        from io import BytesIO
+
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        return cls.load(lambda: BytesIO(data))
+
+    @classmethod
+    def load(cls, opener):
+        """Check the set ``opener()`` opens; raises :class:`FenceSetError` (a ``ValueError``).
+
+        The checks (``tracker.fence_check``) run once per set; on MicroPython their bytecode
+        is dropped again afterwards, so it is in the heap only while a set is being loaded.
+        """
+        try:
+            from tracker.fence_check import load
+
+            hd, version, start = load(opener)
+        finally:
+            if MICROPYTHON:
+                import sys
+
+                import tracker
+
+                sys.modules.pop("tracker.fence_check", None)
+                if hasattr(tracker, "fence_check"):
+                    delattr(tracker, "fence_check")
+        return cls(opener, hd, version, start)
+
+    def reopen(self, opener):
+        """Read the same set from elsewhere from now on (it was moved in flash)."""
+        self._opener = opener
+
+    def cell_key(self, lat_e6, lon_e6):
+        """The grid cell of the point (``row * cols + col``), or -1 outside the grid."""
+        hd = self._hd
+        r = lat_e6 - hd[6]
+        c = lon_e6 - hd[7]
+        if r < 0 or c < 0:
+            return -1
+        r >>= hd[8]
+        c >>= hd[8]
+        if r >= hd[11] or c >= hd[10]:
+            return -1
+        return r * hd[10] + c
+
+    def window(self, key, keep=(), into=None):
+        """A :class:`FenceSet` of the fences listed in grid cell ``key`` (see :meth:`cell_key`)
+        and the fences ``keep`` (global indexes), in global index order; its ``gidx`` maps its
+        indexes back to the store's. ``into``: a window no longer in use, filled again rather
+        than a new one built (its attribute table is already full size: growing one on every
+        move fragments a small heap)."""
+        f = self._opener()
+        if f is None:
+            raise OSError("fence set missing from flash")
+        try:
+            if self._start < 0:
+                src = _FileSource(f)
+            else:
+                src = _B64Source(FileText(f), self._start, self._size)
+            return self._window(src, key, keep, into)
+        finally:
+            f.close()
+
+    def _window(self, src, key, keep, into):
+        offs = self._offs
+        hd = self._hd
+        wanted = []
+        if key >= 0 and hd[3]:
+            lo = 0
+            hi = hd[3]
+            while lo < hi:  # binary search of the sorted keys, in flash
+                mid = (lo + hi) >> 1
+                if _at(src, offs[_S_GKEY], "i", mid) < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < hd[3] and _at(src, offs[_S_GKEY], "i", lo) == key:
+                a = _at(src, offs[_S_GOFF], "H", lo)
+                b = _at(src, offs[_S_GOFF], "H", lo + 1)
+                wanted = list(_values(src, offs[_S_GENT] + 2 * a, "H", b - a))
+        for g in keep:
+            if g not in wanted:
+                wanted.append(g)
+        wanted.sort()
+        k = len(wanted)
+        fs = into if into is not None else FenceSet()
+        fs.version = self.version
+        fs.n = k
+        fs.gidx = array("H", wanted)
+        fs.lat0 = array("i", [_at(src, offs[_S_LAT0], "i", g) for g in wanted])
+        fs.lon0 = array("i", [_at(src, offs[_S_LON0], "i", g) for g in wanted])
+        bb = array("h", bytearray(8 * k))
+        for j in range(k):
+            raw = src.read_at(offs[_S_BB] + 8 * wanted[j], 8)
+            bb[4 * j : 4 * j + 4] = array("h", raw)
+        fs.bb = bb
+        fs.kxq = array("H", [_at(src, offs[_S_KXQ], "H", g) for g in wanted])
+        fs.kyq = array("H", [_at(src, offs[_S_KYQ], "H", g) for g in wanted])
+        fs.hmax = array("H", [_at(src, offs[_S_HMAX], "H", g) for g in wanted])
+        fs.radius = array("H", [_at(src, offs[_S_RADIUS], "H", g) for g in wanted])
+        fs.density = bytearray([_at(src, offs[_S_DENSITY], "B", g) for g in wanted])
+        # Rings and vertices, re-based to this window.
+        ring = array("H", [0])
+        rstart = array("H", [0])
+        spans = []
+        nv = 0
+        for g in wanted:
+            r0 = _at(src, offs[_S_RING], "H", g)
+            r1 = _at(src, offs[_S_RING], "H", g + 1)
+            v0 = _at(src, offs[_S_RSTART], "H", r0)
+            for r in range(r0 + 1, r1 + 1):
+                rstart.append(nv + _at(src, offs[_S_RSTART], "H", r) - v0)
+            if r1 > r0:
+                v1 = rstart[len(rstart) - 1] - nv + v0
+                spans.append((v0, v1))
+                nv += v1 - v0
+            ring.append(len(rstart) - 1)
+        fs.ring = ring
+        fs.rstart = rstart
+        v = array("h", bytearray(4 * nv))
+        p = 0
+        for v0, v1 in spans:
+            q = p + 2 * (v1 - v0)
+            v[p:q] = array("h", src.read_at(offs[_S_V] + 4 * v0, 4 * (v1 - v0)))
+            p = q
+        fs.v = v
+        fs.gkey = array("i", [0])
+        fs.goff = array("H", [0, k])
+        fs.gent = array("H", range(k))
+        fs.g_lat0 = _W_LAT0
+        fs.g_lon0 = _W_LON0
+        fs.g_shift = _W_SHIFT
+        fs.g_cols = 1
+        fs.g_rows = 1
+        near_lat = hd[12]
+        fs.near_lat = near_lat
+        fs.near_m = hd[13]
+        fs.near_lon = array("H", [near_lat * fs.kyq[j] // fs.kxq[j] + 1 for j in range(k)])
+        soff = array("H", [0])
+        blob = bytearray()
+        for g in wanted:
+            a, m, b = _values(src, offs[_S_SOFF] + 4 * g, "H", 3)
+            base = len(blob)
+            blob += src.read_at(offs[_S_BLOB] + a, b - a)
+            soff.append(base + m - a)
+            soff.append(base + b - a)
+        fs.ids = Strings(blob, soff, 0)
+        fs.names = Strings(blob, soff, 1)
+        return fs
+
+
+def _at(src, pos, code, i):
+    """Element ``i`` of the section at ``pos``."""
+    w = _width(code)
+    raw = src.read_at(pos + w * i, w)
+    if len(raw) != w:
+        raise OSError("fence set changed in flash")
+    if code == "B":
+        return raw[0]
+    return struct.unpack("<" + code, raw)[0]
+
+
+
+
+
 class FenceEngine:
     """Confirmed enter/leave with hysteresis and interpolated crossing times (see module doc)."""
 
@@ -589,20 +689,39 @@ class FenceEngine:
         self._rt = array("i", [0] * _RING)
         self._rlat = array("i", [0] * _RING)
         self._rlon = array("i", [0] * _RING)
+        self.store = None
+        self._key = -1
+        self._spare = None  # the window before the current one, refilled at the next move
+        if isinstance(fence_set, FenceStore):
+            self.store = fence_set
+            fence_set = fence_set.window(-1)
         self._bind(fence_set)
         self.reset()
+        self.windows = 0  # windows read from a store (cells entered)
 
     def _bind(self, fs):
         n = len(fs)
+        # Everything allocated before anything is assigned: a MemoryError half way must leave
+        # the engine bound to its old set, with arrays of that set's size.
+        st = bytearray(n)  # confirmed inside
+        prev = bytearray(n)  # previous fix was a band deep on the other side
+        ev = array("i", bytearray(4 * n))  # evidence for the other side (CUSUM), q
+        act = bytearray(n)  # listed in _active
+        lo = array("i", bytearray(4 * n))  # seq of last fix deep on the confirmed side
+        seen = array("i", bytearray(4 * n))  # seq at which the fence was last evaluated
+        active = []  # fences inside or with a run pending
+        inside = []
+        for i in range(n):
+            seen[i] = -1
         self.fences = fs
-        self._st = bytearray(n)  # confirmed inside
-        self._prev = bytearray(n)  # previous fix was a band deep on the other side
-        self._ev = array("i", bytearray(4 * n))  # evidence for the other side (CUSUM), q
-        self._act = bytearray(n)  # listed in _active
-        self._lo = array("i", [0] * n)  # seq of last fix deep on the confirmed side
-        self._seen = array("i", [-1] * n)  # seq at which the fence was last evaluated
-        self._active = []  # fences inside or with a run pending
-        self.inside = []
+        self._st = st
+        self._prev = prev
+        self._ev = ev
+        self._act = act
+        self._lo = lo
+        self._seen = seen
+        self._active = active
+        self.inside = inside
         self.pending = 0  # fences with _prev set: a change that the next deep fix confirms
 
     def reset(self):
@@ -628,28 +747,108 @@ class FenceEngine:
         return self.fences.version
 
     def set_fences(self, new_set):
-        """Swap in a new fence set atomically; vanished fences the tracker is in get a leave."""
+        """Swap in a new fence set (a :class:`FenceSet` or a :class:`FenceStore`) atomically;
+        vanished fences the tracker is in get a leave.
+
+        With a store, the fences matched by id are those near the last fix (its grid cell):
+        a fence the tracker is in is always among them unless it moved or vanished.
+        """
+        if isinstance(new_set, FenceStore):
+            store = new_set
+            key = -1
+            if self._seq >= 0:
+                k = self._seq % _RING
+                key = store.cell_key(self._rlat[k], self._rlon[k])
+            new_set = store.window(key)
+            self.store = store
+            self._key = key
+            self._spare = None
+        else:
+            self.store = None
+        self._swap(new_set, False)
+
+    def _move(self, key):
+        """The fix is in another grid cell of the store: read that cell's fences, keeping the
+        ones inside or pending with their whole state, so that evaluation goes on exactly as
+        with the whole set in memory."""
+        fs = self.fences
+        keep = [fs.gidx[i] for i in self._active]
+        # The window's arrays live until the next cell: collected garbage first, they go low
+        # in the heap instead of between the pieces of it (fragmentation is what runs a small
+        # heap out of memory, not its total use; docs/memory.md).
+        if MICROPYTHON:  # a few ms there; on CPython a full collection of a big process
+            gc.collect()
+        # A MemoryError here leaves the current window and its state as they were (the spare
+        # may be half filled: it is not in use); the next fix tries the move again.
+        window = self.store.window(key, keep, self._spare)
+        self._spare = None
+        self._swap(window, True)
+        self._spare = fs
+        self._key = key
+        self.windows += 1
+
+    def _swap(self, new_set, same):
+        """Bind ``new_set``, carrying state over: with ``same`` (another window of the same
+        store) every fence in both keeps all of its state; otherwise fences matched by id keep
+        "inside" and vanished ones the tracker is in get a leave at the last fix."""
         old = self.fences
         kept = []
-        for i in self.inside:
-            j = new_set.index_of(old.ids[i])
-            if j >= 0:
-                kept.append(j)
-            elif self._seq >= 0:
-                k = self._seq % _RING
-                self._cb(False, i, self._t0 + self._rt[k], self._rlat[k], self._rlon[k])
+        if same:
+            # Both windows list their fences in store order: one merge pass.
+            og = old.gidx
+            ng = new_set.gidx
+            j = 0
+            for i in range(len(og)):
+                while j < len(ng) and ng[j] < og[i]:
+                    j += 1
+                if j < len(ng) and ng[j] == og[i]:
+                    kept.append((j, i))
+        else:
+            for i in self._active:
+                if not self._st[i]:
+                    continue
+                j = new_set.index_of(old.ids[i])
+                if j >= 0:
+                    kept.append((j, i))
+                elif self._seq >= 0:
+                    k = self._seq % _RING
+                    self._cb(False, i, self._t0 + self._rt[k], self._rlat[k], self._rlon[k])
+        st = self._st
+        prev = self._prev
+        ev = self._ev
+        lo = self._lo
+        act = self._act
+        active = self._active
         self._bind(new_set)
-        for j in kept:
-            self._st[j] = 1
-            self._act[j] = 1
-            self._active.append(j)
         for j in range(len(new_set)):
             self._lo[j] = self._seq if self._seq > 0 else 0
-        kept.sort()
-        self.inside = kept
+        inside = []
+        for j, i in kept:
+            self._st[j] = st[i]
+            if st[i]:
+                inside.append(j)
+            if same:  # the same fence, only read again: it keeps its evidence
+                self._prev[j] = prev[i]
+                self._ev[j] = ev[i]
+                self._lo[j] = lo[i]
+                self.pending += prev[i]
+            if act[i] or st[i]:
+                self._act[j] = 1
+        # The active list in its old order (the order fences far away are stepped in).
+        for i in active:
+            for j, i2 in kept:
+                if i2 == i:
+                    self._active.append(j)
+                    break
+        inside.sort()
+        self.inside = inside
 
     def update(self, t, lat_e6, lon_e6, acc_cm):
         """Feed one valid fix (time order); emits confirmed transitions through the callback."""
+        if self.store is not None:
+            key = self.store.cell_key(lat_e6, lon_e6)
+            if key != self._key:
+                self._move(key)
         if self._t0 is None:
             self._t0 = t
         dt = t - self._t0

@@ -19,14 +19,21 @@ _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
 _SUBSCRIBE = const(0x82)
 _SUBACK = const(0x90)
+_UNSUBSCRIBE = const(0xA2)
+_UNSUBACK = const(0xB0)
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
 
-# Largest packet accepted: a retained fence set of 200 twenty-vertex hot spots is ~42 KB as the
-# JSON wrapper (fences.publish refuses anything larger than this before sending it).
-_MAX_PACKET = const(49152)
+# Largest packet accepted: a fence set is spooled to flash as it arrives, never held in RAM, so
+# this is a flash budget (2,000 twenty-vertex hot spots are ~390 KB as the JSON wrapper;
+# fences.publish refuses anything larger than this before sending it).
+_MAX_PACKET = const(1048576)
+# Largest payload held in RAM (commands; anything not spooled): no allocation after start-up
+# is bigger than this (docs/memory.md). A larger one is skipped and handed over as None.
+_MAX_RAM_PAYLOAD = const(4096)
 _CHUNK = const(512)  # bytes read at a time when a payload is spooled or dropped
+_MAX_TOPIC = const(256)
 
 
 class MQTTError(OSError):
@@ -231,6 +238,18 @@ class MQTTClient:
         finally:
             self._acked.pop(pid, None)
 
+    async def unsubscribe(self, topic):
+        """Unsubscribe and wait for UNSUBACK."""
+        pid = self._next_pid()
+        self._acked[pid] = False
+        body = struct.pack("!H", pid) + _utf8(topic)
+        try:
+            await self._send(bytes([_UNSUBSCRIBE]) + _remaining_length(len(body)) + body)
+            if not await self._wait_ack(pid):
+                raise MQTTError("no UNSUBACK")
+        finally:
+            self._acked.pop(pid, None)
+
     async def _wait_ack(self, pid):
         return await self._wait_acks(((None, None, pid),))
 
@@ -334,8 +353,10 @@ class MQTTClient:
                 if kind == _PUBLISH:
                     await self._on_publish(head, length)
                     continue
+                if length > _MAX_RAM_PAYLOAD:
+                    raise MQTTError("packet too large")
                 body = await self._read_exactly(length)
-                if kind in (_PUBACK, _SUBACK) and len(body) >= 2:
+                if kind in (_PUBACK, _SUBACK, _UNSUBACK) and len(body) >= 2:
                     pid = struct.unpack("!H", body[:2])[0]
                     if pid in self._acked:
                         self._acked[pid] = True
@@ -356,7 +377,7 @@ class MQTTClient:
         """
         qos = (head >> 1) & 0x03
         topic_len = struct.unpack("!H", await self._read_exactly(2))[0]
-        if 2 + topic_len > length:
+        if 2 + topic_len > length or topic_len > _MAX_TOPIC:
             raise MQTTError("bad PUBLISH")
         topic = bytes(await self._read_exactly(topic_len)).decode()
         length -= 2 + topic_len
@@ -374,7 +395,7 @@ class MQTTClient:
                 payload.close()
         else:
             try:
-                payload = bytearray(length)
+                payload = bytearray(length) if length <= _MAX_RAM_PAYLOAD else None
             except MemoryError:
                 payload = None
             if payload is None:

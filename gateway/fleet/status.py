@@ -69,6 +69,9 @@ class DeviceStatus:
     #: The tracker's energy counters from its last status (``tracker.meter``: ``up_ms``,
     #: ``awake_ms``, ``gnss_on_ms``, ``fixes``, ``wakeups``, ``connects``, ``tx``, ``rx``).
     energy: dict | None = None
+    #: Why the device refused the last fence set offered (it runs ``fence_version``), or None.
+    fence_error: str | None = None
+    fence_rejects: int | None = None
 
 
 @dataclass
@@ -120,11 +123,13 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
     rows = db.execute(
         "SELECT d.device_id, d.source, d.registered_at, d.online, d.status_at, d.last_seen,"
         " d.last_fix_tst, d.batt, d.fence_version, d.outbox, d.max_seq,"
-        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0), d.energy"
+        " coalesce(d.duplicates, 0), coalesce(d.filtered, 0), d.energy,"
+        " d.fence_error, d.fence_rejects"
         " FROM devices d ORDER BY d.device_id").fetchall()
     devices = []
     for (device_id, source, registered_at, online, status_at, last_seen, last_fix, batt,
-         fences, outbox, max_seq, duplicates, filtered, energy) in rows:
+         fences, outbox, max_seq, duplicates, filtered, energy, fence_error,
+         fence_rejects) in rows:
         running = carried.get(device_id)
         collar, since, due = ((running.collar, running.start_ts, running.due_ts) if running
                               else (None, None, None))
@@ -139,6 +144,7 @@ def fleet_status(db: sqlite_utils.Database, now: float | None = None,
             max_seq=max_seq or 0, missing=missing, gaps=gaps, duplicates=duplicates,
             filtered=filtered, quarantined=quarantined_by_device.get(device_id, 0),
             last_location=place, energy=json.loads(energy) if energy else None,
+            fence_error=fence_error, fence_rejects=fence_rejects,
         ))
     assigned = [(d.device_id, d.officer) for d in devices if d.officer is not None]
     return FleetStatus(
@@ -185,6 +191,13 @@ def alerts(devices: list[DeviceStatus], now: int, rules: AlertRules) -> Iterator
                 where = f"; last known at {lat:.5f},{lon:.5f} {_duration(now - tst)} ago"
             yield (f"NOT RETURNED {d.device_id} (officer {d.officer}):"
                    f" due back {_duration(now - due)} ago{where}")
+    for d in devices:
+        # The tracker kept its old set (or has none): hot spots added or changed since are
+        # not enforced on it until someone fixes the set or the tracker.
+        if d.fence_error:
+            running = f"still running {d.fence_version}" if d.fence_version else "no hot spots"
+            yield (f"FENCES REFUSED {d.device_id}: {d.fence_error} ({running};"
+                   f" {d.fence_rejects or 1} refused since start-up)")
     for d in devices:
         if not d.registered:
             yield (f"UNKNOWN DEVICE {d.device_id}: {d.quarantined} messages quarantined;"

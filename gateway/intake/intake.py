@@ -390,6 +390,12 @@ class Intake:
             (1 if obs.online else 0, int(at), obs.batt, obs.outbox, version, obs.firmware,
              json.dumps(obs.energy, sort_keys=True) if obs.energy else None, device_id),
         )
+        if obs.online:
+            # A tracker's status is its whole state: no ``fence_err`` means no set refused
+            # (a last will says nothing about it, and leaves the alert as it was).
+            self.conn.execute(
+                "UPDATE devices SET fence_error = ?, fence_rejects = ? WHERE device_id = ?",
+                (obs.fence_error, obs.fence_rejects, device_id))
 
     def _previous(self, device_id: str, tst: int) -> filters.Kept | None:
         """The device's kept position closest before ``tst``: the cache when in order (the

@@ -96,7 +96,8 @@ def observation(source: str, device_id: str, msg: dict, origin: str) -> Observat
             online=False if msg_type == "lwt" else msg.get("online"),
             batt=msg.get("batt"), outbox=msg.get("outbox"), fences=msg.get("fences"),
             firmware=msg.get("fw"), created_at=msg.get("created_at"),
-            energy=msg.get("energy"))
+            energy=msg.get("energy"), fence_error=msg.get("fence_err"),
+            fence_rejects=msg.get("fence_rej"))
     if msg_type == "transition":
         return Observation(TRANSITION, source, device_id, origin, event=msg.get("event"),
                            rid=msg.get("rid"), desc=msg.get("desc"), seq=msg.get("seq"),

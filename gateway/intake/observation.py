@@ -77,6 +77,10 @@ class Observation:
     firmware: str | None = None
     #: a tracker's energy counters (``tracker.meter``), a dict of non-negative integers
     energy: dict | None = None
+    #: why the tracker refused the last fence set offered (it still runs ``fences``), None when
+    #: it applied it; how many it refused since start-up (docs/fences.md)
+    fence_error: str | None = None
+    fence_rejects: int | None = None
     extra: dict = field(default_factory=dict)
     # app message: its type (``card``, ``waypoints`` ...) and its JSON, attachments removed
     app_type: str | None = None

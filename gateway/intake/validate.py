@@ -47,15 +47,20 @@ EXTRA_MAX_BYTES = 1024
 #: An app message (OwnTracks waypoints of a few dozen regions, a card without its image).
 PAYLOAD_MAX_BYTES = 32_768
 APP_TYPE_MAX = 32
+#: A tracker's reason for refusing a fence set (it sends at most 80 characters).
+FENCE_ERROR_MAX = 200
+#: Fence sets a tracker refused since start-up (read everywhere as a signed 32-bit number).
+FENCE_REJECTS_MAX = (1 << 31) - 1
 
 #: Fields whose bad value quarantines the observation (with reason ``bad_field``).
 ESSENTIAL = ("source", "kind", "tst", "lat", "lon", "acc_m", "seq", "event", "rid", "online")
 #: Fields whose bad value is dropped and counted (``dropped:<field>``).
 OPTIONAL = ("speed_mps", "course_deg", "alt_m", "inregions", "trigger", "created_at",
-            "fix_quality", "desc", "batt", "outbox", "fences", "firmware", "energy", "extra")
+            "fix_quality", "desc", "batt", "outbox", "fences", "firmware", "energy", "fence_error",
+            "fence_rejects", "extra")
 #: The keys of a tracker status's ``energy`` counters (``tracker.wire.ENERGY_FIELDS``).
 ENERGY_KEYS = ("up_ms", "awake_ms", "gnss_on_ms", "fixes", "wakeups", "connects", "tx", "rx")
-#: A counter above this is not a counter (2**53: still exact in JSON and SQLite).
+#: An energy counter above this is not a counter (2**53: still exact in JSON and SQLite).
 COUNTER_MAX = 2**53
 
 # Control characters (C0, DEL, C1), lone surrogates (JSON lets "\ud800" through, and UTF-8
@@ -191,6 +196,10 @@ def check(obs: Observation) -> tuple[Observation, list[str]]:
             drop("firmware")
         if obs.energy is not None and not is_energy(obs.energy):
             drop("energy")
+        if obs.fence_error is not None and not is_text(obs.fence_error, FENCE_ERROR_MAX):
+            drop("fence_error")
+        if obs.fence_rejects is not None and not _int_in(obs.fence_rejects, 0, FENCE_REJECTS_MAX):
+            drop("fence_rejects")
     if obs.extra:
         if extra_json(obs.extra) is None:
             drop("extra")
