@@ -243,7 +243,7 @@ class Intake:
             # when it upgrades to write, where this one waits for the busy timeout instead.
             self.conn.execute("BEGIN IMMEDIATE")
             self._in_batch = True
-            # Other writers (the dock, the radio, `hotspots quarantine`) quarantine and evict
+            # Other writers (the dock, the radio, a file import) quarantine and evict
             # too, on their own connections: the budget usage kept from earlier batches holds
             # only while none of them has committed since (SQLite's data_version changes for
             # exactly that). Reading it afresh each batch instead costs a scan of the device's
