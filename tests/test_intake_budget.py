@@ -150,3 +150,23 @@ def test_another_devices_fixes_are_all_stored_while_one_device_floods(mosquitto,
         evicted = conn.execute("SELECT n FROM intake_counters WHERE device_id = 'F-1'"
                                " AND counter = 'quarantine_evicted'").fetchone()[0]
     assert rows <= SMALL.max_rows and rows + evicted == 3000
+
+
+def test_the_budget_counts_rows_another_writer_quarantined_between_batches(tmp_path):
+    """The usage an intake keeps between batches is dropped as soon as another connection (the
+    dock, the radio) has committed: the bound holds for both writers together."""
+    path = str(tmp_path / "two.db")
+    gateway_db, dock_db = open_db(path), open_db(path)
+    register_device(gateway_db, "T-9")
+    gateway, dock = Intake(gateway_db, budget=SMALL), Intake(dock_db, budget=SMALL)
+    for turn in range(30):
+        writer = gateway if turn % 2 == 0 else dock
+        for i in range(30):
+            writer.reject("dock:1" if writer is dock else "hotspots/dev/T-9/loc", "malformed",
+                          "x", junk(turn * 100 + i, 500), NOW, "T-9")
+        writer.commit()
+        rows, size = usage(gateway_db, "T-9")
+        assert rows <= SMALL.max_rows and size <= SMALL.max_bytes
+    assert gateway.counts.evicted + dock.counts.evicted + usage(gateway_db, "T-9")[0] == 900
+    gateway_db.close()
+    dock_db.close()

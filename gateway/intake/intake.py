@@ -165,6 +165,8 @@ class Intake:
         self._usage: dict[str | None, list[int]] = {}
         self._app_usage: dict[str, list[int]] = {}
         self._regions_text: dict[tuple, str] = {}
+        #: ``PRAGMA data_version`` when the budget usage above was last known exact.
+        self._data_version: int | None = None
 
     # -- the API ------------------------------------------------------------------------------
     def submit(self, obs: Observation, received_at: float, raw: bytes | None = None) -> str:
@@ -241,6 +243,16 @@ class Intake:
             # when it upgrades to write, where this one waits for the busy timeout instead.
             self.conn.execute("BEGIN IMMEDIATE")
             self._in_batch = True
+            # Other writers (the dock, the radio, a file import) quarantine and evict
+            # too, on their own connections: the budget usage kept from earlier batches holds
+            # only while none of them has committed since (SQLite's data_version changes for
+            # exactly that). Reading it afresh each batch instead costs a scan of the device's
+            # quarantine per batch, a tenth of the gateway's time under a 1 % hostile stream.
+            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._usage.clear()
+                self._app_usage.clear()
+                self._data_version = version
 
     def commit(self) -> None:
         """End the current batch: write the per-device bookkeeping and commit."""
@@ -274,9 +286,6 @@ class Intake:
         self._in_batch = False
         self._deltas.clear()
         self._counters.clear()
-        # Other writers (the dock, the radio) quarantine too: each batch reads the usage afresh.
-        self._usage.clear()
-        self._app_usage.clear()
 
     def rollback(self) -> None:
         """Abandon the current batch (its inputs must be delivered again)."""
