@@ -274,7 +274,7 @@ def report_map(db, hotspots, day, tz, rules, out, tiles) -> None:
     visits = compute_visits(db, hotspots, window, rules)
     stats = daily_stats(visits, day, tz, hotspots)
     try:
-        write_map(Path(out), hotspots, stats, exports.tracks(db, window, tz), visits,
+        write_map(Path(out), hotspots, stats, exports.day_tracks(db, window, tz), visits,
                   f"Hot spots, {day}", tz, tiles)
     except MapError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -360,7 +360,9 @@ def export_tracks(db, hotspots, window, day, tz, rules, fmt, out) -> None:
     from gateway.reports import exports
     from gateway.reports.visits import compute_visits
 
-    track_list = exports.tracks(db, window, tz)
+    # A --day is a local calendar day: its shifts whole, as the day page draws them.
+    track_list = (exports.day_tracks(db, window, tz) if day
+                  else exports.tracks(db, window, tz))
     if fmt == "gpx":
         if not out:
             raise click.UsageError("--format gpx needs --out FOLDER")

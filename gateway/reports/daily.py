@@ -93,7 +93,7 @@ def write_daily(db: sqlite_utils.Database, day: str, out_dir: Path, hotspots: Ho
     visits = clip_visits(all_visits, window)
     stats = daily_stats(visits, date, tz, hotspots)
     untasked = clip_visits(untasked, window)
-    track_list = exports.tracks(db, window, tz)
+    track_list = exports.day_tracks(db, window, tz)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     result = DailyResult(out_dir)

@@ -6,6 +6,15 @@ assignment periods (a tracker and a radio issued together make one shift). Fixes
 one was assigned to the device are exported per device and day, under ``device-<id>``, so
 nothing stored is left out. A track is cut into segments where the device was silent for more
 than ``track_gap_s``, so a line is never drawn across a gap nobody walked.
+
+A *day's* tracks (:func:`day_tracks`: the day page's map, ``tracks.geojson``, the GPX files and
+``map.html`` of ``hotspots report daily``) are the shifts that overlap the local calendar day,
+each drawn whole: a night shift from 22:00 to 06:00 is on the map of both dates it touches,
+from its first fix to its last, so a supervisor checking either date sees the patrol that
+crossed midnight and not two stubs cut at 00:00. How far beyond the day a shift is followed is
+bounded by :data:`DAY_TRACK_REACH_S` (a tracker never returned keeps its assignment open for
+days). The day's *figures* (visits, dwell, patrol-minutes) stay cut at midnight, so no minute is
+counted on two days; fixes nobody was assigned to stay on their own calendar day.
 """
 
 from __future__ import annotations
@@ -32,6 +41,10 @@ VISIT_COLUMNS = ("officer", "device_id", "hotspot", "name", "enter_time", "leave
                  "open")
 #: Silence longer than this starts a new track segment.
 TRACK_GAP_S = 600
+#: How far before and after a day a shift that overlaps the day is followed on its map: longer
+#: than any shift (so a night shift is drawn whole), short enough that a device left assigned
+#: for days brings only its last half day in.
+DAY_TRACK_REACH_S = 12 * 3600
 FOREVER = 2**62
 
 
@@ -139,28 +152,41 @@ class Track:
 
 
 def tracks(db: sqlite_utils.Database, window: tuple[int, int] = (-FOREVER, FOREVER),
-           tz: dt.tzinfo = dt.UTC, track_gap_s: int = TRACK_GAP_S) -> list[Track]:
-    """Unfiltered-out fixes in ``window`` grouped per officer per shift (see module docstring)."""
-    per_device = attribution.spans(db, window=window)
+           tz: dt.tzinfo = dt.UTC, track_gap_s: int = TRACK_GAP_S, reach_s: int = 0,
+           ) -> list[Track]:
+    """Unfiltered-out fixes in ``window`` grouped per officer per shift (see module docstring).
+
+    With ``reach_s``, a shift that overlaps ``window`` also brings its fixes up to ``reach_s``
+    before and after it (a shift crossing the window's edge is drawn whole); fixes of other
+    shifts and of nobody's time stay inside ``window``.
+    """
+    lo, hi = window
+    if reach_s > 0:
+        lo, hi = max(lo - reach_s, -FOREVER), min(hi + reach_s, FOREVER)
+    per_device = attribution.spans(db, window=(lo, hi))
     per_collar = attribution.shifts(per_device)
     found: dict[tuple, Track] = {}
     for device_id, tst, lat, lon in db.execute(
             "SELECT device_id, tst, lat, lon FROM positions WHERE filtered IS NULL"
             " AND tst >= ? AND tst < ? AND lat IS NOT NULL ORDER BY device_id, tst, seq",
-            window):
+            (lo, hi)):
+        inside = window[0] <= tst < window[1]
         collar = attribution.officer_at(per_device.get(device_id, []), tst)
         if collar is not None:
             k = attribution.shift_of(per_collar[collar], tst)
             a, b = per_collar[collar][k]
+            if not inside and not (a < window[1] and b > window[0]):
+                continue  # another shift, wholly outside the window
             key = (collar, k)
             if key not in found:
                 found[key] = Track(collar, collar, a, b)
         else:
+            if not inside:
+                continue
             day = dt.datetime.fromtimestamp(tst, tz).date()
             key = (None, device_id, day)
             if key not in found:
-                lo = int(dt.datetime.combine(day, dt.time(0), tz).timestamp())
-                found[key] = Track(None, f"device-{device_id}", lo, lo + 86400)
+                found[key] = Track(None, f"device-{device_id}", *_local_day(day, tz))
         track = found[key]
         segs = track.segments
         if (not segs or segs[-1][0] != device_id
@@ -170,6 +196,19 @@ def tracks(db: sqlite_utils.Database, window: tuple[int, int] = (-FOREVER, FOREV
     out = list(found.values())
     out.sort(key=lambda t: (t.start, t.label))
     return out
+
+
+def _local_day(day: dt.date, tz: dt.tzinfo) -> tuple[int, int]:
+    # Not 86,400 s: a local day is 23 or 25 hours long when the clocks change.
+    return (int(dt.datetime.combine(day, dt.time(0), tz).timestamp()),
+            int(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz).timestamp()))
+
+
+def day_tracks(db: sqlite_utils.Database, window: tuple[int, int], tz: dt.tzinfo = dt.UTC,
+               ) -> list[Track]:
+    """A day's tracks: every shift overlapping the day's ``window``, whole (up to
+    :data:`DAY_TRACK_REACH_S` beyond it), and unassigned fixes of that day (module docstring)."""
+    return tracks(db, window, tz, reach_s=DAY_TRACK_REACH_S)
 
 
 def tracks_geojson(track_list: list[Track], visits: Iterable[Visit] = (),

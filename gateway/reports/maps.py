@@ -75,17 +75,16 @@ def legend_entries() -> list[tuple[str, str]]:
 
 
 def track_lines(track_list: Iterable[Track], simplify_m: float = 0.0) -> list[dict]:
-    """Each track segment of two or more fixes as ``{label, officer, device_id, coords}``
-    (``[lat, lon]`` pairs), simplified to within ``simplify_m`` metres when asked (a busy day in
-    a browser: 200 officers' 10-hour tracks)."""
+    """Each track segment as ``{label, officer, device_id, coords}`` (``[lat, lon]`` pairs),
+    simplified to within ``simplify_m`` metres when asked (a busy day in a browser: 200
+    officers' 10-hour tracks). A segment of one fix (a lone fix between silences, or the one fix
+    a day holds) has one pair: the maps draw it as a dot, it is never left out."""
     from shapely.geometry import LineString
 
     tolerance = simplify_m / 111_000
     out = []
     for track in track_list:
         for device_id, points in track.segments:
-            if len(points) < 2:
-                continue
             coords = [(la, lo) for _, la, lo in points]
             if tolerance > 0 and len(coords) > 2:
                 coords = list(LineString(coords).simplify(tolerance).coords)
@@ -166,7 +165,10 @@ const spots = L.geoJSON(DATA.hotspots, {{
 }});
 const layers = [spots];
 for (const t of DATA.tracks) {{
-  layers.push(L.polyline(t.coords, {{color: t.colour, weight: 2, className: 'hs-track'}})
+  // A segment of one fix is a dot: a one-point polyline draws nothing.
+  layers.push((t.coords.length > 1
+    ? L.polyline(t.coords, {{color: t.colour, weight: 2, className: 'hs-track'}})
+    : L.circleMarker(t.coords[0], {{radius: 4, color: t.colour, weight: 2, className: 'hs-track'}}))
     .bindTooltip(t.label));
 }}
 for (const v of DATA.visits) {{

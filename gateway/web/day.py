@@ -175,18 +175,18 @@ def export(db: sqlite_utils.Database, day: Day, name: str) -> tuple[bytes, int]:
     elif name == "positions.csv":
         n = exports.export_positions(db, out, "csv", day.window)
     elif name == "tracks.geojson":
-        track_list = exports.tracks(db, day.window, tz)
+        track_list = exports.day_tracks(db, day.window, tz)
         json.dump(exports.tracks_geojson(track_list, day.visits, day.hotspots, tz), out)
         n = len(track_list)
     elif name == "tracks-gpx.zip":
-        track_list = exports.tracks(db, day.window, tz)
+        track_list = exports.day_tracks(db, day.window, tz)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for track in track_list:
                 archive.writestr(exports.gpx_filename(track), exports.gpx_text(track))
         return buffer.getvalue(), len(track_list)
     elif name == "map.html":
-        track_list = exports.tracks(db, day.window, tz)
+        track_list = exports.day_tracks(db, day.window, tz)
         out.write(maps.map_html(day.hotspots, day.stats, track_list, day.visits,
                                 f"Hot spots, {day.date.isoformat()} ({day.tz_name})", tz))
         n = len(track_list)

@@ -263,7 +263,7 @@ def command(devices: int, interval_s: float, duration_s: float, officers: int, h
         # Baseline in this process: the same figures and tracks, no HTTP, no browser.
         t0 = time.perf_counter()
         computed = day_report.compute(writer, DAY)
-        maps.track_lines(exports.tracks(writer, computed.window), simplify_m=3.0)
+        maps.track_lines(exports.day_tracks(writer, computed.window), simplify_m=3.0)
         figures["baseline_compute_s"] = round(time.perf_counter() - t0, 2)
         driver.set_page_load_timeout(600)
 

@@ -55,7 +55,7 @@ def day_api(request: Request) -> Response:
         from gateway.reports import exports
 
         data = day.as_json(computed)
-        track_list = exports.tracks(web.db(), computed.window, computed.tz)
+        track_list = exports.day_tracks(web.db(), computed.window, computed.tz)
         data["tracks"] = maps.track_lines(track_list, simplify_m=3.0)
         data["ramp"] = [[low, colour] for low, colour in zip(maps.THRESHOLDS, maps.RAMP,
                                                               strict=True)]

@@ -29,7 +29,10 @@
       for (const t of d.tracks) {
         const colour = HS.colour(t.label);
         if (!seen.includes(t.label)) seen.push(t.label);
-        layers.push(L.polyline(t.coords, {color: colour, weight: 2, className: 'hs-track'})
+        // A segment of one fix is a dot: a one-point polyline draws nothing.
+        layers.push((t.coords.length > 1
+          ? L.polyline(t.coords, {color: colour, weight: 2, className: 'hs-track'})
+          : L.circleMarker(t.coords[0], {radius: 4, color: colour, weight: 2, className: 'hs-track'}))
           .bindTooltip(HS.esc(t.label + ' (' + t.device_id + ')')));
       }
       // Officer names at the end of each officer's last segment.
