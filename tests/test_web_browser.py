@@ -193,6 +193,59 @@ def test_supervisor_follows_a_patrol_edits_a_hot_spot_and_opens_the_reports(
             driver.quit()
 
 
+def test_hot_spot_files_from_geojson_io_and_qgis_open_in_the_editor(tmp_path):
+    """The five files of tests/test_fences_foreign.py open in the fence editor as drawn, with
+    the validator's warnings on the shapes and the same compiled version as ``fences compile``;
+    a file in British National Grid is refused with what to do; the last one opened is saved."""
+    from fences.compile import compile_geojson
+    from tests.conftest import DATA
+    from tests.test_fences_foreign import ACCEPTED
+
+    def open_file(driver, path: Path) -> str:
+        driver.execute_script("delete document.body.dataset.opened;"
+                              " delete document.body.dataset.checkVersion")
+        driver.find_element("id", "open-file").send_keys(str(path))
+        return wait_for(driver, "document.body.dataset.opened")
+
+    db_path = make_db(tmp_path / "gateway.db")
+    with LiveServer(make_app(db_path)) as server:
+        driver = browser()
+        try:
+            log_in(driver, server.url, "ann")
+            wait_for(driver, "location.pathname === '/day'")
+            driver.get(server.url + "/fences")
+            wait_for(driver, "document.body.dataset.ready === '1'")
+            wait_for(driver, "document.body.dataset.checkVersion")
+
+            projected = DATA / "fences" / "qgis_british_national_grid.geojson"
+            assert open_file(driver, projected) == "refused"
+            assert "EPSG:4326" in driver.find_element("id", "status").text
+            assert len(driver.find_elements("css selector", "path.leaflet-interactive")) == 2
+
+            for name, ids, _names, _warnings in ACCEPTED:
+                path = DATA / "fences" / name
+                assert open_file(driver, path) == str(len(ids)), name
+                version = wait_for(driver, "document.body.dataset.checkVersion")
+                assert version == compile_geojson(path).version, name
+                assert driver.execute_script("return document.body.dataset.errors") == "0"
+                tips = driver.execute_script(
+                    "return Array.from(document.querySelectorAll('.problem-tip'))"
+                    ".map(e => e.textContent).join(' ')")
+                assert "density" in tips, name
+                if "multipolygon" in name:
+                    shot(driver, "fences-opened-qgis-multipolygon")
+            # The last one (QGIS: a MultiPolygon, the id in a field) saved: the audit trail
+            # names its hot spot.
+            driver.find_element("id", "save").click()
+            saved = wait_for(driver, "document.body.dataset.savedId")
+            shot(driver, "fences-opened-saved")
+        finally:
+            driver.quit()
+    db = open_db(str(db_path))
+    assert sorted(db.execute("SELECT hotspot FROM fence_edits WHERE fence_set_id = ?"
+                             " AND change = 'added'", (int(saved),)).fetchall()) == [("7",)]
+
+
 def test_staff_see_the_fleet_but_not_the_live_map(tmp_path):
     db_path = make_db(tmp_path / "gateway.db")
     with LiveServer(make_app(db_path)) as server:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from fences.compile import compile_geojson
-from fences.validate import FenceError, Problem, validate
+from fences.validate import FenceError, Problem, feature_id, validate
 
 
 @dataclass
@@ -123,13 +123,16 @@ def edits(db: sqlite_utils.Database, limit: int = 200) -> list[dict]:
 
 
 def _by_id(doc: dict | None) -> dict[str, dict]:
-    """Features by hot spot id, as the validator reads ids (feature id as a fallback)."""
+    """Features by hot spot id, read as the validator reads it (``properties.id``, then the
+    feature's own ``id`` as geojson.io writes it, then QGIS's ``fid``): the audit trail names
+    the hot spots the devices get."""
     out = {}
     for feat in (doc or {}).get("features", []):
-        props = feat.get("properties") or {}
-        fid = props.get("id", feat.get("id"))
+        if not isinstance(feat, dict):
+            continue
+        fid, _ = feature_id(feat)
         if fid is not None:
-            out[str(fid)] = feat
+            out[fid] = feat
     return out
 
 

@@ -51,7 +51,7 @@
   function openProps(s) {
     if (map.pm.globalEditModeEnabled() || map.pm.globalRemovalModeEnabled()) return;
     const p = s.props;
-    const html = '<form class="props"><label>id <input name="id" value="' + HS.esc(p.id || s.featureId || '')
+    const html = '<form class="props"><label>id <input name="id" value="' + HS.esc(p.id || s.featureId || p.fid || '')
       + '"></label><br><label>name <input name="name" value="' + HS.esc(p.name || '') + '"></label><br>'
       + '<label>density <select name="density">' + ['', 'low', 'medium', 'high', 'very_high'].map(d =>
         '<option' + (String(p.density || '') === d ? ' selected' : '') + ' value="' + d + '">' + (d || '(default)')
@@ -65,6 +65,9 @@
       e.preventDefault();
       const data = new FormData(form);
       s.props = Object.assign({}, s.props, {id: data.get('id').trim(), name: data.get('name').trim()});
+      // Left empty: the id the shape came with (the feature's own, or QGIS's fid) stands.
+      if (!s.props.id) delete s.props.id;
+      if (!s.props.name) delete s.props.name;
       if (data.get('density')) s.props.density = data.get('density'); else delete s.props.density;
       map.closePopup(); check();
     });
@@ -115,6 +118,63 @@
     openProps(s);
   });
 
+  // A feature as a Leaflet layer: a Point with radius_m is a circle (as the compiler reads it).
+  function build(f) {
+    if (!f || typeof f !== 'object' || !f.geometry) return null;
+    if (f.geometry.type === 'Point') {
+      const [lon, lat] = f.geometry.coordinates;
+      return L.circle([lat, lon], {radius: (f.properties || {}).radius_m || 20});
+    }
+    try { return L.geoJSON(f).getLayers()[0] || null; } catch (e) { return null; }
+  }
+
+  function addBuilt(built) {
+    for (const [layer, f] of built) {
+      layer.addTo(map);
+      const props = Object.assign({}, f.properties || {});
+      delete props.radius_m;
+      attach(layer, props, f.id);
+    }
+  }
+
+  // A file drawn elsewhere (geojson.io, QGIS) replaces the shapes on the map; Save keeps it.
+  // It is checked as it is first, so a problem with the whole file (a projected CRS, not a
+  // FeatureCollection) or a feature that cannot be drawn is said, and nothing is drawn wrongly.
+  function openFile(file) {
+    const refuse = (why) => { status('not opened: ' + file.name + ': ' + why);
+      document.body.dataset.opened = 'refused'; };
+    return file.text().then(text => {
+      let doc;
+      try { doc = JSON.parse(text); } catch (e) { refuse('not JSON (' + e.message + ')'); return; }
+      return HS.post('/api/fences/check', doc).then(r => r.json()).then(result => {
+        const whole = (result.problems || []).filter(p => p.level === 'error' && !(p.feature >= 0));
+        if (whole.length || result.compile_error && !(result.problems || []).length) {
+          refuse(whole.map(p => p.message).join('; ') || result.compile_error); return;
+        }
+        const features = Array.isArray(doc.features) ? doc.features : [];
+        const built = features.map(f => [build(f), f]);
+        const lost = built.map(([layer], i) => layer ? null : i).filter(i => i !== null);
+        if (lost.length) {
+          const said = (result.problems || []).filter(p => lost.includes(p.feature)).map(p => p.text);
+          refuse((said.length ? said : lost.map(i => 'feature ' + i + ' has no geometry to draw'))
+            .join('; '));
+          return;
+        }
+        shapes.forEach(s => s.layer.remove());
+        shapes = [];
+        if (built.length) map.fitBounds(L.featureGroup(built.map(b => b[0])).getBounds(), {padding: [40, 40]});
+        addBuilt(built);
+        status('opened ' + file.name + ': ' + built.length + ' hot spots (not saved yet)');
+        document.body.dataset.opened = String(built.length);
+        check();
+      });
+    });
+  }
+  const opener = document.getElementById('open-file');
+  opener.addEventListener('change', () => {
+    if (opener.files.length) openFile(opener.files[0]).finally(() => { opener.value = ''; });
+  });
+
   function load(data) {
     shapes.forEach(s => s.layer.remove());
     shapes = [];
@@ -123,13 +183,7 @@
     const built = [];
     if (data.set) {
       for (const f of data.set.geojson.features) {
-        let layer;
-        if (f.geometry && f.geometry.type === 'Point') {
-          const [lon, lat] = f.geometry.coordinates;
-          layer = L.circle([lat, lon], {radius: (f.properties || {}).radius_m || 20});
-        } else {
-          layer = L.geoJSON(f).getLayers()[0];
-        }
+        const layer = build(f);
         if (layer) built.push([layer, f]);
       }
       savedId = data.set.id; savedVersion = data.set.version;
@@ -142,12 +196,7 @@
       }
       fittedOnce = true;
     }
-    for (const [layer, f] of built) {
-      layer.addTo(map);
-      const props = Object.assign({}, f.properties || {});
-      delete props.radius_m;
-      attach(layer, props, f.id);
-    }
+    addBuilt(built);
     document.getElementById('in-force').textContent = data.in_force ? data.in_force.version : 'none';
     document.querySelector('#history tbody').innerHTML = data.history.map(h => '<tr><td>' + h.id
       + '</td><td><code>' + HS.esc(h.version) + '</code></td><td>' + h.device_bytes + '</td><td>'
