@@ -274,8 +274,9 @@ def report_map(db, hotspots, day, tz, rules, out, tiles) -> None:
     visits = compute_visits(db, hotspots, window, rules)
     stats = daily_stats(visits, day, tz, hotspots)
     try:
+        # The title names the day and its zone, as the day page and `report daily` do.
         write_map(Path(out), hotspots, stats, exports.day_tracks(db, window, tz), visits,
-                  f"Hot spots, {day}", tz, tiles)
+                  f"Hot spots, {day} ({getattr(tz, 'key', 'UTC')})", tz, tiles)
     except MapError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(out)

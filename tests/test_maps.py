@@ -112,3 +112,61 @@ def test_time_of_day_plots_are_png(day, tmp_path):
     head = paths[0].read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", head[16:24]) == (800, 300)
+
+
+def test_report_map_command_in_chromium_is_readable_and_saved_for_review(tmp_path):
+    """``hotspots report map`` as a supervisor runs it: the title names the date and the zone,
+    a night shift across local midnight is drawn whole, and a screenshot is kept for review
+    (``tests/artifacts/web/`` or ``$HOTSPOTS_TEST_ARTIFACTS``)."""
+    import json
+    import os
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from gateway.schema import open_db
+    from hotspots.cli import cli
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    fences = tmp_path / "fences.geojson"
+    fences.write_text(json.dumps(FENCES))
+    db_path = tmp_path / "gateway.db"
+    db = open_db(str(db_path))
+    midnight = day_window("2026-07-05", __import__("zoneinfo").ZoneInfo("Europe/London"))[0]
+    rows = [("T-1", k + 1, midnight - 1800 + 30 * k, 51.4806, -0.004 + min(k, 35) * 0.0001)
+            for k in range(90)]  # 23:30 to 00:15 local (BST), 20 minutes of it in A
+    db.conn.executemany("INSERT INTO positions (device_id, seq, source, tst, lat, lon, acc_m)"
+                        " VALUES (?, ?, 'tracker', ?, ?, ?, 5)", rows)
+    db.conn.execute("INSERT INTO assignments (device_id, collar, start_ts) VALUES"
+                    " ('T-1', '1111', ?)", (midnight - 7200,))
+    db.conn.commit()
+    db.close()
+    out = tmp_path / "map.html"
+    result = CliRunner().invoke(cli, ["report", "map", "--db", str(db_path), "--fences",
+                                      str(fences), "--date", "2026-07-04", "--tz",
+                                      "Europe/London", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text().split("const DATA = ", 1)[1].split(";\n", 1)[0])
+    assert data["title"] == "Hot spots, 2026-07-04 (Europe/London)"
+    assert [len(t["coords"]) for t in data["tracks"]] == [90]  # past midnight, whole
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+         "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=90).stdout
+    assert re.search(r'class="legend title[^"]*">Hot spots, 2026-07-04 \(Europe/London\)</div>',
+                     dom)
+    assert 'class="leaflet-control-scale-line"' in dom
+    assert re.search(r'leaflet-tooltip[^"]*"[^>]*>1111</div>', dom)
+    artifacts = Path(os.environ.get("HOTSPOTS_TEST_ARTIFACTS",
+                                    Path(__file__).resolve().parent / "artifacts" / "web"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shot = artifacts / "report-map.png"
+    shot.unlink(missing_ok=True)
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile2'}", "--virtual-time-budget=5000",
+         "--window-size=1200,800", f"--screenshot={shot}", out.as_uri()],
+        capture_output=True, timeout=90)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
