@@ -149,14 +149,16 @@ class DeviceState:
 
 def fleet(db: sqlite_utils.Database, now: float, fence_version: str | None) -> dict:
     """Fleet state per device (docked, charging, signed out, not returned, low battery, silent,
-    fences out of date, unknown) and the status alerts, from :func:`fleet_status`."""
+    fences refused, fences out of date, unknown device) and the status alerts, from
+    :func:`fleet_status`."""
     status = fleet_status(db, now)
     docked = {row[0]: row[1] for row in db.execute(
         "SELECT device_id, charging FROM dock_slots WHERE device_id IS NOT NULL"
         " AND state = 'docked'")}
     flagged: dict[str, set[str]] = {}
     for line in status.alerts:
-        for label in ("NOT RETURNED", "LOW BATTERY", "SILENT", "UNKNOWN DEVICE"):
+        for label in ("NOT RETURNED", "LOW BATTERY", "SILENT", "FENCES REFUSED",
+                      "UNKNOWN DEVICE"):
             if line.startswith(label + " "):
                 device = line[len(label) + 1:].split()[0].rstrip(":")
                 flagged.setdefault(device, set()).add(label.lower())
