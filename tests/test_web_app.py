@@ -130,6 +130,51 @@ def test_event_stream_sends_a_new_fix_to_the_browser(db_path):
                       ).fetchall() == [("sue", "officers:4600")]
 
 
+def test_an_officer_who_starts_reporting_on_an_open_stream_is_audited_as_viewed(db_path):
+    """The stream is audited when it opens (officers shown then) and again for each officer
+    whose positions it sends later: the log names everyone whose position the page showed."""
+    import httpx2 as httpx
+
+    now = int(time.time())
+    db = open_db(str(db_path))
+    add_device(db, "T-9", "4600", now - 600, now)
+    add_fix(db, "T-9", 1, now - 5, *OUTSIDE)
+    seen: list[str] = []
+    got_new = threading.Event()
+    with LiveServer(make_app(db_path)) as server:
+        cookie = session_cookie(server.url, "sue")
+
+        def read():
+            with httpx.Client(base_url=server.url, cookies={"hotspots_session": cookie},
+                              timeout=httpx.Timeout(10, read=30)) as client, \
+                    client.stream("GET", "/api/live/events") as response:
+                event = None
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: "):
+                        seen.append(event)
+                        body = json.loads(line[6:])
+                        if event == "fixes" and any(f["officer"] == "4601"
+                                                    for f in body["fixes"]):
+                            got_new.set()
+                            return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == ["snapshot"]
+        add_device(db, "T-10", "4601", now - 60, now)  # signed out after the page opened
+        add_fix(db, "T-10", 1, now, *INSIDE_GRN_01)
+        assert got_new.wait(10), seen
+    rows = db.execute("SELECT username, subject, detail FROM audit_log WHERE action ="
+                      " 'view_live' ORDER BY id").fetchall()
+    assert [r[:2] for r in rows] == [("sue", "officers:4600"), ("sue", "officers:4601")]
+    assert "newly shown" in rows[1][2]
+
+
 @pytest.fixture
 def patrolled_day(db_path):
     """Officer 4521 spends 20 minutes in HS-GRN-01 on DAY; a tasking there is done, one at

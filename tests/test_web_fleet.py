@@ -61,3 +61,8 @@ def test_every_fleet_state_is_shown_to_staff(tmp_path):
         for state in ("docked", "charging", "signed out", "not returned", "silent",
                       "low battery", "fences out of date", "fences refused", "unknown device"):
             assert f'class="state state-{state.replace(" ", "-")}">{state}</span>' in page
+    # Who carries which device (and where a tracker not returned was last) is about officers:
+    # both views are in the audit log with the officers they named.
+    rows = db.execute("SELECT username, subject FROM audit_log WHERE action = 'view_fleet'"
+                      " ORDER BY id").fetchall()
+    assert rows[-2:] == [("stan", "officers:4521,4522,4523")] * 2

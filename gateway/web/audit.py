@@ -13,7 +13,7 @@ import time
 
 import sqlite_utils
 
-ACTIONS = ("login", "login_failed", "logout", "view_live", "view_day", "export",
+ACTIONS = ("login", "login_failed", "logout", "view_live", "view_fleet", "view_day", "export",
            "fences_save", "fences_publish", "view_audit", "view_hotspot", "taskings_import")
 
 

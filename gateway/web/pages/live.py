@@ -30,7 +30,8 @@ def live_api(request: Request) -> Response:
     web = web_of(request)
     snap = live.snapshot(web.db())
     web.audit(request, "view_live", audit.officers_subject(
-        [f["officer"] for f in snap["fixes"] if f["officer"]]), f"{len(snap['fixes'])} devices")
+        {f["officer"] for f in snap["fixes"] if f["officer"]} | _fleet_officers(snap.get("fleet"))),
+        f"{len(snap['fixes'])} devices")
     return JSONResponse(snap)
 
 
@@ -39,9 +40,10 @@ async def live_events(request: Request) -> Response:
     token = request.cookies.get(auth.SESSION_COOKIE)
     queue, snap = await web.broadcaster.subscribe()
     # Whose positions the page is shown now; new officers appear as they report.
+    shown = {f["officer"] for f in snap["fixes"] if f["officer"]} | _fleet_officers(
+        snap.get("fleet"))
     await run_in_threadpool(
-        web.audit, request, "view_live",
-        audit.officers_subject([f["officer"] for f in snap["fixes"] if f["officer"]]),
+        web.audit, request, "view_live", audit.officers_subject(shown),
         f"live event stream, {len(snap['fixes'])} devices")
 
     async def stream():
@@ -62,8 +64,17 @@ async def live_events(request: Request) -> Response:
                         return
                 if item is None:
                     yield ": heartbeat\n\n"
-                else:
-                    yield f"event: {item[0]}\ndata: {item[1]}\n\n"
+                    continue
+                event, data, officers = item
+                # An officer who starts reporting after the page opened is recorded as
+                # viewed when their first position is sent, not only those shown at first.
+                new = officers - shown
+                if new:
+                    shown.update(new)
+                    await run_in_threadpool(web.audit, request, "view_live",
+                                            audit.officers_subject(new),
+                                            f"live event stream, {event}: newly shown")
+                yield f"event: {event}\ndata: {data}\n\n"
         finally:
             web.broadcaster.unsubscribe(queue)
 
@@ -71,11 +82,19 @@ async def live_events(request: Request) -> Response:
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
+def _fleet_officers(fleet: dict | None) -> set[str]:
+    """Officers the fleet table names: who carries which device, and for a tracker not
+    returned, where it was last (a position of theirs)."""
+    return {d["officer"] for d in (fleet or {}).get("devices", ()) if d.get("officer")}
+
+
 def fleet_page(request: Request) -> Response:
     web = web_of(request)
     now = time.time()
     _, fence_row = live.hotspots_now(web.db(), now)
     data = live.fleet(web.db(), now, fence_row["version"] if fence_row else None)
+    web.audit(request, "view_fleet", audit.officers_subject(_fleet_officers(data)),
+              f"{len(data['devices'])} devices")
     return web.page(request, "fleet.html", title="Fleet", fleet=data, fence_set=fence_row)
 
 
@@ -83,7 +102,10 @@ def fleet_api(request: Request) -> Response:
     web = web_of(request)
     now = time.time()
     _, fence_row = live.hotspots_now(web.db(), now)
-    return JSONResponse(live.fleet(web.db(), now, fence_row["version"] if fence_row else None))
+    data = live.fleet(web.db(), now, fence_row["version"] if fence_row else None)
+    web.audit(request, "view_fleet", audit.officers_subject(_fleet_officers(data)),
+              f"{len(data['devices'])} devices")
+    return JSONResponse(data)
 
 
 
@@ -106,7 +128,7 @@ class Broadcaster:
         """A queue of ``(event, data)`` starting with a snapshot, and that snapshot."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=100)
         snap = await self.web.run(live.snapshot)
-        queue.put_nowait(("snapshot", json.dumps(snap)))
+        queue.put_nowait(("snapshot", json.dumps(snap), frozenset()))
         self.queues.add(queue)
         if self.task is None or self.task.done():
             self.last_id = snap["last_id"]
@@ -118,13 +140,14 @@ class Broadcaster:
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self.queues.discard(queue)
 
-    def _send(self, event: str, payload: dict) -> None:
+    def _send(self, event: str, payload: dict, officers: frozenset = frozenset()) -> None:
+        """To every open stream: ``(event, JSON text, officers whose positions it shows)``."""
         data = json.dumps(payload)
         for queue in list(self.queues):
             if queue.full():  # a stalled browser: drop it rather than hold memory
                 self.queues.discard(queue)
                 continue
-            queue.put_nowait((event, data))
+            queue.put_nowait((event, data, officers))
 
     def _poll(self) -> tuple[list[dict], dict] | None:
         """New fixes and who is where, or None when nothing was stored since the last look."""
@@ -157,10 +180,12 @@ class Broadcaster:
                 news = await run_in_threadpool(self._poll)
                 if news is not None:
                     self._send("fixes", {"fixes": news[0], "patrolled": news[1],
-                                         "sent_at": time.time()})
+                                         "sent_at": time.time()},
+                               frozenset(f["officer"] for f in news[0] if f["officer"]))
                 if time.monotonic() >= next_fleet:
                     next_fleet = time.monotonic() + FLEET_EVERY_S
-                    self._send("fleet", await run_in_threadpool(self._fleet))
+                    fleet = await run_in_threadpool(self._fleet)
+                    self._send("fleet", fleet, frozenset(_fleet_officers(fleet)))
             except Exception as exc:  # a locked or busy database: say so, try again
                 self._send("problem", {"error": str(exc)})
             await asyncio.sleep(POLL_S)
