@@ -13,6 +13,7 @@ Screenshots go to ``tests/artifacts/web/`` (or ``$HOTSPOTS_TEST_ARTIFACTS``) for
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import shutil
 import threading
@@ -175,8 +176,19 @@ def test_supervisor_follows_a_patrol_edits_a_hot_spot_and_opens_the_reports(
             entered = db.execute("SELECT min(tst) FROM transitions WHERE event = 'enter'"
                                  ).fetchone()[0]
             today = dt.datetime.fromtimestamp(entered, dt.UTC).date().isoformat()
+            # The day's plan: the officer was tasked to HS-GRN-01 for the hour from the minute
+            # he entered it (the same date), one minute required; the page says done.
+            from gateway.reports.taskings import import_taskings
+
+            begin = dt.datetime.fromtimestamp(entered // 60 * 60, dt.UTC)
+            import_taskings(db, io.StringIO(
+                "date,hotspot,start,end,officer,team,required_minutes\n"
+                f"{today},HS-GRN-01,{begin:%H:%M},{begin + dt.timedelta(hours=1):%H:%M},"
+                "4521,,1\n"))
             driver.get(f"{server.url}/day?date={today}")
             wait_for(driver, "document.body.dataset.ready === '1'", 30)
+            tasked = driver.find_element("css selector", "#taskings tbody tr").text
+            assert tasked.startswith("HS-GRN-01 4521") and "done" in tasked, tasked
             assert int(driver.execute_script("return document.body.dataset.tracks")) >= 1
             assert "4521" in driver.find_element("id", "dwell").text
             assert "4521" in driver.find_element("id", "legend").text
