@@ -196,6 +196,15 @@ def test_supervisor_follows_a_patrol_edits_a_hot_spot_and_opens_the_reports(
             assert today in driver.find_element("id", "map-title").text
             assert "not patrolled" in driver.find_element("id", "patrol-legend").text
             shot(driver, "day")
+            # A run across midnight: the other date's map has the whole patrol too.
+            first, last = db.execute("SELECT min(tst), max(tst) FROM positions").fetchone()
+            for other in {dt.datetime.fromtimestamp(t, dt.UTC).date().isoformat()
+                          for t in (first, last)} - {today}:
+                driver.get(f"{server.url}/day?date={other}")
+                wait_for(driver, "document.body.dataset.ready === '1'", 30)
+                assert int(driver.execute_script("return document.body.dataset.tracks")) >= 1
+                assert "4521" in driver.find_element("id", "legend").text
+                shot(driver, "day-across-midnight")
             driver.get(server.url + "/audit")
             audit_text = driver.find_element("id", "audit").text
             assert "view_live" in audit_text and "view_day" in audit_text
