@@ -27,7 +27,23 @@ setup: system-packages $(STAMP) $(PORT_STUBS) map-assets
 DECKGL_VERSION := 9.4.0
 DECKGL_JS := $(VENV)/share/hotspots/deck.gl.min.js
 
-map-assets: $(DECKGL_JS)
+# Leaflet-Geoman, the fence editor's drawing tools, the same way (npm pack, dist files and licence).
+GEOMAN_VERSION := 2.20.2
+GEOMAN_DIR := $(VENV)/share/hotspots/leaflet-geoman
+GEOMAN_JS := $(GEOMAN_DIR)/leaflet-geoman.min.js
+
+map-assets: $(DECKGL_JS) $(GEOMAN_JS)
+
+$(GEOMAN_JS):
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	  else echo "NOTE: the fence editor needs npm once: sudo apt-get install -y npm && make map-assets"; exit 0; fi; \
+	fi; \
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent @geoman-io/leaflet-geoman-free@$(GEOMAN_VERSION) >/dev/null) \
+	  && tar -xzf $$tmp/geoman-io-leaflet-geoman-free-$(GEOMAN_VERSION).tgz -C $$tmp \
+	       package/dist/leaflet-geoman.min.js package/dist/leaflet-geoman.css package/LICENSE \
+	  && mkdir -p $(GEOMAN_DIR) && cp $$tmp/package/dist/leaflet-geoman.min.js $$tmp/package/dist/leaflet-geoman.css \
+	       $$tmp/package/LICENSE $(GEOMAN_DIR)/; rm -rf $$tmp
 
 $(DECKGL_JS):
 	@if ! command -v npm >/dev/null 2>&1; then \

@@ -462,3 +462,24 @@ def test_publishing_to_an_unreachable_broker_says_so_and_changes_nothing(db_path
                       (current["id"],)).fetchone() == ("(file)",)
     assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'fences_publish'"
                       ).fetchone() == (0,)
+
+
+def test_the_fence_editor_serves_geoman_from_set_up_or_says_what_to_install(
+        db_path, tmp_path, monkeypatch):
+    """Leaflet-Geoman comes from npm at set-up (``make map-assets``), never from a CDN; a station
+    without it gets the command on the page instead of a map with no drawing tools."""
+    installed = tmp_path / "geoman"
+    installed.mkdir()
+    (installed / "leaflet-geoman.min.js").write_text("/* geoman */")
+    monkeypatch.setenv("HOTSPOTS_GEOMAN_DIR", str(installed))
+    with logged_in(make_app(db_path), "sue") as client:
+        page = client.get("/fences").text
+        assert '<script src="/static/geoman/leaflet-geoman.min.js">' in page
+        assert "editor-missing" not in page
+        assert client.get("/static/geoman/leaflet-geoman.min.js").text == "/* geoman */"
+
+    monkeypatch.setenv("HOTSPOTS_GEOMAN_DIR", str(tmp_path / "nowhere"))
+    with logged_in(make_app(db_path), "sue") as client:
+        page = client.get("/fences").text
+        assert 'id="editor-missing"' in page and "make map-assets" in page
+        assert client.get("/static/geoman/leaflet-geoman.min.js").status_code == 404

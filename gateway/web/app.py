@@ -20,6 +20,7 @@ import contextlib
 import html
 import inspect
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,13 @@ import sqlite_utils
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -66,7 +73,8 @@ class WebConfig:
 
 
 #: Paths served to anyone: the login form and static assets (no personal data).
-PUBLIC_PATHS = ("/login", "/static", "/static/leaflet", "/static/deckgl/deck.gl.min.js")
+PUBLIC_PATHS = ("/login", "/static", "/static/leaflet", "/static/deckgl/deck.gl.min.js",
+                "/static/geoman/{name}")
 
 
 class WebApp:
@@ -198,6 +206,27 @@ def leaflet_dir(config: WebConfig) -> str:
     raise maps.MapError("Leaflet is not installed: run `sudo apt-get install -y libjs-leaflet`")
 
 
+def geoman_dir() -> Path:
+    """Leaflet-Geoman's folder (the fence editor's drawing tools): ``HOTSPOTS_GEOMAN_DIR`` or
+    where ``make map-assets`` puts it, the virtualenv's ``share/hotspots/leaflet-geoman``."""
+    env = os.environ.get("HOTSPOTS_GEOMAN_DIR")
+    return Path(env) if env else Path(sys.prefix) / "share" / "hotspots" / "leaflet-geoman"
+
+
+GEOMAN_FILES = ("leaflet-geoman.min.js", "leaflet-geoman.css")
+
+
+def geoman_asset(request: Request) -> Response:
+    """Leaflet-Geoman's script or style sheet (public, like Leaflet). Missing, it is a 404 that
+    names the command, and the fence editor's page says the same (``pages.fences``)."""
+    name = request.path_params["name"]
+    path = geoman_dir() / name
+    if name not in GEOMAN_FILES or not path.is_file():
+        return JSONResponse({"error": f"{name} is not installed: run `make map-assets`"},
+                            status_code=404)
+    return FileResponse(path)
+
+
 class SecurityHeaders:
     """Adds :data:`SECURITY_HEADERS` to every response."""
 
@@ -229,6 +258,7 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/login", login_submit, methods=["POST"]),
         Route("/static/deckgl/deck.gl.min.js", deckgl_asset, methods=["GET"]),
         Mount("/static/leaflet", StaticFiles(directory=leaflet_dir(config)), name="leaflet"),
+        Route("/static/geoman/{name}", geoman_asset, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         *(Route(r.path, _guarded(r), methods=list(r.methods)) for r in ROUTES),
     ]

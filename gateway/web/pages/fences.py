@@ -16,8 +16,14 @@ from gateway.web.routing import ANALYST, SUPERVISOR, Api, Page, web_of
 
 
 def fences_page(request: Request) -> Response:
+    from gateway.web.app import geoman_dir
+
+    # Installed at set-up from npm (``make map-assets``); a station without it says so on the
+    # page rather than showing a map whose toolbar silently never appears.
+    missing = not (geoman_dir() / "leaflet-geoman.min.js").is_file()
     return web_of(request).page(request, "fences.html", title="Hot spots",
-                              can_publish=request.state.session.user.role == SUPERVISOR)
+                              can_publish=request.state.session.user.role == SUPERVISOR,
+                              geoman_missing=str(geoman_dir()) if missing else None)
 
 
 def fences_api(request: Request) -> Response:
