@@ -15,6 +15,7 @@ import click
 
 from hotspots.cli_gateway import (
     account_password,
+    accounts_option,
     interrupt_on_signals,
     open_database,
     time_option,
@@ -124,9 +125,7 @@ def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
               help="A tracker and its charge, plugged into the next free slot (repeatable).")
 @click.option("--time-scale", type=float, default=60.0, show_default=True,
               help="Simulated seconds per real second for the batteries.")
-@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
-              default=None,
-              help="Trackers log in as themselves, passwords from the broker's accounts.json.")
+@accounts_option("Trackers log in as themselves, passwords from the broker's accounts.json.")
 def dock_sim(broker_address: str, workdir: str, slots: int, trackers: tuple[str, ...],
              time_scale: float, accounts_path: str | None) -> None:
     """A simulated dock: prints each slot's serial port for ``hotspots dock run --slot``."""

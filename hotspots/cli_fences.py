@@ -10,7 +10,7 @@ import click
 
 from fences.compile import DEFAULT_TOLERANCE_M
 from fences.validate import FenceError
-from hotspots.cli_gateway import account_password
+from hotspots.cli_gateway import account_password, accounts_option, password_option
 
 
 @click.group()
@@ -106,10 +106,8 @@ def fences_show(path: str) -> None:
               help="Station whose trackers get the set.")
 @click.option("--user", default=None,
               help="Broker account (default: fences with --accounts, else none).")
-@click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
-              help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
-@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Take the password from the broker's accounts.json.")
+@password_option
+@accounts_option("Take the password from the broker's accounts.json.")
 def fences_publish(path: str, broker_address: str, station: str, user: str | None,
                    password: str | None, accounts_path: str | None) -> None:
     """Compile PATH (GeoJSON, or an already compiled set) and publish it retained."""
