@@ -17,6 +17,7 @@ from hotspots.cli_gateway import (
     account_password,
     accounts_option,
     interrupt_on_signals,
+    name_values,
     open_database,
     time_option,
 )
@@ -42,12 +43,7 @@ def dock_run(db_path: str, slots: tuple[str, ...], fences_path: str | None,
     """Serve the dock slots until interrupted."""
     from gateway.fleet.dock import DockStation
 
-    ports = {}
-    for item in slots:
-        name, sep, port = item.partition("=")
-        if not sep or not name or not port:
-            raise click.BadParameter(f"{item!r}: use NAME=PORT", param_hint="--slot")
-        ports[name] = port
+    ports = name_values(slots, "--slot", "PORT")
     fences_text = None
     if fences_path:
         from fences.publish import load_compiled

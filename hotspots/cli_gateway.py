@@ -43,6 +43,18 @@ def accounts_option(help_text: str):
                         help=help_text)
 
 
+def name_values(items: tuple[str, ...], option: str, value: str) -> dict[str, str]:
+    """Repeated ``NAME=VALUE`` option values as a dict; a usage error naming ``option`` for one
+    without a name or a value (``value`` names what follows the ``=``, e.g. ``PORT``)."""
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name or not text:
+            raise click.BadParameter(f"{item!r}: use NAME={value}", param_hint=option)
+        out[name] = text
+    return out
+
+
 def time_option(text: str | None) -> int | None:
     """A ``--at``/``--due``/``--now`` value as epoch seconds (None if not given); the forms of
     :func:`gateway.fleet.identity.parse_time`, a usage error otherwise."""
