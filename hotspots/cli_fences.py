@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from fences.compile import DEFAULT_TOLERANCE_M
-from fences.validate import FenceError
+# shapely (and numpy) only for the commands that use them: every other hotspots command, the
+# gateway's among them, imports this module too.
+from fences.geo import DEFAULT_TOLERANCE_M
 from hotspots.cli_gateway import account_password, accounts_option, password_option
 
 
@@ -23,7 +24,7 @@ def fences() -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 def fences_validate(geojson: str, strict: bool) -> None:
     """Check GEOJSON and list every problem with the feature it is in and what to fix."""
-    from fences.validate import validate
+    from fences.validate import FenceError, validate
 
     try:
         report = validate(Path(geojson))
@@ -49,6 +50,7 @@ def fences_validate(geojson: str, strict: bool) -> None:
 def fences_compile(geojson: str, out: str | None, binary: bool, tolerance_m: float) -> None:
     """Compile GEOJSON to the device format and print its version and size report."""
     from fences.compile import compile_geojson
+    from fences.validate import FenceError
 
     try:
         compiled = compile_geojson(Path(geojson), tolerance_m=tolerance_m)
@@ -112,6 +114,7 @@ def fences_publish(path: str, broker_address: str, station: str, user: str | Non
                    password: str | None, accounts_path: str | None) -> None:
     """Compile PATH (GeoJSON, or an already compiled set) and publish it retained."""
     from fences.publish import load_compiled, publish
+    from fences.validate import FenceError
     from gateway.broker import FENCES_USER, GATEWAY_USER, Mosquitto
     from gateway.intake.service import parse_address
 
