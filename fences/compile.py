@@ -23,12 +23,11 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.polygon import orient
 from shapely.ops import polylabel
 
-from fences.geo import LocalFrame, metres_per_e6, scale_factors
+from fences.geo import DEFAULT_TOLERANCE_M, LocalFrame, metres_per_e6, scale_factors
 from fences.validate import MAX_EXTENT_E6, FenceError, HotSpot, validate
 
 MAGIC = b"HSF1"
 HEADER = "<4s12sHHHHHHiiBBHHHHH"
-DEFAULT_TOLERANCE_M = 1.0
 DEFAULT_NEAR_M = 250
 DEFAULT_GRID_SHIFT = 12
 MAX_GRID_SHIFT = 18

@@ -13,6 +13,10 @@ import math
 WGS84_A = 6378137.0
 WGS84_E2 = 0.00669437999014
 
+#: Largest boundary shift the compiler's simplification may cause by default, in metres of this
+#: projection (here rather than in fences.compile so that the CLI shows it without loading
+#: shapely and numpy).
+DEFAULT_TOLERANCE_M = 1.0
 #: Quarter metres are the device's distance unit; scale factors carry 16 fractional bits.
 QM_PER_M = 4
 SCALE_BITS = 16

@@ -220,10 +220,8 @@ def firmware() -> None:
 @click.option("--cpython", is_flag=True, help="Run the core on CPython instead of MicroPython.")
 @click.option("--user", default=None, envvar="HOTSPOTS_MQTT_USER",
               help="Broker account (default: none) [env HOTSPOTS_MQTT_USER].")
-@click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
-              help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
-@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Log in as the device, password from the broker's accounts.json.")
+@cli_gateway.password_option
+@cli_gateway.accounts_option("Log in as the device, password from the broker's accounts.json.")
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Speak TLS and check the broker's certificate against this CA (PEM).")
 @click.option("--sampling", type=click.Choice(["adaptive", "fixed"]), default="adaptive",
@@ -351,10 +349,8 @@ def gateway() -> None:
 @click.option("--airwave", "airwave_port", default=None,
               help="Also read Airwave radio reports from this serial port (or pyserial URL).")
 @click.option("--user", default="gateway", show_default=True, help="Broker account.")
-@click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
-              help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
-@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Take the password from the broker's accounts.json.")
+@cli_gateway.password_option
+@cli_gateway.accounts_option("Take the password from the broker's accounts.json.")
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Connect with TLS, verifying the broker with this CA certificate.")
 @click.option("--filters", "filters_path", type=click.Path(exists=True, dir_okay=False),

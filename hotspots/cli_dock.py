@@ -15,7 +15,9 @@ import click
 
 from hotspots.cli_gateway import (
     account_password,
+    accounts_option,
     interrupt_on_signals,
+    name_values,
     open_database,
     time_option,
 )
@@ -41,12 +43,7 @@ def dock_run(db_path: str, slots: tuple[str, ...], fences_path: str | None,
     """Serve the dock slots until interrupted."""
     from gateway.fleet.dock import DockStation
 
-    ports = {}
-    for item in slots:
-        name, sep, port = item.partition("=")
-        if not sep or not name or not port:
-            raise click.BadParameter(f"{item!r}: use NAME=PORT", param_hint="--slot")
-        ports[name] = port
+    ports = name_values(slots, "--slot", "PORT")
     fences_text = None
     if fences_path:
         from fences.publish import load_compiled
@@ -124,9 +121,7 @@ def dock_pick(collar: str, db_path: str, device: str | None, min_charge: int,
               help="A tracker and its charge, plugged into the next free slot (repeatable).")
 @click.option("--time-scale", type=float, default=60.0, show_default=True,
               help="Simulated seconds per real second for the batteries.")
-@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
-              default=None,
-              help="Trackers log in as themselves, passwords from the broker's accounts.json.")
+@accounts_option("Trackers log in as themselves, passwords from the broker's accounts.json.")
 def dock_sim(broker_address: str, workdir: str, slots: int, trackers: tuple[str, ...],
              time_scale: float, accounts_path: str | None) -> None:
     """A simulated dock: prints each slot's serial port for ``hotspots dock run --slot``."""

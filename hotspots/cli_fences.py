@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from fences.compile import DEFAULT_TOLERANCE_M
-from fences.validate import FenceError
-from hotspots.cli_gateway import account_password
+# shapely (and numpy) only for the commands that use them: every other hotspots command, the
+# gateway's among them, imports this module too.
+from fences.geo import DEFAULT_TOLERANCE_M
+from hotspots.cli_gateway import account_password, accounts_option, password_option
 
 
 @click.group()
@@ -23,7 +24,7 @@ def fences() -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 def fences_validate(geojson: str, strict: bool) -> None:
     """Check GEOJSON and list every problem with the feature it is in and what to fix."""
-    from fences.validate import validate
+    from fences.validate import FenceError, validate
 
     try:
         report = validate(Path(geojson))
@@ -49,6 +50,7 @@ def fences_validate(geojson: str, strict: bool) -> None:
 def fences_compile(geojson: str, out: str | None, binary: bool, tolerance_m: float) -> None:
     """Compile GEOJSON to the device format and print its version and size report."""
     from fences.compile import compile_geojson
+    from fences.validate import FenceError
 
     try:
         compiled = compile_geojson(Path(geojson), tolerance_m=tolerance_m)
@@ -106,14 +108,13 @@ def fences_show(path: str) -> None:
               help="Station whose trackers get the set.")
 @click.option("--user", default=None,
               help="Broker account (default: fences with --accounts, else none).")
-@click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
-              help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")
-@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Take the password from the broker's accounts.json.")
+@password_option
+@accounts_option("Take the password from the broker's accounts.json.")
 def fences_publish(path: str, broker_address: str, station: str, user: str | None,
                    password: str | None, accounts_path: str | None) -> None:
     """Compile PATH (GeoJSON, or an already compiled set) and publish it retained."""
     from fences.publish import load_compiled, publish
+    from fences.validate import FenceError
     from gateway.broker import FENCES_USER, GATEWAY_USER, Mosquitto
     from gateway.intake.service import parse_address
 

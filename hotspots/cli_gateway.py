@@ -28,6 +28,33 @@ def open_database(db_path: str, create: bool = False):
     return open_db(db_path)
 
 
+def password_option(func):
+    """``--password``: the broker password, also from ``HOTSPOTS_MQTT_PASSWORD`` (so that it
+    need not stand on a command line, where ``ps`` shows it)."""
+    return click.option("--password", default=None, envvar="HOTSPOTS_MQTT_PASSWORD",
+                        help="Broker password [env HOTSPOTS_MQTT_PASSWORD].")(func)
+
+
+def accounts_option(help_text: str):
+    """``--accounts FILE``: the broker's accounts.json, whose password for the account
+    :func:`account_password` reads."""
+    return click.option("--accounts", "accounts_path",
+                        type=click.Path(exists=True, dir_okay=False), default=None,
+                        help=help_text)
+
+
+def name_values(items: tuple[str, ...], option: str, value: str) -> dict[str, str]:
+    """Repeated ``NAME=VALUE`` option values as a dict; a usage error naming ``option`` for one
+    without a name or a value (``value`` names what follows the ``=``, e.g. ``PORT``)."""
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name or not text:
+            raise click.BadParameter(f"{item!r}: use NAME={value}", param_hint=option)
+        out[name] = text
+    return out
+
+
 def time_option(text: str | None) -> int | None:
     """A ``--at``/``--due``/``--now`` value as epoch seconds (None if not given); the forms of
     :func:`gateway.fleet.identity.parse_time`, a usage error otherwise."""

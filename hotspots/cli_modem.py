@@ -10,7 +10,7 @@ import time
 
 import click
 
-from hotspots.cli_gateway import interrupt_on_signals
+from hotspots.cli_gateway import interrupt_on_signals, name_values
 
 
 @click.command("modem")
@@ -33,12 +33,7 @@ def sim_modem(register_delay_s: float, deny: bool, dns: tuple[str, ...],
     """
     from simulators.modem import SimulatedModem
 
-    names = {}
-    for item in dns:
-        name, sep, address = item.partition("=")
-        if not sep or not name or not address:
-            raise click.BadParameter(f"{item!r}: use NAME=ADDRESS", param_hint="--dns")
-        names[name] = address
+    names = name_values(dns, "--dns", "ADDRESS")
     interrupt_on_signals()
     modem = SimulatedModem(register_delay_s=register_delay_s, deny=deny, dns=names,
                            stats_path=stats_path, psm_time_scale=psm_time_scale).start()

@@ -12,6 +12,17 @@ from hotspots.cli_crime import harm_option, load_harm_or_fail
 from hotspots.cli_gateway import open_database
 
 
+def grid_options(func):
+    """``--cell-m`` and ``--grid``: the cells crime is counted in, alike for every command that
+    counts it (targeting and the 3D map must agree on the cells they show)."""
+    func = click.option("--grid", type=click.Choice(["square", "h3"]), default="square",
+                        show_default=True,
+                        help="Square British National Grid cells or H3 hexagons.")(func)
+    return click.option(
+        "--cell-m", type=float, default=150.0, show_default=True,
+        help="Cell size in metres (H3: the resolution whose hexagons come closest).")(func)
+
+
 @click.group()
 def plan() -> None:
     """Plan a hot spots programme: find hot spots in crime data, draw daily taskings."""
@@ -22,10 +33,7 @@ def plan() -> None:
               help="Database with imported crime (hotspots crime import).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Proposed hot spots GeoJSON (ready for hotspots fences validate/compile).")
-@click.option("--cell-m", type=float, default=150.0, show_default=True,
-              help="Cell size in metres (H3: the resolution whose hexagons come closest).")
-@click.option("--grid", type=click.Choice(["square", "h3"]), default="square",
-              show_default=True, help="Square British National Grid cells or H3 hexagons.")
+@grid_options
 @click.option("--top", type=int, default=None, help="Propose at most N hot spots.")
 @click.option("--share", type=float, default=None,
               help="Stop once the hot spots hold this share of all harm (0-1).")
@@ -188,9 +196,7 @@ def plan_taskings(hotspots_path: str, first: str, last: str, shifts: tuple[str, 
               help="Self-contained HTML file.")
 @click.option("--hotspots", "hotspots_path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Hot spots to outline on the map.")
-@click.option("--cell-m", type=float, default=150.0, show_default=True)
-@click.option("--grid", type=click.Choice(["square", "h3"]), default="square",
-              show_default=True)
+@grid_options
 @harm_option
 def plan_map3d(db_path: str, out_path: str, hotspots_path: str | None, cell_m: float,
                grid: str, harm_path: str | None) -> None:

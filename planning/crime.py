@@ -161,11 +161,16 @@ def _hash_key(prefix: str, row: list[str], seen: Counter) -> str:
     return f"{prefix}:{digest}:{seen[digest]}"
 
 
-def _police_uk_rows(header, rows, result) -> list[_Row]:
-    col = {_key(h): i for i, h in enumerate(header)}
-    idx = {name: col.get(_key(name)) for name in
-           ("Crime ID", "Month", "Longitude", "Latitude", "Location", "LSOA code", "Crime type",
-            "Last outcome category")}
+def _read_rows(header, rows, result, idx: dict, id_name: str, prefix: str, parse
+               ) -> list[_Row]:
+    """Each data row as a :class:`_Row`, or rejected with its line and the reason.
+
+    :param idx: column index of each field name (None: no such column)
+    :param id_name: the field with the crime's own reference; without one, the row's hash
+        (prefixed ``prefix``) keys it
+    :param parse: given ``cell(name)`` (the stripped text of a field, ``""`` if absent), the
+        ``_Row`` fields from ``month`` on; a ``ValueError`` rejects the row with its message
+    """
     seen: Counter = Counter()
     out = []
     for line, row in rows:
@@ -175,26 +180,39 @@ def _police_uk_rows(header, rows, result) -> list[_Row]:
         try:
             if len(row) != len(header):
                 raise ValueError(f"{len(row)} fields, the header has {len(header)}")
-            month = cell("Month")
-            if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-                raise ValueError(f"Month {month!r} is not YYYY-MM")
-            if not cell("Longitude") or not cell("Latitude"):
-                raise ValueError("no location (police.uk publishes some crimes without one)")
-            lon, lat = float(cell("Longitude")), float(cell("Latitude"))
-            category = cell("Crime type")
-            if not category:
-                raise ValueError("Crime type is empty")
+            fields = parse(cell)
         except ValueError as exc:
-            msg = str(exc)
-            if msg.startswith("could not convert"):
-                msg = "Longitude/Latitude is not a number"
-            result.rejected.append((line, msg))
+            result.rejected.append((line, str(exc)))
             continue
-        crime_id = cell("Crime ID")
-        key = f"police-uk:{crime_id}" if crime_id else _hash_key("police-uk", row, seen)
-        out.append(_Row(line, key, crime_id, month, None, None, lon, lat, category, "",
-                        cell("Location"), cell("LSOA code"), cell("Last outcome category")))
+        ref = cell(id_name)
+        key = f"{prefix}:{ref}" if ref else _hash_key(prefix, row, seen)
+        out.append(_Row(line, key, ref, *fields))
     return out
+
+
+def _police_uk_rows(header, rows, result) -> list[_Row]:
+    col = {_key(h): i for i, h in enumerate(header)}
+    idx = {name: col.get(_key(name)) for name in
+           ("Crime ID", "Month", "Longitude", "Latitude", "Location", "LSOA code", "Crime type",
+            "Last outcome category")}
+
+    def parse(cell) -> tuple:
+        month = cell("Month")
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+            raise ValueError(f"Month {month!r} is not YYYY-MM")
+        if not cell("Longitude") or not cell("Latitude"):
+            raise ValueError("no location (police.uk publishes some crimes without one)")
+        try:
+            lon, lat = float(cell("Longitude")), float(cell("Latitude"))
+        except ValueError:
+            raise ValueError("Longitude/Latitude is not a number") from None
+        category = cell("Crime type")
+        if not category:
+            raise ValueError("Crime type is empty")
+        return (month, None, None, lon, lat, category, "", cell("Location"), cell("LSOA code"),
+                cell("Last outcome category"))
+
+    return _read_rows(header, rows, result, idx, "Crime ID", "police-uk", parse)
 
 
 def _force_rows(header, rows, result, tz) -> tuple[list[_Row], str]:
@@ -213,53 +231,41 @@ def _force_rows(header, rows, result, tz) -> tuple[list[_Row], str]:
         raise CrimeImportError("force export needs a Committed From column (or from/start)")
     if idx["code"] is None and idx["group"] is None:
         raise CrimeImportError("force export needs an Offence Code or Offence Group column")
-    seen: Counter = Counter()
-    out = []
-    for line, row in rows:
-        def cell(name, row=row):
-            i = idx[name]
-            return row[i].strip() if i is not None and i < len(row) else ""
+
+    def parse(cell) -> tuple:
+        code, group = cell("code"), cell("group")
+        if not code and not group:
+            raise ValueError("no offence code or group")
+        if not cell("from"):
+            raise ValueError("Committed From is empty")
+        from_ts = parse_local(cell("from"), tz)
+        to_ts = parse_local(cell("to"), tz) if cell("to") else from_ts
+        if to_ts < from_ts and cell("to"):
+            # clocks going back (01:50 to 01:10 can be 20 minutes: the hour happens twice)
+            # or forward (01:59 does not exist that night): try the other readings
+            for f_fold, t_fold in ((0, 1), (1, 0), (1, 1)):
+                a = parse_local(cell("from"), tz, f_fold)
+                b = parse_local(cell("to"), tz, t_fold)
+                if b >= a:
+                    from_ts, to_ts = a, b
+                    break
+        if to_ts < from_ts:
+            raise ValueError("Committed To is before Committed From")
+        names = ("easting", "northing") if crs == "bng" else ("lon", "lat")
+        if not cell(names[0]) or not cell(names[1]):
+            raise ValueError("no coordinates")
         try:
-            if len(row) != len(header):
-                raise ValueError(f"{len(row)} fields, the header has {len(header)}")
-            code, group = cell("code"), cell("group")
-            if not code and not group:
-                raise ValueError("no offence code or group")
-            if not cell("from"):
-                raise ValueError("Committed From is empty")
-            from_ts = parse_local(cell("from"), tz)
-            to_ts = parse_local(cell("to"), tz) if cell("to") else from_ts
-            if to_ts < from_ts and cell("to"):
-                # clocks going back (01:50 to 01:10 can be 20 minutes: the hour happens twice)
-                # or forward (01:59 does not exist that night): try the other readings
-                for f_fold, t_fold in ((0, 1), (1, 0), (1, 1)):
-                    a = parse_local(cell("from"), tz, f_fold)
-                    b = parse_local(cell("to"), tz, t_fold)
-                    if b >= a:
-                        from_ts, to_ts = a, b
-                        break
-            if to_ts < from_ts:
-                raise ValueError("Committed To is before Committed From")
-            names = ("easting", "northing") if crs == "bng" else ("lon", "lat")
-            if not cell(names[0]) or not cell(names[1]):
-                raise ValueError("no coordinates")
-            try:
-                a, b = float(cell(names[0])), float(cell(names[1]))
-            except ValueError:
-                raise ValueError(f"coordinates {cell(names[0])!r}, {cell(names[1])!r} are not"
-                                 " numbers") from None
-            if crs == "bng" and not (0 <= a <= 700_000 and 0 <= b <= 1_300_000):
-                raise ValueError(f"easting/northing {a:.0f}, {b:.0f} outside the British"
-                                 " National Grid")
-        except ValueError as exc:
-            result.rejected.append((line, str(exc)))
-            continue
-        ref = cell("ref")
-        key = f"force:{ref}" if ref else _hash_key("force", row, seen)
+            a, b = float(cell(names[0])), float(cell(names[1]))
+        except ValueError:
+            raise ValueError(f"coordinates {cell(names[0])!r}, {cell(names[1])!r} are not"
+                             " numbers") from None
+        if crs == "bng" and not (0 <= a <= 700_000 and 0 <= b <= 1_300_000):
+            raise ValueError(f"easting/northing {a:.0f}, {b:.0f} outside the British"
+                             " National Grid")
         month = dt.datetime.fromtimestamp(from_ts, tz).strftime("%Y-%m")
-        out.append(_Row(line, key, ref, month, from_ts, to_ts, a, b, group or code, code,
-                        "", "", ""))
-    return out, crs
+        return month, from_ts, to_ts, a, b, group or code, code, "", "", ""
+
+    return _read_rows(header, rows, result, idx, "ref", "force", parse), crs
 
 
 def import_crime(db: sqlite_utils.Database, path: str | Path, fmt: str | None = None,

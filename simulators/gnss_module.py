@@ -151,6 +151,24 @@ class GnssModuleSim:
     def _answer(self, data: bytes) -> None:
         self._out += data
 
+    def _backup(self) -> None:
+        """Off (backup mode): no output until woken."""
+        self.powered = False
+        self.counts.backups += 1
+
+    def _count_answer(self, ok: bool) -> None:
+        if ok:
+            self.counts.acks += 1
+        else:
+            self.counts.naks += 1
+
+    def _set_output(self, name: str, on: object) -> None:
+        """Switch one sentence's output on or off."""
+        if on:
+            self.output.add(name)
+        else:
+            self.output.discard(name)
+
     def _wake(self) -> None:
         self.powered = True
         self.backup_until = 0.0
@@ -181,10 +199,7 @@ class GnssModuleSim:
             self._ubx(cls, msg_id, body[4:])
 
     def _ack(self, cls: int, msg_id: int, ok: bool) -> None:
-        if ok:
-            self.counts.acks += 1
-        else:
-            self.counts.naks += 1
+        self._count_answer(ok)
         self._answer(ubx_frame(0x05, 0x01 if ok else 0x00, bytes((cls, msg_id))))
 
     def _ubx(self, cls: int, msg_id: int, payload: bytes) -> None:
@@ -199,8 +214,7 @@ class GnssModuleSim:
             else:
                 return
             if flags & 0x02:
-                self.powered = False
-                self.counts.backups += 1
+                self._backup()
                 self.backup_until = self.t + duration / 1000 if duration else 0.0
                 self.wake_on_rx = bool(sources & 0x08)
             return
@@ -212,7 +226,7 @@ class GnssModuleSim:
             name = UBX_MSG_IDS.get(payload[1]) if payload[0] == 0xF0 else None
             if name is not None:
                 rate = payload[2] if len(payload) == 3 else payload[3]  # 8-byte form: UART1
-                (self.output.add if rate else self.output.discard)(name)
+                self._set_output(name, rate)
                 self.counts.applied.append(f"CFG-MSG {name}={rate}")
             self._ack(cls, msg_id, name is not None)
         elif msg_id == 0x08 and not m10 and len(payload) == 6:
@@ -252,7 +266,7 @@ class GnssModuleSim:
             return False  # a real receiver rejects the whole transaction for an unknown key
         for key, value in items:
             if key in UBX_KEYS:
-                (self.output.add if value else self.output.discard)(UBX_KEYS[key])
+                self._set_output(UBX_KEYS[key], value)
             elif key == KEY_RATE_MEAS:
                 self.rate_ms = value
             elif key == KEY_PM_OPERATEMODE:
@@ -272,10 +286,7 @@ class GnssModuleSim:
                 continue
             line = line[start:]
             body, star, check = line[1:].partition(b"*")
-            value = 0
-            for c in body:
-                value ^= c
-            if not star or check.upper() != f"{value:02X}".encode():
+            if not star or check.upper() != nmea_out.checksum(body).encode():
                 self.counts.bad_frames += 1
                 continue
             self._pmtk(body.decode("ascii", "replace"))
@@ -304,8 +315,7 @@ class GnssModuleSim:
                 flag = 0
         elif number == 161:
             self._pmtk_ack(number, 3)
-            self.powered = False
-            self.counts.backups += 1
+            self._backup()
             return
         elif number in (101, 103):  # restarts answer with the start-up message, not PMTK001
             self.fix_at = self.t + (self.hot_start_s if number == 101 else self.cold_start_s)
@@ -316,10 +326,7 @@ class GnssModuleSim:
         self._pmtk_ack(number, flag)
 
     def _pmtk_ack(self, number: int, flag: int) -> None:
-        if flag == 3:
-            self.counts.acks += 1
-        else:
-            self.counts.naks += 1
+        self._count_answer(flag == 3)
         self._answer(nmea_out.sentence(f"PMTK001,{number},{flag}"))
 
     # -- TX: NMEA per epoch ---------------------------------------------------------------------

@@ -15,10 +15,11 @@ import random
 from collections.abc import Iterator, Sequence
 
 
-def checksum(body: str) -> str:
-    """The two hex digits of the XOR of every character between ``$`` and ``*``."""
+def checksum(body: str | bytes) -> str:
+    """The two hex digits of the XOR of every character between ``$`` and ``*`` (text is
+    ASCII; bytes, as a receiver reads them, are taken as they are)."""
     value = 0
-    for ch in body.encode("ascii"):
+    for ch in body.encode("ascii") if isinstance(body, str) else body:
         value ^= ch
     return f"{value:02X}"
 

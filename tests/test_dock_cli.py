@@ -100,3 +100,15 @@ def test_dock_sim_refuses_more_trackers_than_slots(tmp_path, mosquitto):
         "dock", "sim", "--broker", mosquitto.address, "--dir", str(tmp_path / "dock"),
         "--slots", "1", "--tracker", "A=80", "--tracker", "B=80"])
     assert result.exit_code != 0 and "2 trackers for 1 slots" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["dock", "run", "--db", "no.db", "--slot", "S1"], "--slot: 'S1': use NAME=PORT"),
+    (["dock", "run", "--db", "no.db", "--slot", "=/dev/pts/9"],
+     "--slot: '=/dev/pts/9': use NAME=PORT"),
+    (["sim", "modem", "--dns", "broker="], "--dns: 'broker=': use NAME=ADDRESS"),
+])
+def test_a_name_value_option_without_its_name_or_value_is_a_usage_error(args, message):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert f"Invalid value for {message}" in result.output

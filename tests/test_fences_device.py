@@ -11,6 +11,7 @@ import pytest
 from fences.compile import compile_geojson
 from fences.synthetic import city_fences, city_walk
 from simulators import tracker_process
+from simulators.nmea_out import sentence
 from simulators.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,10 +110,7 @@ def test_replay_on_micropython_matches_cpython(micropython, tmp_path):
         hhmmss = f"{(t // 3600) % 24:02d}{(t // 60) % 60:02d}{t % 60:02d}"
         body = (f"GPRMC,{hhmmss}.00,A,{int(lat):02d}{(lat % 1) * 60:08.5f},N,00000.12000,W,"
                 f"2.7,0.0,{'110826'},,,A")
-        cs = 0
-        for ch in body.encode():
-            cs ^= ch
-        lines.append(f"${body}*{cs:02X}\r\n")
+        lines.append(sentence(body).decode())
     lines.insert(5, "$GPRMC,garbage*00\r\n")
     nmea.write_text("".join(lines))
     cp = list(replay(nmea, "fences/sample.geojson"))

@@ -7,8 +7,10 @@ shapes through a real Mosquitto into a gateway process are the hostile-input sui
 
 from __future__ import annotations
 
+import inspect
 import json
 import sqlite3
+import sys
 
 import pytest
 
@@ -61,6 +63,46 @@ def test_arrays_nested_2000_deep_are_quarantined(intake, db, topic, payload):
     assert mqtt.handle(intake, topic, payload, NOW) == "quarantined"
     good_messages_still_stored(intake, db)
     assert db.execute("SELECT raw_len FROM quarantine").fetchall() == [(len(payload),)]
+
+
+def _tracker_status(intake: Intake, payload: bytes) -> str:
+    return mqtt.handle(intake, "hotspots/dev/T-1/status", payload, NOW)
+
+
+def _dock_record(intake: Intake, payload: bytes) -> str:
+    return mqtt.handle_record(intake, "T-1", "status", payload, "dock:slot-1", NOW)
+
+
+@pytest.mark.parametrize("deliver", [_tracker_status, _dock_record])
+@pytest.mark.parametrize("depth", [5, 50, 990, 2000])
+def test_a_tracker_message_nested_deep_is_refused_on_its_text_before_any_parser_runs(
+        intake, db, deliver, depth):
+    """The wire format counts brackets before it parses, so a tracker's message (over MQTT or
+    from the dock) never makes a parser recurse: with stack left for 40 more calls only,
+    nesting 50 to 2,000 deep is ``too_deep``, never a RecursionError."""
+    payload = raw('{"_type":"status","online":true,"fw":' + "[" * depth + "]" * depth + "}")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + 40)
+    try:
+        result = deliver(intake, payload)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert result == "quarantined"
+    assert (intake.last_reason, intake.last_detail) == ("too_deep", "nested deeper than 4")
+    good_messages_still_stored(intake, db)
+
+
+def test_a_phone_configuration_nested_600_deep_is_quarantined_as_nested_too_deep(intake, db):
+    """Regression for the adapter's RecursionError rejection: JSON parses a phone's app message
+    600 deep, and redacting its secrets at any depth then recurses beyond Python's limit."""
+    nested = "[" * 600 + '{"password":"s3cret"}' + "]" * 600
+    payload = raw('{"_type":"configuration","waypoints":' + nested + "}")
+    assert mqtt.handle(intake, "owntracks/P/phone", payload, NOW) == "quarantined"
+    assert (intake.last_reason, intake.last_detail) == ("malformed", "nested too deep")
+    good_messages_still_stored(intake, db)
+    assert db.execute("SELECT count(*) FROM app_messages").fetchone() == (0,)
+    assert db.execute("SELECT reason, device_id, raw_len FROM quarantine").fetchall() == [
+        ("malformed", "P", len(payload))]
 
 
 @pytest.mark.parametrize("field", ["dev", "fences", "fw"])

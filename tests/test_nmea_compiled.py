@@ -105,10 +105,7 @@ def test_mutated_streams_give_the_same_fixes_and_counts(patches, chunk: int) -> 
 
 
 def with_checksum(body: bytes) -> bytes:
-    xor = 0
-    for byte in body:
-        xor ^= byte
-    return b"$%s*%02X\r\n" % (body, xor)
+    return b"$%s*%s\r\n" % (body, nmea_out.checksum(body).encode())
 
 
 #: Field values that reach the handlers' checks: empty, numbers, letters, odd bytes.

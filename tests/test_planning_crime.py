@@ -124,6 +124,21 @@ def test_police_uk_rows_without_location_are_counted(tmp_path, db):
     assert import_crime(db, path).duplicates == 2
 
 
+def test_police_uk_rows_that_make_no_crime_are_rejected_with_their_reason(tmp_path, db):
+    path = tmp_path / "2026-01-x-street.csv"
+    path.write_text(
+        ",".join(POLICE_UK_COLUMNS) + "\n"
+        "abf,2026-01,F,F,west,51.48,On or near X,E01,N,Burglary,,\n"
+        "abg,2026-01,F,F,-0.001,51.48,On or near X,E01,N,,,\n"
+        "abh,2026-01,F,F\n"
+        "abi,2026-01,F,F,-0.001,51.48,On or near X,E01,N,Burglary,,\n")
+    result = import_crime(db, path)
+    assert result.imported == 1
+    assert result.rejected == [
+        (2, "Longitude/Latitude is not a number"), (3, "Crime type is empty"),
+        (4, f"4 fields, the header has {len(POLICE_UK_COLUMNS)}")]
+
+
 def test_unreadable_files_are_errors(tmp_path, db):
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n")

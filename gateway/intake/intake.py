@@ -120,6 +120,24 @@ class _Rejection(Exception):
         self.detail = detail
 
 
+class _Bounded:
+    """A table whose rows the :class:`QuarantineBudget` bounds per device: its SQL, and the
+    ``intake_counters`` counter its evictions are counted under."""
+
+    def __init__(self, table: str, size_sql: str, device_sql: str, counter: str):
+        where = f"FROM {table} WHERE device_id {device_sql} ?"
+        self.usage_sql = f"SELECT count(*), coalesce(sum({size_sql}), 0) {where}"
+        self.oldest_sql = f"SELECT id, {size_sql} {where} ORDER BY id LIMIT ?"
+        self.evict_sql = f"DELETE {where} AND id <= ?"
+        self.counter = counter
+
+
+# Quarantine rows may have no device (``IS`` matches NULL); an app message always has one.
+_QUARANTINE = _Bounded("quarantine", "length(raw) + length(detail) + length(topic)", "IS",
+                       "quarantine_evicted")
+_APP_MESSAGES = _Bounded("app_messages", "length(payload)", "=", "app_evicted")
+
+
 #: A source's own plausibility rules beyond :mod:`gateway.intake.filters` (the radio's mast
 #: detection): given the observation about to be stored, its extra flags and earlier position
 #: ids to flag too (``(position_id, flag)``).
@@ -503,38 +521,9 @@ class Intake:
 
     def _charge_app(self, device: str, size: int, at: float) -> None:
         """Count a new app message against its device's budget; evict the oldest beyond."""
-        usage = self._app_usage.get(device)
-        if usage is None:
-            row = self.conn.execute(
-                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM app_messages"
-                " WHERE device_id = ?", (device,)).fetchone()
-            usage = self._app_usage[device] = [row[0], row[1]]
-        else:
-            usage[0] += 1
-            usage[1] += size
         budget = self.budget
-        if usage[0] <= budget.app_max_rows and usage[1] <= budget.app_max_bytes:
-            return
-        # A tenth of the budget at once, so a flood pays one DELETE per many inserts.
-        rows = self.conn.execute(
-            "SELECT id, length(payload) FROM app_messages WHERE device_id = ? ORDER BY id"
-            " LIMIT ?", (device, max(1, budget.app_max_rows // 10))).fetchall()
-        evict_n = evict_bytes = 0
-        last_id = None
-        for row_id, row_size in rows:
-            if (usage[0] - evict_n <= budget.app_max_rows * 9 // 10
-                    and usage[1] - evict_bytes <= budget.app_max_bytes * 9 // 10):
-                break
-            evict_n += 1
-            evict_bytes += row_size or 0
-            last_id = row_id
-        if last_id is None:
-            return
-        self.conn.execute("DELETE FROM app_messages WHERE device_id = ? AND id <= ?",
-                          (device, last_id))
-        usage[0] -= evict_n
-        usage[1] -= evict_bytes
-        self._count(device, "app_evicted", evict_n, evict_bytes, at)
+        self._charge_table(_APP_MESSAGES, self._app_usage, device, size, at,
+                           budget.app_max_rows, budget.app_max_bytes)
 
     def _flag(self, position_id: int, flag: str) -> None:
         """Add ``flag`` to an already stored position (a source check learned something)."""
@@ -626,41 +615,47 @@ class Intake:
 
     def _charge(self, device: str | None, size: int, at: float) -> None:
         """Count a new quarantine row against its device's budget; evict the oldest beyond."""
-        usage = self._usage.get(device)
+        budget = self.budget
+        evict_n, evict_bytes = self._charge_table(_QUARANTINE, self._usage, device, size, at,
+                                                  budget.max_rows, budget.max_bytes)
+        self.counts.evicted += evict_n
+        self.counts.evicted_bytes += evict_bytes
+
+    def _charge_table(self, table: _Bounded, usage_of: dict, device: str | None, size: int,
+                      at: float, max_rows: int, max_bytes: int) -> tuple[int, int]:
+        """Count one new row of ``device`` in ``table`` (``size`` bytes); beyond ``max_rows``
+        or ``max_bytes``, delete its oldest rows down to nine tenths and count them.
+
+        ``usage_of`` keeps each device's ``[rows, bytes]`` across calls: it is read from the
+        table once, then followed. Returns the rows and bytes evicted.
+        """
+        usage = usage_of.get(device)
         if usage is None:
-            row = self.conn.execute(
-                "SELECT count(*), coalesce(sum(length(raw) + length(detail) + length(topic)), 0)"
-                " FROM quarantine WHERE device_id IS ?", (device,)).fetchone()
-            usage = self._usage[device] = [row[0], row[1]]
+            row = self.conn.execute(table.usage_sql, (device,)).fetchone()
+            usage = usage_of[device] = [row[0], row[1]]
         else:
             usage[0] += 1
             usage[1] += size
-        budget = self.budget
-        if usage[0] <= budget.max_rows and usage[1] <= budget.max_bytes:
-            return
+        if usage[0] <= max_rows and usage[1] <= max_bytes:
+            return 0, 0
         # Evict a tenth of the budget at once, so a flood pays one DELETE per many inserts.
-        rows = self.conn.execute(
-            "SELECT id, length(raw) + length(detail) + length(topic) FROM quarantine"
-            " WHERE device_id IS ? ORDER BY id LIMIT ?",
-            (device, max(1, budget.max_rows // 10))).fetchall()
+        rows = self.conn.execute(table.oldest_sql, (device, max(1, max_rows // 10))).fetchall()
         evict_n = evict_bytes = 0
         last_id = None
         for row_id, row_size in rows:
-            if (usage[0] - evict_n <= budget.max_rows * 9 // 10
-                    and usage[1] - evict_bytes <= budget.max_bytes * 9 // 10):
+            if (usage[0] - evict_n <= max_rows * 9 // 10
+                    and usage[1] - evict_bytes <= max_bytes * 9 // 10):
                 break
             evict_n += 1
             evict_bytes += row_size or 0
             last_id = row_id
         if last_id is None:
-            return
-        self.conn.execute("DELETE FROM quarantine WHERE device_id IS ? AND id <= ?",
-                          (device, last_id))
+            return 0, 0
+        self.conn.execute(table.evict_sql, (device, last_id))
         usage[0] -= evict_n
         usage[1] -= evict_bytes
-        self.counts.evicted += evict_n
-        self.counts.evicted_bytes += evict_bytes
-        self._count(device or "", "quarantine_evicted", evict_n, evict_bytes, at)
+        self._count(device or "", table.counter, evict_n, evict_bytes, at)
+        return evict_n, evict_bytes
 
     def _count(self, device_key: str, counter: str, n: int, size: int, at: float) -> None:
         entry = self._counters.get((device_key, counter))

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from gateway.intake import mqtt as mqtt_source
-from gateway.intake.batched_socket import BatchingClient
+from gateway.intake.batched_socket import BatchingClient, Publish
 from gateway.intake.filters import FilterConfig
 from gateway.intake.intake import Intake, IntakeCounts, QuarantineBudget
 from gateway.schema import open_db
@@ -93,7 +93,7 @@ class Gateway:
         self.db_path = db_path
         self.batch_size = batch_size
         self.batch_s = batch_s
-        self._arrived: list[mqtt.MQTTMessage] = []
+        self._arrived: list[mqtt.MQTTMessage | Publish] = []
         self._reconnect_s = 0
         self._up_since = 0.0  # monotonic time of the last accepted CONNECT
         self.connected = threading.Event()
@@ -254,7 +254,7 @@ class Gateway:
         return False
 
     @staticmethod
-    def _store_alone(intake: Intake, msg: mqtt.MQTTMessage, received_at: float) -> None:
+    def _store_alone(intake: Intake, msg: mqtt.MQTTMessage | Publish, received_at: float) -> None:
         try:
             mqtt_source.handle(intake, msg.topic, msg.payload, received_at)
             intake.commit()
