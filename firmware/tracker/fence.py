@@ -70,7 +70,9 @@ _EV_K = const(2)  # ... or evidence (sum of depth beyond half the band) reaches 
 _GAP_S = const(30)  # after a gap this long a single deep fix confirms
 _CR_FINE = const(1 << 25)  # below these, distances use 4 more bits: (cr << 4) < 2**29 ...
 _L2_FINE = const(1 << 22)  # ... and (l2 << 8) < 2**30
-_CHUNK = const(384)  # bytes read at a time while loading (a multiple of 2, 3 and 4)
+# Bytes read at a time while loading (a multiple of 2, 3 and 4); a set check has up to six
+# sections open at once, each holding its chunk (twice), beside the set that runs.
+_CHUNK = const(192)
 _B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
 
 
@@ -529,6 +531,8 @@ class FenceStore:
         The checks (``tracker.fence_check``) run once per set; on MicroPython their bytecode
         is dropped again afterwards, so it is in the heap only while a set is being loaded.
         """
+        if MICROPYTHON:
+            gc.collect()  # the checks' bytecode and buffers then take the lowest holes
         try:
             from tracker.fence_check import load
 

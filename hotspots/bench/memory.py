@@ -337,9 +337,9 @@ def _kb(n: int | None) -> str:
 @click.command()
 @click.option("--baseline", default=BASELINE_REF, show_default=True,
               help="Git revision whose firmware is the baseline ('' for none).")
-@click.option("--low", "low_kb", type=int, default=96, show_default=True,
+@click.option("--low", "low_kb", type=int, default=120, show_default=True,
               help="Heap (KB) assumed too small: the bisection's lower end.")
-@click.option("--high", "high_kb", type=int, default=192, show_default=True,
+@click.option("--high", "high_kb", type=int, default=184, show_default=True,
               help="Largest heap (KB) tried: the bisection's upper end.")
 @click.option("--speedup", type=float, default=150.0, show_default=True,
               help="GNSS replay speed, times real time (the test plays at 150).")
