@@ -10,9 +10,10 @@ and the start-up level itself (``tracker.app.HeapWatch``, from the run at the mi
 bytecode the tracker loads (``.mpy`` bytes).
 
 The baseline is measured in the same run: the firmware of another git revision (``--baseline``,
-by default the one before the memory work of issue 18 item 1), exported with ``git archive``
-and compiled the same way. Before the patrols, a start-up profile of both (heap in use after
-each import and each constructor of the boot, collected) shows where the start-up level goes.
+by default ``dde360a``, the firmware before the start-up cuts of docs/memory.md's last section),
+exported with ``git archive`` and compiled the same way. Before the patrols, a start-up profile
+of both (heap in use after each import and each constructor of the boot, collected) shows where
+the start-up level goes.
 
 Each patrol plays ~8,000 GNSS epochs at ``--speedup`` times real time (about a minute at the
 default): the whole bench takes 15-25 minutes. Not part of the test run.
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import click
 
-#: The firmware before issue 18 item 1's start-up cuts (the baseline of docs/memory.md).
+#: The firmware before the start-up cuts in docs/memory.md's last section.
 BASELINE_REF = "dde360a"
 SIZES = (200, 2000)
 DEVICE = "T-0128"
@@ -55,7 +56,7 @@ m("import boards.unix (+ boards.storage)")
 cfg = unix.parse_args(sys.argv[1:])
 m("settings (tracker.config: loaded, dropped)")
 cfg = dict(cfg)
-for name in %(modules)r:
+for name in MODULES:
     try:
         __import__("tracker." + name)
     except ImportError:
@@ -281,7 +282,7 @@ def profile(mpy: Path, scenario: Scenario) -> list[tuple[str, int, int]]:
     state = Path(tempfile.mkdtemp(dir=scenario.folder))
     (state / "fences.json").write_text(old.text)
     script = state / "profile.py"
-    script.write_text(_PROFILE % {"modules": _CORE_ORDER})
+    script.write_text(_PROFILE.replace("MODULES", repr(_CORE_ORDER)))
     broker = scenario.broker
     argv = [tracker_process.find_micropython(), "-X", "heapsize=512K", str(script),
             "--gps", "/dev/null", "--broker", broker.tls_address, "--device-id", DEVICE,
