@@ -24,7 +24,9 @@ MICROPYTHON_MISSING = (
 
 #: How the firmware is compiled for a board (and for the heap tests): optimisation level 3
 #: (no ``assert``, ``__debug__`` false) and no line-number tables, which saves about 4 KB of heap
-#: on the 64-bit unix port (docs/memory.md). Tracebacks then name functions, not lines.
+#: on the 64-bit unix port (docs/memory.md). Tracebacks then name functions, not lines. Each
+#: module also embeds its source name (``-s``, interned in the heap when it is loaded):
+#: ``tracker/fence.py``, as on a board, not this machine's absolute path.
 MPY_CROSS_FLAGS = ("-O3", "-X", "no-source-lines")
 
 
@@ -48,12 +50,13 @@ def micropython_env(firmware_dir: str | Path = FIRMWARE_DIR) -> dict[str, str]:
     return env
 
 
-def precompile(dest: str | Path) -> Path:
+def precompile(dest: str | Path, source: str | Path = FIRMWARE_DIR) -> Path:
     """The firmware compiled to ``.mpy`` with mpy-cross into ``dest``, as a board gets it.
 
     A board runs bytecode (or frozen modules), not source: compiling the source on the device
     would take more heap than the tracker needs to run. Returns ``dest``, to pass as
-    ``precompiled`` to :func:`command`.
+    ``precompiled`` to :func:`command`. ``source``: another firmware tree (``hotspots bench
+    memory`` compiles an older revision as its baseline).
     """
     binary = find_micropython()
     mpy_cross = Path(binary).with_name("mpy-cross") if binary else None
@@ -65,11 +68,11 @@ def precompile(dest: str | Path) -> Path:
     dest = Path(dest)
     for package in ("tracker", "boards", "drivers"):
         (dest / package).mkdir(parents=True, exist_ok=True)
-        for source in sorted((FIRMWARE_DIR / package).glob("*.py")):
-            subprocess.run([str(mpy_cross), *MPY_CROSS_FLAGS, "-o",
-                            str(dest / package / f"{source.stem}.mpy"), str(source)],
+        for module in sorted((Path(source) / package).glob("*.py")):
+            subprocess.run([str(mpy_cross), *MPY_CROSS_FLAGS, "-s", f"{package}/{module.name}",
+                            "-o", str(dest / package / f"{module.stem}.mpy"), str(module)],
                            check=True)
-    shutil.copy(FIRMWARE_DIR / "main.py", dest / "main.py")
+    shutil.copy(Path(source) / "main.py", dest / "main.py")
     return dest
 
 

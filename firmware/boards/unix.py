@@ -92,14 +92,22 @@ def pem_to_der(pem):
 def tls_opener(ca_path):
     """An ``open_connection`` that speaks TLS and checks the broker's certificate against the CA
     in ``ca_path`` (a PEM file), by the host name or IP address it was asked to reach."""
-    import ssl
+    try:
+        # MicroPython's built-in TLS module: ``ssl`` is a Python wrapper around it that costs
+        # 1 KB of heap for a keyword argument (docs/memory.md).
+        import tls
+    except ImportError:  # CPython
+        import ssl as tls
 
     with open(ca_path, "rb") as f:
         der = pem_to_der(f.read())
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.verify_mode = ssl.CERT_REQUIRED
+    context = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    context.verify_mode = tls.CERT_REQUIRED
     # MicroPython's mbedTLS wants DER (its cafile path rejects PEM); CPython takes DER too.
-    context.load_verify_locations(cadata=der)
+    if tls.__name__ == "tls":
+        context.load_verify_locations(der)  # positional only
+    else:
+        context.load_verify_locations(cadata=der)
 
     async def open_connection(host, port):
         return await asyncio.open_connection(host, port, ssl=context, server_hostname=host)

@@ -32,6 +32,7 @@ _MAX_BACKOFF_S = const(60)
 _FETCH_HOLD_MS = const(120000)
 _FAR_M = const(100000)  # "no fence anywhere near" for the policy
 _SHIFT_S = const(36000)  # the shift the battery budget must reach: ten hours
+_GC_EVERY = const(8192)  # bytes allocated between collections (see ``run``)
 
 
 class Tracker:
@@ -473,6 +474,13 @@ async def run(ports, cfg):
     only stops the publisher; parsing and fence evaluation carry on and the outbox fills.
     """
     heap = HeapWatch()
+    threshold = getattr(gc, "threshold", None)  # MicroPython's: CPython's gc has none
+    if threshold is not None:
+        # Collect after every _GC_EVERY bytes allocated rather than only when the heap is full:
+        # garbage then never spreads over the whole heap, and what lives long (a window's
+        # arrays, a set being checked) lands in low holes instead of between it. The tracker
+        # patrols with 2,000 hot spots in 8 KB less heap (docs/memory.md).
+        threshold(_GC_EVERY)
     device_id = cfg["device_id"]
     station = cfg["station"]
     sampling = cfg["sampling"]

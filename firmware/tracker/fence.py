@@ -70,7 +70,9 @@ _EV_K = const(2)  # ... or evidence (sum of depth beyond half the band) reaches 
 _GAP_S = const(30)  # after a gap this long a single deep fix confirms
 _CR_FINE = const(1 << 25)  # below these, distances use 4 more bits: (cr << 4) < 2**29 ...
 _L2_FINE = const(1 << 22)  # ... and (l2 << 8) < 2**30
-_CHUNK = const(384)  # bytes read at a time while loading (a multiple of 2, 3 and 4)
+# Bytes read at a time while loading (a multiple of 2, 3 and 4); a set check has up to six
+# sections open at once, each holding its chunk (twice), beside the set that runs.
+_CHUNK = const(192)
 _B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
 
 
@@ -529,6 +531,8 @@ class FenceStore:
         The checks (``tracker.fence_check``) run once per set; on MicroPython their bytecode
         is dropped again afterwards, so it is in the heap only while a set is being loaded.
         """
+        if MICROPYTHON:
+            gc.collect()  # the checks' bytecode and buffers then take the lowest holes
         try:
             from tracker.fence_check import load
 
@@ -617,22 +621,32 @@ class FenceStore:
         fs.hmax = array("H", [_at(src, offs[_S_HMAX], "H", g) for g in wanted])
         fs.radius = array("H", [_at(src, offs[_S_RADIUS], "H", g) for g in wanted])
         fs.density = bytearray([_at(src, offs[_S_DENSITY], "B", g) for g in wanted])
-        # Rings and vertices, re-based to this window.
-        ring = array("H", [0])
-        rstart = array("H", [0])
-        spans = []
-        nv = 0
+        # Rings and vertices, re-based to this window. Every array is allocated once at its
+        # final size: one grown by appending is reallocated as it grows, and the blocks it
+        # leaves behind fragment a small heap (docs/memory.md).
+        ring = array("H", bytearray(2 * (k + 1)))
+        bounds = []
+        nr = 0
         for g in wanted:
             r0 = _at(src, offs[_S_RING], "H", g)
             r1 = _at(src, offs[_S_RING], "H", g + 1)
+            bounds.append((r0, r1))
+            nr += r1 - r0
+        rstart = array("H", bytearray(2 * (nr + 1)))
+        spans = []
+        nv = 0
+        p = 0
+        for j in range(k):
+            r0, r1 = bounds[j]
             v0 = _at(src, offs[_S_RSTART], "H", r0)
             for r in range(r0 + 1, r1 + 1):
-                rstart.append(nv + _at(src, offs[_S_RSTART], "H", r) - v0)
+                p += 1
+                rstart[p] = nv + _at(src, offs[_S_RSTART], "H", r) - v0
             if r1 > r0:
-                v1 = rstart[len(rstart) - 1] - nv + v0
+                v1 = rstart[p] - nv + v0
                 spans.append((v0, v1))
                 nv += v1 - v0
-            ring.append(len(rstart) - 1)
+            ring[j + 1] = p
         fs.ring = ring
         fs.rstart = rstart
         v = array("h", bytearray(4 * nv))
@@ -654,14 +668,21 @@ class FenceStore:
         fs.near_lat = near_lat
         fs.near_m = hd[13]
         fs.near_lon = array("H", [near_lat * fs.kyq[j] // fs.kxq[j] + 1 for j in range(k)])
-        soff = array("H", [0])
-        blob = bytearray()
-        for g in wanted:
-            a, m, b = _values(src, offs[_S_SOFF] + 4 * g, "H", 3)
-            base = len(blob)
-            blob += src.read_at(offs[_S_BLOB] + a, b - a)
-            soff.append(base + m - a)
-            soff.append(base + b - a)
+        soff = array("H", bytearray(2 * (2 * k + 1)))
+        size = 0
+        for j in range(k):
+            a, m, b = _values(src, offs[_S_SOFF] + 4 * wanted[j], "H", 3)
+            bounds[j] = (a, b)
+            soff[2 * j + 1] = size + m - a
+            size += b - a
+            soff[2 * j + 2] = size
+        blob = bytearray(size)
+        for j in range(k):
+            a, b = bounds[j]
+            raw = src.read_at(offs[_S_BLOB] + a, b - a)
+            if len(raw) != b - a:
+                raise OSError("fence set changed in flash")
+            blob[soff[2 * j] : soff[2 * j + 2]] = raw
         fs.ids = Strings(blob, soff, 0)
         fs.names = Strings(blob, soff, 1)
         return fs

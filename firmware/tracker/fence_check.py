@@ -196,6 +196,9 @@ def check(hd, seq, text):
         r0 = r1
     if r0 != nr:
         _bad("ring table does not end at the ring count")
+    # Each section reader holds a chunk of the set while it is alive: let them go as soon as
+    # they are done (a new set is checked beside the running one, in what heap is left).
+    lat0 = lon0 = kxq = kyq = radius = ring = None
     rs = seq(_S_RSTART)
     p = next(rs)
     if p != 0:
@@ -207,6 +210,7 @@ def check(hd, seq, text):
         p = q
     if p != nv:
         _bad("vertex table does not end at the vertex count")
+    rs = None
     if ng and g_cols * g_rows == 0:
         _bad("grid has cells but no rows or columns")
     keys = seq(_S_GKEY)
@@ -233,6 +237,7 @@ def check(hd, seq, text):
         o0 = o1
     if o0 != ne:
         _bad("grid offsets do not end at the entry count")
+    keys = goff = gent = None
     soff = seq(_S_SOFF)
     a = next(soff)
     if a != 0:

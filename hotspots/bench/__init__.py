@@ -10,7 +10,8 @@ import importlib
 
 import click
 
-BENCHMARKS: list[str] = ["fences", "dwell", "ingest", "link", "nmea", "patrol", "planning", "web"]
+BENCHMARKS: list[str] = ["fences", "dwell", "ingest", "link", "memory", "nmea", "patrol",
+                         "planning", "web"]
 
 
 class _Benchmarks(click.Group):
