@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from click.testing import CliRunner
 
 from gateway.fleet.identity import register_device
@@ -54,9 +53,6 @@ def test_status_energy_is_kept_by_the_gateway_and_shown(tmp_path):
     assert doc["dropped"].get("energy") == 2
 
 
-@pytest.mark.skip(reason="hangs intermittently: after a first connect times out, the simulated"
-                  " modem keeps socket 0 open and every later AT+CAOPEN fails (open bug, see the"
-                  " closing note of stop 15)")
 def test_firmware_counts_its_energy_on_a_short_run(micropython, tmp_path):
     from simulators.firmware_energy import (
         SHIFT_S,
