@@ -241,9 +241,10 @@ def compare(run: FirmwareRun, fw: ShiftEnergy, model: ShiftEnergy,
         f"{run.proxy['connections']} connections; modem simulator {run.modem['bytes_up']} up / "
         f"{run.modem['bytes_down']} down; the messages themselves (topic + payload) "
         f"{run.payload_bytes} bytes, {run.published} published "
-        f"(link/messages {run.proxy['bytes_up'] / max(1, run.payload_bytes):.2f}); per 10 h "
-        f"shift: {run.proxy['bytes_up'] * k / 1000:.0f} KB up, "
-        f"{run.proxy['bytes_down'] * k / 1000:.0f} KB down",
+        f"(link/messages {run.proxy['bytes_up'] / max(1, run.payload_bytes):.2f})",
+        f"per 10 h shift: {run.proxy['bytes_up'] * k / 1000:.0f} KB up and "
+        f"{run.proxy['bytes_down'] * k / 1000:.0f} KB down over the link (TCP proxy) for "
+        f"{run.payload_bytes * k / 1000:.0f} KB of messages (topic + payload)",
         f"total: firmware/model {ratio:.2f}: "
         + ("agree within 10 %" if agree else "DISAGREE by more than 10 % — " + verdict(
             run, a, b)),

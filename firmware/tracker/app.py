@@ -510,6 +510,7 @@ async def run(ports, cfg):
              "radio_off": False}
 
     async def read_gnss():
+        paused = 0  # the gnss_off_until of the last pause
         while True:
             line = await ports.gnss.readline()
             if not line:
@@ -538,8 +539,12 @@ async def run(ports, cfg):
                 clock.sync(tracker.last_fix_t)  # at most once a minute: it rarely drifts
             if len(outbox):
                 wake.set()
-            if power is not None and tracker.gnss_off_until and policy.off_s:
-                # Switch the receiver off until the policy wants the next fix.
+            if power is not None and tracker.gnss_off_until and policy.off_s and (
+                    tracker.gnss_off_until != paused):
+                # Switch the receiver off until the policy wants the next fix. Once per
+                # decision: epochs still buffered from before the pause are dropped unseen
+                # after it, and must not start another whole pause.
+                paused = tracker.gnss_off_until
                 power.off()
                 meter.gnss_off(ticks_ms())
                 if ports.idle is not None:
