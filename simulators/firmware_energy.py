@@ -245,6 +245,11 @@ def compare(run: FirmwareRun, fw: ShiftEnergy, model: ShiftEnergy,
         f"per 10 h shift: {run.proxy['bytes_up'] * k / 1000:.0f} KB up and "
         f"{run.proxy['bytes_down'] * k / 1000:.0f} KB down over the link (TCP proxy) for "
         f"{run.payload_bytes * k / 1000:.0f} KB of messages (topic + payload)",
+    ]
+    if run.gnss.get("lost_epochs"):
+        lines.append(f"WARNING: {run.gnss['lost_epochs']} GNSS epochs lost: the host was too "
+                     f"slow for --time-scale {run.time_scale}; run with a lower one")
+    lines += [
         f"total: firmware/model {ratio:.2f}: "
         + ("agree within 10 %" if agree else "DISAGREE by more than 10 % — " + verdict(
             run, a, b)),
@@ -263,15 +268,17 @@ def verdict(run: FirmwareRun, model: dict[str, float], fw: dict[str, float]) -> 
     e = run.energy
     if worst == "mcu_mah":
         return (f"the MCU: the firmware was awake {e['awake_ms'] / 1000:.0f} of "
-                f"{e['up_ms'] / 1000:.0f} s (it sleeps only while the receiver is off; the "
-                "MQTT and modem waits run awake in asyncio), where the model charges only the "
-                "work per fix and message: the model is optimistic, the firmware must sleep "
-                "in its other waits too")
+                f"{e['up_ms'] / 1000:.0f} s; it light-sleeps only with the receiver off and "
+                "the radio asleep, as the model charges it (awake while the receiver is on, "
+                "per message and per second of radio work); beyond that, each millisecond of "
+                f"host time counts {run.time_scale} ms of firmware time (--time-scale)")
     if worst == "gnss_mah":
         return (f"the receiver: on {e['gnss_on_ms'] / 1000:.0f} s for {e['fixes']} fixes in "
                 "the firmware; the model's receiver follows the policy second by second, the "
-                "firmware's sleeps are asyncio sleeps that end late and its module needs its "
-                "start-up and set-up time after each wake")
-    return (f"the modem: {e['connects']} connections in the firmware; the model's policy "
-            "batches differently over a short stretch, and the firmware sends everything "
-            "and its status at the end of the stream")
+                "firmware's module needs its start-up and set-up time after each wake"
+                + (f", and {run.gnss['lost_epochs']} epochs were lost (the host too slow for "
+                   "--time-scale)" if run.gnss.get("lost_epochs") else ""))
+    return (f"the modem: {e['connects']} connections in the firmware, among them one-offs the "
+            "model's policy does not make (a status at boot and once the GNSS module is set "
+            "up, the final upload at the end of the stream); scaled from one walk to a shift "
+            "they count many times over, in a real shift once")
