@@ -92,13 +92,19 @@ class McuParams:
     Source: Espressif "ESP32 Series Datasheet", table "Power consumption by power modes":
     modem-sleep (CPU on, radio off) 20-31 mA at 80 MHz; light-sleep 0.8 mA; deep-sleep with RTC
     timer and memory 10 uA. Light-sleep keeps RAM (the fence state, the outbox indexes), so the
-    tracker light-sleeps between events. The active time per fix (reading two NMEA sentences
-    and one fence update in MicroPython) and per radio message are estimates, to be measured.
+    tracker light-sleeps while the receiver is off and nothing is due.
+
+    It stays awake whenever the receiver is on: the receiver streams NMEA every second and
+    a UART stops in light sleep (bytes arriving then are lost; MicroPython has no UART wake
+    that keeps them), so the MCU reads the stream in modem-sleep, the fix's parsing and fence
+    update included. (An earlier model charged 0.05 s per fix only, as if the MCU could sleep
+    between epochs; the firmware, run and counted on the unix port by ``hotspots bench patrol
+    --firmware``, cannot, and neither can a board: docs/energy.md.) The active time per radio
+    message is an estimate, to be measured.
     """
 
     active_ma: float = 30.0  # modem-sleep at 80 MHz, upper typical
     light_sleep_ma: float = 0.8  # light-sleep
-    per_fix_s: float = 0.05  # wake on UART, parse RMC+GGA, fence update (estimate)
     per_message_s: float = 0.02  # build JSON, append to the flash outbox (estimate)
 
 
@@ -303,17 +309,23 @@ def modem_charge_mas(params: ModemParams, connections: list[tuple[float, int]],
     return charge, work_s
 
 
+def mcu_active_s(log: HardwareLog, hw: Hardware = DEFAULT_HARDWARE) -> float:
+    """Seconds the MCU is awake: while the receiver is on (it reads the receiver's stream:
+    :class:`McuParams`), for each message built, and while the modem exchanges data or
+    searches (AT commands, MQTT); asleep otherwise."""
+    _, radio_s = modem_charge_mas(hw.modem, log.connections, log.failed_connections,
+                                  log.duration_s)
+    active_s = log.gnss_on_s + log.messages * hw.mcu.per_message_s + radio_s
+    return min(active_s, log.duration_s)
+
+
 def shift_energy(log: HardwareLog, hw: Hardware = DEFAULT_HARDWARE) -> ShiftEnergy:
     """Battery charge for everything in ``log``."""
     g, m, mcu = hw.gnss, hw.modem, hw.mcu
     off_s = max(0, log.duration_s - log.gnss_on_s)
     gnss = (log.gnss_acquisition_s * g.acquisition_ma + log.gnss_tracking_s * g.tracking_ma
             + off_s * g.backup_ma)
-    modem, radio_s = modem_charge_mas(m, log.connections, log.failed_connections,
-                                      log.duration_s)
-    # The MCU is awake for each fix, each message built, and while the modem exchanges data or
-    # searches (AT commands, MQTT); asleep otherwise.
-    active_s = log.fixes * mcu.per_fix_s + log.messages * mcu.per_message_s + radio_s
-    active_s = min(active_s, log.duration_s)
+    modem, _ = modem_charge_mas(m, log.connections, log.failed_connections, log.duration_s)
+    active_s = mcu_active_s(log, hw)
     mcu_mas = active_s * mcu.active_ma + (log.duration_s - active_s) * mcu.light_sleep_ma
     return ShiftEnergy(log.duration_s, gnss / 3600, modem / 3600, mcu_mas / 3600, hw.battery)

@@ -80,6 +80,7 @@ class ModuleCounts:
     epochs: int = 0
     fixes: int = 0
     ignored_bytes: int = 0
+    lost_epochs: int = 0  # did not fit the host's UART buffer (``serve``'s ``rx_buffer``)
     applied: list[str] = field(default_factory=list)
 
 
@@ -129,9 +130,14 @@ class GnssModuleSim:
         """Bytes the host wrote to the module's RX."""
         if not self.powered:
             # Any byte wakes it (u-blox: a falling edge on RX; MTK: any byte); those bytes are
-            # lost, as on the real modules.
+            # lost, as on the real modules. A u-blox host sends dummy 0xFF bytes for that; a
+            # command that came after them in the same read (a busy or sped-up host) was sent
+            # once the module was awake, and is taken.
             if self.kind == "mtk" or self.wake_on_rx:
                 self._wake()
+                rest = data.lstrip(b"\xff") if self.kind == "ublox" else b""
+                if rest and len(rest) < len(data):
+                    self.receive(rest)
             return
         if self.silent:
             self.counts.ignored_bytes += len(data)
@@ -392,11 +398,16 @@ class GnssModuleSim:
 
 
 def serve(module: GnssModuleSim, terminal: PseudoTerminal, speedup: float = 1.0,
-          stop: threading.Event | None = None, on_epoch=None) -> None:
+          stop: threading.Event | None = None, on_epoch=None,
+          rx_buffer: int | None = None) -> None:
     """Run ``module`` on ``terminal`` until the positions run out or ``stop`` is set.
 
     Reads the host's writes as they come, answers at once, and sends an epoch every
     ``rate_ms`` of simulated time (paced by ``speedup``; 0: as fast as the reader takes it).
+    ``rx_buffer``: the host's UART receive buffer in bytes. An epoch that does not fit beside
+    what the host has not read yet is lost (``counts.lost_epochs``), as on a UART whose host
+    is asleep or busy, instead of holding the module's clock back until the host reads (the
+    default, None: a replay that must deliver every epoch).
     """
     stop = stop or threading.Event()
     end_t = module.samples[-1].t
@@ -417,7 +428,9 @@ def serve(module: GnssModuleSim, terminal: PseudoTerminal, speedup: float = 1.0,
         if speedup > 0 and time.monotonic() < next_wall:
             continue
         out = module.epoch()
-        if out:
+        if out and rx_buffer is not None and terminal.unread() + len(out) > rx_buffer:
+            module.counts.lost_epochs += 1
+        elif out:
             terminal.write(out)
         if on_epoch is not None:
             on_epoch(module)

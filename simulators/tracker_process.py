@@ -98,13 +98,16 @@ def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
             sampling: str = "adaptive", dock: str | None = None,
             battery: str | Path | None = None, precompiled: str | Path | None = None,
             heap: str | None = None, gnss_module: str | None = None,
-            modem: str | None = None, apn: str = "internet") -> list[str]:
+            modem: str | None = None, apn: str = "internet",
+            time_scale: int = 1) -> list[str]:
     """The command line that runs the firmware (``user``/``password``: its broker account;
     ``tls_ca``: the CA to check a TLS broker against; ``dock``: the serial link to a dock;
     ``battery``: a fuel gauge file; ``precompiled``: run the ``.mpy`` from :func:`precompile`;
     ``heap``: MicroPython's heap size, e.g. ``"200K"``; ``gnss_module``: ``ublox`` or ``mtk`` to
     set the module up and switch it off between fixes; ``modem``: the serial device of a
-    SIM7080G, e.g. ``simulators.modem``'s pseudo-terminal, to reach the broker through)."""
+    SIM7080G, e.g. ``simulators.modem``'s pseudo-terminal, to reach the broker through;
+    ``time_scale``: the firmware's clock runs this many times faster than the host's, for a
+    bench whose simulators are paced to match, ``boards/unix_clock.py``)."""
     args = ["--gps", gps, "--broker", broker, "--device-id", device_id,
             "--state", str(state_dir), "--station", station, "--report-s", str(report_s),
             "--sampling", sampling]
@@ -122,6 +125,8 @@ def command(gps: str, broker: str, device_id: str, state_dir: str | Path, *,
         args += ["--modem", modem, "--apn", apn]
     if exit_on_eof:
         args.append("--exit-on-eof")
+    if time_scale != 1:
+        args += ["--time-scale", str(time_scale)]
     if cpython:
         return [sys.executable, "-m", "hotspots", "firmware", "run", "--cpython", *args]
     binary = find_micropython()

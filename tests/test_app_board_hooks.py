@@ -62,3 +62,71 @@ def test_main_loop_sets_the_rtc_kicks_the_watchdog_and_runs_board_tasks(mosquitt
     assert rtc.now[:3] == (2026, 12, 4) and rtc.now[4:6] == (10, 15)  # set from the first fix
     assert ports.clock.sets == 1  # and left alone while it agrees
     assert wdt.feeds >= 1 and watchdog.withheld == 0
+
+
+class _PausedModule:
+    """A GNSS module for the main loop: an epoch per second of its own time, nothing while
+    off, and one epoch still in the UART buffer from before each power-off (as a board's
+    UART driver keeps what arrived before the MCU slept). Time jumps over a pause."""
+
+    def __init__(self, seconds: int) -> None:
+        self.t = START_T
+        self.end = START_T + seconds
+        self.powered = True
+        self.lines: list[bytes] = []
+        self.offs = 0
+        self.fresh_since_on = True
+        self.repaused = 0  # switched off again with no fresh epoch read since the wake
+
+    def _epoch(self, t: int) -> list[bytes]:
+        text = nmea_out.rmc(t, 51.5007, -0.1246, 1.4, 0.0) + nmea_out.gga(t, 51.5007, -0.1246)
+        return [line + b"\n" for line in text.split(b"\n") if line.strip()]
+
+    def off(self) -> None:
+        if not self.fresh_since_on:
+            self.repaused += 1
+        self.powered = False
+        self.offs += 1
+        self.lines = self._epoch(self.t)  # buffered before the sleep: stale after it
+        self.t += 1
+
+    def on(self) -> None:
+        self.powered = True
+        self.fresh_since_on = False
+
+    async def pause(self, seconds: float, busy) -> int:
+        self.t += int(seconds)  # the module's time passes while the MCU sleeps
+        await asyncio.sleep(0)
+        return int(seconds * 1000)
+
+    async def readline(self) -> bytes:
+        await asyncio.sleep(0)
+        if self.lines:
+            return self.lines.pop(0)
+        if self.t >= self.end:
+            return b""
+        if self.powered:
+            self.lines = self._epoch(self.t)
+            self.fresh_since_on = True
+        self.t += 1
+        return self.lines.pop(0) if self.lines else b"\n"
+
+
+def test_a_stale_epoch_after_a_pause_does_not_start_another_pause(mosquitto, tmp_path):
+    # Regression (the energy bench): an epoch buffered before the receiver went off was read
+    # after the pause, dropped as "receiver off" (it predates the wake time), and the loop
+    # took that as a reason to switch off for another whole pause: the receiver then woke for
+    # nothing, again and again, and the tracker saw almost no fixes for the rest of the walk.
+    account = mosquitto.device("T-PAUSE")
+    host, port = mosquitto.address.rsplit(":", 1)
+    cfg = config.build({"device_id": "T-PAUSE", "broker_host": host, "broker_port": int(port),
+                        "user": account.username, "password": account.password,
+                        "sampling": "adaptive", "exit_on_eof": True})
+    module = _PausedModule(600)
+    ports = app.Ports(module, asyncio.open_connection, DirStorage(str(tmp_path / "state")),
+                      log=lambda line: None, gnss_power=module)
+    ports.idle = module
+    tracker = asyncio.run(asyncio.wait_for(app.run(ports, cfg), 60))
+    assert module.offs >= 3  # the policy switched the receiver off between fixes
+    assert module.repaused == 0
+    assert tracker.gnss_off_epochs >= module.offs - 1  # the stale epochs, dropped unseen

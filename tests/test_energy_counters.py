@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from click.testing import CliRunner
 
 from gateway.fleet.identity import register_device
@@ -54,9 +53,6 @@ def test_status_energy_is_kept_by_the_gateway_and_shown(tmp_path):
     assert doc["dropped"].get("energy") == 2
 
 
-@pytest.mark.skip(reason="hangs intermittently: after a first connect times out, the simulated"
-                  " modem keeps socket 0 open and every later AT+CAOPEN fails (open bug, see the"
-                  " closing note of stop 15)")
 def test_firmware_counts_its_energy_on_a_short_run(micropython, tmp_path):
     from simulators.firmware_energy import (
         SHIFT_S,
@@ -66,8 +62,9 @@ def test_firmware_counts_its_energy_on_a_short_run(micropython, tmp_path):
         run_firmware,
     )
 
-    # 75 s of the walk: the module's cold start (26 s), then the policy switches it off.
-    run = run_firmware(SAMPLE_ROUTE, SAMPLE_FENCES, 75, tmp_path, timeout_s=90)
+    # 75 s of the walk: the module's cold start (26 s), then the policy switches it off. The
+    # firmware's clock and the simulators run 4x real time (boards/unix_clock.py).
+    run = run_firmware(SAMPLE_ROUTE, SAMPLE_FENCES, 75, tmp_path, timeout_s=90, time_scale=4)
     e = run.energy
     assert set(e) == set(wire.ENERGY_FIELDS)
     assert 70_000 <= e["up_ms"] <= 150_000
@@ -75,8 +72,13 @@ def test_firmware_counts_its_energy_on_a_short_run(micropython, tmp_path):
     assert run.gnss["backups"] >= 1 and run.gnss["wakes"] >= run.gnss["backups"] - 1
     assert 20_000 <= e["gnss_on_ms"] <= e["up_ms"] - 5_000
     assert e["awake_ms"] <= e["up_ms"] - 5_000
+    # It light-sleeps only with the receiver off (and the radio asleep): awake at least while
+    # the receiver is on.
+    assert e["awake_ms"] >= e["gnss_on_ms"]
     assert 20 <= e["fixes"] <= run.gnss["fixes"]
-    assert e["connects"] >= 1 and e["connects"] == run.proxy["connections"]
+    # Every socket the modem opened reached the proxy; a connect that timed out while the
+    # modem was still opening (then closed by the driver) is one more than the MQTT sessions.
+    assert 1 <= e["connects"] <= run.proxy["connections"] == run.modem["sockets_opened"]
     assert e["wakeups"] == run.modem["wake_ups"]
     # The status was built before its own bytes went out: the link carried a bit more.
     assert 0 < e["tx"] < run.proxy["bytes_up"] == run.modem["bytes_up"]

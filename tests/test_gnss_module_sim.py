@@ -98,6 +98,35 @@ def test_backup_stops_output_and_a_byte_on_rx_wakes_it_with_a_hot_start():
     assert (m.counts.backups, m.counts.wakes) == (1, 1)
 
 
+PMREQ_BACKUP = bytes.fromhex("B562 0241 1000 0000 0000 0000 0000 0200 0000 0800 0000 5D4B")
+
+
+def test_a_command_read_together_with_the_wake_bytes_is_taken():
+    # Regression (the energy bench at 4x speed): a busy host's wake-up dummies and its next
+    # PMREQ arrived in one read; the whole read was dropped as "lost while waking", so the
+    # module stayed on while the firmware believed it off and light-slept, and its epochs were
+    # lost. Only the dummy 0xFF bytes are lost.
+    m = GnssModuleSim("ublox", walk(60), cold_start_s=0, hot_start_s=1)
+    m.receive(PMREQ_BACKUP)
+    assert not m.powered
+    m.receive(b"\xff" * 8 + PMREQ_BACKUP)
+    assert not m.powered and (m.counts.wakes, m.counts.backups) == (1, 2)
+    assert m.epoch() == b""
+
+
+def test_serve_drops_epochs_that_do_not_fit_the_hosts_uart_buffer():
+    # A host that does not read (asleep, or busy) loses what overflows its UART buffer; the
+    # module's clock runs on instead of waiting for the host.
+    m = GnssModuleSim("ublox", walk(30), cold_start_s=0, hot_start_s=1)
+    terminal = PseudoTerminal()
+    try:
+        serve(m, terminal, speedup=0, rx_buffer=600)
+        assert m.counts.epochs == 30 and 0 < terminal.unread() <= 600
+        assert m.counts.lost_epochs >= 25  # an epoch is a few hundred bytes
+    finally:
+        terminal.hang_up()
+
+
 def test_mediatek_answers_pmtk_and_sleeps_in_standby():
     m = GnssModuleSim("mtk", walk(30), cold_start_s=0)
     m.receive(b"$PMTK314,0,1,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0*28\r\n$PMTK220,200*2C\r\n"

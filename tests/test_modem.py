@@ -277,6 +277,50 @@ def test_a_connect_timeout_does_not_abort_the_bring_up(tmp_path):
         assert sim.counters.errors == 0
 
 
+def test_a_connect_that_timed_out_during_caopen_does_not_block_the_next_one(sim, mosquitto):
+    # Regression (the energy bench's hang): the MQTT client's connect timeout cancelled the
+    # wait for AT+CAOPEN; the modem opened cid 0 anyway and kept it, and refused every later
+    # AT+CAOPEN on it (ERROR) because the driver never closed it. As on the SIM7080, the
+    # cid stays taken until AT+CACLOSE: the driver must close it before opening it again.
+    host, port = mosquitto.address.rsplit(":", 1)
+    sim.delays["+CAOPEN"] = 0.5  # the modem answers AT+CAOPEN after half a second
+
+    async def go():
+        modem = Modem(FdStream(sim.path), {"apn": "a"})
+        await modem.link_up()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(modem.open_connection(host, int(port)), 0.2)
+        for _ in range(3):  # every later connect works, not just the next one
+            reader, writer = await modem.open_connection(host, int(port))
+            writer.close()
+            await writer.wait_closed()
+        return modem
+
+    run(go())
+    assert sim.counters.sockets_opened == 4  # the abandoned one really opened, then closed
+    assert sim.sockets == {} and sim.counters.commands["+CACLOSE"] == 4
+    assert sim.counters.errors == 0
+
+
+def test_a_failed_caopen_is_closed_before_the_cid_is_opened_again(sim, mosquitto):
+    # A refused connection (result 1, e.g. nothing listening): the next open closes the cid
+    # first, as the manual's socket state machine needs; the modem answering ERROR to that
+    # AT+CACLOSE (nothing was open) does not stop it.
+    host, port = mosquitto.address.rsplit(":", 1)
+
+    async def go():
+        modem = Modem(FdStream(sim.path), {"apn": "a"})
+        with pytest.raises(ModemError, match="result 1"):
+            await modem.open_connection("127.0.0.1", 1)
+        reader, writer = await modem.open_connection(host, int(port))
+        writer.close()
+        await writer.wait_closed()
+
+    run(go())
+    assert sim.counters.sockets_opened == 1 and sim.sockets == {}
+    assert sim.counters.commands["+CAOPEN"] == 2 and sim.counters.commands["+CACLOSE"] == 2
+
+
 def test_an_abandoned_command_does_not_shift_the_answers():
     # Each answer takes the modem 0.3 s, so they arrive one by one.
     with SimulatedModem(delays={"+CEREG": 0.3, "+CPIN": 0.3, "+CFUN": 0.3}) as sim:

@@ -7,7 +7,7 @@ Wiring only: it builds the ports and hands them, with the settings dict of
         --state /var/lib/hotspots/T-0001 [--station main] [--exit-on-eof] [--report-s 10] \
         [--user T-0001 --password SECRET] [--tls-ca ca.pem] [--dock /dev/pts/5] \
         [--sampling adaptive|fixed] [--battery FILE] [--gnss-module ublox|mtk|nmea]
-        [--modem /dev/pts/7 [--apn NAME]]
+        [--modem /dev/pts/7 [--apn NAME]] [--time-scale K]
 
 or with the settings in a board's ``config.json`` (options given as well override it)::
 
@@ -21,7 +21,9 @@ the tracker with its provisioned settings. A relative ``ca`` in a file is in tha
 dock, see ``tracker/dock.py``); ``--battery``: a simulated fuel gauge (``boards/dock_serial.py``);
 ``--modem``: reach the broker through a SIM7080G on that serial device
 (``drivers/modem_sim7080.py``; ``simulators/modem.py`` is one on a pseudo-terminal) instead of the
-host's sockets.
+host's sockets; the MCU then light-sleeps while the receiver is off and nothing is due (the
+process blocks, ``boards/unix_clock.py``). ``--time-scale K``: the firmware's clock runs K
+times faster than the host's, for benches whose simulators are paced to match.
 """
 
 import asyncio
@@ -53,6 +55,10 @@ class SerialLines:
                 self._out.write(data)
             except OSError:  # the module's end hung up: as a module that does not answer
                 pass
+
+    def tty(self):
+        """The tty (for a light sleep to wake on its hang-up), or None for a recording."""
+        return self._file if self._out is not None else None
 
     async def readline(self):
         try:
@@ -150,6 +156,11 @@ def main(argv):
     gc.collect()
     cfg = dict(cfg)
     gc.collect()
+    scale = cfg.get("time_scale") or 1
+    if scale > 1:  # a bench: the firmware's clock runs faster (before the core reads it)
+        from boards import unix_clock
+
+        unix_clock.install(scale)
     from tracker import app
 
     opener = tls_opener(cfg["ca"]) if cfg["ca"] else asyncio.open_connection
@@ -165,6 +176,13 @@ def main(argv):
         opener = modem.open_connection
     serial = SerialLines(cfg["gnss_device"])
     ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]), radio=modem)
+    if modem is not None:
+        # As on the cellular board: the radio sleeps between uploads, so while the receiver
+        # is off nothing can arrive and the MCU light-sleeps (here: the process blocks).
+        from boards.unix_clock import light_sleep
+        from drivers.sleep import LightSleep
+
+        ports.idle = LightSleep(light_sleep(scale, serial.tty()))
     if cfg["gnss_module"] != "nmea":  # UBX or PMTK set-up, and the receiver off between fixes
         from drivers.gnss_module import GnssModule
 

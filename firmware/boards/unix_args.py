@@ -15,7 +15,7 @@ _USAGE = ("usage: main.py (--config FILE | --gps PATH --broker HOST:PORT --devic
 # command-line option -> settings key (tracker.config); every other option is its own key
 _OPTION_KEYS = {"gps": "gnss_device", "tls_ca": "ca", "state": "state_dir"}
 _INT_KEYS = ("report_s", "broker_port", "gnss_baud", "gnss_rate_ms", "psm_tau_s", "psm_active_s",
-             "edrx_s", "register_timeout_s")
+             "edrx_s", "register_timeout_s", "time_scale")
 
 
 def parse(argv):
@@ -75,7 +75,11 @@ def parse(argv):
         values = loaded
     if not values.get("gnss_device") or not values.get("state_dir"):
         raise SystemExit(_USAGE)
-    return settings(values)
+    # The unix port's bench clock (boards/unix_clock.py): not a tracker setting.
+    scale = values.pop("time_scale", 1)
+    cfg = settings(values)
+    cfg["time_scale"] = scale
+    return cfg
 
 
 def settings(values):

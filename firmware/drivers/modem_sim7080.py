@@ -9,7 +9,9 @@ the tracker needs:
   and the ``+APP PDP: 0,ACTIVE`` URC;
 - DNS through the modem (``AT+CDNSGIP``, answered by a URC), so no blocking ``getaddrinfo``
   runs in the event loop;
-- TCP through the modem's sockets: ``AT+CASTATE?`` (stale ones closed at bring-up),
+- TCP through the modem's sockets: ``AT+CASTATE?`` (stale ones closed at bring-up; a cid
+  whose ``AT+CAOPEN`` was abandoned or failed is closed with ``AT+CACLOSE`` before it is
+  opened again: the modem keeps it, and refuses to open it, until then),
   ``AT+CAOPEN`` / ``AT+CASEND`` (``>`` prompt, then exactly the announced bytes) /
   ``AT+CARECV`` / ``AT+CACLOSE``, with the ``+CADATAIND`` (data waiting) and ``+CASTATE``
   (closed by the peer) URCs;
@@ -132,6 +134,9 @@ class ModemSocket:
         self.data_waiting = asyncio.Event()
         self.open = False
         self.closed_by_peer = False
+        # An AT+CAOPEN on this cid was abandoned (the caller's connect timed out) or failed:
+        # the modem may still hold the cid, and refuses AT+CAOPEN on it until AT+CACLOSE.
+        self.stale = False
 
     def _reset(self):
         self._start = self._end = 0
@@ -697,6 +702,9 @@ class Modem:
                 break
         if sock is None:
             raise ModemError("no free modem socket")
+        if sock.stale:
+            await self.close_socket(sock)  # ERROR (nothing open there) is fine
+        sock.stale = True  # until the modem says it opened: a cancelled wait leaves it so
         lines = await self.command('+CAOPEN=0,%d,"TCP","%s",%d' % (sock.cid, address, port),
                                    b"+CAOPEN: ", _OPEN_TIMEOUT_MS)
         result = -1
@@ -704,6 +712,7 @@ class Modem:
             result = _int(lines[0][9:].partition(b",")[2])
         if result != 0:
             raise ModemError("CAOPEN %s:%d failed, result %d" % (address, port, result))
+        sock.stale = False
         sock._reset()
         return sock, sock
 

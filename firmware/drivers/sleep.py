@@ -18,7 +18,8 @@ from tracker.compat import ticks_add, ticks_diff, ticks_ms
 class LightSleep:
     """``pause`` for ``tracker.app.Ports.idle``.
 
-    :param lightsleep: ``machine.lightsleep`` (takes milliseconds)
+    :param lightsleep: ``machine.lightsleep`` (takes milliseconds; a true result means a wake
+        source ended it early and the pause ends too)
     :param watchdog: ``drivers.watchdog.Watchdog`` to feed between chunks, or None
     :param chunk_ms: longest single light sleep (below the watchdog's timeout)
     :param min_ms: below this a light sleep is not worth its wake-up cost
@@ -33,20 +34,26 @@ class LightSleep:
         self.awake_ms = 0
 
     async def pause(self, seconds, busy):
-        """Wait ``seconds``, in light sleep whenever ``busy()`` is false."""
+        """Wait ``seconds``, in light sleep whenever ``busy()`` is false; returns the
+        milliseconds spent in light sleep (the tracker's meter counts only those as asleep)."""
         end = ticks_add(ticks_ms(), int(seconds * 1000))
+        slept = 0
         while True:
             left = ticks_diff(end, ticks_ms())
             if left <= 0:
-                return
+                self.slept_ms += slept
+                return slept
             if busy() or left < self.min_ms:
                 step = left if left < 1000 else 1000
                 await asyncio.sleep(step / 1000)
                 self.awake_ms += step
                 continue
             step = left if left < self.chunk_ms else self.chunk_ms
-            self.lightsleep(step)
-            self.slept_ms += step
+            t = ticks_ms()  # (ticks run on through a light sleep, on both boards)
+            woken = self.lightsleep(step)
+            slept += ticks_diff(ticks_ms(), t)
+            if woken:  # a board's wake source fired (the unix port: the GNSS line hung up)
+                end = ticks_ms()
             if self.watchdog is not None:
                 self.watchdog.kick()  # the loop is alive: it chose to sleep
                 self.watchdog.feed_if_alive()

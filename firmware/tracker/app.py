@@ -514,9 +514,11 @@ async def run(ports, cfg):
     wake = asyncio.Event()
     state = {"eof": False, "published": 0, "status_due": False, "draining": False,
              "shift_end": 0, "budget_ms": 0, "rtc_t": 0, "heap_ms": 0, "oom": 0,
-             "fetch": "", "fetching": "", "fetch_ms": 0, "unsubscribe": "", "refused": ""}
+             "fetch": "", "fetching": "", "fetch_ms": 0, "unsubscribe": "", "refused": "",
+             "radio_off": False}
 
     async def read_gnss():
+        paused = 0  # the gnss_off_until of the last pause
         while True:
             line = await ports.gnss.readline()
             if not line:
@@ -545,22 +547,26 @@ async def run(ports, cfg):
                 clock.sync(tracker.last_fix_t)  # at most once a minute: it rarely drifts
             if len(outbox):
                 wake.set()
-            if power is not None and tracker.gnss_off_until and policy.off_s:
-                # Switch the receiver off until the policy wants the next fix.
+            if power is not None and tracker.gnss_off_until and policy.off_s and (
+                    tracker.gnss_off_until != paused):
+                # Switch the receiver off until the policy wants the next fix. Once per
+                # decision: epochs still buffered from before the pause are dropped unseen
+                # after it, and must not start another whole pause.
+                paused = tracker.gnss_off_until
                 power.off()
-                asleep_ms = ticks_ms()
-                meter.gnss_off(asleep_ms)
+                meter.gnss_off(ticks_ms())
                 if ports.idle is not None:
-                    # Awake while docked (the dock's link is served by this loop); out of
-                    # the dock a light-sleep chunk only delays noticing the dock by seconds.
-                    await ports.idle.pause(policy.off_s, lambda: state["draining"] or (
-                        ports.dock is not None and tracker.docked) or tracker.upload_due())
+                    # Light sleep only while the radio sleeps too (a live link needs the MCU:
+                    # AT answers, keepalives); awake while docked (the dock's link is served
+                    # by this loop); out of the dock a light-sleep chunk only delays noticing
+                    # the dock by seconds. Only the light sleep itself counts as asleep.
+                    meter.sleep_ms += await ports.idle.pause(
+                        policy.off_s, lambda: not state["radio_off"] or (
+                            ports.dock is not None and tracker.docked) or tracker.upload_due())
                 else:
-                    await asyncio.sleep(policy.off_s)
-                now = ticks_ms()
-                meter.slept(asleep_ms, now)
+                    await asyncio.sleep(policy.off_s)  # awake: the event loop only waits
                 power.on()
-                meter.gnss_on(now)
+                meter.gnss_on(ticks_ms())
 
     def budget_power():
         """Tell the policy the battery state (shift: ten hours from the first fix)."""
@@ -699,14 +705,17 @@ async def run(ports, cfg):
                         state["draining"] = False
                         if policy is not None:
                             policy.uploaded(tracker.now_s(), True)
-                            # Not while a fence set is coming in: ending the session would
-                            # cut it, and a large set would start over at every upload.
-                            # Bounded: a body that never comes must not keep the radio on.
-                            fetching = state["fetching"] and ticks_diff(
-                                ticks_ms(), state["fetch_ms"]) < _FETCH_HOLD_MS
-                            if ports.radio is not None and not state["eof"] and not fetching:
-                                await _radio_sleep(ports, client, tracker, state, wake)
-                                break  # reconnect: open_connection wakes the radio
+                    if policy is not None:
+                        # After an upload, or a connection that only carried a status (boot, a
+                        # command): the radio sleeps until the next upload is due. Not while
+                        # a fence set is coming in: ending the session would cut it, and a
+                        # large set would start over at every upload. Bounded: a body that
+                        # never comes must not keep the radio on.
+                        fetching = state["fetching"] and ticks_diff(
+                            ticks_ms(), state["fetch_ms"]) < _FETCH_HOLD_MS
+                        if ports.radio is not None and not state["eof"] and not fetching:
+                            await _radio_sleep(ports, client, tracker, state, wake)
+                            break  # reconnect: open_connection wakes the radio
                     if state["eof"]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
@@ -756,8 +765,10 @@ async def run(ports, cfg):
             ports.log("mqtt: %r; retry in %d ms" % (exc, delay_ms))
             await asyncio.sleep(delay_ms / 1000)
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
-        if reader.done() and state["eof"] and not len(outbox):
-            return tracker
+            # Only after a failure: the stream ending during a radio sleep reconnects for the
+            # final status (and logs), as a clean end of stream does.
+            if reader.done() and state["eof"] and not len(outbox):
+                return tracker
 
 
 async def _radio_sleep(ports, client, tracker, state, wake):
@@ -771,6 +782,7 @@ async def _radio_sleep(ports, client, tracker, state, wake):
         ports.log("radio: sleep failed: %r" % (exc,))
     else:
         tracker.meter.radio_slept()
+        state["radio_off"] = True  # the MCU may light-sleep now (read_gnss)
     while not (state["eof"] or state["status_due"] or tracker.upload_due()):
         if ports.watchdog is not None:
             ports.watchdog.kick()  # asleep on purpose is progress, as the idle loop's waits are
@@ -779,6 +791,7 @@ async def _radio_sleep(ports, client, tracker, state, wake):
             await asyncio.wait_for(wake.wait(), 1)
         except asyncio.TimeoutError:
             pass
+    state["radio_off"] = False
 
 
 async def _configure_gnss(module, log, state, wake):

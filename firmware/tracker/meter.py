@@ -16,6 +16,9 @@ from tracker.compat import ticks_diff
 class Meter:
     """Receiver on-time, MCU sleep and radio wake-ups, from the clock.
 
+    The MCU counts as asleep only while the board's ``idle`` really light-sleeps (its
+    ``pause`` returns how long); an asyncio wait is awake time, as it is on a board.
+
     :param now_ms: ``ticks_ms()`` at boot: the receiver and the MCU count as on from here
     """
 
@@ -24,7 +27,7 @@ class Meter:
         self.gnss_on_ms = 0  # closed on-periods of the receiver
         self._gnss_since = now_ms  # start of the open on-period, or -1 while off
         self._gnss_on = True
-        self.sleep_ms = 0  # MCU asleep (idle pauses while the receiver is off)
+        self.sleep_ms = 0  # MCU in light sleep (the board's ``idle``, receiver off)
         self.radio_sleeps = 0  # the radio switched off between uploads
         self.wakeups = 0  # connections that had to wake the radio first
 
@@ -39,10 +42,6 @@ class Meter:
         if not self._gnss_on:
             self._gnss_since = now_ms
             self._gnss_on = True
-
-    def slept(self, start_ms, now_ms):
-        """The MCU was in an idle pause from ``start_ms`` to ``now_ms``."""
-        self.sleep_ms += ticks_diff(now_ms, start_ms)
 
     def radio_slept(self):
         """The radio was switched off; the next connection wakes it."""

@@ -9,6 +9,7 @@ import asyncio
 from drivers import battery, clock, indicator
 from drivers.sleep import LightSleep
 from drivers.watchdog import Watchdog
+from tracker.compat import ticks_diff, ticks_ms
 from tracker.nmea import days_from_civil
 
 
@@ -143,8 +144,27 @@ def test_light_sleep_when_idle_and_ordinary_sleep_when_busy():
     assert slept and all(ms <= 150 for ms in slept)  # chunks until ticks say time is up
     assert dog.fed == len(slept)
     slept.clear()
-    asyncio.run(idle.pause(0.3, lambda: True))
+    assert asyncio.run(idle.pause(0.3, lambda: True)) == 0  # busy: nothing counted asleep
     assert slept == [] and idle.awake_ms >= 300
+
+
+def test_light_sleep_reports_the_time_really_slept():
+    def nap(ms):
+        t = ticks_ms()
+        while ticks_diff(ticks_ms(), t) < ms:
+            pass
+
+    idle = LightSleep(nap, chunk_ms=100, min_ms=50)
+    slept = asyncio.run(idle.pause(0.35, lambda: False))
+    assert 250 <= slept <= 400 and idle.slept_ms == slept
+    # Busy for the whole pause: awake, and the next pause adds to the total.
+    assert asyncio.run(idle.pause(0.1, lambda: True)) == 0
+    assert idle.slept_ms == slept
+    # A wake source (the board's lightsleep returns true) ends the whole pause early.
+    woken = LightSleep(lambda ms: True, chunk_ms=100, min_ms=50)
+    t = ticks_ms()
+    asyncio.run(woken.pause(5, lambda: False))
+    assert ticks_diff(ticks_ms(), t) < 1000
 
 
 def test_indicator_states_most_urgent_first():
