@@ -25,8 +25,9 @@ MICROPYTHON_MISSING = (
 #: How the firmware is compiled for a board (and for the heap tests): optimisation level 3
 #: (no ``assert``, ``__debug__`` false) and no line-number tables, which saves about 4 KB of heap
 #: on the 64-bit unix port (docs/memory.md). Tracebacks then name functions, not lines. Each
-#: module also embeds its source name (``-s``, interned in the heap when it is loaded):
-#: ``tracker/fence.py``, as on a board, not this machine's absolute path.
+#: module also embeds its source name (``-s``, interned in the heap when it is loaded): its
+#: dotted module name (``tracker.fence``), which the import interns anyway, so tracebacks still
+#: say which module and the name costs no qstr of its own (docs/memory.md: every name counts).
 MPY_CROSS_FLAGS = ("-O3", "-X", "no-source-lines")
 
 
@@ -50,6 +51,10 @@ def micropython_env(firmware_dir: str | Path = FIRMWARE_DIR) -> dict[str, str]:
     return env
 
 
+def _module_name(package: str, stem: str) -> str:
+    return package if stem == "__init__" else f"{package}.{stem}"
+
+
 def precompile(dest: str | Path, source: str | Path = FIRMWARE_DIR) -> Path:
     """The firmware compiled to ``.mpy`` with mpy-cross into ``dest``, as a board gets it.
 
@@ -69,7 +74,7 @@ def precompile(dest: str | Path, source: str | Path = FIRMWARE_DIR) -> Path:
     for package in ("tracker", "boards", "drivers"):
         (dest / package).mkdir(parents=True, exist_ok=True)
         for module in sorted((Path(source) / package).glob("*.py")):
-            subprocess.run([str(mpy_cross), *MPY_CROSS_FLAGS, "-s", f"{package}/{module.name}",
+            subprocess.run([str(mpy_cross), *MPY_CROSS_FLAGS, "-s", _module_name(package, module.stem),
                             "-o", str(dest / package / f"{module.stem}.mpy"), str(module)],
                            check=True)
     shutil.copy(Path(source) / "main.py", dest / "main.py")

@@ -50,7 +50,7 @@ print("pend", provision(link, {settings!r}, ca))
 
 from boards import ports as board
 from boards import {board} as hw
-from tracker import app
+from tracker import app, dock
 from tracker.outbox import Outbox
 cfg = board.load_settings(state)
 # The dock's USB CDC: on the board the console; here the pseudo-terminal the test's
@@ -63,7 +63,7 @@ out = {{"ca": cfg["ca"], "root": p.storage.root, "radio": type(p.radio).__name__
 async def main():
     # The tracker's real dock service (tracker.app) on the board's dock port.
     docked = app.Tracker(cfg["device_id"], Outbox(None), None, battery=p.battery)
-    app._start_dock(p, docked, {{}}, asyncio.Event())
+    dock.start(p, docked, lambda: None)
     if out["radio"] == "Modem":
         out["ca_pem"] = p.radio.ca_pem == ca.encode()
         out["apn"] = p.radio.apn

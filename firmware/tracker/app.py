@@ -33,6 +33,22 @@ _FETCH_HOLD_MS = const(120000)
 _FAR_M = const(100000)  # "no fence anywhere near" for the policy
 _SHIFT_S = const(36000)  # the shift the battery budget must reach: ten hours
 _GC_EVERY = const(8192)  # bytes allocated between collections (see ``run``)
+# Indexes into ``run``'s state list.
+_S_EOF = const(0)
+_S_PUBLISHED = const(1)
+_S_STATUS_DUE = const(2)
+_S_DRAINING = const(3)
+_S_SHIFT_END = const(4)
+_S_BUDGET_MS = const(5)
+_S_RTC_T = const(6)
+_S_HEAP_MS = const(7)
+_S_OOM = const(8)
+_S_FETCH = const(9)
+_S_FETCHING = const(10)
+_S_FETCH_MS = const(11)
+_S_UNSUBSCRIBE = const(12)
+_S_REFUSED = const(13)
+_S_RADIO_OFF = const(14)
 
 
 class Tracker:
@@ -512,10 +528,9 @@ async def run(ports, cfg):
                                                          sys.implementation.version[:3]),
         device_id, fence_set.version if fence_set else "none", sampling))
     wake = asyncio.Event()
-    state = {"eof": False, "published": 0, "status_due": False, "draining": False,
-             "shift_end": 0, "budget_ms": 0, "rtc_t": 0, "heap_ms": 0, "oom": 0,
-             "fetch": "", "fetching": "", "fetch_ms": 0, "unsubscribe": "", "refused": "",
-             "radio_off": False}
+    # The loop's state, shared with the tasks: a list indexed by the _S_ constants rather than
+    # a dict, whose keys would be 15 more interned names (docs/memory.md).
+    state = [False, 0, False, False, 0, 0, 0, 0, 0, "", "", 0, "", "", False]
 
     async def read_gnss():
         paused = 0  # the gnss_off_until of the last pause
@@ -523,7 +538,7 @@ async def run(ports, cfg):
             line = await ports.gnss.readline()
             if not line:
                 tracker.end_of_stream(ticks_ms())
-                state["eof"] = True
+                state[_S_EOF] = True
                 wake.set()
                 return
             if module is not None:
@@ -533,8 +548,8 @@ async def run(ports, cfg):
             except MemoryError as exc:
                 # Never silent, never fatal: a reader task that died would leave the tracker
                 # connected and reporting nothing. The line is lost and counted.
-                state["oom"] += 1
-                if state["oom"] == 1:
+                state[_S_OOM] += 1
+                if state[_S_OOM] == 1:
                     ports.log("memory: out of heap while parsing (%r); lines dropped are counted"
                               % (exc,))
                     if hasattr(sys, "print_exception"):
@@ -542,8 +557,8 @@ async def run(ports, cfg):
                 gc.collect()
                 continue
             heap.sample()
-            if clock is not None and tracker.last_fix_t - state["rtc_t"] >= 60:
-                state["rtc_t"] = tracker.last_fix_t
+            if clock is not None and tracker.last_fix_t - state[_S_RTC_T] >= 60:
+                state[_S_RTC_T] = tracker.last_fix_t
                 clock.sync(tracker.last_fix_t)  # at most once a minute: it rarely drifts
             if len(outbox):
                 wake.set()
@@ -561,7 +576,7 @@ async def run(ports, cfg):
                     # by this loop); out of the dock a light-sleep chunk only delays noticing
                     # the dock by seconds. Only the light sleep itself counts as asleep.
                     meter.sleep_ms += await ports.idle.pause(
-                        policy.off_s, lambda: not state["radio_off"] or (
+                        policy.off_s, lambda: not state[_S_RADIO_OFF] or (
                             ports.dock is not None and tracker.docked) or tracker.upload_due())
                 else:
                     await asyncio.sleep(policy.off_s)  # awake: the event loop only waits
@@ -572,11 +587,11 @@ async def run(ports, cfg):
         """Tell the policy the battery state (shift: ten hours from the first fix)."""
         if policy is None or battery is None or not tracker.last_fix_t:
             return
-        if not state["shift_end"]:
-            state["shift_end"] = tracker.last_fix_t + _SHIFT_S
+        if not state[_S_SHIFT_END]:
+            state[_S_SHIFT_END] = tracker.last_fix_t + _SHIFT_S
         charging = battery.charging() if hasattr(battery, "charging") else False
         policy.power(tracker.now_s(), battery.percent(), charging, tracker.docked,
-                     state["shift_end"])
+                     state[_S_SHIFT_END])
 
     fences_topic = wire.fences_topic(station)
     set_prefix = fences_topic + "/"
@@ -598,11 +613,11 @@ async def run(ports, cfg):
         except (ValueError, KeyError, TypeError):
             ports.log("fence set rejected: %s" % tracker.fence_refused(
                 ValueError("announcement is not {\"version\": ..., \"size\": ...}")))
-            state["status_due"] = True
+            state[_S_STATUS_DUE] = True
             return
         running = tracker.fence_set.version if tracker.fence_set is not None else ""
-        if version != running and version != state["refused"]:
-            state["fetch"] = version
+        if version != running and version != state[_S_REFUSED]:
+            state[_S_FETCH] = version
             wake.set()
 
     def on_message(topic, payload):
@@ -618,8 +633,8 @@ async def run(ports, cfg):
             # refused set is acknowledged anyway and not fetched again until a restart.
             # ``spool`` hands every fence set to flash, so ``payload`` is always a _Spool here.
             version = topic[len(set_prefix):]
-            state["unsubscribe"] = topic
-            state["fetch"] = ""
+            state[_S_UNSUBSCRIBE] = topic
+            state[_S_FETCH] = ""
             try:
                 if not payload.ok:
                     raise OSError("flash write failed")
@@ -635,14 +650,14 @@ async def run(ports, cfg):
                 # Counted and reported in the status (the gateway raises an alert); the old
                 # set keeps running.
                 ports.log("fence set rejected: %s" % tracker.fence_refused(exc))
-                state["refused"] = version
-                state["status_due"] = True
+                state[_S_REFUSED] = version
+                state[_S_STATUS_DUE] = True
                 wake.set()
                 return
             ports.log("fences %s active" % new_set.version)
         elif topic == command_topic:
             ports.log(tracker.command(payload))
-        state["status_due"] = True
+        state[_S_STATUS_DUE] = True
         wake.set()
 
     status_topic = wire.device_topic(device_id, wire.KIND_STATUS)
@@ -658,8 +673,14 @@ async def run(ports, cfg):
         asyncio.create_task(_configure_gnss(module, ports.log, state, wake))
     for start in ports.tasks:
         asyncio.create_task(start(tracker))
-    if ports.dock is not None:
-        _start_dock(ports, tracker, state, wake)
+    if ports.dock is not None:  # the dock link's code is loaded only on a board with a dock
+        from tracker import dock
+
+        def due():
+            state[_S_STATUS_DUE] = True
+            wake.set()
+
+        dock.start(ports, tracker, due)
     backoff_s = 1
     while True:
         if watchdog is not None:
@@ -671,38 +692,38 @@ async def run(ports, cfg):
             await client.subscribe(command_topic)
             await client.publish(status_topic, tracker.status(True), 1, True)
             backoff_s = 1
-            state["fetching"] = ""  # a new connection: a fetch in progress starts over
+            state[_S_FETCHING] = ""  # a new connection: a fetch in progress starts over
             while True:
                 if watchdog is not None:
                     watchdog.kick()
-                if state["fetch"] and state["fetch"] != state["fetching"]:
+                if state[_S_FETCH] and state[_S_FETCH] != state[_S_FETCHING]:
                     # The announced set is not the one running: its body, retained on its own
                     # topic, arrives once after this subscription (and goes to flash).
-                    state["fetching"] = state["fetch"]
-                    state["fetch_ms"] = ticks_ms()
-                    await client.subscribe(wire.fences_set_topic(station, state["fetch"]))
-                if state["unsubscribe"]:
-                    topic = state["unsubscribe"]
-                    state["unsubscribe"] = ""
-                    state["fetching"] = ""
+                    state[_S_FETCHING] = state[_S_FETCH]
+                    state[_S_FETCH_MS] = ticks_ms()
+                    await client.subscribe(wire.fences_set_topic(station, state[_S_FETCH]))
+                if state[_S_UNSUBSCRIBE]:
+                    topic = state[_S_UNSUBSCRIBE]
+                    state[_S_UNSUBSCRIBE] = ""
+                    state[_S_FETCHING] = ""
                     await client.unsubscribe(topic)
-                if state["status_due"]:
-                    state["status_due"] = False
+                if state[_S_STATUS_DUE]:
+                    state[_S_STATUS_DUE] = False
                     await client.publish(status_topic, tracker.status(True), 1, True)
-                if ticks_diff(ticks_ms(), state["heap_ms"]) >= 2000:
-                    state["heap_ms"] = ticks_ms()
+                if ticks_diff(ticks_ms(), state[_S_HEAP_MS]) >= 2000:
+                    state[_S_HEAP_MS] = ticks_ms()
                     heap.collect()
-                if ticks_diff(ticks_ms(), state["budget_ms"]) >= 60000:
-                    state["budget_ms"] = ticks_ms()
+                if ticks_diff(ticks_ms(), state[_S_BUDGET_MS]) >= 60000:
+                    state[_S_BUDGET_MS] = ticks_ms()
                     budget_power()
                 # Adaptive sampling batches reports per radio wake-up: wait until one is due,
                 # then send everything waiting. At the end of the stream, send it all.
-                if not state["draining"] and (state["eof"] or tracker.upload_due()):
-                    state["draining"] = True
-                batch = outbox.batch(_BATCH) if state["draining"] else []
+                if not state[_S_DRAINING] and (state[_S_EOF] or tracker.upload_due()):
+                    state[_S_DRAINING] = True
+                batch = outbox.batch(_BATCH) if state[_S_DRAINING] else []
                 if not batch:
-                    if state["draining"]:
-                        state["draining"] = False
+                    if state[_S_DRAINING]:
+                        state[_S_DRAINING] = False
                         if policy is not None:
                             policy.uploaded(tracker.now_s(), True)
                     if policy is not None:
@@ -711,12 +732,12 @@ async def run(ports, cfg):
                         # a fence set is coming in: ending the session would cut it, and a
                         # large set would start over at every upload. Bounded: a body that
                         # never comes must not keep the radio on.
-                        fetching = state["fetching"] and ticks_diff(
-                            ticks_ms(), state["fetch_ms"]) < _FETCH_HOLD_MS
-                        if ports.radio is not None and not state["eof"] and not fetching:
+                        fetching = state[_S_FETCHING] and ticks_diff(
+                            ticks_ms(), state[_S_FETCH_MS]) < _FETCH_HOLD_MS
+                        if ports.radio is not None and not state[_S_EOF] and not fetching:
                             await _radio_sleep(ports, client, tracker, state, wake)
                             break  # reconnect: open_connection wakes the radio
-                    if state["eof"]:
+                    if state[_S_EOF]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
                         ports.log("nmea: %r" % (tracker.parser.stats(),))
@@ -724,16 +745,16 @@ async def run(ports, cfg):
                                   % (tracker.fixes, tracker.gnss_off_epochs))
                         ports.log("outbox: last seq %d, pending %d, thinned %d" % (
                             outbox.last_seq, len(outbox), outbox.dropped))
-                        ports.log("published %d messages" % state["published"])
+                        ports.log("published %d messages" % state[_S_PUBLISHED])
                         ports.log("energy: %r" % (tracker.energy(),))
                         if tracker.engine is not None:
                             ports.log("fences: %d cells read from flash, %d hot spots in RAM"
                                       % (tracker.engine.windows, len(tracker.engine.fences)))
                         heap.collect()
                         ports.log(heap.line())
-                        if state["oom"] or tracker.memory_errors:
+                        if state[_S_OOM] or tracker.memory_errors:
                             ports.log("memory: %d GNSS lines dropped, %d fixes short of heap"
-                                      % (state["oom"], tracker.memory_errors))
+                                      % (state[_S_OOM], tracker.memory_errors))
                         return tracker
                     wake.clear()
                     try:
@@ -754,11 +775,11 @@ async def run(ports, cfg):
                     done = client.batch_acked
                     if done:
                         outbox.ack(batch[done - 1][0])
-                        state["published"] += done
+                        state[_S_PUBLISHED] += done
         except Exception as exc:  # noqa: BLE001 - any link failure (MicroPython's TLS raises
             # ValueError on a bad certificate) means: drop the link, back off, try again.
             await client.close()
-            if policy is not None and state["draining"]:
+            if policy is not None and state[_S_DRAINING]:
                 policy.uploaded(tracker.now_s(), False)
             # Jitter spreads a fleet's reconnects after a broker restart.
             delay_ms = backoff_s * 500 + random.getrandbits(16) * backoff_s * 500 // 65536
@@ -767,7 +788,7 @@ async def run(ports, cfg):
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
             # Only after a failure: the stream ending during a radio sleep reconnects for the
             # final status (and logs), as a clean end of stream does.
-            if reader.done() and state["eof"] and not len(outbox):
+            if reader.done() and state[_S_EOF] and not len(outbox):
                 return tracker
 
 
@@ -782,8 +803,8 @@ async def _radio_sleep(ports, client, tracker, state, wake):
         ports.log("radio: sleep failed: %r" % (exc,))
     else:
         tracker.meter.radio_slept()
-        state["radio_off"] = True  # the MCU may light-sleep now (read_gnss)
-    while not (state["eof"] or state["status_due"] or tracker.upload_due()):
+        state[_S_RADIO_OFF] = True  # the MCU may light-sleep now (read_gnss)
+    while not (state[_S_EOF] or state[_S_STATUS_DUE] or tracker.upload_due()):
         if ports.watchdog is not None:
             ports.watchdog.kick()  # asleep on purpose is progress, as the idle loop's waits are
         wake.clear()
@@ -791,53 +812,14 @@ async def _radio_sleep(ports, client, tracker, state, wake):
             await asyncio.wait_for(wake.wait(), 1)
         except asyncio.TimeoutError:
             pass
-    state["radio_off"] = False
+    state[_S_RADIO_OFF] = False
 
 
 async def _configure_gnss(module, log, state, wake):
     """Set the module up while the reader already parses what it sends; then report."""
     await module.configure(log)
-    state["status_due"] = True
+    state[_S_STATUS_DUE] = True
     wake.set()
-
-
-def _start_dock(ports, tracker, state, wake):
-    """The dock link: answer the gateway on the dock port, and notice leaving the dock."""
-    from tracker.dock import DockLink
-
-    link = DockLink(tracker, ports.storage, _FENCES_FILE, tracker.battery)
-    link.load()
-    ports.log("dock: %s" % ("assigned to " + link.collar if link.collar else "not assigned"))
-
-    async def serve():
-        while True:
-            line = await ports.dock.readline()
-            if not line:
-                await asyncio.sleep(1)  # the port is gone for now (unplugged USB): try again
-                continue
-            was = tracker.tracking()
-            reply = link.handle_line(line, ticks_ms())
-            if reply is not None:
-                ports.dock.write(reply)
-            if link.changed or was != tracker.tracking():
-                link.changed = False
-                state["status_due"] = True
-                wake.set()
-
-    async def watch():
-        while True:
-            await asyncio.sleep(1)
-            was = tracker.tracking()
-            link.poll(ticks_ms())
-            if was != tracker.tracking():
-                ports.log("dock: left the dock, %s" % (
-                    "tracking" if tracker.tracking() else "not assigned: not tracking"))
-                state["status_due"] = True
-                wake.set()
-
-    state["dock"] = link
-    asyncio.create_task(serve())
-    asyncio.create_task(watch())
 
 
 def packet_id(seq):

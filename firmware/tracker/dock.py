@@ -24,10 +24,11 @@ The tracker records positions only while assigned and not docked (``Tracker.set_
 Pure: the line source, the storage and the clock come from the caller (``tracker.app.run``).
 """
 
+import asyncio
 import binascii
 import json
 
-from tracker.compat import const, ticks_diff
+from tracker.compat import const, ticks_diff, ticks_ms
 
 DOCK_FILE = "dock.json"
 # The tracker's settings, read at boot (tracker.config.FILE, in the state folder the storage
@@ -488,3 +489,41 @@ def _firmware_version():
     from tracker import app  # the version lives with the app; imported late to avoid a cycle
 
     return app.FIRMWARE_VERSION
+
+
+def start(ports, tracker, due):
+    """The dock link on ``ports.dock``: answer the gateway, and notice leaving the dock.
+    ``due()``: a status message is due (tracking or the dock's settings changed). Called by
+    ``tracker.app.run`` on a board with a dock port, so that only such a board loads this
+    module's bytecode."""
+    link = DockLink(tracker, ports.storage, tracker.fences_file, tracker.battery)
+    link.load()
+    ports.log("dock: %s" % ("assigned to " + link.collar if link.collar else "not assigned"))
+
+    async def serve():
+        while True:
+            line = await ports.dock.readline()
+            if not line:
+                await asyncio.sleep(1)  # the port is gone for now (unplugged USB): try again
+                continue
+            was = tracker.tracking()
+            reply = link.handle_line(line, ticks_ms())
+            if reply is not None:
+                ports.dock.write(reply)
+            if link.changed or was != tracker.tracking():
+                link.changed = False
+                due()
+
+    async def watch():
+        while True:
+            await asyncio.sleep(1)
+            was = tracker.tracking()
+            link.poll(ticks_ms())
+            if was != tracker.tracking():
+                ports.log("dock: left the dock, %s" % (
+                    "tracking" if tracker.tracking() else "not assigned: not tracking"))
+                due()
+
+    asyncio.create_task(serve())
+    asyncio.create_task(watch())
+    return link

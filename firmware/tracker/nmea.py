@@ -173,7 +173,7 @@ def _d2(b, s):
     a = b[s] - 48
     c = b[s + 1] - 48
     if a < 0 or a > 9 or c < 0 or c > 9:
-        raise ValueError("bad digits")
+        raise ValueError("bad field")
     return a * 10 + c
 
 
@@ -182,17 +182,17 @@ def _time_cs(b, s, e):
     if s == e:
         return -1
     if e - s < 6:
-        raise ValueError("bad time")
+        raise ValueError("bad field")
     h1 = b[s] - 48
     h2 = b[s + 1] - 48
     m1 = b[s + 2] - 48
     m2 = b[s + 3] - 48
     if (h1 < 0 or h1 > 2 or h2 < 0 or h2 > 9 or m1 < 0 or m1 > 5 or m2 < 0 or m2 > 9
             or h1 == 2 and h2 > 3):
-        raise ValueError("bad time")
+        raise ValueError("bad field")
     sec = _udec(b, s + 4, e, 2)
     if sec >= 6100:  # 60.xx is a leap second
-        raise ValueError("bad time")
+        raise ValueError("bad field")
     return ((h1 * 10 + h2) * 3600 + (m1 * 10 + m2) * 60) * 100 + sec
 
 
@@ -202,11 +202,11 @@ def _angle_e6(b, s, e, hemi, degree_limit):
     while dot < e and b[dot] != 46:  # '.'
         dot += 1
     if dot - s < 3:  # at least one degree digit and two of minutes
-        raise ValueError("bad angle")
+        raise ValueError("bad field")
     degrees = _uint(b, s, dot - 2)
     minutes_e6 = _udec(b, dot - 2, e, 6)
     if minutes_e6 >= 60000000 or degrees > degree_limit:
-        raise ValueError("bad angle")
+        raise ValueError("bad field")
     value = degrees * 1000000 + (minutes_e6 + 30) // 60
     if value > degree_limit * 1000000:
         raise ValueError("angle out of range")
@@ -258,13 +258,13 @@ def days_from_civil(y, m, d):
 def _days(y, m, d):
     """Days since 1970 of a checked date (``ValueError`` for 31 April, 29 February 2027...)."""
     if m < 1 or m > 12 or d < 1:
-        raise ValueError("bad date")
+        raise ValueError("bad field")
     if m == 2:
         last = 29 if y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) else 28
     else:
         last = 30 if m in (4, 6, 9, 11) else 31
     if d > last:
-        raise ValueError("bad date")
+        raise ValueError("bad field")
     return days_from_civil(y, m, d)
 
 
@@ -701,7 +701,7 @@ class NmeaParser:
     def _rmc(self, b, fs, nf, system):
         # $--RMC,time,status,lat,N,lon,E,knots,course,ddmmyy,magvar,E[,mode[,navstatus]]
         if nf < 10:
-            raise ValueError("short RMC")
+            raise ValueError("short")
         tod = _time_cs(b, fs[1], fs[2] - 1)
         status = b[fs[2]] if fs[3] - fs[2] == 2 else 0
         s = fs[9]
@@ -710,7 +710,7 @@ class NmeaParser:
             yy = _d2(b, s + 4)
             days = _days(yy + (2000 if yy < 80 else 1900), _d2(b, s + 2), _d2(b, s))
         elif fs[10] - s != 1:
-            raise ValueError("bad date")
+            raise ValueError("bad field")
         s = fs[7]
         e = fs[8] - 1
         speed = _knots_to_cmps(_udec(b, s, e, 3)) if e > s else -1
@@ -741,7 +741,7 @@ class NmeaParser:
     def _gga(self, b, fs, nf, system):
         # $--GGA,time,lat,N,lon,E,quality,sats,hdop,alt,M,sep,M,age,station
         if nf < 10:
-            raise ValueError("short GGA")
+            raise ValueError("short")
         tod = _time_cs(b, fs[1], fs[2] - 1)
         s = fs[6]
         e = fs[7] - 1
@@ -776,7 +776,7 @@ class NmeaParser:
     def _gll(self, b, fs, nf, system):
         # $--GLL,lat,N,lon,E[,time,status[,mode]]  (time and status since NMEA 2.0)
         if nf < 5:
-            raise ValueError("short GLL")
+            raise ValueError("short")
         tod = _time_cs(b, fs[5], fs[6] - 1) if nf > 5 else -1
         status = b[fs[6]] if nf > 6 and fs[7] - fs[6] == 2 else 65
         mode = b[fs[7]] if nf > 7 and fs[8] - fs[7] > 1 else 0
@@ -802,7 +802,7 @@ class NmeaParser:
             ik = 3
             ih = 4
         else:
-            raise ValueError("bad VTG")
+            raise ValueError("bad field")
         s = fs[ic]
         e = fs[ic + 1] - 1
         course = _udec(b, s, e, 2) % 36000 if e > s else -1
@@ -830,7 +830,7 @@ class NmeaParser:
     def _gsa(self, b, fs, nf, system):
         # $--GSA,M/A,fix_type,prn*12,pdop,hdop,vdop[,system_id]  (system id since NMEA 4.1)
         if nf < 18:
-            raise ValueError("short GSA")
+            raise ValueError("short")
         s = fs[2]
         e = fs[3] - 1
         fix_type = _uint(b, s, e) if e > s else 0
@@ -863,7 +863,7 @@ class NmeaParser:
         # mode: one letter per constellation (GPS, GLONASS, Galileo, BeiDou, QZSS, NavIC); the
         # position is real when any of them is, and that letter becomes the epoch's mode.
         if nf < 10:
-            raise ValueError("short GNS")
+            raise ValueError("short")
         tod = _time_cs(b, fs[1], fs[2] - 1)
         s = fs[6]
         e = fs[7] - 1
@@ -911,7 +911,7 @@ class NmeaParser:
     def _gsv(self, b, fs, nf, system):
         # $--GSV,total,num,in_view{,prn,elev,azim,snr}*1..4[,signal_id]
         if nf < 4:
-            raise ValueError("short GSV")
+            raise ValueError("short")
         total = _uint(b, fs[1], fs[2] - 1)
         num = _uint(b, fs[2], fs[3] - 1)
         s = fs[3]
@@ -942,13 +942,13 @@ class NmeaParser:
     def _zda(self, b, fs, nf, system):
         # $--ZDA,time,day,month,year,zone_h,zone_min
         if nf < 5:
-            raise ValueError("short ZDA")
+            raise ValueError("short")
         tod = _time_cs(b, fs[1], fs[2] - 1)
         days = -1
         if fs[3] - fs[2] == 3 and fs[4] - fs[3] == 3 and fs[5] - fs[4] == 5:
             days = _days(_uint(b, fs[4], fs[4] + 4), _d2(b, fs[3]), _d2(b, fs[2]))
         elif fs[3] - fs[2] != 1 or fs[4] - fs[3] != 1 or fs[5] - fs[4] != 1:
-            raise ValueError("bad date")
+            raise ValueError("bad field")
         if not self._begin(_ZDA, tod):
             return
         if days >= 0:
@@ -957,7 +957,7 @@ class NmeaParser:
     def _gst(self, b, fs, nf, system):
         # $--GST,time,rms,sd_major,sd_minor,orient,sd_lat,sd_lon,sd_alt
         if nf < 8:
-            raise ValueError("short GST")
+            raise ValueError("short")
         tod = _time_cs(b, fs[1], fs[2] - 1)
         slat = _field_udec(b, fs, 6, 2)
         slon = _field_udec(b, fs, 7, 2)
