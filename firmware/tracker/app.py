@@ -670,7 +670,9 @@ async def run(ports, cfg):
     tracker.link = client
     reader = asyncio.create_task(read_gnss())
     if module is not None:
-        asyncio.create_task(_configure_gnss(module, ports.log, state, wake))
+        from tracker.lowpower import configure_gnss  # only with a GNSS module driver
+
+        asyncio.create_task(configure_gnss(module, ports.log, state, wake))
     for start in ports.tasks:
         asyncio.create_task(start(tracker))
     if ports.dock is not None:  # the dock link's code is loaded only on a board with a dock
@@ -735,26 +737,17 @@ async def run(ports, cfg):
                         fetching = state[_S_FETCHING] and ticks_diff(
                             ticks_ms(), state[_S_FETCH_MS]) < _FETCH_HOLD_MS
                         if ports.radio is not None and not state[_S_EOF] and not fetching:
-                            await _radio_sleep(ports, client, tracker, state, wake)
+                            from tracker.lowpower import radio_sleep  # with a modem only
+
+                            await radio_sleep(ports, client, tracker, state, wake)
                             break  # reconnect: open_connection wakes the radio
                     if state[_S_EOF]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
-                        ports.log("nmea: %r" % (tracker.parser.stats(),))
-                        ports.log("gnss: %d fixes used, %d epochs skipped with the receiver off"
-                                  % (tracker.fixes, tracker.gnss_off_epochs))
-                        ports.log("outbox: last seq %d, pending %d, thinned %d" % (
-                            outbox.last_seq, len(outbox), outbox.dropped))
-                        ports.log("published %d messages" % state[_S_PUBLISHED])
-                        ports.log("energy: %r" % (tracker.energy(),))
-                        if tracker.engine is not None:
-                            ports.log("fences: %d cells read from flash, %d hot spots in RAM"
-                                      % (tracker.engine.windows, len(tracker.engine.fences)))
-                        heap.collect()
-                        ports.log(heap.line())
-                        if state[_S_OOM] or tracker.memory_errors:
-                            ports.log("memory: %d GNSS lines dropped, %d fixes short of heap"
-                                      % (state[_S_OOM], tracker.memory_errors))
+                        # The summary's code is loaded only now (tracker.summary).
+                        from tracker.summary import log_summary
+
+                        log_summary(ports, tracker, heap, state[_S_PUBLISHED], state[_S_OOM])
                         return tracker
                     wake.clear()
                     try:
@@ -790,36 +783,6 @@ async def run(ports, cfg):
             # final status (and logs), as a clean end of stream does.
             if reader.done() and state[_S_EOF] and not len(outbox):
                 return tracker
-
-
-async def _radio_sleep(ports, client, tracker, state, wake):
-    """Between uploads: end the MQTT session cleanly (no will), switch the radio off, and wait
-    until something is due again. The broker keeps the session (clean=False), so fence sets
-    and commands published meanwhile arrive at the next connect."""
-    await client.disconnect()
-    try:
-        await ports.radio.sleep()
-    except OSError as exc:  # the link is down anyway: the reconnect finds out
-        ports.log("radio: sleep failed: %r" % (exc,))
-    else:
-        tracker.meter.radio_slept()
-        state[_S_RADIO_OFF] = True  # the MCU may light-sleep now (read_gnss)
-    while not (state[_S_EOF] or state[_S_STATUS_DUE] or tracker.upload_due()):
-        if ports.watchdog is not None:
-            ports.watchdog.kick()  # asleep on purpose is progress, as the idle loop's waits are
-        wake.clear()
-        try:
-            await asyncio.wait_for(wake.wait(), 1)
-        except asyncio.TimeoutError:
-            pass
-    state[_S_RADIO_OFF] = False
-
-
-async def _configure_gnss(module, log, state, wake):
-    """Set the module up while the reader already parses what it sends; then report."""
-    await module.configure(log)
-    state[_S_STATUS_DUE] = True
-    wake.set()
 
 
 def packet_id(seq):

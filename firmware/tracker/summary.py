@@ -1,0 +1,28 @@
+"""The tracker's closing summary in the log, at the end of the GNSS stream (``exit_on_eof``).
+
+Run once, at the very end: ``tracker.app.run`` imports it only then, so its bytecode and its
+long messages are not in the heap while the tracker patrols (docs/memory.md).
+"""
+
+
+def log_summary(ports, tracker, heap, published, oom):
+    """Log what the run did: NMEA counts, fixes, the outbox, messages published, the energy
+    counters, fence windows, the heap figures (``heap``: the run's ``tracker.app.HeapWatch``)
+    and, if any, what ran short of heap (``oom``: GNSS lines dropped)."""
+    log = ports.log
+    outbox = tracker.outbox
+    log("nmea: %r" % (tracker.parser.stats(),))
+    log("gnss: %d fixes used, %d epochs skipped with the receiver off"
+        % (tracker.fixes, tracker.gnss_off_epochs))
+    log("outbox: last seq %d, pending %d, thinned %d" % (
+        outbox.last_seq, len(outbox), outbox.dropped))
+    log("published %d messages" % published)
+    log("energy: %r" % (tracker.energy(),))
+    if tracker.engine is not None:
+        log("fences: %d cells read from flash, %d hot spots in RAM"
+            % (tracker.engine.windows, len(tracker.engine.fences)))
+    heap.collect()
+    log(heap.line())
+    if oom or tracker.memory_errors:
+        log("memory: %d GNSS lines dropped, %d fixes short of heap"
+            % (oom, tracker.memory_errors))
