@@ -74,7 +74,8 @@ def precompile(dest: str | Path, source: str | Path = FIRMWARE_DIR) -> Path:
     for package in ("tracker", "boards", "drivers"):
         (dest / package).mkdir(parents=True, exist_ok=True)
         for module in sorted((Path(source) / package).glob("*.py")):
-            subprocess.run([str(mpy_cross), *MPY_CROSS_FLAGS, "-s", _module_name(package, module.stem),
+            name = _module_name(package, module.stem)
+            subprocess.run([str(mpy_cross), *MPY_CROSS_FLAGS, "-s", name,
                             "-o", str(dest / package / f"{module.stem}.mpy"), str(module)],
                            check=True)
     shutil.copy(Path(source) / "main.py", dest / "main.py")

@@ -32,15 +32,6 @@ MAX_DEPTH = const(4)
 INT_MAX = 9007199254740991
 
 
-class WireError(ValueError):
-    """A message that does not follow the wire format; ``reason`` is a short counter key."""
-
-    def __init__(self, reason, detail=""):
-        super().__init__(reason + (": " + detail if detail else ""))
-        self.reason = reason
-        self.detail = detail
-
-
 def device_topic(device_id, kind):
     """Topic a tracker publishes ``kind`` messages on (or receives commands on)."""
     return TOPIC_ROOT + "/dev/" + device_id + "/" + kind
@@ -55,11 +46,6 @@ def fences_set_topic(station, version):
     """Topic holding the body of fence set ``version`` (retained): a tracker subscribes to it
     only when the announcement on :func:`fences_topic` names a version it does not run."""
     return fences_topic(station) + "/" + version
-
-
-def fences_announcement(version, size):
-    """The retained message on :func:`fences_topic`: which set is current, and its size."""
-    return '{"version":%s,"size":%d}' % (_json_str(version), size)
 
 
 def tracker_id(device_id):
@@ -198,20 +184,15 @@ def decode(payload):
     return check(payload)
 
 
-def parse_topic(topic):
-    """Split a topic into ``(source, device_id, kind)``; raises :class:`WireError` if unknown.
+# Only the gateway, the simulators and the tests use these; the tracker never does, so they are
+# in tracker.wire_check, loaded on first use (PEP 562, which MicroPython supports too): their
+# bytecode stays out of the tracker's heap (docs/memory.md).
+_CHECK_NAMES = ("WireError", "parse_topic", "fences_announcement")
 
-    Exact, and the device is the account that published (the broker lets an account publish only
-    under its own name): ``tracker`` for ``hotspots/dev/<account>/<kind>``, ``owntracks`` for a
-    phone running the OwnTracks app, ``owntracks/<account>/<name>`` (kind ``""``) or
-    ``owntracks/<account>/<name>/event``, whose device is ``<account>``: the ``<name>`` is the
-    app's free-text device setting and identifies nothing.
-    """
-    parts = topic.split("/")
-    if len(parts) == 4 and parts[0] == TOPIC_ROOT and parts[1] == "dev" and parts[2] and parts[3]:
-        return "tracker", parts[2], parts[3]
-    if parts[0] == OWNTRACKS_ROOT and len(parts) in (3, 4) and parts[1] and parts[2]:
-        kind = parts[3] if len(parts) == 4 else ""
-        if kind in ("", "event"):
-            return "owntracks", parts[1], kind
-    raise WireError("unknown_topic", topic)
+
+def __getattr__(name):
+    if name in _CHECK_NAMES:
+        from tracker import wire_check
+
+        return getattr(wire_check, name)
+    raise AttributeError(name)

@@ -1,4 +1,5 @@
-"""The wire format's own checks of a received message (:func:`decode`).
+"""The wire format's own checks of a received message (:func:`decode`), :class:`WireError`,
+:func:`parse_topic` and :func:`fences_announcement` (reached as ``tracker.wire.<name>``).
 
 Kept out of :mod:`tracker.wire` because the tracker builds messages and never decodes one: this
 is the gateway's, the simulators' and the tests' code, and as bytecode it would sit in the
@@ -8,7 +9,41 @@ loads it on first use; it runs on MicroPython as on CPython (the portable tests 
 
 import json
 
-from tracker.wire import INT_MAX, MAX_DEPTH, MAX_PAYLOAD, WireError
+from tracker.wire import INT_MAX, MAX_DEPTH, MAX_PAYLOAD, OWNTRACKS_ROOT, TOPIC_ROOT, _json_str
+
+
+class WireError(ValueError):
+    """A message that does not follow the wire format; ``reason`` is a short counter key."""
+
+    def __init__(self, reason, detail=""):
+        super().__init__(reason + (": " + detail if detail else ""))
+        self.reason = reason
+        self.detail = detail
+
+
+def fences_announcement(version, size):
+    """The retained message on :func:`fences_topic`: which set is current, and its size."""
+    return '{"version":%s,"size":%d}' % (_json_str(version), size)
+
+
+def parse_topic(topic):
+    """Split a topic into ``(source, device_id, kind)``; raises :class:`WireError` if unknown.
+
+    Exact, and the device is the account that published (the broker lets an account publish only
+    under its own name): ``tracker`` for ``hotspots/dev/<account>/<kind>``, ``owntracks`` for a
+    phone running the OwnTracks app, ``owntracks/<account>/<name>`` (kind ``""``) or
+    ``owntracks/<account>/<name>/event``, whose device is ``<account>``: the ``<name>`` is the
+    app's free-text device setting and identifies nothing.
+    """
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == TOPIC_ROOT and parts[1] == "dev" and parts[2] and parts[3]:
+        return "tracker", parts[2], parts[3]
+    if parts[0] == OWNTRACKS_ROOT and len(parts) in (3, 4) and parts[1] and parts[2]:
+        kind = parts[3] if len(parts) == 4 else ""
+        if kind in ("", "event"):
+            return "owntracks", parts[1], kind
+    raise WireError("unknown_topic", topic)
+
 
 # Fields every message of a type must carry, and their JSON types (as Python type names, so the
 # table also works on MicroPython).
