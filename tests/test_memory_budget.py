@@ -31,9 +31,10 @@ pytestmark = pytest.mark.micropython
 DEVICE = "T-0128"
 #: Documented in docs/memory.md: live data above the post-import level, hot spots included.
 WORKING_SET_BOUND = 48 * 1024
-#: The heap the test runs the tracker in (the same for 200 and 2,000 hot spots): one 4 KB step
-#: above the smallest in which 2,000 hot spots passed (``hotspots bench memory``, docs/memory.md).
-HEAP_KB = 144
+#: The heap the test runs the tracker in (the same for 200 and 2,000 hot spots): the smallest in
+#: which both passed three runs out of three; in 136 KB the new set is refused for lack of heap
+#: (docs/memory.md; ``hotspots bench memory`` bisects it). The issue's aim is 128 KB.
+HEAP_KB = 140
 
 
 @pytest.fixture(scope="module")
