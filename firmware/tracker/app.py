@@ -12,7 +12,7 @@ import random
 import sys
 
 from tracker import wire
-from tracker.compat import const, ticks_diff, ticks_ms
+from tracker.compat import MICROPYTHON, const, ticks_diff, ticks_ms
 from tracker.fence import FenceEngine, FenceSetError, FenceStore
 from tracker.meter import Meter
 from tracker.mqtt import MQTTClient, MQTTError
@@ -304,25 +304,14 @@ class Tracker:
         return self.battery.percent() if self.battery is not None else -1
 
     def command(self, payload):
-        """Apply a command from the gateway; returns a line for the log.
+        """Apply a command from the gateway; returns a line for the log (``tracker.commands``,
+        loaded for the command and dropped again on MicroPython: rare code, out of the heap)."""
+        from tracker import commands
 
-        ``{"cmd": "report", "interval_s": N}`` sets the location interval (5..3600 s);
-        ``{"cmd": "status"}`` only asks for a fresh status message (always sent after a command).
-        """
         try:
-            body = json.loads(payload)
-            name = body["cmd"]
-        except (ValueError, KeyError, TypeError):
-            return "command rejected: not a JSON object with a cmd"
-        if name == "report":
-            interval = body.get("interval_s")
-            if not isinstance(interval, int) or not 5 <= interval <= 3600:
-                return "command rejected: interval_s must be 5..3600"
-            self.set_report_interval(interval)
-            return "report interval now %d s" % interval
-        if name == "status":
-            return "status requested"
-        return "command rejected: unknown cmd %r" % (name,)
+            return commands.apply(self, payload)
+        finally:
+            _drop("tracker.commands")
 
     def set_report_interval(self, seconds):
         """The gateway's location interval while moving: fixed sampling reports this often, and
@@ -352,6 +341,18 @@ class Tracker:
         return (up, up - meter.sleep_ms, meter.receiver_ms(now), self.fixes, meter.wakeups,
                 link.connects if link else 0, link.bytes_out if link else 0,
                 link.bytes_in if link else 0)
+
+
+def _drop(name):
+    """Forget module ``name`` of the ``tracker`` package on MicroPython, so the GC takes its
+    bytecode (CPython keeps it: there it costs nothing that matters)."""
+    if MICROPYTHON:
+        import tracker
+
+        sys.modules.pop(name, None)
+        attr = name.rpartition(".")[2]
+        if hasattr(tracker, attr):
+            delattr(tracker, attr)
 
 
 class HeapWatch:
