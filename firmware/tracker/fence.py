@@ -213,16 +213,6 @@ def offsets(counts):
     return out, pos
 
 
-class _MemSource:
-    """``read_at`` over a set held in memory."""
-
-    def __init__(self, data):
-        self._mv = memoryview(data)
-
-    def read_at(self, pos, n):
-        return bytes(self._mv[pos : pos + n])
-
-
 class _FileSource:
     """``read_at`` over a binary set in a seekable file."""
 
