@@ -62,10 +62,10 @@ TIER_NAMES = ("normal", "saver", "low", "critical", "docked")
 # interval (s), average battery current in 0.1 mA (the budget figure: set at or above what
 # ``hotspots bench patrol`` measures for the tier; tests/test_scoreboard.py checks NORMAL).
 _TIERS = (
-    (120, 25, 300, 900, 50, 600, 55),
-    (300, 30, 600, 1800, 100, 1200, 35),
-    (600, 45, 1200, 3600, 200, 1800, 20),
-    (900, 900, 1800, 3600, 500, 3600, 10),
+    (120, 30, 300, 900, 50, 600, 75),
+    (300, 30, 600, 1800, 100, 1200, 70),
+    (600, 45, 1200, 3600, 200, 1800, 56),
+    (900, 900, 1800, 3600, 500, 3600, 16),
     (3600, 3600, 3600, 3600, 1000, 0, 0),
 )
 
@@ -272,9 +272,7 @@ class Policy:
             self._refresh_rel = rel
         row = self.tiers[self.tier]
         shift = 0
-        if density >= 4:
-            shift = 2
-        elif density >= 3:
+        if density >= 3:
             shift = 1
         report_s = (self.report_s or row[2]) >> shift
         heartbeat_s = row[3] >> shift
