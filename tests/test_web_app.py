@@ -84,40 +84,49 @@ def test_live_shows_who_is_where_and_which_hot_spot_is_patrolled(app, db_path):
     assert row == ("sue", "view_live", "officers:4521")
 
 
+def read_live_events(url: str, cookie: str, until) -> tuple[list[tuple[str, dict]],
+                                                           threading.Event, threading.Thread]:
+    """Open ``/api/live/events`` on a thread and collect ``(event, data)`` pairs until
+    ``until(event, data)`` holds; returns the list, an event set then, and the thread."""
+    import httpx2 as httpx
+
+    events: list[tuple[str, dict]] = []
+    done = threading.Event()
+
+    def read():
+        with httpx.Client(base_url=url, cookies={"hotspots_session": cookie},
+                          timeout=httpx.Timeout(10, read=30)) as client, \
+                client.stream("GET", "/api/live/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            event = None
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    events.append((event, json.loads(line[6:])))
+                    if until(*events[-1]):
+                        done.set()
+                        return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return events, done, reader
+
+
 def test_event_stream_sends_a_new_fix_to_the_browser(db_path):
     """Over a real uvicorn: a fix stored by another connection (the gateway) arrives as a
     ``fixes`` event on an open stream."""
-    import httpx2 as httpx
-
     now = int(time.time())
     db = open_db(str(db_path))
     add_device(db, "T-9", "4600", now - 600, now)
     add_fix(db, "T-9", 1, now - 5, *OUTSIDE)
-    events: list[tuple[str, dict]] = []
-    got_fix = threading.Event()
     with LiveServer(make_app(db_path)) as server:
         cookie = session_cookie(server.url, "sue")
-
-        def read():
-            with httpx.Client(base_url=server.url, cookies={"hotspots_session": cookie},
-                              timeout=httpx.Timeout(10, read=30)) as client, \
-                    client.stream("GET", "/api/live/events") as response:
-                assert response.headers["content-type"].startswith("text/event-stream")
-                event = None
-                for line in response.iter_lines():
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    elif line.startswith("data: "):
-                        events.append((event, json.loads(line[6:])))
-                        if event == "fixes":
-                            got_fix.set()
-                            return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 10
-        while not events and time.monotonic() < deadline:
-            time.sleep(0.05)
+        events, got_fix, _ = read_live_events(server.url, cookie,
+                                              lambda event, body: event == "fixes")
         assert events and events[0][0] == "snapshot"
         assert [f["device_id"] for f in events[0][1]["fixes"]] == ["T-9"]
         add_fix(db, "T-9", 2, now, *INSIDE_GRN_01)
@@ -133,42 +142,19 @@ def test_event_stream_sends_a_new_fix_to_the_browser(db_path):
 def test_an_officer_who_starts_reporting_on_an_open_stream_is_audited_as_viewed(db_path):
     """The stream is audited when it opens (officers shown then) and again for each officer
     whose positions it sends later: the log names everyone whose position the page showed."""
-    import httpx2 as httpx
-
     now = int(time.time())
     db = open_db(str(db_path))
     add_device(db, "T-9", "4600", now - 600, now)
     add_fix(db, "T-9", 1, now - 5, *OUTSIDE)
-    seen: list[str] = []
-    got_new = threading.Event()
     with LiveServer(make_app(db_path)) as server:
         cookie = session_cookie(server.url, "sue")
-
-        def read():
-            with httpx.Client(base_url=server.url, cookies={"hotspots_session": cookie},
-                              timeout=httpx.Timeout(10, read=30)) as client, \
-                    client.stream("GET", "/api/live/events") as response:
-                event = None
-                for line in response.iter_lines():
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    elif line.startswith("data: "):
-                        seen.append(event)
-                        body = json.loads(line[6:])
-                        if event == "fixes" and any(f["officer"] == "4601"
-                                                    for f in body["fixes"]):
-                            got_new.set()
-                            return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 10
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert seen == ["snapshot"]
+        events, got_new, _ = read_live_events(
+            server.url, cookie, lambda event, body: event == "fixes"
+            and any(f["officer"] == "4601" for f in body["fixes"]))
+        assert [event for event, _ in events] == ["snapshot"]
         add_device(db, "T-10", "4601", now - 60, now)  # signed out after the page opened
         add_fix(db, "T-10", 1, now, *INSIDE_GRN_01)
-        assert got_new.wait(10), seen
+        assert got_new.wait(10), events
     rows = db.execute("SELECT username, subject, detail FROM audit_log WHERE action ="
                       " 'view_live' ORDER BY id").fetchall()
     assert [r[:2] for r in rows] == [("sue", "officers:4600"), ("sue", "officers:4601")]

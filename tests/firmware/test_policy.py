@@ -42,13 +42,15 @@ def test_faster_movement_shortens_the_sleep():
 def test_near_a_boundary_it_samples_every_near_period():
     p = fresh()
     p.fix(1000, LAT, LON, 140, 300, 8, 0, False)
-    assert p.off_s == 24 and p.period_s == 25
+    assert p.off_s == 29 and p.period_s == 30
 
 
 def test_dense_areas_halve_the_period():
     p = fresh()
     p.fix(1000, LAT, LON, 140, 300, 8, 3, False)
-    assert p.off_s == 11
+    assert p.off_s == 14
+    p.fix(1015, LAT, LON, 140, 300, 8, 4, False)  # the densest class: halved, not quartered
+    assert p.off_s == 14
 
 
 def test_sleeps_too_short_to_pay_keep_tracking():
@@ -109,14 +111,18 @@ def test_upload_is_batched_and_backs_off_without_coverage():
 def test_battery_tiers_follow_the_shift_budget():
     p = Policy(capacity_mah=2000)
     assert p.power(0, 100, False, False, 36000) == NORMAL
-    # 5.5 mA for 10 h = 55 mAh: fits anything above the reserve
-    assert p.power(0, 12, False, False, 36000) == LOW  # <= 15 % is at least LOW
+    # 7.5 mA for 10 h = 75 mAh: fits anything above the reserve
+    assert p.power(0, 14, False, False, 36000) == LOW  # <= 15 % is at least LOW
+    # 13 %: 60 mAh above the reserve, LOW's 56 fits; 12 %: 40 mAh, only CRITICAL fits
+    assert p.power(0, 13, False, False, 36000) == LOW
+    assert p.power(0, 12, False, False, 36000) == CRITICAL
     assert p.power(0, 5, False, False, 36000) == CRITICAL
     small = Policy(capacity_mah=40)  # 36 mAh above the reserve
-    assert small.power(0, 100, False, False, 23520) == NORMAL  # 5.5 mA x 392 min = 35 mAh
-    assert small.power(0, 100, False, False, 27000) == SAVER  # 41 mAh does not fit
-    assert small.power(0, 100, False, False, 23520) == SAVER  # back only with 20 % headroom
-    assert small.power(0, 100, False, False, 18000) == NORMAL
+    assert small.power(0, 100, False, False, 17280) == NORMAL  # 7.5 mA x 288 min = 36 mAh
+    assert small.power(0, 100, False, False, 18000) == SAVER  # 37.5 mAh does not fit, 35 does
+    assert small.power(0, 100, False, False, 17280) == SAVER  # back only with 20 % headroom
+    assert small.power(0, 100, False, False, 14400) == NORMAL  # 30 mAh x 1.2 = 36
+    assert small.power(0, 100, False, False, 36000) == CRITICAL  # LOW's 56 mAh does not fit
 
 
 def test_docked_and_charging():
@@ -157,7 +163,7 @@ def test_a_pending_change_keeps_the_receiver_on_for_the_confirming_fix():
     p.fix(1000, LAT, LON, 140, 300, 8, 0, False, 1)  # one fix a band deep across a boundary
     assert p.off_s == 0 and p.period_s == 1 and p.wake_t == 1001
     p.fix(1001, LAT, LON, 140, 300, 8, 0, True, 0)  # the next fix confirmed it
-    assert p.off_s == 24 and p.period_s == 25
+    assert p.off_s == 29 and p.period_s == 30
 
 
 def _excursion(burst):
@@ -165,7 +171,7 @@ def _excursion(burst):
 
     Due north at 1.4 m/s along lon -0.00175 from 200 m south of M-MULTI's west block (south edge
     51.4860) to 25 m inside, then back: 36 s inside, 23 s of it deeper than the 9 m band, less
-    than the 25 s the policy waits between fixes near a boundary. Returns the engine's events
+    than the 30 s the policy waits between fixes near a boundary. Returns the engine's events
     for the block as (kind, time) and the number of fixes taken.
     """
     from tracker.fence import FenceEngine, FenceSet
