@@ -12,7 +12,6 @@ only the hot spots of the grid cell it is in (``tracker.fence.FenceStore``).
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -22,6 +21,7 @@ import pytest
 from fences.compile import compile_geojson
 from fences.publish import publish
 from fences.synthetic import city_fences
+from hotspots.bench.memory import heap_figures, write_route
 from simulators import gps, tracker_process
 from simulators.link import wait_for
 from simulators.walk import make_walk
@@ -42,24 +42,6 @@ def precompiled(tmp_path_factory, micropython):
     return tracker_process.precompile(tmp_path_factory.mktemp("mpy"))
 
 
-def patrol_route(fs: FenceSet, path, stops: int = 6) -> None:
-    """A route through the ``stops`` hot spots nearest the first one (a beat, a few km)."""
-    lat, lon = fs.lat0[0], fs.lon0[0]
-    near = sorted(range(len(fs)), key=lambda i: (fs.lat0[i] - lat) ** 2
-                  + ((fs.lon0[i] - lon) * 0.62) ** 2)[:stops]
-    coords = [[fs.lon0[i] / 1e6, fs.lat0[i] / 1e6] for i in near]
-    path.write_text(json.dumps({"type": "Feature", "properties": {},
-                                "geometry": {"type": "LineString", "coordinates": coords}}))
-
-
-def heap_figures(log: str) -> dict[str, int]:
-    m = re.search(r"heap: (\d+) after start-up, working set (\d+) above it, peak (\d+) in use,"
-                  r" (-?\d+) free at least", log)
-    assert m, log
-    return dict(zip(("base", "working", "peak", "free_min"), map(int, m.groups()),
-                    strict=True))
-
-
 @pytest.mark.parametrize("hotspots", [200, 2000])
 def test_whole_tracker_patrols_a_city_in_a_small_heap_and_takes_a_new_set_mid_patrol(
         tmp_path, tls_mosquitto, precompiled, hotspots):
@@ -71,7 +53,7 @@ def test_whole_tracker_patrols_a_city_in_a_small_heap_and_takes_a_new_set_mid_pa
     state.mkdir()
     (state / "fences.json").write_text(old.text)  # the set in flash from the last shift
     route = tmp_path / "route.geojson"
-    patrol_route(FenceSet.from_bytes(old.data), route)
+    write_route(FenceSet.from_bytes(old.data), route)
     walk = make_walk(route, None, time.time() - 7200)
     account = mosquitto.device(DEVICE)
     terminal = gps.PseudoTerminal()
@@ -108,6 +90,7 @@ def test_whole_tracker_patrols_a_city_in_a_small_heap_and_takes_a_new_set_mid_pa
     cells = int(re.search(r"fences: (\d+) cells read from flash", text).group(1))
     assert cells >= 5  # it walked from cell to cell, reading each one's hot spots
     heap = heap_figures(text)
+    assert heap, text  # the firmware's heap line
     print(f"{hotspots} hot spots: {heap}; {cells} cells read; {published} published")
     assert 0 < heap["working"] <= WORKING_SET_BOUND, heap
     assert heap["peak"] <= HEAP_KB * 1024
