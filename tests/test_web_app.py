@@ -84,6 +84,15 @@ def test_live_shows_who_is_where_and_which_hot_spot_is_patrolled(app, db_path):
     assert row == ("sue", "view_live", "officers:4521")
 
 
+def officer_4600_outside(db_path):
+    """Officer 4600 carries T-9, last seen outside every hot spot: the open database and now."""
+    now = int(time.time())
+    db = open_db(str(db_path))
+    add_device(db, "T-9", "4600", now - 600, now)
+    add_fix(db, "T-9", 1, now - 5, *OUTSIDE)
+    return db, now
+
+
 def read_live_events(url: str, cookie: str, until) -> tuple[list[tuple[str, dict]],
                                                            threading.Event, threading.Thread]:
     """Open ``/api/live/events`` on a thread and collect ``(event, data)`` pairs until
@@ -119,10 +128,7 @@ def read_live_events(url: str, cookie: str, until) -> tuple[list[tuple[str, dict
 def test_event_stream_sends_a_new_fix_to_the_browser(db_path):
     """Over a real uvicorn: a fix stored by another connection (the gateway) arrives as a
     ``fixes`` event on an open stream."""
-    now = int(time.time())
-    db = open_db(str(db_path))
-    add_device(db, "T-9", "4600", now - 600, now)
-    add_fix(db, "T-9", 1, now - 5, *OUTSIDE)
+    db, now = officer_4600_outside(db_path)
     with LiveServer(make_app(db_path)) as server:
         cookie = session_cookie(server.url, "sue")
         events, got_fix, _ = read_live_events(server.url, cookie,
@@ -142,10 +148,7 @@ def test_event_stream_sends_a_new_fix_to_the_browser(db_path):
 def test_an_officer_who_starts_reporting_on_an_open_stream_is_audited_as_viewed(db_path):
     """The stream is audited when it opens (officers shown then) and again for each officer
     whose positions it sends later: the log names everyone whose position the page showed."""
-    now = int(time.time())
-    db = open_db(str(db_path))
-    add_device(db, "T-9", "4600", now - 600, now)
-    add_fix(db, "T-9", 1, now - 5, *OUTSIDE)
+    db, now = officer_4600_outside(db_path)
     with LiveServer(make_app(db_path)) as server:
         cookie = session_cookie(server.url, "sue")
         events, got_new, _ = read_live_events(
