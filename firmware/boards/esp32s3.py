@@ -114,11 +114,4 @@ def main(state_dir=board.STATE_DIR):
     # GPIO0 is sampled by the ROM only at reset (held then: download mode), so it is free to
     # read here, a second later, as "leave me the REPL".
     button = machine.Pin(BOOT_BUTTON, machine.Pin.IN, machine.Pin.PULL_UP)
-    if board.repl_requested(button.value() == 0, print):
-        return
-    try:
-        cfg = board.load_settings(state_dir)
-    except config.ConfigError as e:  # not enrolled yet (or a bad file): the dock can fix it
-        board.serve_until_enrolled(str(e), state_dir)
-        return
-    board.run(build(cfg, state_dir=state_dir), cfg)
+    board.boot(button.value() == 0, build, state_dir)

@@ -65,13 +65,9 @@ def main(state_dir=board.STATE_DIR):
     import rp2
 
     # BOOTSEL held just after reset (held *at* reset it starts the USB mass-storage loader)
-    if board.repl_requested(rp2.bootsel_button() == 1, print):
-        return
-    try:
-        cfg = board.load_settings(state_dir)
-    except config.ConfigError as e:  # not enrolled yet (or a bad file): the dock can fix it
-        board.serve_until_enrolled(str(e), state_dir)
-        return
+    board.boot(rp2.bootsel_button() == 1, build, state_dir, check=_wifi_only)
+
+
+def _wifi_only(cfg):
     if cfg["link"] != "wifi":
         raise config.ConfigError("the Pico W tracker has Wi-Fi only: set link to wifi")
-    board.run(build(cfg, state_dir=state_dir), cfg)

@@ -184,6 +184,22 @@ def repl_requested(pressed, log):
     return pressed
 
 
+def boot(pressed, build, state_dir=STATE_DIR, check=None):
+    """A board's ``main``: leave the REPL free if the boot button is held (``pressed``), else
+    load the settings (or serve the dock until enrolled), ``check`` them for this board (raises
+    ``config.ConfigError``) and run the tracker on ``build(cfg, state_dir=...)``'s ports."""
+    if repl_requested(pressed, print):
+        return
+    try:
+        cfg = load_settings(state_dir)
+    except config.ConfigError as e:  # not enrolled yet (or a bad file): the dock can fix it
+        serve_until_enrolled(str(e), state_dir)
+        return
+    if check is not None:
+        check(cfg)
+    run(build(cfg, state_dir=state_dir), cfg)
+
+
 def indicator_task(indicator, battery):
     """A ``Ports.tasks`` entry: the LED/buzzer shows the tracker's state."""
     from drivers.indicator import state_of
