@@ -114,6 +114,18 @@ def _city_set(tmp_path, broker, **options):
         terminal.close(drain_timeout_s=0)
 
 
+def start_tracker(mosquitto, address: str, state, log, precompiled):
+    """The compiled tracker on a fresh GNSS pseudo-terminal, connecting to ``address`` with its
+    broker account, in a 160 KB heap (above tests/test_memory_budget.py's budget, so these
+    tests are about delivery, not memory): the terminal and the process."""
+    account = mosquitto.device(DEVICE)
+    terminal = gps.PseudoTerminal()
+    firmware = tracker_process.start(terminal.path, address, DEVICE, state, log_path=log,
+                                     user=account.username, password=account.password,
+                                     precompiled=precompiled, heap="160K")
+    return terminal, firmware
+
+
 def test_a_city_sized_set_is_spooled_to_flash_and_applied_on_a_small_heap(
         tmp_path, mosquitto, precompiled):
     """220 KB of heap on the 64-bit unix port (bytecode in RAM, pointers twice a board's): the
@@ -160,13 +172,8 @@ def test_a_damaged_set_is_refused_reported_and_alerted_and_the_old_one_runs_on(
     state = tmp_path / "state"
     state.mkdir()
     (state / "fences.json").write_text(good.text)
-    account = mosquitto.device(DEVICE)
-    terminal = gps.PseudoTerminal()
     log = tmp_path / "firmware.log"
-    firmware = tracker_process.start(terminal.path, mosquitto.address, DEVICE, state,
-                                     log_path=log, user=account.username,
-                                     password=account.password, precompiled=precompiled,
-                                     heap="160K")  # the heap tests/test_memory_budget.py uses
+    terminal, firmware = start_tracker(mosquitto, mosquitto.address, state, log, precompiled)
     try:
         assert wait_for(lambda: f"fences {good.version}" in log.read_text(), 30), \
             log.read_text()
@@ -233,13 +240,8 @@ def test_an_unchanged_set_costs_an_announcement_per_connect_and_no_flash_write(
     (state / "fences.json").write_text(compiled.text)  # the tracker already runs this set
     written = (state / "fences.json").stat().st_mtime_ns
     link = FlakyLink(mosquitto.address)
-    account = mosquitto.device(DEVICE)
-    terminal = gps.PseudoTerminal()
     log = tmp_path / "firmware.log"
-    firmware = tracker_process.start(terminal.path, link.address, DEVICE, state,
-                                     log_path=log, user=account.username,
-                                     password=account.password, precompiled=precompiled,
-                                     heap="160K")
+    terminal, firmware = start_tracker(mosquitto, link.address, state, log, precompiled)
     try:
         for k in range(4):
             assert wait_for(lambda k=k: link.connections >= k + 1, 60), (k, log.read_text())
