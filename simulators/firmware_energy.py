@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -124,7 +125,16 @@ def run_firmware(route: str | Path, fences: str | Path, seconds: float, workdir:
             terminal.close(drain_timeout_s=10)
             # The stream may end while the receiver is off: the firmware notices at the end
             # of that pause (up to the policy's longest, an hour in the lowest tier).
-            firmware.wait(timeout=timeout_s or 1200)
+            try:
+                firmware.wait(timeout=timeout_s or 1200)
+            except subprocess.TimeoutExpired:
+                firmware.kill()
+                firmware.wait()
+                tail = log_path.read_text()[-3000:] if log_path.exists() else ""
+                raise FirmwareRunError(
+                    f"firmware still running {timeout_s or 1200} s after the stream ended "
+                    f"(modem {dataclasses.asdict(sim.counters)}, module "
+                    f"{dataclasses.asdict(module.counts)}); its log ends:\n{tail}") from None
         finally:
             if firmware.poll() is None:
                 firmware.kill()
