@@ -137,3 +137,50 @@ asyncio.run(main())
     got = observer.take(50)
     observer.close()
     assert [p for _, p, _ in got] == [b"%d" % i for i in range(50)]
+
+
+def test_a_link_that_opens_as_the_connect_times_out_is_closed_not_lost(run_micropython):
+    # MicroPython's asyncio.wait_for drops a result that lands in the same turn as its
+    # time-out. A link opened then was lost: nobody closed it, and on the SIM7080 its socket
+    # stayed taken ("no free modem socket" on every retry, a tracker silent for good). Here
+    # the open keeps the loop busy past the 10 s connect time-out (the firmware's clock runs
+    # 1000x, boards/unix_clock.py), then hands its link over in the same turn as the time-out.
+    script = """
+import asyncio, time
+from boards import unix_clock
+unix_clock.install(1000)
+from tracker.mqtt import MQTTClient
+
+class Link:
+    closed = 0
+    def close(self):
+        Link.closed += 1
+    async def wait_closed(self):
+        pass
+    def write(self, data):
+        pass
+    async def drain(self):
+        pass
+
+async def slow_open(host, port):
+    await asyncio.sleep(0)  # wait_for's runner now waits on this
+    time.sleep(0.02)  # 20 s of firmware time with the loop busy: the time-out is past
+    link = Link()  # and the link opens, in the same turn as the time-out is seen
+    return link, link
+
+async def main():
+    c = MQTTClient('mp-1', slow_open)
+    try:
+        await c.connect('broker', 1883)
+        print('connected')
+    except asyncio.TimeoutError:
+        print('timed out')
+    await c.close()  # what the tracker does after any failed connect
+    await asyncio.sleep(0)
+    await c.close()
+    print('closed', Link.closed)
+asyncio.run(main())
+"""
+    out = run_micropython("-c", script)
+    assert "timed out" in out
+    assert "closed 1" in out, out

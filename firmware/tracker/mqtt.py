@@ -139,7 +139,7 @@ class MQTTClient:
     async def connect(self, host, port):
         """Open the link, send CONNECT and wait for CONNACK; raises ``OSError`` on failure."""
         await self.close()
-        self._reader, self._writer = await asyncio.wait_for(self._open(host, port), 10)
+        await asyncio.wait_for(self._open_link(host, port), 10)
         await self._send(connect_packet(self.client_id, self.keepalive_s, self.clean,
                                         self.user, self.password, self.will))
         head, body = await asyncio.wait_for(self._read_packet(), 10)
@@ -151,6 +151,13 @@ class MQTTClient:
         self.connects += 1
         self._tasks = [asyncio.create_task(self._receive()),
                        asyncio.create_task(self._keepalive())]
+
+    async def _open_link(self, host, port):
+        # The link is kept here, by the opening coroutine itself: asyncio.wait_for drops a
+        # result that lands in the same turn as its time-out, and a link lost that way was
+        # never closed (on the SIM7080 its socket stayed taken: "no free modem socket" on
+        # every retry after). Kept, the caller's close() (or the next connect) closes it.
+        self._reader, self._writer = await self._open(host, port)
 
     async def close(self):
         """Drop the link without DISCONNECT, so the broker publishes the will."""
