@@ -23,16 +23,34 @@ T0 = int(time.time()) - 3600
 
 def exchange(port: int, request: bytes, timeout: float = 10.0) -> tuple[int | None, bytes]:
     """Send ``request`` as it is; the status code (None if there was no status line) and body."""
+    data = b""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        try:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+            while chunk := sock.recv(65536):
+                data += chunk
+        except TimeoutError:
+            raise
+        except OSError:
+            pass  # reset: refused as busy while still sending (its answer may be lost with it)
     head, _, body = data.partition(b"\r\n\r\n")
     parts = head.split(b" ", 2)
     status = int(parts[1]) if len(parts) > 1 and parts[0].startswith(b"HTTP/") else None
     return status, body
+
+
+def refusal(port: int, source: str = "127.0.0.1") -> bytes:
+    """What a connection from ``source`` is told as it is accepted, before it sends anything
+    (a refused client that had sent its request may see the reset before the answer)."""
+    with socket.socket() as sock:
+        sock.bind((source, 0))  # Linux delivers all of 127/8 to the loopback
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
 
 
 def get(port: int, query: bytes) -> tuple[int | None, bytes]:
@@ -43,14 +61,15 @@ def report(dev: str, tst: int) -> bytes:
     return b"id=%s&timestamp=%d&lat=51.4805&lon=-0.0001" % (dev.encode(), tst)
 
 
-def start(tmp_path, max_clients: int) -> tuple[AvlServer, str]:
+def start(tmp_path, max_clients: int, max_per_address: int | None = None
+          ) -> tuple[AvlServer, str]:
     path = str(tmp_path / "v.db")
     db = open_db(path)
     for dev in ("VEH-1", "VEH-2"):
         crew.board(db, dev, "PC1", at=T0 - 3600)
     db.close()
-    server = AvlServer(path, port=0, timeout_s=1.0, deadline_s=3.0,
-                       max_clients=max_clients).start()
+    server = AvlServer(path, port=0, timeout_s=1.0, deadline_s=3.0, max_clients=max_clients,
+                       max_per_address=max_per_address or max_clients).start()
     return server, path
 
 
@@ -141,8 +160,8 @@ def test_trickling_and_idle_clients_hold_nothing(avl):
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(7)]
     try:
         time.sleep(0.3)
-        status, body = get(server.port, report("VEH-2", T0 + 1))  # the ninth: over the cap
-        assert (status, body) == (503, b"busy\n")
+        answer = refusal(server.port)  # the ninth: over the cap
+        assert answer.startswith(b"HTTP/1.0 503") and answer.endswith(b"\r\n\r\nbusy\n")
     finally:
         for sock in idle:
             sock.close()
@@ -153,6 +172,40 @@ def test_trickling_and_idle_clients_hold_nothing(avl):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert server.counts["busy"] >= 1 and server.counts["timeout"] >= 1
+
+
+def test_one_address_cannot_take_every_reader(tmp_path):
+    """Idle connections from one address up to its share: the next from that address is told
+    busy (counted apart from the whole endpoint being busy), while a vehicle reporting from
+    another address is stored at once."""
+    server, _path = start(tmp_path, max_clients=8, max_per_address=3)
+    try:
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+        try:
+            time.sleep(0.3)
+            answer = refusal(server.port)
+            assert answer.startswith(b"HTTP/1.0 503") and answer.endswith(b"\r\n\r\nbusy\n")
+            with socket.socket() as sock:  # a vehicle reporting from another address
+                sock.bind(("127.0.0.2", 0))
+                sock.settimeout(10)
+                sock.connect(("127.0.0.1", server.port))
+                sock.sendall(b"GET /?" + report("VEH-2", T0) + b" HTTP/1.0\r\n\r\n")
+                sock.shutdown(socket.SHUT_WR)
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            assert data.startswith(b"HTTP/1.0 200") and data.endswith(b"stored")
+        finally:
+            for sock in idle:
+                sock.close()
+        deadline = time.monotonic() + 10
+        while get(server.port, report("VEH-1", T0 + 1))[0] != 200:  # its share is back
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert server.counts["busy_address"] >= 1 and server.counts["busy"] == 0
+        assert server.counts["stored"] == 2
+    finally:
+        server.shutdown()
 
 
 def test_a_flood_from_one_vehicle_does_not_cost_another_a_report(avl_default):

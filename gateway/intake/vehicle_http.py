@@ -51,6 +51,9 @@ KNOT_MPS = 1852 / 3600
 MAX_BODY = 8192
 #: Connections read at once; a station has a handful of vehicles.
 MAX_CLIENTS = 32
+#: Of those, from one address: one client (a stuck unit, a hostile one) cannot take them all.
+#: An AVL aggregator forwarding a whole fleet from one address still gets a quarter.
+MAX_PER_ADDRESS = 8
 #: Longest epoch timestamp read (ms since 1970 has 13 digits; more is no time).
 MAX_TS_DIGITS = 16
 UERE_M = 5.0
@@ -191,23 +194,26 @@ class AvlServer:
     report is in SQLite and SQLite has one writer.
 
     Reading is bounded so no client can hold the endpoint: at most ``max_clients`` connections
-    are read at once (beyond that a client gets ``503`` at once), a stalled read is cut after
+    are read at once, and at most ``max_per_address`` of them from one address (beyond either a
+    client gets ``503`` at once: ``busy``, ``busy_address``), a stalled read is cut after
     ``timeout_s``, and a whole request after ``deadline_s`` whatever it trickles (a client
     sending one byte every few seconds would otherwise keep a reader forever). Every request
     ends in exactly one :attr:`counts` key: an intake result (``stored``, ``duplicate``) or a
-    quarantine reason for a report; ``too_large``, ``incomplete``, ``timeout``, ``busy`` or
-    ``http_<status>`` for a request that never made a report.
+    quarantine reason for a report; ``too_large``, ``incomplete``, ``timeout``, ``busy``,
+    ``busy_address`` or ``http_<status>`` for a request that never made a report.
     """
 
     def __init__(self, db_path: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  timeout_s: float = 10.0, clock=time.time, deadline_s: float = 30.0,
-                 max_clients: int = MAX_CLIENTS):
+                 max_clients: int = MAX_CLIENTS, max_per_address: int = MAX_PER_ADDRESS):
         self.db_path = db_path
         self.clock = clock
         self.counts: Counter = Counter()
         self._count_lock = threading.Lock()
         self._jobs: queue.Queue = queue.Queue()
         self._clients = threading.BoundedSemaphore(max_clients)
+        self._per_address: Counter = Counter()  # connections being read, by client address
+        self._max_per_address = max_per_address
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -310,8 +316,9 @@ class AvlServer:
             request_queue_size = 64
 
             def process_request(self, request, client_address) -> None:
-                if not server._clients.acquire(blocking=False):
-                    server._count("busy")
+                refused = server._take_slot(client_address[0])
+                if refused:
+                    server._count(refused)
                     try:
                         request.sendall(b"HTTP/1.0 503 Service Unavailable\r\n"
                                         b"Content-Length: 5\r\n\r\nbusy\n")
@@ -325,12 +332,30 @@ class AvlServer:
                 try:
                     super().process_request_thread(request, client_address)
                 finally:
-                    server._clients.release()
+                    server._free_slot(client_address[0])
 
         self.httpd = Server((host, port), Handler)
         self.port = self.httpd.server_address[1]
         self._thread: threading.Thread | None = None
         self._failed: Exception | None = None
+
+    def _take_slot(self, address: str) -> str | None:
+        """Reserve a reader for a connection from ``address``; the counter key if refused."""
+        with self._count_lock:
+            if not self._clients.acquire(blocking=False):
+                return "busy"
+            if self._per_address[address] >= self._max_per_address:
+                self._clients.release()
+                return "busy_address"
+            self._per_address[address] += 1
+        return None
+
+    def _free_slot(self, address: str) -> None:
+        with self._count_lock:
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]  # the table holds only addresses being read
+            self._clients.release()
 
     def _count(self, key: str) -> None:
         with self._count_lock:
