@@ -70,6 +70,11 @@ MAX_INFLIGHT_MESSAGES = 2000
 #: acknowledged, so the sender sees it failed); ``message_size_limit`` instead reads the whole
 #: payload, acknowledges it under MQTT 3.1.1 and drops it in silence.
 MAX_PACKET_BYTES = device_mqtt._MAX_PACKET + 5
+#: ``mosquitto.log`` is rotated at this size (the debug level it needs to log refused publishes
+#: writes about three lines per message: a station's day is tens of MB), keeping this many
+#: generations beside it, so the broker's log never fills a Pi's SD card.
+LOG_ROTATE_BYTES = 16 * 1024 * 1024
+LOG_GENERATIONS = 4
 
 
 class BrokerError(RuntimeError):
@@ -179,22 +184,31 @@ _DENIED = re.compile(r"Denied PUBLISH from (\S+) \(d\d, q\d, r\d, m\d+, '([^']*)
 
 
 def denied_publishes(log_path: str | Path) -> dict[tuple[str, str], int]:
-    """Publishes the broker's ACL refused, counted per ``(client, topic)``, from its log.
+    """Publishes the broker's ACL refused, counted per ``(client, topic)``, from its log and
+    the generations :meth:`Mosquitto.rotate_log` kept beside it (``mosquitto.log.1`` ...).
 
     Needs the broker's debug log (``Mosquitto(log_denied=True)``, the default here): Mosquitto
     acknowledges a refused QoS 1 publish as if it had taken it, and says so nowhere else.
     """
+    log_path = Path(log_path)
+    generations = [log_path.with_name(f"{log_path.name}.{n}")
+                   for n in range(LOG_GENERATIONS, 0, -1)]
+    # Just rotated, the broker writes a new log only at its next line.
+    paths = [p for p in generations if p.exists()]
+    if log_path.exists() or not paths:
+        paths.append(log_path)
     counts: dict[tuple[str, str], int] = {}
-    try:
-        with open(log_path, encoding="utf-8", errors="replace") as log:
-            for line in log:
-                if "Denied PUBLISH" in line:
-                    match = _DENIED.search(line)
-                    if match:
-                        key = (match.group(1), match.group(2))
-                        counts[key] = counts.get(key, 0) + 1
-    except OSError as exc:
-        raise BrokerError(f"cannot read the broker log {log_path}: {exc.strerror}") from None
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as log:
+                for line in log:
+                    if "Denied PUBLISH" in line:
+                        match = _DENIED.search(line)
+                        if match:
+                            key = (match.group(1), match.group(2))
+                            counts[key] = counts.get(key, 0) + 1
+        except OSError as exc:
+            raise BrokerError(f"cannot read the broker log {path}: {exc.strerror}") from None
     return counts
 
 
@@ -465,6 +479,35 @@ class Mosquitto:
                 time.sleep(0.05)
         self.stop()
         raise BrokerError(f"mosquitto did not listen on {self.address} within {timeout_s} s")
+
+    def rotate_log(self, max_bytes: int = LOG_ROTATE_BYTES) -> bool:
+        """If ``mosquitto.log`` is over ``max_bytes``: keep it as ``mosquitto.log.1`` (older
+        generations shift up, the oldest beyond :data:`LOG_GENERATIONS` goes) and tell the
+        running broker to reopen its log (SIGHUP, as Debian's logrotate does; no client is
+        dropped). Returns True if it rotated. :func:`denied_publishes` reads every generation.
+        """
+        log = self.workdir / "mosquitto.log"
+        try:
+            if log.stat().st_size <= max_bytes:
+                return False
+        except FileNotFoundError:
+            return False
+        for n in range(LOG_GENERATIONS, 0, -1):
+            older = log.with_name(f"{log.name}.{n}")
+            if older.exists():
+                if n == LOG_GENERATIONS:
+                    older.unlink()
+                else:
+                    older.rename(log.with_name(f"{log.name}.{n + 1}"))
+        log.rename(log.with_name(f"{log.name}.1"))
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
+            # It reopens (creates) the log when its loop sees the signal; until then its lines
+            # still go to the renamed file (kept, and counted).
+            deadline = time.monotonic() + 2
+            while not log.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return True
 
     def stop(self) -> None:
         """Stop the broker and wait for it to exit."""

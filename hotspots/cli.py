@@ -65,8 +65,12 @@ def broker(port: int | None, host: str, workdir: str | None, devices: tuple[str,
             click.echo(f"TLS on {mosquitto.tls_address}; CA certificate {mosquitto.ca_path}")
         click.echo(f"accounts (gateway, observer, devices) in {mosquitto.accounts_path}")
         sys.stdout.flush()
+        checked = time.monotonic()
         while mosquitto.process and mosquitto.process.poll() is None:
             time.sleep(0.5)
+            if time.monotonic() - checked >= 60:  # the debug log grows ~3 lines a message
+                checked = time.monotonic()
+                mosquitto.rotate_log()
     except KeyboardInterrupt:
         pass
     finally:

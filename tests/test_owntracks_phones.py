@@ -11,7 +11,7 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from gateway.broker import BrokerError, Mosquitto, denied_publishes
+from gateway.broker import LOG_GENERATIONS, BrokerError, Mosquitto, denied_publishes
 from gateway.fleet.identity import register_device
 from gateway.schema import open_db
 from tests.test_gateway_service import Running
@@ -76,3 +76,51 @@ def test_a_user_has_one_account_or_one_per_phone(tmp_path):
         broker.phone("bob", "phone")
     with pytest.raises(BrokerError, match="<user>.<device>"):
         broker.account("carol", "phone")
+
+
+def test_the_broker_log_is_rotated_and_refusals_are_still_counted(tmp_path):
+    """The debug log Mosquitto needs to say it refused a publish grows with every message: it
+    is rotated (SIGHUP makes the running broker reopen it, no client dropped), and the refusals
+    are counted across the generations kept; the oldest beyond them go."""
+    with Mosquitto(workdir=tmp_path / "b") as mosquitto:
+        account = mosquitto.account("alice.phone", "phone")
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="alice.phone")
+        client.username_pw_set(account.username, account.password)
+        client.connect(mosquitto.host, mosquitto.port)
+        client.loop_start()
+        log = mosquitto.workdir / "mosquitto.log"
+
+        def in_current_log() -> int:
+            try:
+                return log.read_text(errors="replace").count("Denied PUBLISH")
+            except FileNotFoundError:  # rotated, and the broker has not written since
+                return 0
+
+        def refused_publish() -> None:
+            before = in_current_log()
+            client.publish("owntracks/bob/phone", b"{}", qos=1).wait_for_publish(5)
+            deadline = time.monotonic() + 5
+            while in_current_log() == before:  # logged by the broker (into its new log)
+                assert time.monotonic() < deadline, "the refusal was not logged"
+                time.sleep(0.02)
+
+        refused = {("alice.phone", "owntracks/bob/phone"): 1}
+        refused_publish()
+        assert not mosquitto.rotate_log(max_bytes=10**9)  # small enough: left alone
+        assert mosquitto.rotate_log(max_bytes=1)
+        assert log.with_name("mosquitto.log.1").exists()
+        assert denied_publishes(log) == refused
+        refused_publish()  # reaches the reopened log
+        assert log.exists() and denied_publishes(log) == {k: 2 for k in refused}
+        for _ in range(6):  # 6 more rotations, 4 generations kept: the 4 oldest files go
+            refused_publish()
+            assert mosquitto.rotate_log(max_bytes=1)
+        kept = sorted(p.name for p in log.parent.glob("mosquitto.log.*"))
+        assert kept == [f"mosquitto.log.{n}" for n in range(1, LOG_GENERATIONS + 1)]
+        refused_publish()
+        # 9 refused; the first file (1) and the second (2, before and after a rotation) and
+        # the next two (1 each) went: 4 generations and the current log hold 1 each.
+        assert denied_publishes(log) == {k: 5 for k in refused}
+        assert client.is_connected()
+        client.disconnect()
+        client.loop_stop()
