@@ -7,7 +7,7 @@
 # mutated sentences. What they rely on:
 #
 # * Every number is a 64-bit C integer. The parser reads at most 10 digits of an integer part and
-#   at most `places` (<= 6) of a fraction, so no value or product comes near 2**63. Division and
+#   at most `digits` (<= 6) of a fraction, so no value or product comes near 2**63. Division and
 #   modulo keep Python's rounding (Cython's default).
 # * Sentence bytes are read through a `const unsigned char[:]` view (bytes, bytearray or
 #   memoryview), bounds-checked like Python indexing.
@@ -40,15 +40,15 @@ cdef dict _KINDS, _TALKERS
 
 # -- numbers ---------------------------------------------------------------------------------
 @cython.locals(v=i64, i=index, stop=index, c=i64, p=int, first=bint)
-cpdef i64 _udec(const unsigned char[:] b, index s, index e, int places) except? -1
+cpdef i64 _udec(const unsigned char[:] b, index s, index e, int digits) except? -1
 
 @cython.locals(v=i64, c=i64)
 cpdef i64 _uint(const unsigned char[:] b, index s, index e) except? -1
 
 @cython.locals(s=index, e=index)
-cdef i64 _field_udec(const unsigned char[:] b, index* fs, index i, int places) except? -2
+cdef i64 _field_udec(const unsigned char[:] b, index* fs, index i, int digits) except? -2
 
-cpdef i64 _sdec(const unsigned char[:] b, index s, index e, int places) except? -1
+cpdef i64 _sdec(const unsigned char[:] b, index s, index e, int digits) except? -1
 
 @cython.locals(a=i64, c=i64)
 cdef i64 _d2(const unsigned char[:] b, index s) except? -1
@@ -58,7 +58,7 @@ cdef i64 _time_cs(const unsigned char[:] b, index s, index e) except? -2
 
 @cython.locals(dot=index, degrees=i64, minutes_e6=i64, value=i64)
 cdef i64 _angle_e6(const unsigned char[:] b, index s, index e, int hemi,
-                   i64 degree_limit) except? -1
+                   i64 limit) except? -1
 
 @cython.locals(nav=i64)
 cdef i64 _nav_status(const unsigned char[:] b, index* fs, index nf, index i) except? -1

@@ -11,6 +11,9 @@ checksum, merges the sentences of one epoch into a single :class:`Fix` and hands
 * Every candidate sentence is counted exactly once, either by type (``RMC`` ... ``GST``,
   ``proprietary``, ``unknown``) or as a rejection by reason; bytes outside sentences that are not
   line breaks count as ``noise``. ``stats()`` returns the counts; nothing raises out of ``feed``.
+  A field that does not parse raises ``ValueError("bad field")`` inside, counted as
+  ``bad_field``: one message for every case, as it is never shown and each distinct one is an
+  object in a board's heap.
 * Epochs: a sentence with a new time of day, or a second once-per-epoch sentence (RMC, GGA, GLL,
   VTG, ZDA, GST), closes the epoch being assembled. The parser also learns which sentence ends
   the receiver's burst and then emits as soon as that sentence arrives, without waiting a second.
@@ -120,11 +123,11 @@ _N_STATE = const(52)
 
 
 # -- numbers ---------------------------------------------------------------------------------
-def _udec(b, s, e, places):
-    """Unsigned decimal ``b[s:e]`` (``12``, ``12.5``, ``.5``) times 10**places, rounded half up.
+def _udec(b, s, e, digits):
+    """Unsigned decimal ``b[s:e]`` (``12``, ``12.5``, ``.5``) times 10**digits, rounded half up.
 
     Raises ``ValueError`` unless the field is digits with at most one dot, or if the integer
-    part and ``places`` together exceed 9 digits.
+    part and ``digits`` together exceed 9 digits.
     """
     v = 0
     i = s
@@ -135,20 +138,20 @@ def _udec(b, s, e, places):
             break
         v = v * 10 + c
         i += 1
-    if i - s + places > 9:
-        raise ValueError("number too long")
-    p = places
+    if i - s + digits > 9:
+        raise ValueError("bad field")
+    p = digits
     if i < e:
         if b[i] != 46:  # '.'
-            raise ValueError("not a number")
+            raise ValueError("bad field")
         i += 1
         if i == e and i == s + 1:
-            raise ValueError("not a number")
+            raise ValueError("bad field")
         first = True
         while i < e:
             c = b[i] - 48
             if c < 0 or c > 9:
-                raise ValueError("not a number")
+                raise ValueError("bad field")
             if p:
                 v = v * 10 + c
                 p -= 1
@@ -158,7 +161,7 @@ def _udec(b, s, e, places):
                     v += 1
             i += 1
     elif i == s:
-        raise ValueError("empty number")
+        raise ValueError("bad field")
     while p:
         v *= 10
         p -= 1
@@ -168,29 +171,29 @@ def _udec(b, s, e, places):
 def _uint(b, s, e):
     """Unsigned integer ``b[s:e]``, 1 to 9 digits; ``ValueError`` otherwise."""
     if s >= e or e - s > 9:
-        raise ValueError("bad integer")
+        raise ValueError("bad field")
     v = 0
     while s < e:
         c = b[s] - 48
         if c < 0 or c > 9:
-            raise ValueError("bad integer")
+            raise ValueError("bad field")
         v = v * 10 + c
         s += 1
     return v
 
 
-def _field_udec(b, fs, i, places):
+def _field_udec(b, fs, i, digits):
     """Field ``i`` of a sentence as :func:`_udec`, or -1 when the field is empty."""
     s = fs[i]
     e = fs[i + 1] - 1
-    return _udec(b, s, e, places) if e > s else -1
+    return _udec(b, s, e, digits) if e > s else -1
 
 
-def _sdec(b, s, e, places):
-    """Signed decimal (optional leading ``-``) times 10**places."""
+def _sdec(b, s, e, digits):
+    """Signed decimal (optional leading ``-``) times 10**digits."""
     if s < e and b[s] == 45:  # '-'
-        return -_udec(b, s + 1, e, places)
-    return _udec(b, s, e, places)
+        return -_udec(b, s + 1, e, digits)
+    return _udec(b, s, e, digits)
 
 
 def _d2(b, s):
@@ -221,7 +224,7 @@ def _time_cs(b, s, e):
     return ((h1 * 10 + h2) * 3600 + (m1 * 10 + m2) * 60) * 100 + sec
 
 
-def _angle_e6(b, s, e, hemi, degree_limit):
+def _angle_e6(b, s, e, hemi, limit):
     """``d...dmm.mmmm`` and its hemisphere letter to signed micro-degrees."""
     dot = s  # a loop rather than b.find: the compiled module reads b as a plain byte view
     while dot < e and b[dot] != 46:  # '.'
@@ -230,21 +233,21 @@ def _angle_e6(b, s, e, hemi, degree_limit):
         raise ValueError("bad field")
     degrees = _uint(b, s, dot - 2)
     minutes_e6 = _udec(b, dot - 2, e, 6)
-    if minutes_e6 >= 60000000 or degrees > degree_limit:
+    if minutes_e6 >= 60000000 or degrees > limit:
         raise ValueError("bad field")
     value = degrees * 1000000 + (minutes_e6 + 30) // 60
-    if value > degree_limit * 1000000:
-        raise ValueError("angle out of range")
-    if degree_limit == 90:
+    if value > limit * 1000000:
+        raise ValueError("bad field")
+    if limit == 90:
         if hemi == 83:  # 'S'
             return -value
         if hemi != 78:  # 'N'
-            raise ValueError("bad hemisphere")
+            raise ValueError("bad field")
         return value
     if hemi == 87:  # 'W'
         return -value
     if hemi != 69:  # 'E'
-        raise ValueError("bad hemisphere")
+        raise ValueError("bad field")
     return value
 
 
@@ -256,10 +259,10 @@ def _nav_status(b, fs, nf, i):
     if nf <= i or fs[i + 1] - fs[i] < 2:
         return 0
     if fs[i + 1] - fs[i] != 2:
-        raise ValueError("bad navigational status")
+        raise ValueError("bad field")
     nav = b[fs[i]]
     if nav != _NAV_NONE and nav != _NAV_SAFE and nav != _NAV_CAUTION and nav != _NAV_UNSAFE:
-        raise ValueError("bad navigational status")
+        raise ValueError("bad field")
     return nav
 
 
@@ -670,7 +673,7 @@ class NmeaParser:
             e = fs[4] - 1
             in_view = _uint(b, s, e) if e > s else 0
             if num < 1 or num > total:
-                raise ValueError("bad GSV numbering")
+                raise ValueError("bad field")
             best = -1
             i = 7
             while i < nf:
@@ -698,7 +701,7 @@ class NmeaParser:
             e = fs[3] - 1
             fix_type = _uint(b, s, e) if e > s else 0
             if fix_type > 3:  # 1 none, 2 2D, 3 3D
-                raise ValueError("bad GSA fix type")
+                raise ValueError("bad field")
             used = 0
             for i in range(3, 15):
                 if fs[i + 1] - fs[i] > 1:
@@ -769,12 +772,12 @@ class NmeaParser:
             e = fs[7] - 1
             quality = _uint(b, s, e) if e > s else 0
             if quality > 8:  # 0-8 since NMEA 2.3; anything else is not a GGA we can trust
-                raise ValueError("bad GGA quality")
+                raise ValueError("bad field")
             s = fs[7]
             e = fs[8] - 1
             sats = _uint(b, s, e) if e > s else -1
             if sats > 255:
-                raise ValueError("bad GGA satellites")
+                raise ValueError("bad field")
             hdop = _field_udec(b, fs, 8, 2)
             s = fs[9]
             e = fs[10] - 1
@@ -886,12 +889,12 @@ class NmeaParser:
             s = fs[6]
             e = fs[7] - 1
             if e <= s:
-                raise ValueError("GNS without mode")
+                raise ValueError("bad field")
             mode = 0
             while s < e:
                 c = b[s]
                 if c < 65 or c > 90:
-                    raise ValueError("bad GNS mode")
+                    raise ValueError("bad field")
                 if c != _MODE_NONE and c != _MODE_MANUAL and c != _MODE_SIMULATOR:
                     if not mode or mode == _MODE_NONE or mode == _MODE_MANUAL or (
                             mode == _MODE_SIMULATOR):
@@ -903,7 +906,7 @@ class NmeaParser:
             e = fs[8] - 1
             sats = _uint(b, s, e) if e > s else -1
             if sats > 255:
-                raise ValueError("bad GNS satellites")
+                raise ValueError("bad field")
             hdop = _field_udec(b, fs, 8, 2)
             s = fs[9]
             e = fs[10] - 1
