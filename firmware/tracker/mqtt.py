@@ -9,7 +9,6 @@ board decides whether that is a plain socket, TLS or a modem.
 """
 
 import asyncio
-import struct
 
 from tracker.compat import const, ticks_diff, ticks_ms
 
@@ -52,7 +51,7 @@ def _remaining_length(n):
 
 def _utf8(text):
     data = text.encode() if isinstance(text, str) else bytes(text)
-    return struct.pack("!H", len(data)) + data
+    return len(data).to_bytes(2, "big") + data
 
 
 def connect_packet(client_id, keepalive_s, clean, user=None, password=None, will=None):
@@ -69,7 +68,7 @@ def connect_packet(client_id, keepalive_s, clean, user=None, password=None, will
         if password is not None:
             flags |= 0x40
             payload += _utf8(password)
-    body = b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack("!H", keepalive_s) + payload
+    body = b"\x00\x04MQTT\x04" + bytes([flags]) + keepalive_s.to_bytes(2, "big") + payload
     return bytes([_CONNECT]) + _remaining_length(len(body)) + body
 
 
@@ -78,7 +77,7 @@ def publish_packet(topic, payload, qos, retain, pid, dup=False):
     if isinstance(payload, str):
         payload = payload.encode()
     head = _PUBLISH | (qos << 1) | (0x01 if retain else 0) | (0x08 if dup else 0)
-    body = _utf8(topic) + (struct.pack("!H", pid) if qos else b"") + payload
+    body = _utf8(topic) + (pid.to_bytes(2, "big") if qos else b"") + payload
     return bytes([head]) + _remaining_length(len(body)) + body
 
 
@@ -103,7 +102,7 @@ class MQTTClient:
                  will=None, clean=True, on_message=None, ack_timeout_s=5, retries=3,
                  spool=None):
         self.client_id = client_id
-        self._open = open_connection
+        self.open_connection = open_connection
         self.keepalive_s = keepalive_s
         self.user = user
         self.password = password
@@ -158,7 +157,7 @@ class MQTTClient:
         # result that lands in the same turn as its time-out, and a link lost that way was
         # never closed (on the SIM7080 its socket stayed taken: "no free modem socket" on
         # every retry after). Kept, the caller's close() (or the next connect) closes it.
-        self._reader, self._writer = await self._open(host, port)
+        self._reader, self._writer = await self.open_connection(host, port)
 
     async def close(self):
         """Drop the link without DISCONNECT, so the broker publishes the will."""
@@ -235,7 +234,7 @@ class MQTTClient:
         """Subscribe and wait for SUBACK."""
         pid = self._next_pid()
         self._acked[pid] = False
-        body = struct.pack("!H", pid) + _utf8(topic) + bytes([qos])
+        body = pid.to_bytes(2, "big") + _utf8(topic) + bytes([qos])
         try:
             await self._send(bytes([_SUBSCRIBE]) + _remaining_length(len(body)) + body)
             if not await self._wait_acks(((None, None, pid),)):
@@ -247,7 +246,7 @@ class MQTTClient:
         """Unsubscribe and wait for UNSUBACK."""
         pid = self._next_pid()
         self._acked[pid] = False
-        body = struct.pack("!H", pid) + _utf8(topic)
+        body = pid.to_bytes(2, "big") + _utf8(topic)
         try:
             await self._send(bytes([_UNSUBSCRIBE]) + _remaining_length(len(body)) + body)
             if not await self._wait_acks(((None, None, pid),)):
@@ -357,14 +356,16 @@ class MQTTClient:
                 kind = head & 0xF0
                 if kind == _PUBLISH:
                     qos = (head >> 1) & 0x03
-                    topic_len = struct.unpack("!H", await self._read_exactly(2))[0]
+                    word = await self._read_exactly(2)  # 16-bit numbers are big-endian
+                    topic_len = word[0] << 8 | word[1]
                     if 2 + topic_len > length or topic_len > _MAX_TOPIC:
                         raise MQTTError("bad PUBLISH")
                     topic = bytes(await self._read_exactly(topic_len)).decode()
                     length -= 2 + topic_len
                     pid = 0
                     if qos:
-                        pid = struct.unpack("!H", await self._read_exactly(2))[0]
+                        word = await self._read_exactly(2)
+                        pid = word[0] << 8 | word[1]
                         length -= 2
                     if length < 0:
                         raise MQTTError("bad PUBLISH")
@@ -392,7 +393,7 @@ class MQTTClient:
                     raise MQTTError("packet too large")
                 body = await self._read_exactly(length)
                 if kind in (_PUBACK, _SUBACK, _UNSUBACK) and len(body) >= 2:
-                    pid = struct.unpack("!H", body[:2])[0]
+                    pid = body[0] << 8 | body[1]
                     if pid in self._acked:
                         self._acked[pid] = True
                         self._ack_event.set()

@@ -56,12 +56,8 @@ cdef i64 _d2(const unsigned char[:] b, index s) except? -1
 @cython.locals(h1=i64, h2=i64, m1=i64, m2=i64, sec=i64)
 cdef i64 _time_cs(const unsigned char[:] b, index s, index e) except? -2
 
-@cython.locals(dot=index, degrees=i64, minutes_e6=i64, value=i64)
-cdef i64 _angle_e6(const unsigned char[:] b, index s, index e, int hemi,
-                   i64 limit) except? -1
-
-@cython.locals(nav=i64)
-cdef i64 _nav_status(const unsigned char[:] b, index* fs, index nf, index i) except? -1
+@cython.locals(s=index, e=index, hemi=int, dot=index, degrees=i64, minutes_e6=i64, value=i64)
+cdef i64 _angle_e6(const unsigned char[:] b, index* fs, index i, i64 limit) except? -1
 
 cpdef i64 _knots_to_cmps(i64 knots_e3)
 
@@ -110,7 +106,7 @@ cdef class NmeaParser:
     cdef _emit(self)
 
     # fields
-    @cython.locals(st="i64*", s=index, e=index)
+    @cython.locals(st="i64*")
     cdef bint _position(self, const unsigned char[:] b, index* fs, index i) except -1
     @cython.locals(st="i64*", fix=Fix, tod=i64, status=int, s=index, e=index, days=i64, yy=i64,
                    speed=i64, course=i64, mode=i64, nav=i64, has_pos=bint, quality=i64,

@@ -224,8 +224,12 @@ def _time_cs(b, s, e):
     return ((h1 * 10 + h2) * 3600 + (m1 * 10 + m2) * 60) * 100 + sec
 
 
-def _angle_e6(b, s, e, hemi, limit):
-    """``d...dmm.mmmm`` and its hemisphere letter to signed micro-degrees."""
+def _angle_e6(b, fs, i, limit):
+    """Field ``i`` (``d...dmm.mmmm``) and its hemisphere letter (field ``i + 1``) to signed
+    micro-degrees; ``limit`` is 90 for a latitude (N or S), 180 for a longitude (E or W)."""
+    s = fs[i]
+    e = fs[i + 1] - 1
+    hemi = b[fs[i + 1]] if fs[i + 2] - fs[i + 1] == 2 else 0
     dot = s  # a loop rather than b.find: the compiled module reads b as a plain byte view
     while dot < e and b[dot] != 46:  # '.'
         dot += 1
@@ -249,21 +253,6 @@ def _angle_e6(b, s, e, hemi, limit):
     if hemi != 69:  # 'E'
         raise ValueError("bad field")
     return value
-
-
-def _nav_status(b, fs, nf, i):
-    """Navigational status letter of field ``i`` (NMEA 4.10+), 0 when absent or empty.
-
-    ``ValueError`` for a letter 4.10 does not define.
-    """
-    if nf <= i or fs[i + 1] - fs[i] < 2:
-        return 0
-    if fs[i + 1] - fs[i] != 2:
-        raise ValueError("bad field")
-    nav = b[fs[i]]
-    if nav != _NAV_NONE and nav != _NAV_SAFE and nav != _NAV_CAUTION and nav != _NAV_UNSAFE:
-        raise ValueError("bad field")
-    return nav
 
 
 def _knots_to_cmps(knots_e3):
@@ -643,15 +632,11 @@ class NmeaParser:
     def _position(self, b, fs, i):
         """Fields i..i+3 (lat, N/S, lon, E/W) into the _LAT and _LON slots; False if all are
         empty."""
-        s = fs[i]
-        e = fs[i + 1] - 1
-        if s == e and fs[i + 4] - fs[i + 1] == 3:
+        if fs[i + 1] - fs[i] == 1 and fs[i + 4] - fs[i + 1] == 3:
             return False
         st = self._st
-        st[_LAT] = _angle_e6(b, s, e, b[fs[i + 1]] if fs[i + 2] - fs[i + 1] == 2 else 0, 90)
-        s = fs[i + 2]
-        e = fs[i + 3] - 1
-        st[_LON] = _angle_e6(b, s, e, b[fs[i + 3]] if fs[i + 4] - fs[i + 3] == 2 else 0, 180)
+        st[_LAT] = _angle_e6(b, fs, i, 90)
+        st[_LON] = _angle_e6(b, fs, i + 2, 180)
         return True
 
     def _fields(self, b, fs, nf, kind, system):
@@ -663,6 +648,15 @@ class NmeaParser:
         """
         st = self._st
         fix = self.fix
+        nav = 0
+        if (kind == _RMC or kind == _GNS) and nf > 13 and fs[14] - fs[13] >= 2:
+            # Navigational status letter (NMEA 4.10+; field 13 of both), 0 when absent or empty.
+            if fs[14] - fs[13] != 2:
+                raise ValueError("bad field")
+            nav = b[fs[13]]
+            if (nav != _NAV_NONE and nav != _NAV_SAFE and nav != _NAV_CAUTION
+                    and nav != _NAV_UNSAFE):
+                raise ValueError("bad field")
         if kind == _GSV:
             # $--GSV,total,num,in_view{,prn,elev,azim,snr}*1..4[,signal_id]
             if nf < 4:
@@ -742,7 +736,6 @@ class NmeaParser:
             e = fs[9] - 1
             course = _udec(b, s, e, 2) % 36000 if e > s else -1
             mode = b[fs[12]] if nf > 12 and fs[13] - fs[12] > 1 else 0
-            nav = _nav_status(b, fs, nf, 13)
             has_pos = self._position(b, fs, 3)
             if not self._begin(_RMC, tod):
                 return
@@ -911,7 +904,6 @@ class NmeaParser:
             s = fs[9]
             e = fs[10] - 1
             alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
-            nav = _nav_status(b, fs, nf, 13)
             has_pos = self._position(b, fs, 2)
             if not self._begin(_GNS, tod):
                 return

@@ -97,7 +97,7 @@ class Outbox:
 
     def __init__(self, storage=None, capacity=_DEFAULT_CAPACITY, max_bytes=_DEFAULT_MAX_BYTES,
                  segment_bytes=_SEGMENT_BYTES):
-        self._storage = storage
+        self.storage = storage
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -193,7 +193,7 @@ class Outbox:
                             keep = False
                         else:
                             dropped = self._seq[i]
-                            if self._storage is None:
+                            if self.storage is None:
                                 self._ram.pop(dropped, None)
                             self._seq = self._seq[:i] + self._seq[i + 1 :]
                             self._type = self._type[:i] + self._type[i + 1 :]
@@ -217,7 +217,7 @@ class Outbox:
         self._type.append(rtype)
         self._seg.append(st[_SEGMENT])
         self._off.append(off)
-        storage = self._storage
+        storage = self.storage
         if storage is None:
             self._ram[seq] = data
             return
@@ -256,11 +256,11 @@ class Outbox:
 
     def _raw(self, i):
         """Payload bytes of pending message ``i`` as stored (kind prefix included)."""
-        if self._storage is None:
+        if self.storage is None:
             return self._ram[self._seq[i]]
         name = "ob." + str(self._seg[i])
-        head = self._storage.read_at(name, self._off[i], _HEAD)
-        return self._storage.read_at(name, self._off[i] + _HEAD, head[2] | head[3] << 8)
+        head = self.storage.read_at(name, self._off[i], _HEAD)
+        return self.storage.read_at(name, self._off[i] + _HEAD, head[2] | head[3] << 8)
 
     # -- acknowledgement ------------------------------------------------------------------------
     def ack(self, seq):
@@ -270,7 +270,7 @@ class Outbox:
             k += 1
         if not k:
             return
-        if self._storage is None:
+        if self.storage is None:
             for i in range(k):
                 self._ram.pop(self._seq[i], None)
         # Arrays have no cheap "delete slice" on MicroPython: rebuild from the tail.
@@ -288,13 +288,13 @@ class Outbox:
     # -- the log --------------------------------------------------------------------------------
     def _write(self, data):
         """Append record ``data`` to the current segment (a new one when full); its offset."""
-        if self._storage is None:
+        if self.storage is None:
             return 0
         st = self._st
         if st[_SEGMENT_SIZE] + len(data) > self.segment_bytes:
             self._start_segment(st[_SEGMENT] + 1)
         off = st[_SEGMENT_SIZE]
-        self._storage.append("ob." + str(st[_SEGMENT]), data)
+        self.storage.append("ob." + str(st[_SEGMENT]), data)
         st[_SEGMENT_SIZE] += len(data)
         return off
 
@@ -304,17 +304,17 @@ class Outbox:
         st[_SEGMENT] = n
         self._segments.append(n)
         record = encode_record(_ACK, self.acked) + encode_record(_LAST, self.last_seq)
-        self._storage.append("ob." + str(n), record)
+        self.storage.append("ob." + str(n), record)
         st[_SEGMENT_SIZE] = len(record)
 
     def _delete_done_segments(self):
-        if self._storage is None:
+        if self.storage is None:
             return
         oldest_needed = self._seg[0] if self._seg else self._st[_SEGMENT]
         keep = []
         for number in self._segments:
             if number < oldest_needed:
-                self._storage.remove("ob." + str(number))
+                self.storage.remove("ob." + str(number))
             else:
                 keep.append(number)
         self._segments = keep
