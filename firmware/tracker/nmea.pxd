@@ -50,9 +50,6 @@ cdef i64 _field_udec(const unsigned char[:] b, index* fs, index i, int digits) e
 
 cpdef i64 _sdec(const unsigned char[:] b, index s, index e, int digits) except? -1
 
-@cython.locals(a=i64, c=i64)
-cdef i64 _d2(const unsigned char[:] b, index s) except? -1
-
 @cython.locals(h1=i64, h2=i64, m1=i64, m2=i64, sec=i64)
 cdef i64 _time_cs(const unsigned char[:] b, index s, index e) except? -2
 

@@ -196,15 +196,6 @@ def _sdec(b, s, e, digits):
     return _udec(b, s, e, digits)
 
 
-def _d2(b, s):
-    """Two digits at ``b[s]``."""
-    a = b[s] - 48
-    c = b[s + 1] - 48
-    if a < 0 or a > 9 or c < 0 or c > 9:
-        raise ValueError("bad field")
-    return a * 10 + c
-
-
 def _time_cs(b, s, e):
     """``hhmmss[.sss]`` to centiseconds since midnight; -1 for an empty field."""
     if s == e:
@@ -725,8 +716,9 @@ class NmeaParser:
             s = fs[9]
             days = -1
             if fs[10] - s == 7:
-                yy = _d2(b, s + 4)
-                days = _days(yy + (2000 if yy < 80 else 1900), _d2(b, s + 2), _d2(b, s))
+                yy = _uint(b, s + 4, s + 6)  # ddmmyy
+                days = _days(yy + (2000 if yy < 80 else 1900), _uint(b, s + 2, s + 4),
+                             _uint(b, s, s + 2))
             elif fs[10] - s != 1:
                 raise ValueError("bad field")
             s = fs[7]
@@ -929,7 +921,8 @@ class NmeaParser:
             tod = _time_cs(b, fs[1], fs[2] - 1)
             days = -1
             if fs[3] - fs[2] == 3 and fs[4] - fs[3] == 3 and fs[5] - fs[4] == 5:
-                days = _days(_uint(b, fs[4], fs[4] + 4), _d2(b, fs[3]), _d2(b, fs[2]))
+                days = _days(_uint(b, fs[4], fs[4] + 4), _uint(b, fs[3], fs[3] + 2),
+                             _uint(b, fs[2], fs[2] + 2))
             elif fs[3] - fs[2] != 1 or fs[4] - fs[3] != 1 or fs[5] - fs[4] != 1:
                 raise ValueError("bad field")
             if not self._begin(_ZDA, tod):

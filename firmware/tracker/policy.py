@@ -55,7 +55,6 @@ SAVER = const(1)
 LOW = const(2)
 CRITICAL = const(3)
 DOCKED = const(4)
-TIER_NAMES = ("normal", "saver", "low", "critical", "docked")
 
 # Per tier: max GNSS sleep far from fences (s), sample period near a boundary (s), location
 # interval while moving (s), stationary heartbeat (s), movement trigger (m), radio batching
