@@ -17,9 +17,9 @@
 # * The counters and the state are a C array of _N_STATE (52) slots, also read through a plain
 #   pointer: every index is one of nmea.py's slot constants (plus a kind below _N_KINDS or a
 #   constellation below _N_SYSTEMS).
-# * Helpers and handlers become C functions, and Fix and NmeaParser extension types: callers
+# * Helpers and methods become C functions, and Fix and NmeaParser extension types: callers
 #   cannot add attributes or reach private names (nothing in the project does), and a subclass
-#   cannot override a handler. Helpers the tests call from Python stay `cpdef`.
+#   cannot override a private method. Helpers the tests call from Python stay `cpdef`.
 cimport cython
 
 ctypedef long long i64

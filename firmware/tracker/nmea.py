@@ -39,7 +39,7 @@ _DAY_S = const(86400)
 _LATE_EVENING_CS = const(8280000)  # 23:00:00, see _emit (midnight without a date sentence)
 _EARLY_MORNING_CS = const(360000)  # 01:00:00
 
-# Counter slots: sentence kinds first (their index is also the handler index), then rejections.
+# Counter slots: sentence kinds first (a sentence's kind is its counter's index), then rejections.
 _RMC = const(0)
 _GGA = const(1)
 _GLL = const(2)
