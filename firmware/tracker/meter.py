@@ -26,22 +26,20 @@ class Meter:
         self.start_ms = now_ms
         self.gnss_on_ms = 0  # closed on-periods of the receiver
         self._gnss_since = now_ms  # start of the open on-period, or -1 while off
-        self._gnss_on = True
         self.sleep_ms = 0  # MCU in light sleep (the board's ``idle``, receiver off)
         self.radio_sleeps = 0  # the radio switched off between uploads
         self.wakeups = 0  # connections that had to wake the radio first
 
     def gnss_off(self, now_ms):
         """The receiver was switched off at ``now_ms``."""
-        if self._gnss_on:
+        if self._gnss_since >= 0:
             self.gnss_on_ms += ticks_diff(now_ms, self._gnss_since)
-            self._gnss_on = False
+            self._gnss_since = -1
 
     def gnss_on(self, now_ms):
         """The receiver was switched on at ``now_ms``."""
-        if not self._gnss_on:
+        if self._gnss_since < 0:
             self._gnss_since = now_ms
-            self._gnss_on = True
 
     def radio_slept(self):
         """The radio was switched off; the next connection wakes it."""
@@ -54,7 +52,7 @@ class Meter:
 
     def receiver_ms(self, now_ms):
         """Receiver on-time up to ``now_ms``."""
-        if self._gnss_on:
+        if self._gnss_since >= 0:
             return self.gnss_on_ms + ticks_diff(now_ms, self._gnss_since)
         return self.gnss_on_ms
 

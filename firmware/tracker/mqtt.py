@@ -9,7 +9,6 @@ board decides whether that is a plain socket, TLS or a modem.
 """
 
 import asyncio
-import struct
 
 from tracker.compat import const, ticks_diff, ticks_ms
 
@@ -52,7 +51,7 @@ def _remaining_length(n):
 
 def _utf8(text):
     data = text.encode() if isinstance(text, str) else bytes(text)
-    return struct.pack("!H", len(data)) + data
+    return len(data).to_bytes(2, "big") + data
 
 
 def connect_packet(client_id, keepalive_s, clean, user=None, password=None, will=None):
@@ -69,7 +68,7 @@ def connect_packet(client_id, keepalive_s, clean, user=None, password=None, will
         if password is not None:
             flags |= 0x40
             payload += _utf8(password)
-    body = b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack("!H", keepalive_s) + payload
+    body = b"\x00\x04MQTT\x04" + bytes([flags]) + keepalive_s.to_bytes(2, "big") + payload
     return bytes([_CONNECT]) + _remaining_length(len(body)) + body
 
 
@@ -78,7 +77,7 @@ def publish_packet(topic, payload, qos, retain, pid, dup=False):
     if isinstance(payload, str):
         payload = payload.encode()
     head = _PUBLISH | (qos << 1) | (0x01 if retain else 0) | (0x08 if dup else 0)
-    body = _utf8(topic) + (struct.pack("!H", pid) if qos else b"") + payload
+    body = _utf8(topic) + (pid.to_bytes(2, "big") if qos else b"") + payload
     return bytes([head]) + _remaining_length(len(body)) + body
 
 
@@ -103,7 +102,7 @@ class MQTTClient:
                  will=None, clean=True, on_message=None, ack_timeout_s=5, retries=3,
                  spool=None):
         self.client_id = client_id
-        self._open = open_connection
+        self.open_connection = open_connection
         self.keepalive_s = keepalive_s
         self.user = user
         self.password = password
@@ -142,9 +141,10 @@ class MQTTClient:
         await asyncio.wait_for(self._open_link(host, port), 10)
         await self._send(connect_packet(self.client_id, self.keepalive_s, self.clean,
                                         self.user, self.password, self.will))
-        head, body = await asyncio.wait_for(self._read_packet(), 10)
-        if head != _CONNACK or len(body) != 2:
+        head, length = await asyncio.wait_for(self._read_fixed_header(), 10)
+        if head != _CONNACK or length != 2:
             raise MQTTError("no CONNACK")
+        body = await asyncio.wait_for(self._read_exactly(2), 10)
         if body[1] != 0:
             raise MQTTError("connection refused, code %d" % body[1])
         self.connected = True
@@ -157,7 +157,7 @@ class MQTTClient:
         # result that lands in the same turn as its time-out, and a link lost that way was
         # never closed (on the SIM7080 its socket stayed taken: "no free modem socket" on
         # every retry after). Kept, the caller's close() (or the next connect) closes it.
-        self._reader, self._writer = await self._open(host, port)
+        self._reader, self._writer = await self.open_connection(host, port)
 
     async def close(self):
         """Drop the link without DISCONNECT, so the broker publishes the will."""
@@ -220,27 +220,24 @@ class MQTTClient:
                     return
             raise MQTTError("no PUBACK")
         finally:
-            self._count_leading(messages)
+            n = 0  # the leading messages acknowledged
+            for _topic, _payload, pid in messages:
+                if not acked.get(pid):
+                    break
+                n += 1
+            if n > self.batch_acked:
+                self.batch_acked = n
             for _topic, _payload, pid in messages:
                 acked.pop(pid, None)
-
-    def _count_leading(self, messages):
-        n = 0
-        for _topic, _payload, pid in messages:
-            if not self._acked.get(pid):
-                break
-            n += 1
-        if n > self.batch_acked:
-            self.batch_acked = n
 
     async def subscribe(self, topic, qos=1):
         """Subscribe and wait for SUBACK."""
         pid = self._next_pid()
         self._acked[pid] = False
-        body = struct.pack("!H", pid) + _utf8(topic) + bytes([qos])
+        body = pid.to_bytes(2, "big") + _utf8(topic) + bytes([qos])
         try:
             await self._send(bytes([_SUBSCRIBE]) + _remaining_length(len(body)) + body)
-            if not await self._wait_ack(pid):
+            if not await self._wait_acks(((None, None, pid),)):
                 raise MQTTError("no SUBACK")
         finally:
             self._acked.pop(pid, None)
@@ -249,16 +246,13 @@ class MQTTClient:
         """Unsubscribe and wait for UNSUBACK."""
         pid = self._next_pid()
         self._acked[pid] = False
-        body = struct.pack("!H", pid) + _utf8(topic)
+        body = pid.to_bytes(2, "big") + _utf8(topic)
         try:
             await self._send(bytes([_UNSUBSCRIBE]) + _remaining_length(len(body)) + body)
-            if not await self._wait_ack(pid):
+            if not await self._wait_acks(((None, None, pid),)):
                 raise MQTTError("no UNSUBACK")
         finally:
             self._acked.pop(pid, None)
-
-    async def _wait_ack(self, pid):
-        return await self._wait_acks(((None, None, pid),))
 
     async def _wait_acks(self, messages):
         """True once every pid in ``messages`` is acknowledged, False after ``ack_timeout_s``."""
@@ -280,17 +274,12 @@ class MQTTClient:
                 pass
             waited_ms += 100
 
-    async def _send(self, packet):
+    async def _send(self, data):
         if self._writer is None:
             raise MQTTError("not connected")
-        self._writer.write(packet)
+        self._writer.write(data)
         await self._writer.drain()
-        self.bytes_out += len(packet)
-
-    async def _read_packet(self):
-        """One whole packet: ``(head byte, body)``."""
-        head, length = await self._read_fixed_header()
-        return head, await self._read_exactly(length)
+        self.bytes_out += len(data)
 
     async def _read_fixed_header(self):
         head = (await self._reader.readexactly(1))[0]
@@ -342,29 +331,69 @@ class MQTTClient:
             got += k
             self.bytes_in += k
 
-    async def _copy(self, n, sink):
-        """Read ``n`` bytes a chunk at a time, handing each to ``sink.write`` (None: drop)."""
+    async def _copy(self, n, file):
+        """Read ``n`` bytes a chunk at a time, handing each to ``file.write`` (None: drop)."""
         while n > 0:
             k = n if n < _CHUNK else _CHUNK
             view = self._chunk[:k]
             await self._fill(view)
-            if sink is not None:
-                sink.write(view)
+            if file is not None:
+                file.write(view)
             n -= k
 
     async def _receive(self):
+        """Read packets until the link breaks: acknowledgements, and PUBLISHes for ``on_message``.
+
+        A PUBLISH is read piece by piece, so the payload is held once, in a buffer of its own
+        (no copy of the packet around it), or not at all when ``spool`` takes it. A payload too
+        big for the free memory is skipped and handed over as None: the application says so,
+        and the message is still acknowledged, because receiving it again (a retained fence set
+        comes at every connect) cannot go better.
+        """
         try:
             while True:
                 head, length = await self._read_fixed_header()
                 kind = head & 0xF0
                 if kind == _PUBLISH:
-                    await self._on_publish(head, length)
+                    qos = (head >> 1) & 0x03
+                    word = await self._read_exactly(2)  # 16-bit numbers are big-endian
+                    topic_len = word[0] << 8 | word[1]
+                    if 2 + topic_len > length or topic_len > _MAX_TOPIC:
+                        raise MQTTError("bad PUBLISH")
+                    topic = bytes(await self._read_exactly(topic_len)).decode()
+                    length -= 2 + topic_len
+                    pid = 0
+                    if qos:
+                        word = await self._read_exactly(2)
+                        pid = word[0] << 8 | word[1]
+                        length -= 2
+                    if length < 0:
+                        raise MQTTError("bad PUBLISH")
+                    payload = self.spool(topic, length) if self.spool is not None else None
+                    if payload is not None:
+                        try:
+                            await self._copy(length, payload)
+                        finally:
+                            payload.close()
+                    else:
+                        try:
+                            payload = bytearray(length) if length <= _MAX_RAM_PAYLOAD else None
+                        except MemoryError:
+                            payload = None
+                        if payload is None:
+                            await self._copy(length, None)
+                        else:
+                            await self._fill(payload)
+                    if self.on_message is not None:
+                        self.on_message(topic, payload)
+                    if qos:
+                        await self._send(puback_packet(pid))
                     continue
                 if length > _MAX_RAM_PAYLOAD:
                     raise MQTTError("packet too large")
                 body = await self._read_exactly(length)
                 if kind in (_PUBACK, _SUBACK, _UNSUBACK) and len(body) >= 2:
-                    pid = struct.unpack("!H", body[:2])[0]
+                    pid = body[0] << 8 | body[1]
                     if pid in self._acked:
                         self._acked[pid] = True
                         self._ack_event.set()
@@ -373,46 +402,6 @@ class MQTTClient:
         except Exception:  # EOF or a broken packet: the link is unusable either way
             self.connected = False
             self._ack_event.set()
-
-    async def _on_publish(self, head, length):
-        """Read a PUBLISH piece by piece, so the payload is held once, in a buffer of its own
-        (no copy of the packet around it), or not at all when ``spool`` takes it; hand it over.
-
-        A payload too big for the free memory is skipped and handed over as None: the
-        application says so, and the message is still acknowledged, because receiving it again
-        (a retained fence set comes at every connect) cannot go better.
-        """
-        qos = (head >> 1) & 0x03
-        topic_len = struct.unpack("!H", await self._read_exactly(2))[0]
-        if 2 + topic_len > length or topic_len > _MAX_TOPIC:
-            raise MQTTError("bad PUBLISH")
-        topic = bytes(await self._read_exactly(topic_len)).decode()
-        length -= 2 + topic_len
-        pid = 0
-        if qos:
-            pid = struct.unpack("!H", await self._read_exactly(2))[0]
-            length -= 2
-        if length < 0:
-            raise MQTTError("bad PUBLISH")
-        payload = self.spool(topic, length) if self.spool is not None else None
-        if payload is not None:
-            try:
-                await self._copy(length, payload)
-            finally:
-                payload.close()
-        else:
-            try:
-                payload = bytearray(length) if length <= _MAX_RAM_PAYLOAD else None
-            except MemoryError:
-                payload = None
-            if payload is None:
-                await self._copy(length, None)
-            else:
-                await self._fill(payload)
-        if self.on_message is not None:
-            self.on_message(topic, payload)
-        if qos:
-            await self._send(puback_packet(pid))
 
     async def _keepalive(self):
         """PINGREQ when idle; a link silent for 1.5 keepalive periods is declared dead.

@@ -11,6 +11,9 @@ checksum, merges the sentences of one epoch into a single :class:`Fix` and hands
 * Every candidate sentence is counted exactly once, either by type (``RMC`` ... ``GST``,
   ``proprietary``, ``unknown``) or as a rejection by reason; bytes outside sentences that are not
   line breaks count as ``noise``. ``stats()`` returns the counts; nothing raises out of ``feed``.
+  A field that does not parse raises ``ValueError("bad field")`` inside, counted as
+  ``bad_field``: one message for every case, as it is never shown and each distinct one is an
+  object in a board's heap.
 * Epochs: a sentence with a new time of day, or a second once-per-epoch sentence (RMC, GGA, GLL,
   VTG, ZDA, GST), closes the epoch being assembled. The parser also learns which sentence ends
   the receiver's burst and then emits as soon as that sentence arrives, without waiting a second.
@@ -36,7 +39,7 @@ _DAY_S = const(86400)
 _LATE_EVENING_CS = const(8280000)  # 23:00:00, see _emit (midnight without a date sentence)
 _EARLY_MORNING_CS = const(360000)  # 01:00:00
 
-# Counter slots: sentence kinds first (their index is also the handler index), then rejections.
+# Counter slots: sentence kinds first (a sentence's kind is its counter's index), then rejections.
 _RMC = const(0)
 _GGA = const(1)
 _GLL = const(2)
@@ -56,6 +59,7 @@ _CHECKSUM = const(15)
 _BAD_ADDRESS = const(16)
 _BAD_FIELD = const(17)
 _FIRST_REJECTION = const(11)
+_N_COUNTERS = const(18)
 _N_KINDS = const(9)
 COUNTER_NAMES = ("RMC", "GGA", "GLL", "VTG", "GSA", "GSV", "ZDA", "GST", "GNS", "proprietary",
                  "unknown", "noise", "too_long", "truncated", "no_checksum", "checksum",
@@ -80,26 +84,50 @@ _HEX = bytes(
      else 255 for c in range(256)])
 
 
-def _key3(text):
-    return (text[0] << 16) | (text[1] << 8) | text[2]
-
-
-_KINDS = {_key3(b"RMC"): _RMC, _key3(b"GGA"): _GGA, _key3(b"GLL"): _GLL, _key3(b"VTG"): _VTG,
-          _key3(b"GSA"): _GSA, _key3(b"GSV"): _GSV, _key3(b"ZDA"): _ZDA, _key3(b"GST"): _GST,
-          _key3(b"GNS"): _GNS}
+# Sentence type (its three letters as one number, b"RMC" -> 0x524D43) -> kind.
+_KINDS = {0x524D43: _RMC, 0x474741: _GGA, 0x474C4C: _GLL, 0x565447: _VTG, 0x475341: _GSA,
+          0x475356: _GSV, 0x5A4441: _ZDA, 0x475354: _GST, 0x474E53: _GNS}
 # Talker -> constellation slot (for satellites in view): GPS, GLONASS, Galileo, BeiDou (GB and the
 # older BD), QZSS, NavIC, and GN (combined solution).
 _TALKERS = {0x4750: 0, 0x474C: 1, 0x4741: 2, 0x4742: 3, 0x4244: 3, 0x4751: 4, 0x4749: 5,
             0x474E: 6}
 _N_SYSTEMS = const(7)
 
+# The parser's counters and state live in one preallocated list, ``NmeaParser._st`` (a C array
+# once compiled), in these slots: named by const()s they cost no interned name on a board, where
+# as attributes each of ~20 did (docs/memory.md). Flags are 0 or 1.
+# Slots 0 to _N_COUNTERS - 1: the counters above (kinds, then rejections).
+_SEEN = const(18)  # _N_KINDS slots, per kind: how many sentences of it this epoch
+_VIEW = const(27)  # _N_SYSTEMS slots, per constellation: satellites in view this epoch
+_KEPT = const(34)  # bytes of a sentence split across reads, kept in _buf
+_QUIET = const(35)  # skipping the rest of a rejected sentence up to the next '$'
+_NOISY = const(36)  # saw noise bytes since the last sentence
+# the epoch being assembled
+_OPEN = const(37)
+_TOD = const(38)  # its time of day, cs (-1: none yet)
+_EP_DAYS = const(39)  # its date from RMC or ZDA, days since 1970 (-1: none)
+_POS = const(40)  # a valid position joined it
+_BAD = const(41)  # a sentence said its position must not be used
+_GST_CM = const(42)  # accuracy from GST (-1: none)
+_GGA_SATS = const(43)  # satellites used, from GGA or GNS (-1: none)
+_GSA_USED = const(44)  # satellites used, summed over its GSA sentences (-1: none)
+_KEY = const(45)  # kind << 8 | occurrence of the last sentence added
+_LAT = const(46)  # position parsed by _position, before it joins the epoch
+_LON = const(47)
+# across epochs
+_END_KEY = const(48)  # learned: the sentence that ends the receiver's burst
+_CLOSED_TOD = const(49)  # time of the epoch emitted last (late sentences are dropped)
+_LAST_DAYS = const(50)  # date of the last dated epoch, days since 1970
+_LAST_TOD = const(51)  # its time of day
+_N_STATE = const(52)
+
 
 # -- numbers ---------------------------------------------------------------------------------
-def _udec(b, s, e, places):
-    """Unsigned decimal ``b[s:e]`` (``12``, ``12.5``, ``.5``) times 10**places, rounded half up.
+def _udec(b, s, e, digits):
+    """Unsigned decimal ``b[s:e]`` (``12``, ``12.5``, ``.5``) times 10**digits, rounded half up.
 
     Raises ``ValueError`` unless the field is digits with at most one dot, or if the integer
-    part and ``places`` together exceed 9 digits.
+    part and ``digits`` together exceed 9 digits.
     """
     v = 0
     i = s
@@ -110,20 +138,20 @@ def _udec(b, s, e, places):
             break
         v = v * 10 + c
         i += 1
-    if i - s + places > 9:
-        raise ValueError("number too long")
-    p = places
+    if i - s + digits > 9:
+        raise ValueError("bad field")
+    p = digits
     if i < e:
         if b[i] != 46:  # '.'
-            raise ValueError("not a number")
+            raise ValueError("bad field")
         i += 1
         if i == e and i == s + 1:
-            raise ValueError("not a number")
+            raise ValueError("bad field")
         first = True
         while i < e:
             c = b[i] - 48
             if c < 0 or c > 9:
-                raise ValueError("not a number")
+                raise ValueError("bad field")
             if p:
                 v = v * 10 + c
                 p -= 1
@@ -133,7 +161,7 @@ def _udec(b, s, e, places):
                     v += 1
             i += 1
     elif i == s:
-        raise ValueError("empty number")
+        raise ValueError("bad field")
     while p:
         v *= 10
         p -= 1
@@ -143,38 +171,29 @@ def _udec(b, s, e, places):
 def _uint(b, s, e):
     """Unsigned integer ``b[s:e]``, 1 to 9 digits; ``ValueError`` otherwise."""
     if s >= e or e - s > 9:
-        raise ValueError("bad integer")
+        raise ValueError("bad field")
     v = 0
     while s < e:
         c = b[s] - 48
         if c < 0 or c > 9:
-            raise ValueError("bad integer")
+            raise ValueError("bad field")
         v = v * 10 + c
         s += 1
     return v
 
 
-def _field_udec(b, fs, i, places):
+def _field_udec(b, fs, i, digits):
     """Field ``i`` of a sentence as :func:`_udec`, or -1 when the field is empty."""
     s = fs[i]
     e = fs[i + 1] - 1
-    return _udec(b, s, e, places) if e > s else -1
+    return _udec(b, s, e, digits) if e > s else -1
 
 
-def _sdec(b, s, e, places):
-    """Signed decimal (optional leading ``-``) times 10**places."""
+def _sdec(b, s, e, digits):
+    """Signed decimal (optional leading ``-``) times 10**digits."""
     if s < e and b[s] == 45:  # '-'
-        return -_udec(b, s + 1, e, places)
-    return _udec(b, s, e, places)
-
-
-def _d2(b, s):
-    """Two digits at ``b[s]``."""
-    a = b[s] - 48
-    c = b[s + 1] - 48
-    if a < 0 or a > 9 or c < 0 or c > 9:
-        raise ValueError("bad field")
-    return a * 10 + c
+        return -_udec(b, s + 1, e, digits)
+    return _udec(b, s, e, digits)
 
 
 def _time_cs(b, s, e):
@@ -196,8 +215,12 @@ def _time_cs(b, s, e):
     return ((h1 * 10 + h2) * 3600 + (m1 * 10 + m2) * 60) * 100 + sec
 
 
-def _angle_e6(b, s, e, hemi, degree_limit):
-    """``d...dmm.mmmm`` and its hemisphere letter to signed micro-degrees."""
+def _angle_e6(b, fs, i, limit):
+    """Field ``i`` (``d...dmm.mmmm``) and its hemisphere letter (field ``i + 1``) to signed
+    micro-degrees; ``limit`` is 90 for a latitude (N or S), 180 for a longitude (E or W)."""
+    s = fs[i]
+    e = fs[i + 1] - 1
+    hemi = b[fs[i + 1]] if fs[i + 2] - fs[i + 1] == 2 else 0
     dot = s  # a loop rather than b.find: the compiled module reads b as a plain byte view
     while dot < e and b[dot] != 46:  # '.'
         dot += 1
@@ -205,37 +228,22 @@ def _angle_e6(b, s, e, hemi, degree_limit):
         raise ValueError("bad field")
     degrees = _uint(b, s, dot - 2)
     minutes_e6 = _udec(b, dot - 2, e, 6)
-    if minutes_e6 >= 60000000 or degrees > degree_limit:
+    if minutes_e6 >= 60000000 or degrees > limit:
         raise ValueError("bad field")
     value = degrees * 1000000 + (minutes_e6 + 30) // 60
-    if value > degree_limit * 1000000:
-        raise ValueError("angle out of range")
-    if degree_limit == 90:
+    if value > limit * 1000000:
+        raise ValueError("bad field")
+    if limit == 90:
         if hemi == 83:  # 'S'
             return -value
         if hemi != 78:  # 'N'
-            raise ValueError("bad hemisphere")
+            raise ValueError("bad field")
         return value
     if hemi == 87:  # 'W'
         return -value
     if hemi != 69:  # 'E'
-        raise ValueError("bad hemisphere")
+        raise ValueError("bad field")
     return value
-
-
-def _nav_status(b, fs, nf, i):
-    """Navigational status letter of field ``i`` (NMEA 4.10+), 0 when absent or empty.
-
-    ``ValueError`` for a letter 4.10 does not define.
-    """
-    if nf <= i or fs[i + 1] - fs[i] < 2:
-        return 0
-    if fs[i + 1] - fs[i] != 2:
-        raise ValueError("bad navigational status")
-    nav = b[fs[i]]
-    if nav != _NAV_NONE and nav != _NAV_SAFE and nav != _NAV_CAUTION and nav != _NAV_UNSAFE:
-        raise ValueError("bad navigational status")
-    return nav
 
 
 def _knots_to_cmps(knots_e3):
@@ -266,17 +274,6 @@ def _days(y, m, d):
     if d > last:
         raise ValueError("bad field")
     return days_from_civil(y, m, d)
-
-
-def _isqrt(n):
-    if n <= 0:
-        return 0
-    x = n
-    y = (x + 1) >> 1
-    while y < x:
-        x = y
-        y = (x + n // x) >> 1
-    return x
 
 
 def fixed(field, digits):
@@ -327,7 +324,7 @@ class Fix:
         return tuple(getattr(self, name) for name in FIELDS)
 
     def __repr__(self):
-        return "Fix(" + ", ".join("%s=%r" % (n, getattr(self, n)) for n in FIELDS) + ")"
+        return "Fix(%s)" % ", ".join("%s=%r" % (n, getattr(self, n)) for n in FIELDS)
 
 
 FIELDS = ("t", "ms", "valid", "lat_e6", "lon_e6", "speed_cmps", "course_cdeg", "alt_cm",
@@ -345,35 +342,16 @@ class NmeaParser:
         self.on_fix = on_fix
         self.fix = Fix()
         self._buf = bytearray(_MAX_SENTENCE + 2)  # a sentence split across reads
-        self._n = 0
         # Field i is b[fs[i] : fs[i + 1] - 1]. Built in a local first: compiled (nmea.pxd),
-        # the attribute is a C array, which takes its values from a finished list.
+        # the attribute is a C array, which takes its values from a finished list (as _st).
         starts = [0] * (_MAX_SENTENCE + 2)
         self._fs = starts
-        self._nf = 0
-        self._xor = 0
-        self._quiet = False  # skipping the rest of a rejected sentence up to the next '$'
-        self._noisy = False  # saw noise bytes since the last sentence
-        self._counts = [0] * len(COUNTER_NAMES)
-        # epoch being assembled
-        self._open = False
-        self._tod = -1
-        self._ep_days = -1
-        self._pos = False
-        self._bad = False
-        self._gst_cm = -1
-        self._gga_sats = -1
-        self._gsa_used = -1
-        self._seen = bytearray(_N_KINDS)  # per kind: how many this epoch
-        self._view = bytearray(_N_SYSTEMS)  # per constellation: satellites in view
-        self._key = 0  # kind << 8 | occurrence of the last sentence added
-        self._lat = 0  # position parsed by _position, before it joins the epoch
-        self._lon = 0
-        # across epochs
-        self._end_key = -1  # learned: the sentence that ends the receiver's burst
-        self._closed_tod = -1  # time of the epoch emitted last (late sentences are dropped)
-        self._days = -1  # date of the last dated epoch, days since 1970
-        self._last_tod = -1
+        # Counters and state: the slots named at the top of the module.
+        st = [0] * _N_STATE
+        for i in (_TOD, _EP_DAYS, _GST_CM, _GGA_SATS, _GSA_USED, _END_KEY, _CLOSED_TOD,
+                  _LAST_DAYS, _LAST_TOD):
+            st[i] = -1
+        self._st = st
 
     # -- framing -------------------------------------------------------------------------------
     def feed(self, chunk, n=-1):
@@ -381,25 +359,32 @@ class NmeaParser:
         ``readinto``); complete sentences are parsed at once, a partial one is kept."""
         if n < 0 or n > len(chunk):
             n = len(chunk)
+        st = self._st
         i = 0
-        if self._n:
+        if st[_KEPT]:
             i = self._resume(chunk, n)
         while i < n:
             if chunk[i] == 36:  # '$'
-                if self._noisy:
-                    self._noisy = False
-                    self._counts[_NOISE] += 1
-                self._quiet = False
+                if st[_NOISY]:
+                    st[_NOISY] = 0
+                    st[_NOISE] += 1
+                st[_QUIET] = 0
                 j = self._sentence(chunk, i, n)
-                if j < 0:
-                    self._keep(chunk, i, n)
+                if j < 0:  # the sentence goes on in the next read: keep what came of it
+                    buf = self._buf
+                    k = 0
+                    while i < n:
+                        buf[k] = chunk[i]
+                        k += 1
+                        i += 1
+                    st[_KEPT] = k
                     return
                 i = j
             else:
                 j = chunk.find(b"$", i, n)
                 if j < 0:
                     j = n
-                if not self._quiet and not self._noisy:
+                if not st[_QUIET] and not st[_NOISY]:
                     self._outside(chunk, i, j)
                 i = j
 
@@ -422,43 +407,36 @@ class NmeaParser:
         """Counts so far: ``{"sentences": {type: n}, "rejected": {reason: n}}`` (non-zero only)."""
         sentences = {}
         rejected = {}
-        counts = self._counts
-        for i in range(len(counts)):
-            if counts[i]:
-                (rejected if i >= _FIRST_REJECTION else sentences)[COUNTER_NAMES[i]] = counts[i]
+        st = self._st
+        for i in range(_N_COUNTERS):
+            if st[i]:
+                (rejected if i >= _FIRST_REJECTION else sentences)[COUNTER_NAMES[i]] = st[i]
         return {"sentences": sentences, "rejected": rejected}
 
     def _end_line(self):
-        if self._n:
-            self._n = 0
-            self._counts[_NO_CHECKSUM] += 1
-        if self._noisy:
-            self._noisy = False
-            self._counts[_NOISE] += 1
-        self._quiet = False
+        st = self._st
+        if st[_KEPT]:
+            st[_KEPT] = 0
+            st[_NO_CHECKSUM] += 1
+        if st[_NOISY]:
+            st[_NOISY] = 0
+            st[_NOISE] += 1
+        st[_QUIET] = 0
 
-    def _outside(self, b, i, j):
+    def _outside(self, b, s, e):
         # Bytes between sentences: line breaks, spaces and tabs are fine, anything else is noise.
-        while i < j:
-            c = b[i]
+        while s < e:
+            c = b[s]
             if c != 13 and c != 10 and c != 32 and c != 9:
-                self._noisy = True
+                self._st[_NOISY] = 1
                 return
-            i += 1
-
-    def _keep(self, b, s, n):
-        buf = self._buf
-        k = 0
-        while s < n:
-            buf[k] = b[s]
-            k += 1
             s += 1
-        self._n = k
 
     def _resume(self, b, n):
         """Continue the sentence kept from the last read; returns where to go on in ``b``."""
+        st = self._st
         buf = self._buf
-        k = self._n
+        k = st[_KEPT]
         size = len(buf)
         star = -1  # a kept '*' can only be one of the last two bytes
         if buf[k - 1] == 42:
@@ -476,118 +454,88 @@ class NmeaParser:
                 star = k
             k += 1
             i += 1
-        self._n = k
+        st[_KEPT] = k
         if i >= n and k < size and (star < 0 or k < star + 3):
             return n  # still incomplete
-        self._n = 0
+        st[_KEPT] = 0
         j = self._sentence(buf, 0, k)
         if j < 0:  # ended by a stop byte before '*hh': as _sentence counts it in one buffer
-            self._counts[_NO_CHECKSUM if star >= 0 or c == 13 or c == 10 else _TRUNCATED] += 1
+            st[_NO_CHECKSUM if star >= 0 or c == 13 or c == 10 else _TRUNCATED] += 1
             if star >= 0:
-                self._quiet = True  # a cut checksum: the rest of the line is its debris, as in
+                st[_QUIET] = 1  # a cut checksum: the rest of the line is its debris, as in
                 # _sentence, not noise
             return i
-        if j < k and not self._quiet:
+        if j < k and not st[_QUIET]:
             self._outside(buf, j, k)
         return i
 
     # -- sentences -----------------------------------------------------------------------------
-    def _scan(self, b, s, lim):
-        """From the '$' at ``s``: XOR and field starts up to '*' (or a stop byte, or ``lim``).
+    def _sentence(self, b, s, n):
+        """Check and dispatch the sentence starting at ``b[s] == '$'``.
 
-        Returns the index where it stopped; ``self._nf`` fields, ``self._xor`` the checksum.
+        Returns the index after it, or -1 if ``b`` ends before the sentence does.
         """
+        st = self._st
         fs = self._fs
+        lim = s + _MAX_SENTENCE
+        if lim > n:
+            lim = n
+        # XOR and field starts up to '*' (or a stop byte, or lim): nf fields.
         fs[0] = s + 1
-        k = 1
+        nf = 1
         x = 0
         i = s + 1
         while i < lim:
             c = b[i]
             if c <= 44:
                 if c == 44:  # ','
-                    fs[k] = i + 1
-                    k += 1
+                    fs[nf] = i + 1
+                    nf += 1
                 elif c == 42 or c == 36 or c < 32:  # '*', '$', control bytes
                     break
             x ^= c
             i += 1
-        fs[k] = i + 1
-        self._nf = k
-        self._xor = x
-        return i
-
-    def _sentence(self, b, s, n):
-        """Check and dispatch the sentence starting at ``b[s] == '$'``.
-
-        Returns the index after it, or -1 if ``b`` ends before the sentence does.
-        """
-        lim = s + _MAX_SENTENCE
-        if lim > n:
-            lim = n
-        i = self._scan(b, s, lim)
-        counts = self._counts
+        fs[nf] = i + 1
         if i >= lim:
             if i - s >= _MAX_SENTENCE:
-                counts[_TOO_LONG] += 1
-                self._quiet = True
+                st[_TOO_LONG] += 1
+                st[_QUIET] = 1
                 return i
             return -1
         c = b[i]
         if c != 42:
-            counts[_NO_CHECKSUM if c == 13 or c == 10 else _TRUNCATED] += 1
+            st[_NO_CHECKSUM if c == 13 or c == 10 else _TRUNCATED] += 1
             return i
         if i + 2 >= n:
             return -1
         hi = _HEX[b[i + 1]]
         lo = _HEX[b[i + 2]]
         if hi > 15 or lo > 15:
-            counts[_NO_CHECKSUM] += 1
-            self._quiet = True
+            st[_NO_CHECKSUM] += 1
+            st[_QUIET] = 1
             return i + 1
-        if hi << 4 | lo != self._xor:
-            counts[_CHECKSUM] += 1
+        if hi << 4 | lo != x:
+            st[_CHECKSUM] += 1
             return i + 3
-        fs = self._fs
         a = s + 1
         if b[a] == 80:  # 'P': proprietary
-            counts[_PROPRIETARY] += 1
+            st[_PROPRIETARY] += 1
             return i + 3
         if fs[1] - a != 6:
-            counts[_BAD_ADDRESS] += 1
+            st[_BAD_ADDRESS] += 1
             return i + 3
         kind = _KINDS.get((b[a + 2] << 16) | (b[a + 3] << 8) | b[a + 4], -1)
         system = _TALKERS.get((b[a] << 8) | b[a + 1], -1)
         if kind < 0 or system < 0:
-            counts[_UNKNOWN] += 1
+            st[_UNKNOWN] += 1
             return i + 3
-        nf = self._nf
         try:
-            # An if-chain, most frequent first, rather than a table of methods: it is as quick
-            # on MicroPython and lets a compiler call each handler directly.
-            if kind == _GSV:
-                self._gsv(b, fs, nf, system)
-            elif kind == _GSA:
-                self._gsa(b, fs, nf, system)
-            elif kind == _RMC:
-                self._rmc(b, fs, nf, system)
-            elif kind == _GGA:
-                self._gga(b, fs, nf, system)
-            elif kind == _VTG:
-                self._vtg(b, fs, nf, system)
-            elif kind == _GLL:
-                self._gll(b, fs, nf, system)
-            elif kind == _GST:
-                self._gst(b, fs, nf, system)
-            elif kind == _GNS:
-                self._gns(b, fs, nf, system)
-            else:
-                self._zda(b, fs, nf, system)
+            self._fields(b, fs, nf, kind, system)
         except (ValueError, IndexError):
-            counts[_BAD_FIELD] += 1
+            st[_BAD_FIELD] += 1
             return i + 3
-        counts[kind] += 1
-        if self._key == self._end_key and self._open:
+        st[kind] += 1
+        if st[_KEY] == st[_END_KEY] and st[_OPEN]:
             self._emit()
         # Step over the usual CR LF here rather than as bytes between sentences.
         i += 3
@@ -603,375 +551,381 @@ class NmeaParser:
 
         Returns False for a late sentence of an epoch already emitted (its data is dropped).
         """
-        if self._open:
-            if (tod >= 0 and self._tod >= 0 and tod != self._tod) or (
-                    self._seen[kind] and _ONCE >> kind & 1):
-                self._end_key = self._key  # the burst ends with this sentence: learn it
+        st = self._st
+        if st[_OPEN]:
+            if (tod >= 0 and st[_TOD] >= 0 and tod != st[_TOD]) or (
+                    st[_SEEN + kind] and _ONCE >> kind & 1):
+                st[_END_KEY] = st[_KEY]  # the burst ends with this sentence: learn it
                 self._emit()
-        elif tod >= 0 and tod == self._closed_tod:
-            self._end_key = -1  # emitted too early: relearn at the next boundary
+        elif tod >= 0 and tod == st[_CLOSED_TOD]:
+            st[_END_KEY] = -1  # emitted too early: relearn at the next boundary
             return False
-        if not self._open:
-            self._start()
-        if tod >= 0 and self._tod < 0:
-            self._tod = tod
-        seen = self._seen
-        k = seen[kind]
+        if not st[_OPEN]:  # a new epoch
+            st[_OPEN] = 1
+            self.fix.clear()
+            st[_TOD] = -1
+            st[_EP_DAYS] = -1
+            st[_POS] = 0
+            st[_BAD] = 0
+            st[_GST_CM] = -1
+            st[_GGA_SATS] = -1
+            st[_GSA_USED] = -1
+            for i in range(_SEEN, _VIEW + _N_SYSTEMS):
+                st[i] = 0
+        if tod >= 0 and st[_TOD] < 0:
+            st[_TOD] = tod
+        k = st[_SEEN + kind]
         if k < 255:
             k += 1
-            seen[kind] = k
-        self._key = kind << 8 | k
+            st[_SEEN + kind] = k
+        st[_KEY] = kind << 8 | k
         return True
 
-    def _start(self):
-        self._open = True
-        self.fix.clear()
-        self._tod = -1
-        self._ep_days = -1
-        self._pos = False
-        self._bad = False
-        self._gst_cm = -1
-        self._gga_sats = -1
-        self._gsa_used = -1
-        seen = self._seen
-        for i in range(_N_KINDS):
-            seen[i] = 0
-        view = self._view
-        for i in range(_N_SYSTEMS):
-            view[i] = 0
-
     def _emit(self):
-        if not self._open:
+        st = self._st
+        if not st[_OPEN]:
             return
-        self._open = False
+        st[_OPEN] = 0
         fix = self.fix
-        tod = self._tod
-        self._closed_tod = tod
-        days = self._ep_days
-        if tod >= 0 and days < 0 and self._days >= 0:
-            days = self._days
-            if self._last_tod >= _LATE_EVENING_CS and tod < _EARLY_MORNING_CS:
+        tod = st[_TOD]
+        st[_CLOSED_TOD] = tod
+        days = st[_EP_DAYS]
+        if tod >= 0 and days < 0 and st[_LAST_DAYS] >= 0:
+            days = st[_LAST_DAYS]
+            if st[_LAST_TOD] >= _LATE_EVENING_CS and tod < _EARLY_MORNING_CS:
                 days += 1  # midnight passed and no RMC or ZDA told us the new date yet
         fix.ms = tod % 100 * 10 if tod >= 0 else 0
         if tod >= 0 and days >= 0:
-            self._days = days
-            self._last_tod = tod
+            st[_LAST_DAYS] = days
+            st[_LAST_TOD] = tod
             fix.t = days * _DAY_S + tod // 100
         else:
             fix.t = 0
-        if self._gst_cm >= 0:
-            fix.acc_cm = self._gst_cm
+        if st[_GST_CM] >= 0:
+            fix.acc_cm = st[_GST_CM]
         elif fix.hdop_x100 >= 0:
             fix.acc_cm = fix.hdop_x100 * _UERE_CM // 100
-        sats = self._gga_sats
-        if self._gsa_used > sats:
-            sats = self._gsa_used
+        sats = st[_GGA_SATS]
+        if st[_GSA_USED] > sats:
+            sats = st[_GSA_USED]
         if sats >= 0:
             fix.sats = sats
-        view = self._view
         total = 0
-        for i in range(_N_SYSTEMS):
-            total += view[i]
+        for i in range(_VIEW, _VIEW + _N_SYSTEMS):
+            total += st[i]
         fix.sats_view = total
         mode = fix.mode
-        fix.valid = (self._pos and fix.t > 0 and not self._bad and mode != _MODE_NONE
+        fix.valid = (fix.t > 0 and st[_POS] != 0 and st[_BAD] == 0 and mode != _MODE_NONE
                      and mode != _MODE_MANUAL and mode != _MODE_SIMULATOR)
         self.on_fix(fix)
 
-    # -- one handler per sentence: parse every field first, then change the epoch ------------
+    # -- the fields of each sentence: all parsed first, then the epoch changed -----------------
     def _position(self, b, fs, i):
-        """Fields i..i+3 (lat, N/S, lon, E/W) into ``_lat``/``_lon``; False if all are empty."""
-        s = fs[i]
-        e = fs[i + 1] - 1
-        if s == e and fs[i + 4] - fs[i + 1] == 3:
+        """Fields i..i+3 (lat, N/S, lon, E/W) into the _LAT and _LON slots; False if all are
+        empty."""
+        if fs[i + 1] - fs[i] == 1 and fs[i + 4] - fs[i + 1] == 3:
             return False
-        self._lat = _angle_e6(b, s, e, b[fs[i + 1]] if fs[i + 2] - fs[i + 1] == 2 else 0, 90)
-        s = fs[i + 2]
-        e = fs[i + 3] - 1
-        self._lon = _angle_e6(b, s, e, b[fs[i + 3]] if fs[i + 4] - fs[i + 3] == 2 else 0, 180)
+        st = self._st
+        st[_LAT] = _angle_e6(b, fs, i, 90)
+        st[_LON] = _angle_e6(b, fs, i + 2, 180)
         return True
 
-    def _place(self, valid):
-        fix = self.fix
-        fix.lat_e6 = self._lat
-        fix.lon_e6 = self._lon
-        if valid:
-            self._pos = True
+    def _fields(self, b, fs, nf, kind, system):
+        """One sentence of ``kind`` from talker ``system``, ``nf`` fields: one branch per kind,
+        most frequent first (one method, not nine: each costs heap and a name on a board).
 
-    def _rmc(self, b, fs, nf, system):
-        # $--RMC,time,status,lat,N,lon,E,knots,course,ddmmyy,magvar,E[,mode[,navstatus]]
-        if nf < 10:
-            raise ValueError("short")
-        tod = _time_cs(b, fs[1], fs[2] - 1)
-        status = b[fs[2]] if fs[3] - fs[2] == 2 else 0
-        s = fs[9]
-        days = -1
-        if fs[10] - s == 7:
-            yy = _d2(b, s + 4)
-            days = _days(yy + (2000 if yy < 80 else 1900), _d2(b, s + 2), _d2(b, s))
-        elif fs[10] - s != 1:
-            raise ValueError("bad field")
-        s = fs[7]
-        e = fs[8] - 1
-        speed = _knots_to_cmps(_udec(b, s, e, 3)) if e > s else -1
-        s = fs[8]
-        e = fs[9] - 1
-        course = _udec(b, s, e, 2) % 36000 if e > s else -1
-        mode = b[fs[12]] if nf > 12 and fs[13] - fs[12] > 1 else 0
-        nav = _nav_status(b, fs, nf, 13)
-        has_pos = self._position(b, fs, 3)
-        if not self._begin(_RMC, tod):
-            return
+        A branch parses every field first (``ValueError`` or ``IndexError`` reject the sentence,
+        and the epoch is untouched), then adds the sentence to its epoch (:meth:`_begin`).
+        """
+        st = self._st
         fix = self.fix
-        if has_pos:
-            self._place(status == 65)
-        if days >= 0:
-            self._ep_days = days
-        if status != 65:  # 'A'
-            self._bad = True
-        if nav == _NAV_UNSAFE:  # 'V' (4.10: not provided) says nothing about the position
-            self._bad = True
-        if speed >= 0:
-            fix.speed_cmps = speed
-        if course >= 0:
-            fix.course_cdeg = course
-        if mode:
-            fix.mode = mode
-
-    def _gga(self, b, fs, nf, system):
-        # $--GGA,time,lat,N,lon,E,quality,sats,hdop,alt,M,sep,M,age,station
-        if nf < 10:
-            raise ValueError("short")
-        tod = _time_cs(b, fs[1], fs[2] - 1)
-        s = fs[6]
-        e = fs[7] - 1
-        quality = _uint(b, s, e) if e > s else 0
-        if quality > 8:  # 0-8 since NMEA 2.3; anything else is not a GGA we can trust
-            raise ValueError("bad GGA quality")
-        s = fs[7]
-        e = fs[8] - 1
-        sats = _uint(b, s, e) if e > s else -1
-        if sats > 255:
-            raise ValueError("bad GGA satellites")
-        hdop = _field_udec(b, fs, 8, 2)
-        s = fs[9]
-        e = fs[10] - 1
-        alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
-        has_pos = self._position(b, fs, 2)
-        if not self._begin(_GGA, tod):
-            return
-        fix = self.fix
-        if has_pos:
-            self._place(quality != 0)
-        fix.quality = quality
-        if quality == 0 or quality == 7 or quality == 8:  # none, manual input, simulator
-            self._bad = True
-        if sats >= 0:
-            self._gga_sats = sats
-        if hdop >= 0:
-            fix.hdop_x100 = hdop
-        if alt != ALT_UNKNOWN:
-            fix.alt_cm = alt
-
-    def _gll(self, b, fs, nf, system):
-        # $--GLL,lat,N,lon,E[,time,status[,mode]]  (time and status since NMEA 2.0)
-        if nf < 5:
-            raise ValueError("short")
-        tod = _time_cs(b, fs[5], fs[6] - 1) if nf > 5 else -1
-        status = b[fs[6]] if nf > 6 and fs[7] - fs[6] == 2 else 65
-        mode = b[fs[7]] if nf > 7 and fs[8] - fs[7] > 1 else 0
-        has_pos = self._position(b, fs, 1)
-        if not self._begin(_GLL, tod):
-            return
-        fix = self.fix
-        if has_pos:
-            self._place(status == 65)
-        if status != 65:
-            self._bad = True
-        if mode:
-            fix.mode = mode
-
-    def _vtg(self, b, fs, nf, system):
-        # $--VTG,course,T,course_mag,M,knots,N,kmh,K[,mode]; before NMEA 2.0 without the letters
-        if nf > 8 and fs[3] - fs[2] <= 2:
-            ic = 1
-            ik = 5
-            ih = 7
-        elif nf == 5:
-            ic = 1
-            ik = 3
-            ih = 4
-        else:
-            raise ValueError("bad field")
-        s = fs[ic]
-        e = fs[ic + 1] - 1
-        course = _udec(b, s, e, 2) % 36000 if e > s else -1
-        s = fs[ik]
-        e = fs[ik + 1] - 1
-        if e > s:
-            speed = _knots_to_cmps(_udec(b, s, e, 3))
-        else:
-            s = fs[ih]
-            e = fs[ih + 1] - 1
-            speed = (_udec(b, s, e, 3) + 18) // 36 if e > s else -1  # km/h * 1000 -> cm/s
-        mode = b[fs[9]] if nf > 9 and fs[10] - fs[9] > 1 else 0
-        if not self._begin(_VTG, -1):
-            return
-        fix = self.fix
-        if course >= 0:
-            fix.course_cdeg = course
-        if speed >= 0:
-            fix.speed_cmps = speed
-        if mode:
-            fix.mode = mode
-            if mode == _MODE_NONE:
-                self._bad = True
-
-    def _gsa(self, b, fs, nf, system):
-        # $--GSA,M/A,fix_type,prn*12,pdop,hdop,vdop[,system_id]  (system id since NMEA 4.1)
-        if nf < 18:
-            raise ValueError("short")
-        s = fs[2]
-        e = fs[3] - 1
-        fix_type = _uint(b, s, e) if e > s else 0
-        if fix_type > 3:  # 1 none, 2 2D, 3 3D
-            raise ValueError("bad GSA fix type")
-        used = 0
-        for i in range(3, 15):
-            if fs[i + 1] - fs[i] > 1:
-                used += 1
-        pdop = _field_udec(b, fs, 15, 2)
-        hdop = _field_udec(b, fs, 16, 2)
-        vdop = _field_udec(b, fs, 17, 2)
-        if not self._begin(_GSA, -1):
-            return
-        fix = self.fix
-        if fix_type:
-            fix.fix_type = fix_type
-            if fix_type == 1:
-                self._bad = True
-        self._gsa_used = used if self._gsa_used < 0 else self._gsa_used + used
-        if pdop >= 0:
-            fix.pdop_x100 = pdop
-        if hdop >= 0 and fix.hdop_x100 < 0:
-            fix.hdop_x100 = hdop
-        if vdop >= 0:
-            fix.vdop_x100 = vdop
-
-    def _gns(self, b, fs, nf, system):
-        # $--GNS,time,lat,N,lon,E,mode,sats,hdop,alt,sep,age,station[,navstatus] (4.10+)
-        # mode: one letter per constellation (GPS, GLONASS, Galileo, BeiDou, QZSS, NavIC); the
-        # position is real when any of them is, and that letter becomes the epoch's mode.
-        if nf < 10:
-            raise ValueError("short")
-        tod = _time_cs(b, fs[1], fs[2] - 1)
-        s = fs[6]
-        e = fs[7] - 1
-        if e <= s:
-            raise ValueError("GNS without mode")
-        mode = 0
-        while s < e:
-            c = b[s]
-            if c < 65 or c > 90:
-                raise ValueError("bad GNS mode")
-            if c != _MODE_NONE and c != _MODE_MANUAL and c != _MODE_SIMULATOR:
-                if not mode or mode == _MODE_NONE or mode == _MODE_MANUAL or (
-                        mode == _MODE_SIMULATOR):
-                    mode = c
-            elif not mode:
-                mode = c
-            s += 1
-        s = fs[7]
-        e = fs[8] - 1
-        sats = _uint(b, s, e) if e > s else -1
-        if sats > 255:
-            raise ValueError("bad GNS satellites")
-        hdop = _field_udec(b, fs, 8, 2)
-        s = fs[9]
-        e = fs[10] - 1
-        alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
-        nav = _nav_status(b, fs, nf, 13)
-        has_pos = self._position(b, fs, 2)
-        if not self._begin(_GNS, tod):
-            return
-        fix = self.fix
-        valid = mode != _MODE_NONE and mode != _MODE_MANUAL and mode != _MODE_SIMULATOR
-        if has_pos:
-            self._place(valid)
-        fix.mode = mode
-        if not valid or nav == _NAV_UNSAFE:
-            self._bad = True
-        if sats > self._gga_sats:
-            self._gga_sats = sats
-        if hdop >= 0 and fix.hdop_x100 < 0:
-            fix.hdop_x100 = hdop
-        if alt != ALT_UNKNOWN and fix.alt_cm == ALT_UNKNOWN:
-            fix.alt_cm = alt
-
-    def _gsv(self, b, fs, nf, system):
-        # $--GSV,total,num,in_view{,prn,elev,azim,snr}*1..4[,signal_id]
-        if nf < 4:
-            raise ValueError("short")
-        total = _uint(b, fs[1], fs[2] - 1)
-        num = _uint(b, fs[2], fs[3] - 1)
-        s = fs[3]
-        e = fs[4] - 1
-        in_view = _uint(b, s, e) if e > s else 0
-        if num < 1 or num > total:
-            raise ValueError("bad GSV numbering")
-        best = -1
-        i = 7
-        while i < nf:
-            s = fs[i]
-            e = fs[i + 1] - 1
+        nav = 0
+        if (kind == _RMC or kind == _GNS) and nf > 13 and fs[14] - fs[13] >= 2:
+            # Navigational status letter (NMEA 4.10+; field 13 of both), 0 when absent or empty.
+            if fs[14] - fs[13] != 2:
+                raise ValueError("bad field")
+            nav = b[fs[13]]
+            if (nav != _NAV_NONE and nav != _NAV_SAFE and nav != _NAV_CAUTION
+                    and nav != _NAV_UNSAFE):
+                raise ValueError("bad field")
+        if kind == _GSV:
+            # $--GSV,total,num,in_view{,prn,elev,azim,snr}*1..4[,signal_id]
+            if nf < 4:
+                raise ValueError("bad field")
+            total = _uint(b, fs[1], fs[2] - 1)
+            num = _uint(b, fs[2], fs[3] - 1)
+            s = fs[3]
+            e = fs[4] - 1
+            in_view = _uint(b, s, e) if e > s else 0
+            if num < 1 or num > total:
+                raise ValueError("bad field")
+            best = -1
+            i = 7
+            while i < nf:
+                s = fs[i]
+                e = fs[i + 1] - 1
+                if e > s:
+                    snr = _uint(b, s, e)
+                    if snr > best:
+                        best = snr
+                i += 4
+            if not self._begin(_GSV, -1):
+                return
+            if in_view > 255:
+                in_view = 255
+            # several signals of one system: each lists the same satellites
+            if in_view > st[_VIEW + system]:
+                st[_VIEW + system] = in_view
+            if best > fix.snr_max:
+                fix.snr_max = best
+        elif kind == _GSA:
+            # $--GSA,M/A,fix_type,prn*12,pdop,hdop,vdop[,system_id]  (system id since NMEA 4.1)
+            if nf < 18:
+                raise ValueError("bad field")
+            s = fs[2]
+            e = fs[3] - 1
+            fix_type = _uint(b, s, e) if e > s else 0
+            if fix_type > 3:  # 1 none, 2 2D, 3 3D
+                raise ValueError("bad field")
+            used = 0
+            for i in range(3, 15):
+                if fs[i + 1] - fs[i] > 1:
+                    used += 1
+            pdop = _field_udec(b, fs, 15, 2)
+            hdop = _field_udec(b, fs, 16, 2)
+            vdop = _field_udec(b, fs, 17, 2)
+            if not self._begin(_GSA, -1):
+                return
+            if fix_type:
+                fix.fix_type = fix_type
+                if fix_type == 1:
+                    st[_BAD] = 1
+            st[_GSA_USED] = used if st[_GSA_USED] < 0 else st[_GSA_USED] + used
+            if pdop >= 0:
+                fix.pdop_x100 = pdop
+            if hdop >= 0 and fix.hdop_x100 < 0:
+                fix.hdop_x100 = hdop
+            if vdop >= 0:
+                fix.vdop_x100 = vdop
+        elif kind == _RMC:
+            # $--RMC,time,status,lat,N,lon,E,knots,course,ddmmyy,magvar,E[,mode[,navstatus]]
+            if nf < 10:
+                raise ValueError("bad field")
+            tod = _time_cs(b, fs[1], fs[2] - 1)
+            status = b[fs[2]] if fs[3] - fs[2] == 2 else 0
+            s = fs[9]
+            days = -1
+            if fs[10] - s == 7:
+                yy = _uint(b, s + 4, s + 6)  # ddmmyy
+                days = _days(yy + (2000 if yy < 80 else 1900), _uint(b, s + 2, s + 4),
+                             _uint(b, s, s + 2))
+            elif fs[10] - s != 1:
+                raise ValueError("bad field")
+            s = fs[7]
+            e = fs[8] - 1
+            speed = _knots_to_cmps(_udec(b, s, e, 3)) if e > s else -1
+            s = fs[8]
+            e = fs[9] - 1
+            course = _udec(b, s, e, 2) % 36000 if e > s else -1
+            mode = b[fs[12]] if nf > 12 and fs[13] - fs[12] > 1 else 0
+            has_pos = self._position(b, fs, 3)
+            if not self._begin(_RMC, tod):
+                return
+            if has_pos:
+                fix.lat_e6 = st[_LAT]
+                fix.lon_e6 = st[_LON]
+                if status == 65:
+                    st[_POS] = 1
+            if days >= 0:
+                st[_EP_DAYS] = days
+            if status != 65:  # 'A'
+                st[_BAD] = 1
+            if nav == _NAV_UNSAFE:  # 'V' (4.10: not provided) says nothing about the position
+                st[_BAD] = 1
+            if speed >= 0:
+                fix.speed_cmps = speed
+            if course >= 0:
+                fix.course_cdeg = course
+            if mode:
+                fix.mode = mode
+        elif kind == _GGA:
+            # $--GGA,time,lat,N,lon,E,quality,sats,hdop,alt,M,sep,M,age,station
+            if nf < 10:
+                raise ValueError("bad field")
+            tod = _time_cs(b, fs[1], fs[2] - 1)
+            s = fs[6]
+            e = fs[7] - 1
+            quality = _uint(b, s, e) if e > s else 0
+            if quality > 8:  # 0-8 since NMEA 2.3; anything else is not a GGA we can trust
+                raise ValueError("bad field")
+            s = fs[7]
+            e = fs[8] - 1
+            sats = _uint(b, s, e) if e > s else -1
+            if sats > 255:
+                raise ValueError("bad field")
+            hdop = _field_udec(b, fs, 8, 2)
+            s = fs[9]
+            e = fs[10] - 1
+            alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
+            has_pos = self._position(b, fs, 2)
+            if not self._begin(_GGA, tod):
+                return
+            if has_pos:
+                fix.lat_e6 = st[_LAT]
+                fix.lon_e6 = st[_LON]
+                if quality != 0:
+                    st[_POS] = 1
+            fix.quality = quality
+            if quality == 0 or quality == 7 or quality == 8:  # none, manual input, simulator
+                st[_BAD] = 1
+            if sats >= 0:
+                st[_GGA_SATS] = sats
+            if hdop >= 0:
+                fix.hdop_x100 = hdop
+            if alt != ALT_UNKNOWN:
+                fix.alt_cm = alt
+        elif kind == _VTG:
+            # $--VTG,course,T,course_mag,M,knots,N,kmh,K[,mode]; before NMEA 2.0 without letters
+            if nf > 8 and fs[3] - fs[2] <= 2:
+                ic = 1
+                ik = 5
+                ih = 7
+            elif nf == 5:
+                ic = 1
+                ik = 3
+                ih = 4
+            else:
+                raise ValueError("bad field")
+            s = fs[ic]
+            e = fs[ic + 1] - 1
+            course = _udec(b, s, e, 2) % 36000 if e > s else -1
+            s = fs[ik]
+            e = fs[ik + 1] - 1
             if e > s:
-                snr = _uint(b, s, e)
-                if snr > best:
-                    best = snr
-            i += 4
-        if not self._begin(_GSV, -1):
-            return
-        if in_view > 255:
-            in_view = 255
-        view = self._view
-        if in_view > view[system]:  # several signals of one system: each lists the same sats
-            view[system] = in_view
-        if best > self.fix.snr_max:
-            self.fix.snr_max = best
-
-    def _zda(self, b, fs, nf, system):
-        # $--ZDA,time,day,month,year,zone_h,zone_min
-        if nf < 5:
-            raise ValueError("short")
-        tod = _time_cs(b, fs[1], fs[2] - 1)
-        days = -1
-        if fs[3] - fs[2] == 3 and fs[4] - fs[3] == 3 and fs[5] - fs[4] == 5:
-            days = _days(_uint(b, fs[4], fs[4] + 4), _d2(b, fs[3]), _d2(b, fs[2]))
-        elif fs[3] - fs[2] != 1 or fs[4] - fs[3] != 1 or fs[5] - fs[4] != 1:
-            raise ValueError("bad field")
-        if not self._begin(_ZDA, tod):
-            return
-        if days >= 0:
-            self._ep_days = days
-
-    def _gst(self, b, fs, nf, system):
-        # $--GST,time,rms,sd_major,sd_minor,orient,sd_lat,sd_lon,sd_alt
-        if nf < 8:
-            raise ValueError("short")
-        tod = _time_cs(b, fs[1], fs[2] - 1)
-        slat = _field_udec(b, fs, 6, 2)
-        slon = _field_udec(b, fs, 7, 2)
-        if not self._begin(_GST, tod):
-            return
-        if slat >= 0 and slon >= 0:
-            if slat > _SIGMA_MAX_CM:
-                slat = _SIGMA_MAX_CM
-            if slon > _SIGMA_MAX_CM:
-                slon = _SIGMA_MAX_CM
-            if slat < 20000 and slon < 20000:
-                self._gst_cm = _isqrt(slat * slat + slon * slon)
-            else:  # in metres, so the squares stay small ints
-                slat //= 100
-                slon //= 100
-                self._gst_cm = _isqrt(slat * slat + slon * slon) * 100
-
+                speed = _knots_to_cmps(_udec(b, s, e, 3))
+            else:
+                s = fs[ih]
+                e = fs[ih + 1] - 1
+                speed = (_udec(b, s, e, 3) + 18) // 36 if e > s else -1  # km/h * 1000 -> cm/s
+            mode = b[fs[9]] if nf > 9 and fs[10] - fs[9] > 1 else 0
+            if not self._begin(_VTG, -1):
+                return
+            if course >= 0:
+                fix.course_cdeg = course
+            if speed >= 0:
+                fix.speed_cmps = speed
+            if mode:
+                fix.mode = mode
+                if mode == _MODE_NONE:
+                    st[_BAD] = 1
+        elif kind == _GLL:
+            # $--GLL,lat,N,lon,E[,time,status[,mode]]  (time and status since NMEA 2.0)
+            if nf < 5:
+                raise ValueError("bad field")
+            tod = _time_cs(b, fs[5], fs[6] - 1) if nf > 5 else -1
+            status = b[fs[6]] if nf > 6 and fs[7] - fs[6] == 2 else 65
+            mode = b[fs[7]] if nf > 7 and fs[8] - fs[7] > 1 else 0
+            has_pos = self._position(b, fs, 1)
+            if not self._begin(_GLL, tod):
+                return
+            if has_pos:
+                fix.lat_e6 = st[_LAT]
+                fix.lon_e6 = st[_LON]
+                if status == 65:
+                    st[_POS] = 1
+            if status != 65:
+                st[_BAD] = 1
+            if mode:
+                fix.mode = mode
+        elif kind == _GST:
+            # $--GST,time,rms,sd_major,sd_minor,orient,sd_lat,sd_lon,sd_alt
+            if nf < 8:
+                raise ValueError("bad field")
+            tod = _time_cs(b, fs[1], fs[2] - 1)
+            slat = _field_udec(b, fs, 6, 2)
+            slon = _field_udec(b, fs, 7, 2)
+            if not self._begin(_GST, tod):
+                return
+            if slat >= 0 and slon >= 0:
+                if slat > _SIGMA_MAX_CM:
+                    slat = _SIGMA_MAX_CM
+                if slon > _SIGMA_MAX_CM:
+                    slon = _SIGMA_MAX_CM
+                scale = 1
+                if slat >= 20000 or slon >= 20000:  # in metres, so the squares stay small ints
+                    slat //= 100
+                    slon //= 100
+                    scale = 100
+                # The integer square root of slat² + slon² (Newton's method).
+                sq = slat * slat + slon * slon
+                x = sq
+                y = (x + 1) >> 1
+                while y < x:
+                    x = y
+                    y = (x + sq // x) >> 1
+                st[_GST_CM] = x * scale
+        elif kind == _GNS:
+            # $--GNS,time,lat,N,lon,E,mode,sats,hdop,alt,sep,age,station[,navstatus] (4.10+)
+            # mode: one letter per constellation (GPS, GLONASS, Galileo, BeiDou, QZSS, NavIC);
+            # the position is real when any of them is, and that letter becomes the epoch's mode.
+            if nf < 10:
+                raise ValueError("bad field")
+            tod = _time_cs(b, fs[1], fs[2] - 1)
+            s = fs[6]
+            e = fs[7] - 1
+            if e <= s:
+                raise ValueError("bad field")
+            mode = 0
+            while s < e:
+                c = b[s]
+                if c < 65 or c > 90:
+                    raise ValueError("bad field")
+                if c != _MODE_NONE and c != _MODE_MANUAL and c != _MODE_SIMULATOR:
+                    if not mode or mode == _MODE_NONE or mode == _MODE_MANUAL or (
+                            mode == _MODE_SIMULATOR):
+                        mode = c
+                elif not mode:
+                    mode = c
+                s += 1
+            s = fs[7]
+            e = fs[8] - 1
+            sats = _uint(b, s, e) if e > s else -1
+            if sats > 255:
+                raise ValueError("bad field")
+            hdop = _field_udec(b, fs, 8, 2)
+            s = fs[9]
+            e = fs[10] - 1
+            alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
+            has_pos = self._position(b, fs, 2)
+            if not self._begin(_GNS, tod):
+                return
+            valid = mode != _MODE_NONE and mode != _MODE_MANUAL and mode != _MODE_SIMULATOR
+            if has_pos:
+                fix.lat_e6 = st[_LAT]
+                fix.lon_e6 = st[_LON]
+                if valid:
+                    st[_POS] = 1
+            fix.mode = mode
+            if not valid or nav == _NAV_UNSAFE:
+                st[_BAD] = 1
+            if sats > st[_GGA_SATS]:
+                st[_GGA_SATS] = sats
+            if hdop >= 0 and fix.hdop_x100 < 0:
+                fix.hdop_x100 = hdop
+            if alt != ALT_UNKNOWN and fix.alt_cm == ALT_UNKNOWN:
+                fix.alt_cm = alt
+        else:
+            # $--ZDA,time,day,month,year,zone_h,zone_min
+            if nf < 5:
+                raise ValueError("bad field")
+            tod = _time_cs(b, fs[1], fs[2] - 1)
+            days = -1
+            if fs[3] - fs[2] == 3 and fs[4] - fs[3] == 3 and fs[5] - fs[4] == 5:
+                days = _days(_uint(b, fs[4], fs[4] + 4), _uint(b, fs[3], fs[3] + 2),
+                             _uint(b, fs[2], fs[2] + 2))
+            elif fs[3] - fs[2] != 1 or fs[4] - fs[3] != 1 or fs[5] - fs[4] != 1:
+                raise ValueError("bad field")
+            if not self._begin(_ZDA, tod):
+                return
+            if days >= 0:
+                st[_EP_DAYS] = days

@@ -40,19 +40,24 @@ _OVERHEAD = const(12)
 _SEGMENT_BYTES = const(16384)
 _DEFAULT_CAPACITY = const(2000)
 _DEFAULT_MAX_BYTES = const(262144)
-_PREFIX = "ob."
 
-KIND_CODES = {"loc": 76, "event": 69}  # b"L", b"E"; anything else is b"S" with the kind inside
+_LOC = const(76)  # b"L": a location
+_EVENT = const(69)  # b"E": an event (transition)
 _ACK = const(65)  # b"A"
 _DROP = const(68)  # b"D"
-_OTHER = const(83)  # b"S"
+_OTHER = const(83)  # b"S": any other kind, named inside
 _LAST = const(81)  # b"Q": the last sequence number taken, in each segment's checkpoint
+
+# Slots of Outbox._st (named by const()s: no interned name on a board, docs/memory.md).
+_THIN_AT = const(0)  # where the next thinning pass goes on
+_SEGMENT = const(1)  # number of the segment being written ("ob.<n>")
+_SEGMENT_SIZE = const(2)  # its size in bytes
 
 
 def encode_record(rtype, seq, payload=b""):
     """One log record as bytes."""
     body = struct.pack("<BHI", rtype, len(payload), seq) + payload
-    return bytes([_MARK]) + body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
+    return bytes([_MARK]) + body + (binascii.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
 
 
 def scan(data):
@@ -72,7 +77,7 @@ def scan(data):
         if end > n:
             p += 1  # a truncated record, or a marker byte inside a damaged one
             continue
-        crc = struct.unpack_from("<I", data, end - 4)[0]
+        crc = data[end - 4] | data[end - 3] << 8 | data[end - 2] << 16 | data[end - 1] << 24
         if binascii.crc32(mv[p + 1 : end - 4]) & 0xFFFFFFFF != crc:
             p += 1
             continue
@@ -92,7 +97,7 @@ class Outbox:
 
     def __init__(self, storage=None, capacity=_DEFAULT_CAPACITY, max_bytes=_DEFAULT_MAX_BYTES,
                  segment_bytes=_SEGMENT_BYTES):
-        self._storage = storage
+        self.storage = storage
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -106,190 +111,22 @@ class Outbox:
         self._seg = array("I")
         self._off = array("I")
         self._ram = {}  # payloads by seq when there is no storage
-        self._thin_at = 0
-        self._segment = 0
-        self._segment_size = 0
-        self._segments = []
-        if storage is not None:
-            self._recover()
-            self._start_segment(self._segment + 1)
-
-    def __len__(self):
-        return len(self._seq)
-
-    # -- queueing -------------------------------------------------------------------------------
-    def next_seq(self):
-        """The sequence number the next ``put`` must use (taken for good once it is put)."""
-        return self.last_seq + 1
-
-    def put(self, seq, kind, payload):
-        """Append a message built with sequence number ``seq``; durable when this returns."""
-        if seq <= self.last_seq:
-            raise ValueError("sequence numbers must increase")
-        if len(self._seq) >= self.capacity:
-            self._thin()
-        rtype = KIND_CODES.get(kind, _OTHER)
-        data = payload.encode() if isinstance(payload, str) else bytes(payload)
-        if rtype == _OTHER:
-            data = kind.encode() + b"\n" + data
-        self.last_seq = seq
-        off = self._write(encode_record(rtype, seq, data))
-        self._seq.append(seq)
-        self._type.append(rtype)
-        self._seg.append(self._segment)
-        self._off.append(off)
-        if self._storage is None:
-            self._ram[seq] = data
-        elif self._bytes() > self.max_bytes:
-            self._compact()
-
-    def peek(self):
-        """The oldest pending message ``(seq, kind, payload)``, or None."""
-        return self.message(0) if self._seq else None
-
-    def batch(self, n):
-        """Up to ``n`` oldest pending messages, oldest first."""
-        return [self.message(i) for i in range(min(n, len(self._seq)))]
-
-    def message(self, i):
-        """Pending message ``i`` (0 is the oldest) as ``(seq, kind, payload)``."""
-        data = self._raw(i)
-        rtype = self._type[i]
-        if rtype == 76:
-            return self._seq[i], "loc", data
-        if rtype == 69:
-            return self._seq[i], "event", data
-        nl = data.find(b"\n")
-        return self._seq[i], str(data[:nl], "utf-8"), data[nl + 1 :]
-
-    def _raw(self, i):
-        """Payload bytes of pending message ``i`` as stored (kind prefix included)."""
-        if self._storage is None:
-            return self._ram[self._seq[i]]
-        name = _PREFIX + str(self._seg[i])
-        head = self._storage.read_at(name, self._off[i], _HEAD)
-        length = struct.unpack_from("<H", head, 2)[0]
-        return self._storage.read_at(name, self._off[i] + _HEAD, length)
-
-    # -- acknowledgement ------------------------------------------------------------------------
-    def ack(self, seq):
-        """The broker acknowledged every pending message up to and including ``seq``."""
-        k = 0
-        while k < len(self._seq) and self._seq[k] <= seq:
-            k += 1
-        if not k:
+        self._st = [0, 0, 0]  # the _THIN_AT, _SEGMENT and _SEGMENT_SIZE slots
+        self._segments = []  # numbers of the segments in flash, oldest first
+        if storage is None:
             return
-        self._remove_head(k)
-        if seq > self.acked:
-            self.acked = seq
-        self._write(encode_record(_ACK, seq))
-        self._delete_done_segments()
-
-    def _remove_head(self, k):
-        if self._storage is None:
-            for i in range(k):
-                self._ram.pop(self._seq[i], None)
-        # Arrays have no cheap "delete slice" on MicroPython: rebuild from the tail.
-        self._seq = self._seq[k:]
-        self._type = self._type[k:]
-        self._seg = self._seg[k:]
-        self._off = self._off[k:]
-        self._thin_at = self._thin_at - k if self._thin_at > k else 0
-
-    # -- capacity -------------------------------------------------------------------------------
-    def _thin(self):
-        """Drop one old routine location: every other one, oldest first, pass after pass."""
-        n = len(self._seq)
-        for _ in range(2):
-            i = self._thin_at
-            keep = True  # keep one location, drop the next
-            while i < n:
-                if self._type[i] == 76:
-                    if keep:
-                        keep = False
-                    else:
-                        seq = self._seq[i]
-                        self._delete(i)
-                        self._thin_at = i
-                        self.dropped += 1
-                        self._write(encode_record(_DROP, seq))
-                        return
-                i += 1
-            self._thin_at = 0  # this pass reached the newest: the next one starts at the oldest
-        # Fewer than two locations pending: keep everything (a bounded overrun beats a loss).
-
-    def _delete(self, i):
-        if self._storage is None:
-            self._ram.pop(self._seq[i], None)
-        self._seq = self._seq[:i] + self._seq[i + 1 :]
-        self._type = self._type[:i] + self._type[i + 1 :]
-        self._seg = self._seg[:i] + self._seg[i + 1 :]
-        self._off = self._off[:i] + self._off[i + 1 :]
-
-    # -- the log --------------------------------------------------------------------------------
-    def _write(self, record):
-        if self._storage is None:
-            return 0
-        if self._segment_size + len(record) > self.segment_bytes:
-            self._start_segment(self._segment + 1)
-        off = self._segment_size
-        self._storage.append(_PREFIX + str(self._segment), record)
-        self._segment_size += len(record)
-        return off
-
-    def _start_segment(self, number):
-        """Open segment ``number`` with a checkpoint of what is acknowledged."""
-        self._segment = number
-        self._segment_size = 0
-        self._segments.append(number)
-        record = encode_record(_ACK, self.acked) + encode_record(_LAST, self.last_seq)
-        self._storage.append(_PREFIX + str(number), record)
-        self._segment_size = len(record)
-
-    def _bytes(self):
-        total = 0
-        for number in self._segments:
-            total += self._storage.size(_PREFIX + str(number))
-        return total
-
-    def _delete_done_segments(self):
-        if self._storage is None:
-            return
-        oldest_needed = self._seg[0] if self._seg else self._segment
-        keep = []
-        for number in self._segments:
-            if number < oldest_needed:
-                self._storage.remove(_PREFIX + str(number))
-            else:
-                keep.append(number)
-        self._segments = keep
-
-    def _compact(self):
-        """Copy the pending records into fresh segments, then remove the old ones."""
-        old = self._segments
-        self._segments = []
-        self._start_segment(self._segment + 1)
-        for i in range(len(self._seq)):
-            record = encode_record(self._type[i], self._seq[i], self._raw(i))
-            self._off[i] = self._write(record)
-            self._seg[i] = self._segment
-        for number in old:
-            self._storage.remove(_PREFIX + str(number))
-
-    def _recover(self):
-        """Rebuild the pending list from the segments in flash."""
+        # Recovery: rebuild the pending list from the segments in flash.
         numbers = []
-        for name in self._storage.names():
-            if name.startswith(_PREFIX) and name[len(_PREFIX) :].isdigit():
-                numbers.append(int(name[len(_PREFIX) :]))
+        for name in storage.names():
+            if name.startswith("ob.") and name[3:].isdigit():
+                numbers.append(int(name[3:]))
         numbers.sort()
         messages = {}  # seq -> (rtype, segment, offset); dict keeps memory proportional to pending
         acked = 0
         dropped = []
         last = 0
         for number in numbers:
-            name = _PREFIX + str(number)
-            data = self._storage.read_bytes(name)
+            data = storage.read_bytes("ob." + str(number))
             good = 0
             for off, rtype, seq, _p, length in scan(data):
                 good += _OVERHEAD + length
@@ -321,5 +158,163 @@ class Outbox:
         self.last_seq = last
         self.acked = acked
         self._segments = numbers
-        self._segment = numbers[-1] if numbers else 0
+        segment = numbers[-1] if numbers else 0
+        self._st[_SEGMENT] = segment
         self._delete_done_segments()
+        self._start_segment(segment + 1)
+
+    def __len__(self):
+        return len(self._seq)
+
+    # -- queueing -------------------------------------------------------------------------------
+    def next_seq(self):
+        """The sequence number the next ``put`` must use (taken for good once it is put)."""
+        return self.last_seq + 1
+
+    def put(self, seq, kind, payload):
+        """Append a message built with sequence number ``seq``; durable when this returns.
+
+        At ``capacity`` one old routine location is thinned out first (every other one, oldest
+        first, pass after pass; with fewer than two locations pending nothing is: a bounded
+        overrun beats a loss). A log larger than ``max_bytes`` after it is compacted: the
+        pending records copied into fresh segments, then the old ones removed.
+        """
+        if seq <= self.last_seq:
+            raise ValueError("sequence numbers must increase")
+        st = self._st
+        n = len(self._seq)
+        if n >= self.capacity:
+            for _ in range(2):
+                i = st[_THIN_AT]
+                keep = True  # keep one location, drop the next
+                while i < n:
+                    if self._type[i] == _LOC:
+                        if keep:
+                            keep = False
+                        else:
+                            dropped = self._seq[i]
+                            if self.storage is None:
+                                self._ram.pop(dropped, None)
+                            self._seq = self._seq[:i] + self._seq[i + 1 :]
+                            self._type = self._type[:i] + self._type[i + 1 :]
+                            self._seg = self._seg[:i] + self._seg[i + 1 :]
+                            self._off = self._off[:i] + self._off[i + 1 :]
+                            st[_THIN_AT] = i
+                            self.dropped += 1
+                            self._write(encode_record(_DROP, dropped))
+                            break
+                    i += 1
+                if i < n:
+                    break
+                st[_THIN_AT] = 0  # this pass reached the newest: the next starts at the oldest
+        rtype = _LOC if kind == "loc" else _EVENT if kind == "event" else _OTHER
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        if rtype == _OTHER:
+            data = kind.encode() + b"\n" + data
+        self.last_seq = seq
+        off = self._write(encode_record(rtype, seq, data))
+        self._seq.append(seq)
+        self._type.append(rtype)
+        self._seg.append(st[_SEGMENT])
+        self._off.append(off)
+        storage = self.storage
+        if storage is None:
+            self._ram[seq] = data
+            return
+        total = 0
+        for number in self._segments:
+            total += storage.size("ob." + str(number))
+        if total > self.max_bytes:
+            old = self._segments
+            self._segments = []
+            self._start_segment(st[_SEGMENT] + 1)
+            for i in range(len(self._seq)):
+                record = encode_record(self._type[i], self._seq[i], self._raw(i))
+                self._off[i] = self._write(record)
+                self._seg[i] = st[_SEGMENT]
+            for number in old:
+                storage.remove("ob." + str(number))
+
+    def peek(self):
+        """The oldest pending message ``(seq, kind, payload)``, or None."""
+        return self.message(0) if self._seq else None
+
+    def batch(self, n):
+        """Up to ``n`` oldest pending messages, oldest first."""
+        return [self.message(i) for i in range(min(n, len(self._seq)))]
+
+    def message(self, i):
+        """Pending message ``i`` (0 is the oldest) as ``(seq, kind, payload)``."""
+        data = self._raw(i)
+        rtype = self._type[i]
+        if rtype == _LOC:
+            return self._seq[i], "loc", data
+        if rtype == _EVENT:
+            return self._seq[i], "event", data
+        nl = data.find(b"\n")
+        return self._seq[i], str(data[:nl], "utf-8"), data[nl + 1 :]
+
+    def _raw(self, i):
+        """Payload bytes of pending message ``i`` as stored (kind prefix included)."""
+        if self.storage is None:
+            return self._ram[self._seq[i]]
+        name = "ob." + str(self._seg[i])
+        head = self.storage.read_at(name, self._off[i], _HEAD)
+        return self.storage.read_at(name, self._off[i] + _HEAD, head[2] | head[3] << 8)
+
+    # -- acknowledgement ------------------------------------------------------------------------
+    def ack(self, seq):
+        """The broker acknowledged every pending message up to and including ``seq``."""
+        k = 0
+        while k < len(self._seq) and self._seq[k] <= seq:
+            k += 1
+        if not k:
+            return
+        if self.storage is None:
+            for i in range(k):
+                self._ram.pop(self._seq[i], None)
+        # Arrays have no cheap "delete slice" on MicroPython: rebuild from the tail.
+        self._seq = self._seq[k:]
+        self._type = self._type[k:]
+        self._seg = self._seg[k:]
+        self._off = self._off[k:]
+        st = self._st
+        st[_THIN_AT] = st[_THIN_AT] - k if st[_THIN_AT] > k else 0
+        if seq > self.acked:
+            self.acked = seq
+        self._write(encode_record(_ACK, seq))
+        self._delete_done_segments()
+
+    # -- the log --------------------------------------------------------------------------------
+    def _write(self, data):
+        """Append record ``data`` to the current segment (a new one when full); its offset."""
+        if self.storage is None:
+            return 0
+        st = self._st
+        if st[_SEGMENT_SIZE] + len(data) > self.segment_bytes:
+            self._start_segment(st[_SEGMENT] + 1)
+        off = st[_SEGMENT_SIZE]
+        self.storage.append("ob." + str(st[_SEGMENT]), data)
+        st[_SEGMENT_SIZE] += len(data)
+        return off
+
+    def _start_segment(self, n):
+        """Open segment number ``n`` with a checkpoint of what is acknowledged."""
+        st = self._st
+        st[_SEGMENT] = n
+        self._segments.append(n)
+        record = encode_record(_ACK, self.acked) + encode_record(_LAST, self.last_seq)
+        self.storage.append("ob." + str(n), record)
+        st[_SEGMENT_SIZE] = len(record)
+
+    def _delete_done_segments(self):
+        if self.storage is None:
+            return
+        oldest_needed = self._seg[0] if self._seg else self._st[_SEGMENT]
+        keep = []
+        for number in self._segments:
+            if number < oldest_needed:
+                self.storage.remove("ob." + str(number))
+            else:
+                keep.append(number)
+        self._segments = keep

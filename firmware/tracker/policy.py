@@ -55,7 +55,6 @@ SAVER = const(1)
 LOW = const(2)
 CRITICAL = const(3)
 DOCKED = const(4)
-TIER_NAMES = ("normal", "saver", "low", "critical", "docked")
 
 # Per tier: max GNSS sleep far from fences (s), sample period near a boundary (s), location
 # interval while moving (s), stationary heartbeat (s), movement trigger (m), radio batching
@@ -82,6 +81,21 @@ _EPH_REFRESH_S = const(10800)  # refresh ephemeris this often (valid ~4 h) to ke
 _RESERVE_PCT = const(10)  # battery kept back when budgeting the shift
 _BATCH_FULL = const(200)  # wake the radio anyway when this many messages wait
 _RETRY_S = const(60)  # first retry after a failed upload; doubles up to the tier's upload_s
+
+# The policy's private state, in one list (``Policy._st``) of these slots: named by const()s they
+# cost no interned name on a board, where as attributes each did (docs/memory.md). Times are
+# seconds since ``_t0``.
+_REPORTED = const(0)  # 1 once a location was reported
+_REPORT_REL = const(1)  # when, and where:
+_REPORT_LAT = const(2)
+_REPORT_LON = const(3)
+_ON_REL = const(4)  # when the receiver was last powered on
+_RUN_REL = const(5)  # start of the current run of consecutive 1 Hz fixes (-1: none)
+_LAST_FIX_REL = const(6)  # (-1: none yet)
+_REFRESH_REL = const(7)  # last ephemeris refresh
+_BACKOFF_S = const(8)  # the last sleep after an acquisition time-out (0: none since a fix)
+_RETRY_REL = const(9)  # no upload before this, after a failed one
+_RETRY_WAIT = const(10)  # the wait after the next failed upload (s)
 
 
 def approx_distance_m(lat1_e6, lon1_e6, lat2_e6, lon2_e6):
@@ -157,19 +171,8 @@ class Policy:
         self.off_s = 0  # 0: keep tracking at 1 Hz; else power the receiver off this long
         self.wake_t = 0  # when to power it on again (same time base as the inputs)
         self.period_s = 1  # planned time to the next fix
-        # State, as seconds since _t0.
-        self._reported = False
-        self._report_rel = 0
-        self._report_lat = 0
-        self._report_lon = 0
-        self._on_rel = 0  # when the receiver was last powered on
-        self._fixed_since_on = False
-        self._run_rel = -1  # start of the current run of consecutive 1 Hz fixes
-        self._last_fix_rel = -1
-        self._refresh_rel = -_EPH_REFRESH_S  # last ephemeris refresh: none yet
-        self._backoff_s = 0
-        self._retry_rel = 0
-        self._retry_s = _RETRY_S
+        # State: the slots above (none reported yet, no run, no ephemeris refresh yet).
+        self._st = [0, 0, 0, 0, 0, -1, -1, -_EPH_REFRESH_S, 0, 0, _RETRY_S]
         self.fixes = 0
         self.reports = 0
         # Location interval while moving set by the gateway (0: the tier's); see Tracker.
@@ -224,8 +227,7 @@ class Policy:
     # -- GNSS -----------------------------------------------------------------------------------
     def gnss_on(self, t):
         """The receiver was powered on at ``t``: the acquisition timeout counts from here."""
-        self._on_rel = self._rel(t)
-        self._fixed_since_on = False
+        self._st[_ON_REL] = self._rel(t)
         self.off_s = 0
 
     def no_fix(self, t):
@@ -236,14 +238,15 @@ class Policy:
         tier's maximum sleep, and try again.
         """
         rel = self._rel(t)
-        self._run_rel = -1
-        if rel - self._on_rel < _ACQ_TIMEOUT_S:
+        st = self._st
+        st[_RUN_REL] = -1
+        if rel - st[_ON_REL] < _ACQ_TIMEOUT_S:
             return False
         cap = self.tiers[self.tier][0]
-        back = self._backoff_s * 2 if self._backoff_s else _ACQ_TIMEOUT_S
+        back = st[_BACKOFF_S] * 2 if st[_BACKOFF_S] else _ACQ_TIMEOUT_S
         if back > cap:
             back = cap
-        self._backoff_s = back
+        st[_BACKOFF_S] = back
         self.off_s = back
         self.wake_t = t + back
         self.period_s = back
@@ -265,14 +268,14 @@ class Policy:
             ``wake_t`` and ``period_s`` for the receiver.
         """
         rel = self._rel(t)
+        st = self._st
         self.fixes += 1
-        self._backoff_s = 0
-        self._fixed_since_on = True
-        if self._run_rel < 0 or rel - self._last_fix_rel > 2:
-            self._run_rel = rel
-        self._last_fix_rel = rel
-        if rel - self._run_rel >= _EPH_RUN_S:
-            self._refresh_rel = rel
+        st[_BACKOFF_S] = 0
+        if st[_RUN_REL] < 0 or rel - st[_LAST_FIX_REL] > 2:
+            st[_RUN_REL] = rel
+        st[_LAST_FIX_REL] = rel
+        if rel - st[_RUN_REL] >= _EPH_RUN_S:
+            st[_REFRESH_REL] = rel
         row = self.tiers[self.tier]
         shift = 0
         if density >= 3:
@@ -283,22 +286,22 @@ class Policy:
 
         # -- report --
         trigger = ""
-        since = rel - self._report_rel
+        since = rel - st[_REPORT_REL]
         if transition:
             trigger = "c"
-        elif not self._reported:
+        elif not st[_REPORTED]:
             trigger = "t"
-        elif approx_distance_m(self._report_lat, self._report_lon, lat_e6, lon_e6) >= row[4]:
+        elif approx_distance_m(st[_REPORT_LAT], st[_REPORT_LON], lat_e6, lon_e6) >= row[4]:
             trigger = "v"
         elif moving and since >= report_s:
             trigger = "t"
         elif since >= heartbeat_s:
             trigger = "p"
         if trigger:
-            self._reported = True
-            self._report_rel = rel
-            self._report_lat = lat_e6
-            self._report_lon = lon_e6
+            st[_REPORTED] = 1
+            st[_REPORT_REL] = rel
+            st[_REPORT_LAT] = lat_e6
+            st[_REPORT_LON] = lon_e6
             self.reports += 1
             since = 0
 
@@ -323,13 +326,13 @@ class Policy:
             off -= _TTFF_HOT_S
             if off < _MIN_OFF_S or pending:
                 off = 0  # pending: a confirmation burst, the next fix in 1 s
-            elif rel - self._refresh_rel >= _EPH_REFRESH_S:
+            elif rel - st[_REFRESH_REL] >= _EPH_REFRESH_S:
                 off = 0  # keep tracking until fresh ephemeris keeps the next starts hot
         self.off_s = off
         if off:
             self.wake_t = t + off
             self.period_s = off + _TTFF_HOT_S
-            self._run_rel = -1
+            st[_RUN_REL] = -1
         else:
             self.wake_t = t + 1
             self.period_s = 1
@@ -343,8 +346,7 @@ class Policy:
             return False
         if self.tier == DOCKED:
             return True
-        rel = self._rel(t)
-        if rel < self._retry_rel:
+        if self._rel(t) < self._st[_RETRY_REL]:
             return False
         if pending >= _BATCH_FULL:
             return True
@@ -353,10 +355,11 @@ class Policy:
     def uploaded(self, t, ok):
         """Result of a radio wake-up: after a failure (no coverage), back off before retrying."""
         rel = self._rel(t)
+        st = self._st
         if ok:
-            self._retry_s = _RETRY_S
-            self._retry_rel = rel
+            st[_RETRY_WAIT] = _RETRY_S
+            st[_RETRY_REL] = rel
             return
-        self._retry_rel = rel + self._retry_s
+        st[_RETRY_REL] = rel + st[_RETRY_WAIT]
         cap = self.tiers[self.tier][5] or _RETRY_S
-        self._retry_s = self._retry_s * 2 if self._retry_s * 2 < cap else cap
+        st[_RETRY_WAIT] = st[_RETRY_WAIT] * 2 if st[_RETRY_WAIT] * 2 < cap else cap
