@@ -431,7 +431,16 @@ def serve(module: GnssModuleSim, terminal: PseudoTerminal, speedup: float = 1.0,
         if out and rx_buffer is not None and terminal.unread() + len(out) > rx_buffer:
             module.counts.lost_epochs += 1
         elif out:
+            before = terminal.unread() if rx_buffer is not None else 0
             terminal.write(out)
+            if rx_buffer is not None:
+                # The kernel moves written bytes to the reader's side in deferred work: on a
+                # loaded host FIONREAD lags behind, and epochs written meanwhile would all seem
+                # to fit. Wait (briefly) until they arrived or the reader took some.
+                settle = time.monotonic() + 0.05
+                while (before <= terminal.unread() < before + len(out)
+                       and time.monotonic() < settle):
+                    time.sleep(0.0005)
         if on_epoch is not None:
             on_epoch(module)
         step_s = module.rate_ms / 1000
