@@ -281,7 +281,7 @@ class Tracker:
             regions = [ids[i] for i in self.engine.inside]
         payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
                                 self._battery_pct(), trigger)
-        self._put(seq, wire.KIND_LOCATION, payload, fix.t)
+        self._put(seq, "loc", payload, fix.t)  # tracker.wire.KIND_LOCATION
         self._last_report_t = fix.t
         self._last_report_lat = fix.lat_e6
         self._last_report_lon = fix.lon_e6
@@ -292,7 +292,7 @@ class Tracker:
         payload = wire.transition(self.device_id, seq, entering, fences.ids[index],
                                   fences.names[index], tst, lat_e6, lon_e6,
                                   self.parser.fix.acc_cm, self.now_s())
-        self._put(seq, wire.KIND_EVENT, payload, tst)
+        self._put(seq, "event", payload, tst)  # tracker.wire.KIND_EVENT
         self._transitioned = True
 
     def _put(self, seq, kind, payload, t):
@@ -331,7 +331,7 @@ class Tracker:
                            fence_rej=self.fence_rejects)
 
     def energy(self):
-        """The energy counters (``wire.ENERGY_FIELDS`` order), or None before ``run``."""
+        """The energy counters (``tracker.wire.ENERGY_FIELDS`` order), or None before ``run``."""
         meter = self.meter
         if meter is None:
             return None
@@ -661,8 +661,8 @@ async def run(ports, cfg):
         state[_S_STATUS_DUE] = True
         wake.set()
 
-    status_topic = wire.device_topic(device_id, wire.KIND_STATUS)
-    command_topic = wire.device_topic(device_id, wire.KIND_COMMAND)
+    status_topic = wire.device_topic(device_id, "status")
+    command_topic = wire.device_topic(device_id, "cmd")
     client = MQTTClient(device_id, ports.open_connection, user=cfg["user"],
                         password=cfg["password"],
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),

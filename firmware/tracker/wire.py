@@ -11,41 +11,27 @@ ever becoming floats, which are 32-bit on many boards.
 
 import json
 
-from tracker.compat import const
-
-TOPIC_ROOT = "hotspots"
-OWNTRACKS_ROOT = "owntracks"
-
-KIND_LOCATION = "loc"
-KIND_EVENT = "event"
-KIND_STATUS = "status"
-KIND_COMMAND = "cmd"
-
-# Largest payload the gateway accepts; OwnTracks messages are a few hundred bytes.
-MAX_PAYLOAD = const(4096)
-# Deepest nesting of objects and arrays: the message object is 1, ``inregions`` in it is 2. The
-# messages of the contract need 2; the slack is for OwnTracks fields to come. Checked on the text,
-# before the JSON parser (which recurses) ever sees it.
-MAX_DEPTH = const(4)
-# Integers must be exact in every JSON parser, IEEE doubles included (RFC 7493, I-JSON).
-# A plain global, not const(): 2**53 is not a small int on a board.
-INT_MAX = 9007199254740991
+# The topic roots, the kinds (``loc``, ``event``, ``status``, ``cmd``), ``MAX_PAYLOAD``,
+# ``MAX_DEPTH``, ``INT_MAX`` and ``ENERGY_FIELDS`` are the gateway's side of the format: they
+# live in :mod:`tracker.wire_check` and are reached as ``tracker.wire.<name>`` (``__getattr__``
+# below), so none of them is an interned name in the tracker's heap (docs/memory.md). The
+# tracker writes its topics from the literals below, which the golden tests pin.
 
 
 def device_topic(device_id, kind):
     """Topic a tracker publishes ``kind`` messages on (or receives commands on)."""
-    return TOPIC_ROOT + "/dev/" + device_id + "/" + kind
+    return "hotspots/dev/%s/%s" % (device_id, kind)
 
 
 def fences_topic(station):
     """Retained topic announcing a station's current fence set: ``{"version", "size"}``."""
-    return TOPIC_ROOT + "/station/" + station + "/fences"
+    return "hotspots/station/%s/fences" % station
 
 
 def fences_set_topic(station, version):
     """Topic holding the body of fence set ``version`` (retained): a tracker subscribes to it
     only when the announcement on :func:`fences_topic` names a version it does not run."""
-    return fences_topic(station) + "/" + version
+    return "hotspots/station/%s/fences/%s" % (station, version)
 
 
 def tracker_id(device_id):
@@ -62,20 +48,9 @@ def format_e6(value):
     return "%s%d.%06d" % (sign, value // 1000000, value % 1000000)
 
 
-def _round_div(value, divisor):
-    """Integer division rounding half away from zero (``//`` alone floors negatives)."""
-    if value < 0:
-        return -((-value + divisor // 2) // divisor)
-    return (value + divisor // 2) // divisor
-
-
 def _json_str(text):
     # Hot spot names come from a trusted compiler but may still hold quotes or non-ASCII.
     return json.dumps(text)
-
-
-def _regions(ids):
-    return "[" + ",".join([_json_str(i) for i in ids]) + "]"
 
 
 def location(device_id, seq, fix, created_at, inregions=(), batt=-1, trigger="t"):
@@ -87,24 +62,28 @@ def location(device_id, seq, fix, created_at, inregions=(), batt=-1, trigger="t"
     :param trigger: OwnTracks trigger letter (``t`` timer, ``v`` moved, ``c`` region, ``p`` ping)
     """
     parts = [
-        '{"_type":"location","tid":%s,"dev":%s,"seq":%d,"tst":%d,"created_at":%d'
-        % (_json_str(tracker_id(device_id)), _json_str(device_id), seq, fix.t, created_at),
-        ',"lat":%s,"lon":%s' % (format_e6(fix.lat_e6), format_e6(fix.lon_e6)),
-        ',"acc":%d' % ((fix.acc_cm + 50) // 100),
+        '{"_type":"location","tid":%s,"dev":%s,"seq":%d,"tst":%d,"created_at":%d,"lat":%s,'
+        '"lon":%s,"acc":%d'
+        % (_json_str(tracker_id(device_id)), _json_str(device_id), seq, fix.t, created_at,
+           format_e6(fix.lat_e6), format_e6(fix.lon_e6), (fix.acc_cm + 50) // 100),
     ]
     if fix.speed_cmps >= 0:
         # km/h, as OwnTracks has it: cm/s * 0.036.
         parts.append(',"vel":%d' % ((fix.speed_cmps * 36 + 500) // 1000))
     if fix.course_cdeg >= 0:
         parts.append(',"cog":%d' % ((fix.course_cdeg + 50) // 100 % 360))
-    if fix.alt_cm > -1000000:
-        parts.append(',"alt":%d' % _round_div(fix.alt_cm, 100))
+    alt = fix.alt_cm
+    if alt > -1000000:
+        # Metres, rounded half away from zero (``//`` alone floors negatives).
+        alt = (alt + 50) // 100 if alt >= 0 else -((50 - alt) // 100)
+        parts.append(',"alt":%d' % alt)
     if batt >= 0:
         parts.append(',"batt":%d' % batt)
     parts.append(',"fix":%d,"sats":%d' % (fix.quality, fix.sats))
     if fix.hdop_x100 >= 0:
         parts.append(',"hdop":%d.%02d' % (fix.hdop_x100 // 100, fix.hdop_x100 % 100))
-    parts.append(',"inregions":%s,"t":%s}' % (_regions(inregions), _json_str(trigger)))
+    parts.append(',"inregions":[%s],"t":%s}' % (",".join([_json_str(i) for i in inregions]),
+                                                  _json_str(trigger)))
     return "".join(parts)
 
 
@@ -143,7 +122,7 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
     text = '{"_type":"status","tid":%s,"dev":%s,"online":%s,"created_at":%d' % (
         _json_str(tracker_id(device_id)),
         _json_str(device_id),
-        "true" if online else "false",
+        json.dumps(bool(online)),  # true or false
         created_at,
     )
     if seq:
@@ -169,10 +148,6 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
     return text + "}"
 
 
-#: The keys of the status message's ``energy`` object, in the order ``status`` takes them.
-ENERGY_FIELDS = ("up_ms", "awake_ms", "gnss_on_ms", "fixes", "wakeups", "connects", "tx", "rx")
-
-
 def decode(payload):
     """Parse and check one message; returns the dict or raises :class:`WireError` (reason
     ``oversize``, ``too_deep``, ``malformed``, ``bad_text``, ``unknown_type``,
@@ -184,15 +159,11 @@ def decode(payload):
     return check(payload)
 
 
-# Only the gateway, the simulators and the tests use these; the tracker never does, so they are
-# in tracker.wire_check, loaded on first use (PEP 562, which MicroPython supports too): their
-# bytecode stays out of the tracker's heap (docs/memory.md).
-_CHECK_NAMES = ("WireError", "parse_topic", "fences_announcement")
-
-
 def __getattr__(name):
-    if name in _CHECK_NAMES:
-        from tracker import wire_check
+    # Only the gateway, the simulators and the tests use these (WireError, parse_topic,
+    # fences_announcement, the constants above); the tracker never does, so they are in
+    # tracker.wire_check, loaded on first use (PEP 562, which MicroPython supports too): their
+    # bytecode and names stay out of the tracker's heap (docs/memory.md).
+    from tracker import wire_check
 
-        return getattr(wire_check, name)
-    raise AttributeError(name)
+    return getattr(wire_check, name)
