@@ -121,29 +121,6 @@ def tls_opener(ca_path):
     return open_connection
 
 
-def open_modem(path, settings, log=print, ca_pem=None):
-    """A :class:`drivers.modem_sim7080.Modem` on the serial device ``path`` (raw mode), with
-    the tracker's settings dict (``apn``, PSM/eDRX timers); its ``open_connection`` is the
-    tracker's. ``ca_pem``: the broker's CA, for TLS in the modem."""
-    from drivers.modem_sim7080 import Modem
-
-    uart = open(path, "r+b")
-    try:
-        import termios
-
-        fd = uart.fileno()
-        termios.setraw(fd)
-        # VMIN=0: MicroPython's readinto reads until the buffer is full on a blocking tty; with
-        # VMIN=0 it returns what has arrived, so the event loop never waits inside a read.
-        attrs = termios.tcgetattr(fd)
-        attrs[6][5] = 0  # VTIME
-        attrs[6][6] = 0  # VMIN
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
-    except Exception:  # not a tty
-        pass
-    return Modem(asyncio.StreamReader(uart), settings, log, ca_pem)
-
-
 def main(argv):
     import gc
 
@@ -156,42 +133,22 @@ def main(argv):
     gc.collect()
     cfg = dict(cfg)
     gc.collect()
-    scale = cfg.get("time_scale") or 1
-    if scale > 1:  # a bench: the firmware's clock runs faster (before the core reads it)
-        from boards import unix_clock
+    serial = SerialLines(cfg["gnss_device"])
+    devices = None
+    if (cfg.get("time_scale") or 1) > 1 or cfg["modem"] or cfg["gnss_module"] != "nmea" or (
+            cfg["dock"] or cfg["battery"]):
+        # The bench clock, the modem, the module driver, the dock: their wiring is loaded only
+        # when the settings name one, and dropped once they are built (boards.unix_devices).
+        from boards import unix_devices
 
-        unix_clock.install(scale)
+        devices = unix_devices.attach(cfg, serial)
+        drop("boards.unix_devices")
     from tracker import app
 
-    opener = tls_opener(cfg["ca"]) if cfg["ca"] else asyncio.open_connection
-    modem = None
-    if cfg["modem"]:
-        ca_pem = None
-        if cfg["ca"]:  # TLS in the modem: no mbedTLS in the tracker's heap
-            with open(cfg["ca"], "rb") as f:
-                ca_pem = f.read()
-        if not cfg["apn"]:
-            cfg["apn"] = "internet"  # the simulated modem takes any APN
-        modem = open_modem(cfg["modem"], cfg, print, ca_pem)
-        opener = modem.open_connection
-    serial = SerialLines(cfg["gnss_device"])
-    ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]), radio=modem)
-    if modem is not None:
-        # As on the cellular board: the radio sleeps between uploads, so while the receiver
-        # is off nothing can arrive and the MCU light-sleeps (here: the process blocks).
-        from boards.unix_clock import light_sleep
-        from drivers.sleep import LightSleep
-
-        ports.idle = LightSleep(light_sleep(scale, serial.tty()))
-    if cfg["gnss_module"] != "nmea":  # UBX or PMTK set-up, and the receiver off between fixes
-        from drivers.gnss_module import GnssModule
-
-        module = GnssModule(cfg["gnss_module"], serial, cfg["gnss_rate_ms"])
-        ports.gnss_module = module
-        ports.gnss_power = module
-    if cfg["dock"] or cfg["battery"]:  # the dock port and the fuel gauge
-        from boards.dock_serial import DockSerial, FileBattery
-
-        ports.dock = DockSerial(cfg["dock"]) if cfg["dock"] else None
-        ports.battery = FileBattery(cfg["battery"]) if cfg["battery"] else None
+    # With a modem, TLS runs in the modem (boards.unix_devices): no mbedTLS context here.
+    opener = tls_opener(cfg["ca"]) if cfg["ca"] and not cfg["modem"] else asyncio.open_connection
+    ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]))
+    if devices:
+        for name in devices:
+            setattr(ports, name, devices[name])
     asyncio.run(app.run(ports, cfg))

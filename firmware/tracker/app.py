@@ -79,7 +79,7 @@ class Tracker:
         self.fence_set = fence_set
         self.engine = FenceEngine(fence_set, self._on_transition) if fence_set else None
         # Where a set handed over whole (the dock) is written before it is used: with a
-        # storage, the running set is always read from flash (see ``apply_fences``).
+        # storage, the running set is always read from flash (``tracker.dock.apply_fences``).
         self.storage = None
         self.fences_file = _FENCES_FILE
         self.fence_rejects = 0  # sets refused since start-up (status ``fence_rej``)
@@ -90,9 +90,7 @@ class Tracker:
         self.last_fix_t = 0
         self._last_fix_ms = 0
         self._now_ms = 0
-        self._last_report_t = 0
-        self._last_report_lat = 0
-        self._last_report_lon = 0
+        self._last_report = (0, 0, 0)  # (t, lat_e6, lon_e6) of the last location (fixed sampling)
         # Pooled trackers record nothing off patrol: in the dock, or not signed out to anyone
         # (tracker.dock keeps both). A board without a dock counts as signed out, undocked.
         self.docked = False
@@ -136,35 +134,6 @@ class Tracker:
         self._now_ms = now_ms
         self.parser.flush()
 
-    def apply_fences(self, text):
-        """Swap in a new compiled fence set held whole in memory (the dock hands it over so);
-        raises ``ValueError`` (or ``MemoryError``, ``OSError``), counted in the status, and keeps
-        the old one if it cannot be used.
-
-        With a ``storage``, the set goes to flash first and runs from there, so the text is not
-        kept in memory once this returns.
-        """
-        try:
-            storage = self.storage
-            if storage is None:
-                return self.use_fences(FenceStore.from_text(text))
-            f = storage.create(self.fences_file)
-            try:
-                for i in range(0, len(text), 512):  # no second whole copy as bytes
-                    piece = text[i : i + 512]
-                    f.write(piece.encode() if isinstance(piece, str) else piece)
-            finally:
-                f.close()
-            new_set = stored_fences(storage, self.fences_file, True)
-            storage.replace(self.fences_file)
-            new_set.reopen(lambda: storage.open(self.fences_file))
-            return self.use_fences(new_set)
-        except (ValueError, MemoryError, OSError) as exc:
-            if self.storage is not None:
-                self.storage.discard(self.fences_file)
-            self.fence_refused(exc)
-            raise
-
     def fence_refused(self, exc):
         """Count a fence set that could not be used; returns the reason for the log."""
         self.fence_rejects += 1
@@ -201,8 +170,14 @@ class Tracker:
     # -- core -----------------------------------------------------------------------------------
     def _on_fix(self, fix):
         policy = self.policy
-        if policy is not None and fix.t and self._receiver_off(fix.t):
-            return
+        off = self.gnss_off_until
+        if off and policy is not None and fix.t:
+            # The policy has the receiver switched off: the epoch is dropped unseen.
+            if fix.t < off:
+                self.gnss_off_epochs += 1
+                return
+            self.gnss_off_until = 0
+            policy.gnss_on(fix.t)
         if not fix.valid:
             self.invalid_epochs += 1
             if policy is not None and fix.t and self.tracking() and policy.no_fix(fix.t):
@@ -222,7 +197,16 @@ class Tracker:
                 # would keep the receiver on, and every extra fix makes it worse.
                 self.memory_errors += 1
         if policy is None:
-            trigger = self._report_trigger(fix)
+            # Fixed sampling: a transition, the interval, or 50 m moved.
+            last = self._last_report
+            if self._transitioned:
+                trigger = "c"
+            elif not last[0] or fix.t - last[0] >= self.report_interval_s:
+                trigger = "t"
+            elif approx_distance_m(last[1], last[2], fix.lat_e6, fix.lon_e6) >= _MOVE_REPORT_M:
+                trigger = "v"
+            else:
+                trigger = ""
         else:
             nearest = _FAR_M
             density = 0
@@ -238,20 +222,17 @@ class Tracker:
         self._transitioned = False
         if trigger:
             try:
-                self._queue_location(fix, trigger)
+                seq = self.outbox.next_seq()
+                regions = ()
+                if engine is not None:
+                    ids = engine.fences.ids  # the hot spots read in near this fix
+                    regions = [ids[i] for i in engine.inside]
+                payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
+                                        self._battery_pct(), trigger)
+                self._put(seq, "loc", payload, fix.t)  # tracker.wire.KIND_LOCATION
+                self._last_report = (fix.t, fix.lat_e6, fix.lon_e6)
             except MemoryError:
                 self.memory_errors += 1
-
-    def _receiver_off(self, t):
-        """True (and the epoch is dropped) while the policy has the receiver switched off."""
-        if not self.gnss_off_until:
-            return False
-        if t < self.gnss_off_until:
-            self.gnss_off_epochs += 1
-            return True
-        self.gnss_off_until = 0
-        self.policy.gnss_on(t)
-        return False
 
     def upload_due(self):
         """Whether the publisher should send what is waiting now (always, without a policy)."""
@@ -262,29 +243,6 @@ class Tracker:
         if self.policy is None:
             return True
         return self.policy.upload_due(self.now_s(), n, self.oldest_pending_t)
-
-    def _report_trigger(self, fix):
-        if self._transitioned:
-            return "c"
-        if not self._last_report_t or fix.t - self._last_report_t >= self.report_interval_s:
-            return "t"
-        if approx_distance_m(self._last_report_lat, self._last_report_lon,
-                             fix.lat_e6, fix.lon_e6) >= _MOVE_REPORT_M:
-            return "v"
-        return ""
-
-    def _queue_location(self, fix, trigger):
-        seq = self.outbox.next_seq()
-        regions = ()
-        if self.engine is not None:
-            ids = self.engine.fences.ids  # the hot spots read in near this fix
-            regions = [ids[i] for i in self.engine.inside]
-        payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
-                                self._battery_pct(), trigger)
-        self._put(seq, "loc", payload, fix.t)  # tracker.wire.KIND_LOCATION
-        self._last_report_t = fix.t
-        self._last_report_lat = fix.lat_e6
-        self._last_report_lon = fix.lon_e6
 
     def _on_transition(self, entering, index, tst, lat_e6, lon_e6):
         seq = self.outbox.next_seq()
@@ -312,14 +270,6 @@ class Tracker:
             return commands.apply(self, payload)
         finally:
             _drop("tracker.commands")
-
-    def set_report_interval(self, seconds):
-        """The gateway's location interval while moving: fixed sampling reports this often, and
-        the policy uses it instead of its tier's interval (it still sleeps in between)."""
-        self.report_override_s = seconds
-        self.report_interval_s = seconds
-        if self.policy is not None:
-            self.policy.report_s = seconds
 
     def status(self, online):
         """The retained status message (``online`` false doubles as the last will)."""
@@ -356,8 +306,8 @@ def _drop(name):
 
 
 class HeapWatch:
-    """Heap figures for the memory budget (docs/memory.md), where ``gc.mem_alloc`` exists
-    (MicroPython; on CPython every figure stays 0).
+    """Heap figures for the memory budget (docs/memory.md), on MicroPython (``gc.mem_alloc``;
+    on CPython every figure stays 0).
 
     ``base``: bytes in use after the imports, collected; ``sample()`` (cheap, on every GNSS
     line) keeps the peak in use; ``collect()`` (every few seconds) keeps the largest working
@@ -365,32 +315,29 @@ class HeapWatch:
     """
 
     def __init__(self):
-        self._alloc = getattr(gc, "mem_alloc", None)
-        self._free = getattr(gc, "mem_free", None)
         self.base = 0
         self.peak = 0
         self.working = 0
         self.free_min = -1
-        if self._alloc is not None:
+        if MICROPYTHON:
             gc.collect()
-            self.base = self._alloc()
-            self.peak = self.base
+            self.base = self.peak = gc.mem_alloc()
 
     def sample(self):
-        if self._alloc is not None:
-            used = self._alloc()
+        if MICROPYTHON:
+            used = gc.mem_alloc()
             if used > self.peak:
                 self.peak = used
 
     def collect(self):
-        if self._alloc is None:
+        if not MICROPYTHON:
             return
         self.sample()
         gc.collect()
-        live = self._alloc() - self.base
+        live = gc.mem_alloc() - self.base
         if live > self.working:
             self.working = live
-        free = self._free()
+        free = gc.mem_free()
         if self.free_min < 0 or free < self.free_min:
             self.free_min = free
 
@@ -584,47 +531,35 @@ async def run(ports, cfg):
                 power.on()
                 meter.gnss_on(ticks_ms())
 
-    def budget_power():
-        """Tell the policy the battery state (shift: ten hours from the first fix)."""
-        if policy is None or battery is None or not tracker.last_fix_t:
-            return
-        if not state[_S_SHIFT_END]:
-            state[_S_SHIFT_END] = tracker.last_fix_t + _SHIFT_S
-        charging = battery.charging() if hasattr(battery, "charging") else False
-        policy.power(tracker.now_s(), battery.percent(), charging, tracker.docked,
-                     state[_S_SHIFT_END])
-
     fences_topic = wire.fences_topic(station)
     set_prefix = fences_topic + "/"
 
-    def spool(topic, _length):
+    def spool(topic, size):
         # A fence set goes to flash as it arrives and is checked there: it is never in RAM
         # (docs/memory.md).
         return _Spool(storage, _FENCES_FILE) if topic.startswith(set_prefix) else None
 
-    def on_announcement(payload):
-        """The station's current set is named on the fences topic (a few dozen bytes, at
-        every connect): fetch its body only when it is not the set running, nor one refused
-        already (it would fail the same way). An unchanged set costs nothing more."""
-        try:
-            doc = json.loads(payload)
-            version = doc["version"]
-            if not isinstance(version, str) or not 0 < len(version) <= 32 or "/" in version:
-                raise ValueError(version)
-        except (ValueError, KeyError, TypeError):
-            ports.log("fence set rejected: %s" % tracker.fence_refused(
-                ValueError("announcement is not {\"version\": ..., \"size\": ...}")))
-            state[_S_STATUS_DUE] = True
-            return
-        running = tracker.fence_set.version if tracker.fence_set is not None else ""
-        if version != running and version != state[_S_REFUSED]:
-            state[_S_FETCH] = version
-            wake.set()
-
     def on_message(topic, payload):
         if topic == fences_topic:
             if payload is not None:
-                on_announcement(payload)
+                # The station's current set is named here (a few dozen bytes, at every
+                # connect): fetch its body only when it is not the set running, nor one refused
+                # already (it would fail the same way). An unchanged set costs nothing more.
+                try:
+                    doc = json.loads(payload)
+                    version = doc["version"]
+                    if not isinstance(version, str) or not 0 < len(version) <= 32 or (
+                            "/" in version):
+                        raise ValueError(version)
+                except (ValueError, KeyError, TypeError):
+                    ports.log("fence set rejected: %s" % tracker.fence_refused(
+                        ValueError("announcement is not {\"version\": ..., \"size\": ...}")))
+                    state[_S_STATUS_DUE] = True
+                    return
+                running = tracker.fence_set.version if tracker.fence_set is not None else ""
+                if version != running and version != state[_S_REFUSED]:
+                    state[_S_FETCH] = version
+                    wake.set()
                 return
             # Larger than a RAM payload: an old publisher sending the whole set here.
             ports.log("fence set rejected: %s" % tracker.fence_refused(
@@ -718,7 +653,13 @@ async def run(ports, cfg):
                     heap.collect()
                 if ticks_diff(ticks_ms(), state[_S_BUDGET_MS]) >= 60000:
                     state[_S_BUDGET_MS] = ticks_ms()
-                    budget_power()
+                    # The battery state for the policy (shift: ten hours from the first fix).
+                    if policy is not None and battery is not None and tracker.last_fix_t:
+                        if not state[_S_SHIFT_END]:
+                            state[_S_SHIFT_END] = tracker.last_fix_t + _SHIFT_S
+                        policy.power(tracker.now_s(), battery.percent(),
+                                     battery.charging() if hasattr(battery, "charging") else False,
+                                     tracker.docked, state[_S_SHIFT_END])
                 # Adaptive sampling batches reports per radio wake-up: wait until one is due,
                 # then send everything waiting. At the end of the stream, send it all.
                 if not state[_S_DRAINING] and (state[_S_EOF] or tracker.upload_due()):
