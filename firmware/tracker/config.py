@@ -44,9 +44,8 @@ import json
 
 FILE = "config.json"  # in the tracker's state folder (the storage port's root)
 SECRETS = ("password", "wifi_password", "apn_password")
-LINKS = ("wifi", "cellular", "host")
-GNSS_MODULES = ("ublox", "mtk", "nmea")
-SAMPLINGS = ("adaptive", "fixed")
+# The choices of ``link``, ``gnss_module``, ``sampling`` and ``radio_sleep`` are written where
+# they are checked (in build): module-level names would be interned for good at every boot.
 
 # key: (type, default). A default of None means "not set"; REQUIRED must be given.
 _REQUIRED = object()
@@ -95,10 +94,6 @@ class ConfigError(ValueError):
     """The configuration cannot run: the message names the key and what to change."""
 
 
-def _type_name(kind):
-    return {str: "a string", int: "an integer", bool: "true or false", dict: "an object"}[kind]
-
-
 def _check_choice(cfg, key, choices):
     if cfg[key] not in choices:
         raise ConfigError("%s must be one of %s, got %r" % (key, ", ".join(choices), cfg[key]))
@@ -126,9 +121,12 @@ def build(values, default_device_id=None):
             continue
         # bool is an int in Python: refuse true for a number and 1 for a flag.
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            # Whole phrases, not "a string" and the like: short literals are interned names.
+            must = {str: " must be a string", int: " must be an integer",
+                    bool: " must be true or false", dict: " must be an object"}[kind]
             if key in SECRETS:
-                raise ConfigError("%s must be %s" % (key, _type_name(kind)))
-            raise ConfigError("%s must be %s, got %r" % (key, _type_name(kind), value))
+                raise ConfigError(key + must)
+            raise ConfigError("%s%s, got %r" % (key, must, value))
         cfg[key] = value
     if cfg["device_id"] is None:
         cfg["device_id"] = default_device_id
@@ -147,7 +145,7 @@ def build(values, default_device_id=None):
         raise ConfigError("broker_port must be 1-65535, got %d" % cfg["broker_port"])
     if (cfg["user"] is None) != (cfg["password"] is None):
         raise ConfigError("user and password go together: give both or neither")
-    _check_choice(cfg, "link", LINKS)
+    _check_choice(cfg, "link", ("wifi", "cellular", "host"))
     if cfg["link"] == "wifi" and not cfg["wifi_ssid"]:
         raise ConfigError("link wifi needs wifi_ssid")
     for key, low, high in (("wifi_timeout_s", 1, 600), ("wifi_max_backoff_s", 1, 86400)):
@@ -155,8 +153,8 @@ def build(values, default_device_id=None):
             raise ConfigError("%s must be %d-%d, got %d" % (key, low, high, cfg[key]))
     if cfg["link"] == "cellular" and not cfg["apn"]:
         raise ConfigError("link cellular needs apn (the SIM provider's access point name)")
-    _check_choice(cfg, "gnss_module", GNSS_MODULES)
-    _check_choice(cfg, "sampling", SAMPLINGS)
+    _check_choice(cfg, "gnss_module", ("ublox", "mtk", "nmea"))
+    _check_choice(cfg, "sampling", ("adaptive", "fixed"))
     if cfg["radio_sleep"] is not None:
         _check_choice(cfg, "radio_sleep", ("cfun0", "psm", "none"))
     if cfg["keepalive_s"] is None:
