@@ -17,9 +17,7 @@ from tracker.fence import (
     HEADER_SIZE,
     MAGIC,
     FenceSetError,
-    FileText,
-    _B64Source,
-    _FileSource,
+    _Source,
     _values,
     counts,
     offsets,
@@ -44,6 +42,58 @@ _S_GENT = const(13)
 _S_SOFF = const(14)
 _S_BLOB = const(15)
 _CHUNK = const(384)
+_B64_CHUNK = const(512)  # base64 characters searched at a time
+
+
+class FileText:
+    """The bytes of a seekable binary file (``read``, ``seek``), with just what :func:`wrapper`
+    and :meth:`tracker.fence.FenceSet.from_json` ask of its text: ``len``, ``find``, indexing
+    and slicing (non-negative indexes, step 1).
+
+    So a fence set spooled to flash as it arrived is parsed from flash, and neither the JSON
+    text nor the decoded set is ever whole in RAM beside the arrays being filled.
+    """
+
+    def __init__(self, f):
+        self._f = f
+        self._size = f.seek(0, 2)
+
+    def __len__(self):
+        return self._size
+
+    def rewound(self):
+        """The file, at its start."""
+        self._f.seek(0)
+        return self._f
+
+    def _read(self, start, stop):
+        if stop > self._size:
+            stop = self._size
+        if start >= stop:
+            return b""
+        self._f.seek(start)
+        return self._f.read(stop - start)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start = 0 if key.start is None else key.start
+            stop = self._size if key.stop is None else key.stop
+            return self._read(start, stop)
+        data = self._read(key, key + 1)
+        if not data:
+            raise IndexError("offset beyond the file")
+        return data[0]
+
+    def find(self, sub, start=0):
+        """Offset of ``sub`` at or after ``start``, or -1; reads a few hundred bytes at a time."""
+        n = len(sub)
+        while start < self._size:
+            chunk = self._read(start, start + _B64_CHUNK + n - 1)
+            i = chunk.find(sub)
+            if i >= 0:
+                return start + i
+            start += _B64_CHUNK
+        return -1
 
 
 def load(opener):
@@ -58,10 +108,10 @@ def load(opener):
             start = -1
             wrapped = None
             size = len(text)
-            src = _FileSource(f)
+            src = _Source(f, -1, size)
         else:
             start, _end, size, wrapped = wrapper(text, 34, b'"data"')
-            src = _B64Source(text, start, size)
+            src = _Source(f, start, size)
         hd, version = verify(src, size)
     except (FenceSetError, MemoryError):
         raise
@@ -83,7 +133,7 @@ def verify(src, size):
     if fields[0] != MAGIC:
         raise FenceSetError("format", "bad magic")
     hd = fields[2:]
-    sizes = counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5])
+    sizes = counts(hd)
     offs, total = offsets(sizes)
     if size != total:
         raise FenceSetError("size", "size %d, header says %d" % (size, total))

@@ -7,6 +7,7 @@ heap (docs/memory.md). ``FenceSet.from_json``, ``from_bytes`` and ``from_stream`
 
 import binascii
 import struct
+from array import array
 
 from tracker.compat import MICROPYTHON, const
 from tracker.fence import (
@@ -14,17 +15,11 @@ from tracker.fence import (
     HEADER_SIZE,
     MAGIC,
     FenceSetError,
-    FileText,
     Strings,
     counts,
     offsets,
 )
-from tracker.fence_check import check, wrapper
-
-try:
-    from array import array
-except ImportError:  # pragma: no cover - very old MicroPython
-    from uarray import array
+from tracker.fence_check import FileText, check, wrapper
 
 try:
     import hashlib
@@ -134,7 +129,7 @@ def _parse(cls, f, size):
      near_lat, near_m, _reserved) = struct.unpack(HEADER, head)
     if magic != MAGIC:
         raise FenceSetError("format", "bad magic")
-    _offs, total = offsets(counts(n, nr, nv, ng, ne, ns))
+    _offs, total = offsets(counts((n, nr, nv, ng, ne, ns)))
     if size >= 0 and size != total:
         raise FenceSetError("size", "size %d, header says %d" % (size, total))
     h = hashlib.sha256() if hashlib is not None else None

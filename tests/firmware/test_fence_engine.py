@@ -10,7 +10,8 @@ import math
 
 from scratch import scratch, wipe
 
-from tracker.fence import FenceEngine, FenceSet, FileText, isqrt
+from tracker.fence import FenceEngine, FenceSet, isqrt
+from tracker.fence_check import FileText
 
 DATA = "tests/data/fences/"
 T0 = 1795000000  # epoch seconds: a big int on boards, which the engine must cope with
