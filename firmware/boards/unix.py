@@ -87,14 +87,6 @@ def drop(name):
         delattr(parent, attr)
 
 
-def pem_to_der(pem):
-    """The first certificate of a PEM file as DER bytes (what both TLS stacks accept)."""
-    import binascii
-
-    body = pem.split(b"-----BEGIN CERTIFICATE-----", 1)[1].split(b"-----END", 1)[0]
-    return binascii.a2b_base64(b"".join(body.split()))
-
-
 def tls_opener(ca_path):
     """An ``open_connection`` that speaks TLS and checks the broker's certificate against the CA
     in ``ca_path`` (a PEM file), by the host name or IP address it was asked to reach."""
@@ -105,8 +97,13 @@ def tls_opener(ca_path):
     except ImportError:  # CPython
         import ssl as tls
 
+    import binascii
+
     with open(ca_path, "rb") as f:
-        der = pem_to_der(f.read())
+        pem = f.read()
+    # The first certificate of the PEM file as DER bytes (what both TLS stacks accept).
+    body = pem.split(b"-----BEGIN CERTIFICATE-----", 1)[1].split(b"-----END", 1)[0]
+    der = binascii.a2b_base64(b"".join(body.split()))
     context = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     context.verify_mode = tls.CERT_REQUIRED
     # MicroPython's mbedTLS wants DER (its cafile path rejects PEM); CPython takes DER too.

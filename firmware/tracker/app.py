@@ -24,7 +24,6 @@ FIRMWARE_VERSION = "0.1.0"
 
 _REPORT_INTERVAL_S = const(10)
 _MOVE_REPORT_M = const(50)
-_FENCES_FILE = "fences.json"
 _BATCH = const(20)  # messages in flight per round trip
 _MAX_BACKOFF_S = const(60)
 # Longest the radio stays on after an upload for a fence set still coming in; then it sleeps, and
@@ -81,7 +80,7 @@ class Tracker:
         # Where a set handed over whole (the dock) is written before it is used: with a
         # storage, the running set is always read from flash (``tracker.dock.apply_fences``).
         self.storage = None
-        self.fences_file = _FENCES_FILE
+        self.fences_file = "fences.json"  # the set running, in flash
         self.fence_rejects = 0  # sets refused since start-up (status ``fence_rej``)
         self.memory_errors = 0  # fixes whose fence update or report ran out of heap
         self.fence_error = ""  # why the last one was refused (status ``fence_err``)
@@ -269,7 +268,12 @@ class Tracker:
         try:
             return commands.apply(self, payload)
         finally:
-            _drop("tracker.commands")
+            if MICROPYTHON:  # CPython keeps it: there it costs nothing that matters
+                import tracker
+
+                sys.modules.pop("tracker.commands", None)
+                if hasattr(tracker, "commands"):
+                    delattr(tracker, "commands")
 
     def status(self, online):
         """The retained status message (``online`` false doubles as the last will)."""
@@ -291,18 +295,6 @@ class Tracker:
         return (up, up - meter.sleep_ms, meter.receiver_ms(now), self.fixes, meter.wakeups,
                 link.connects if link else 0, link.bytes_out if link else 0,
                 link.bytes_in if link else 0)
-
-
-def _drop(name):
-    """Forget module ``name`` of the ``tracker`` package on MicroPython, so the GC takes its
-    bytecode (CPython keeps it: there it costs nothing that matters)."""
-    if MICROPYTHON:
-        import tracker
-
-        sys.modules.pop(name, None)
-        attr = name.rpartition(".")[2]
-        if hasattr(tracker, attr):
-            delattr(tracker, attr)
 
 
 class HeapWatch:
@@ -388,7 +380,7 @@ class Ports:
         self.radio = radio
 
 
-def stored_fences(storage, name=_FENCES_FILE, new=False):
+def stored_fences(storage, name="fences.json", new=False):
     """The fence set in flash (or the one just spooled there, with ``new``) as a checked
     :class:`tracker.fence.FenceStore`, or None when there is none. It stays in flash: checking
     it reads it a few hundred bytes at a time, and the engine reads the hot spots near the
@@ -449,11 +441,12 @@ async def run(ports, cfg):
     station = cfg["station"]
     sampling = cfg["sampling"]
     storage = ports.storage
+    fences_file = "fences.json"  # Tracker.fences_file
     outbox = Outbox(storage)
     fence_set = None
     refused = None
     try:
-        fence_set = stored_fences(storage)
+        fence_set = stored_fences(storage, fences_file)
     except (ValueError, MemoryError, OSError) as exc:
         refused = exc
     policy = Policy() if sampling == "adaptive" else None
@@ -537,7 +530,7 @@ async def run(ports, cfg):
     def spool(topic, size):
         # A fence set goes to flash as it arrives and is checked there: it is never in RAM
         # (docs/memory.md).
-        return _Spool(storage, _FENCES_FILE) if topic.startswith(set_prefix) else None
+        return _Spool(storage, fences_file) if topic.startswith(set_prefix) else None
 
     def on_message(topic, payload):
         if topic == fences_topic:
@@ -574,15 +567,15 @@ async def run(ports, cfg):
             try:
                 if not payload.ok:
                     raise OSError("flash write failed")
-                new_set = stored_fences(storage, _FENCES_FILE, True)
+                new_set = stored_fences(storage, fences_file, True)
                 if new_set is None:
                     raise OSError("spooled set missing")
-                storage.replace(_FENCES_FILE)  # in flash first: what runs is what reboots
-                new_set.reopen(lambda: storage.open(_FENCES_FILE))
+                storage.replace(fences_file)  # in flash first: what runs is what reboots
+                new_set.reopen(lambda: storage.open(fences_file))
                 tracker.use_fences(new_set)
                 heap.sample()
             except (ValueError, MemoryError, OSError) as exc:
-                storage.discard(_FENCES_FILE)
+                storage.discard(fences_file)
                 # Counted and reported in the status (the gateway raises an alert); the old
                 # set keeps running.
                 ports.log("fence set rejected: %s" % tracker.fence_refused(exc))
@@ -702,7 +695,9 @@ async def run(ports, cfg):
                         raise MQTTError("connection lost")
                     continue
                 # One radio wake-up sends everything waiting, in batches acknowledged together.
-                messages = [(wire.device_topic(device_id, kind), payload, packet_id(seq))
+                # The packet id of a message is derived from its sequence number: the same on
+                # every resend.
+                messages = [(wire.device_topic(device_id, kind), payload, (seq - 1) % 65535 + 1)
                             for seq, kind, payload in batch]
                 try:
                     await client.publish_batch(messages)
@@ -725,8 +720,3 @@ async def run(ports, cfg):
             # final status (and logs), as a clean end of stream does.
             if reader.done() and state[_S_EOF] and not len(outbox):
                 return tracker
-
-
-def packet_id(seq):
-    """MQTT packet id of the message with sequence number ``seq``: the same on every resend."""
-    return (seq - 1) % 65535 + 1

@@ -54,7 +54,7 @@ from tracker.compat import MICROPYTHON, const
 
 MAGIC = b"HSF1"
 HEADER = "<4s12sHHHHHHiiBBHHHHH"
-HEADER_SIZE = const(48)
+_HEADER_SIZE = const(48)  # bytes (struct.calcsize(HEADER)); private, so no interned name
 
 _RING = const(32)  # fixes kept to estimate crossing times
 _NONE = const(-(1 << 29))  # "fence not within the near range of this fix"
@@ -155,7 +155,7 @@ def counts(hd):
 def offsets(counts):
     """Byte offset of every section from the start of the set, and the total size."""
     out = []
-    pos = HEADER_SIZE
+    pos = _HEADER_SIZE
     for s in range(16):
         out.append(pos)
         pos += counts[s] * _width(_CODES[s])
@@ -787,7 +787,9 @@ class FenceEngine:
                 # keeping the ones inside or pending with their whole state, so that evaluation
                 # goes on exactly as with the whole set in memory.
                 fs = self.fences
-                keep = [fs.gidx[i] for i in self._active]
+                keep = []  # a loop, not a comprehension: one would make ``fs`` a closure cell,
+                for i in self._active:  # allocated at every call of update (heap_lock test)
+                    keep.append(fs.gidx[i])
                 # The window's arrays live until the next cell: collected garbage first, they
                 # go low in the heap instead of between the pieces of it (fragmentation is
                 # what runs a small heap out of memory, not its total use; docs/memory.md).

@@ -14,7 +14,6 @@ from tracker.compat import const
 from tracker.fence import (
     _CODES,
     HEADER,
-    HEADER_SIZE,
     MAGIC,
     FenceSetError,
     _Source,
@@ -42,6 +41,7 @@ _S_GENT = const(13)
 _S_SOFF = const(14)
 _S_BLOB = const(15)
 _CHUNK = const(384)
+_HEADER_SIZE = const(48)  # tracker.fence._HEADER_SIZE
 _B64_CHUNK = const(512)  # base64 characters searched at a time
 
 
@@ -126,8 +126,8 @@ def load(opener):
 
 def verify(src, size):
     """Hash and structure of the set behind ``src``; returns ``(header fields, version)``."""
-    head = src.read_at(0, HEADER_SIZE)
-    if len(head) != HEADER_SIZE:
+    head = src.read_at(0, _HEADER_SIZE)
+    if len(head) != _HEADER_SIZE:
         raise FenceSetError("size", "truncated header")
     fields = struct.unpack(HEADER, head)
     if fields[0] != MAGIC:
@@ -143,7 +143,7 @@ def verify(src, size):
         h.update(head[:4])
         h.update(bytes(12))
         h.update(head[16:])
-        pos = HEADER_SIZE
+        pos = _HEADER_SIZE
         while pos < total:
             k = total - pos if total - pos < _CHUNK else _CHUNK
             raw = src.read_at(pos, k)

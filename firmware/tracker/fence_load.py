@@ -12,7 +12,6 @@ from array import array
 from tracker.compat import MICROPYTHON, const
 from tracker.fence import (
     HEADER,
-    HEADER_SIZE,
     MAGIC,
     FenceSetError,
     Strings,
@@ -26,6 +25,7 @@ try:
 except ImportError:  # pragma: no cover - port without hashlib: structure checks only
     hashlib = None
 
+_HEADER_SIZE = const(48)  # tracker.fence._HEADER_SIZE
 _CHUNK = const(384)  # bytes read at a time while loading (a multiple of 2, 3 and 4)
 _B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
 
@@ -122,8 +122,8 @@ def from_stream(cls, f, size=-1):
 
 
 def _parse(cls, f, size):
-    head = f.read(HEADER_SIZE)
-    if len(head) != HEADER_SIZE:
+    head = f.read(_HEADER_SIZE)
+    if len(head) != _HEADER_SIZE:
         raise FenceSetError("size", "truncated header")
     (magic, version, n, nr, nv, ng, ne, ns, g_lat0, g_lon0, g_shift, _flags, g_cols, g_rows,
      near_lat, near_m, _reserved) = struct.unpack(HEADER, head)
