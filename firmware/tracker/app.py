@@ -301,41 +301,41 @@ class HeapWatch:
     """Heap figures for the memory budget (docs/memory.md), on MicroPython (``gc.mem_alloc``;
     on CPython every figure stays 0).
 
-    ``base``: bytes in use after the imports, collected; ``sample()`` (cheap, on every GNSS
-    line) keeps the peak in use; ``collect()`` (every few seconds) keeps the largest working
-    set, i.e. live data above ``base``.
+    The figures, in the order :meth:`line` prints them: bytes in use after the imports,
+    collected (the base); the largest working set, i.e. live data above the base, kept by
+    ``collect()`` (every few seconds); the peak in use, kept by ``sample()`` (cheap, on every
+    GNSS line); the least free after a collection. One list rather than four attributes, whose
+    names would be interned for good (docs/memory.md).
     """
 
     def __init__(self):
-        self.base = 0
-        self.peak = 0
-        self.working = 0
-        self.free_min = -1
+        self._figures = [0, 0, 0, -1]  # base, working set, peak, free at least
         if MICROPYTHON:
             gc.collect()
-            self.base = self.peak = gc.mem_alloc()
+            self._figures[0] = self._figures[2] = gc.mem_alloc()
 
     def sample(self):
         if MICROPYTHON:
             used = gc.mem_alloc()
-            if used > self.peak:
-                self.peak = used
+            if used > self._figures[2]:
+                self._figures[2] = used
 
     def collect(self):
         if not MICROPYTHON:
             return
         self.sample()
         gc.collect()
-        live = gc.mem_alloc() - self.base
-        if live > self.working:
-            self.working = live
+        figures = self._figures
+        live = gc.mem_alloc() - figures[0]
+        if live > figures[1]:
+            figures[1] = live
         free = gc.mem_free()
-        if self.free_min < 0 or free < self.free_min:
-            self.free_min = free
+        if figures[3] < 0 or free < figures[3]:
+            figures[3] = free
 
     def line(self):
         return ("heap: %d after start-up, working set %d above it, peak %d in use, %d free at"
-                " least" % (self.base, self.working, self.peak, self.free_min))
+                " least" % tuple(self._figures))
 
 
 class Ports:

@@ -77,25 +77,25 @@ class Strings:
         self._blob = blob
         self._off = off
         self._first = first
-        self._n = (len(off) - 1) // 2
 
     def __len__(self):
-        return self._n
+        return (len(self._off) - 1) // 2
 
     def __getitem__(self, i):
+        n = len(self)
         if i < 0:
-            i += self._n
-        if i < 0 or i >= self._n:
+            i += n
+        if i < 0 or i >= n:
             raise IndexError(i)
         k = 2 * i + self._first
         return str(self._blob[self._off[k] : self._off[k + 1]], "utf-8")
 
     def __iter__(self):
-        for i in range(self._n):
+        for i in range(len(self)):
             yield self[i]
 
     def index(self, s):
-        for i in range(self._n):
+        for i in range(len(self)):
             if self[i] == s:
                 return i
         raise ValueError(s)

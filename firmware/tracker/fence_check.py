@@ -137,7 +137,12 @@ def verify(src, size):
     offs, total = offsets(sizes)
     if size != total:
         raise FenceSetError("size", "size %d, header says %d" % (size, total))
-    version = str(fields[1], "ascii") if _hex(fields[1]) else ""
+    version = ""  # unless 12 lowercase hex digits (then the hash check names it)
+    for c in fields[1]:
+        if not (48 <= c <= 57 or 97 <= c <= 102):
+            break
+    else:
+        version = str(fields[1], "ascii")
     if hashlib is not None:
         h = hashlib.sha256()
         h.update(head[:4])
@@ -156,13 +161,6 @@ def verify(src, size):
     check(hd, lambda sec: _values(src, offs[sec], _CODES[sec], sizes[sec]),
            lambda a, b: src.read_at(offs[_S_BLOB] + a, b - a))
     return hd, version
-
-
-def _hex(raw):
-    for c in raw:
-        if not (48 <= c <= 57 or 97 <= c <= 102):
-            return False
-    return True
 
 
 def wrapper(text, quote, key):

@@ -6,7 +6,9 @@ both. See ``docs/contracts.md`` for the field list.
 
 Messages are built by string formatting rather than ``json.dumps`` of a dict: it fixes the field
 order (so golden files are stable), and coordinates are printed from integer micro-degrees without
-ever becoming floats, which are 32-bit on many boards.
+ever becoming floats, which are 32-bit on many boards. Strings go through ``json.dumps`` (hot
+spot names come from a trusted compiler but may still hold quotes or non-ASCII); the ``tid`` is
+the device id's last two characters (``tracker_id``, in :mod:`tracker.wire_check`).
 """
 
 import json
@@ -34,11 +36,6 @@ def fences_set_topic(station, version):
     return "hotspots/station/%s/fences/%s" % (station, version)
 
 
-def tracker_id(device_id):
-    """OwnTracks ``tid``: the last two characters of the device id."""
-    return device_id[-2:] if len(device_id) >= 2 else device_id
-
-
 def format_e6(value):
     """Micro-degrees as a decimal degree string with six places, without floats."""
     sign = ""
@@ -46,11 +43,6 @@ def format_e6(value):
         sign = "-"
         value = -value
     return "%s%d.%06d" % (sign, value // 1000000, value % 1000000)
-
-
-def _json_str(text):
-    # Hot spot names come from a trusted compiler but may still hold quotes or non-ASCII.
-    return json.dumps(text)
 
 
 def location(device_id, seq, fix, created_at, inregions=(), batt=-1, trigger="t"):
@@ -64,7 +56,7 @@ def location(device_id, seq, fix, created_at, inregions=(), batt=-1, trigger="t"
     parts = [
         '{"_type":"location","tid":%s,"dev":%s,"seq":%d,"tst":%d,"created_at":%d,"lat":%s,'
         '"lon":%s,"acc":%d'
-        % (_json_str(tracker_id(device_id)), _json_str(device_id), seq, fix.t, created_at,
+        % (json.dumps(device_id[-2:]), json.dumps(device_id), seq, fix.t, created_at,
            format_e6(fix.lat_e6), format_e6(fix.lon_e6), (fix.acc_cm + 50) // 100),
     ]
     if fix.speed_cmps >= 0:
@@ -82,8 +74,8 @@ def location(device_id, seq, fix, created_at, inregions=(), batt=-1, trigger="t"
     parts.append(',"fix":%d,"sats":%d' % (fix.quality, fix.sats))
     if fix.hdop_x100 >= 0:
         parts.append(',"hdop":%d.%02d' % (fix.hdop_x100 // 100, fix.hdop_x100 % 100))
-    parts.append(',"inregions":[%s],"t":%s}' % (",".join([_json_str(i) for i in inregions]),
-                                                  _json_str(trigger)))
+    parts.append(',"inregions":[%s],"t":%s}' % (",".join([json.dumps(i) for i in inregions]),
+                                                  json.dumps(trigger)))
     return "".join(parts)
 
 
@@ -93,14 +85,14 @@ def transition(device_id, seq, entering, rid, desc, tst, lat_e6, lon_e6, acc_cm,
         '{"_type":"transition","tid":%s,"dev":%s,"seq":%d,"tst":%d,"created_at":%d,'
         '"event":%s,"rid":%s,"desc":%s,"lat":%s,"lon":%s,"acc":%d,"t":"c"}'
         % (
-            _json_str(tracker_id(device_id)),
-            _json_str(device_id),
+            json.dumps(device_id[-2:]),
+            json.dumps(device_id),
             seq,
             tst,
             created_at,
             '"enter"' if entering else '"leave"',
-            _json_str(rid),
-            _json_str(desc),
+            json.dumps(rid),
+            json.dumps(desc),
             format_e6(lat_e6),
             format_e6(lon_e6),
             (acc_cm + 50) // 100,
@@ -120,29 +112,31 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
     empty once a set is applied; ``fence_rej``: sets refused since start-up.
     """
     text = '{"_type":"status","tid":%s,"dev":%s,"online":%s,"created_at":%d' % (
-        _json_str(tracker_id(device_id)),
-        _json_str(device_id),
+        json.dumps(device_id[-2:]),
+        json.dumps(device_id),
         json.dumps(bool(online)),  # true or false
         created_at,
     )
     if seq:
         text += ',"seq":%d' % seq
     if fences:
-        text += ',"fences":%s' % _json_str(fences)
+        text += ',"fences":%s' % json.dumps(fences)
     text += ',"outbox":%d' % outbox
     if batt >= 0:
         text += ',"batt":%d' % batt
     if fw:
-        text += ',"fw":%s' % _json_str(fw)
+        text += ',"fw":%s' % json.dumps(fw)
     if gnss:
-        text += ',"gnss":{"module":%s,"state":%s,"refused":%d,"no_answer":%d}' % (
-            _json_str(gnss["module"]), _json_str(gnss["state"]), gnss["refused"],
-            gnss["no_answer"])
+        # The counts by key inside the format: "refused" and "no_answer" as literals would be
+        # interned names on a tracker without a module driver too.
+        text += ',"gnss":{"module":%s,"state":%s' % (json.dumps(gnss["module"]),
+                                                     json.dumps(gnss["state"]))
+        text += ',"refused":%(refused)d,"no_answer":%(no_answer)d}' % gnss
     if energy:
         text += (',"energy":{"up_ms":%d,"awake_ms":%d,"gnss_on_ms":%d,"fixes":%d,"wakeups":%d,'
                  '"connects":%d,"tx":%d,"rx":%d}' % energy)
     if fence_err:
-        text += ',"fence_err":%s' % _json_str(fence_err)
+        text += ',"fence_err":%s' % json.dumps(fence_err)
     if fence_rej:
         text += ',"fence_rej":%d' % fence_rej
     return text + "}"

@@ -10,7 +10,6 @@ loads it on first use; it runs on MicroPython as on CPython (the portable tests 
 import json
 
 from tracker.compat import const
-from tracker.wire import _json_str
 
 # Reached as ``tracker.wire.<name>`` too: the format's constants for the gateway's side.
 TOPIC_ROOT = "hotspots"
@@ -36,6 +35,12 @@ INT_MAX = 9007199254740991
 ENERGY_FIELDS = ("up_ms", "awake_ms", "gnss_on_ms", "fixes", "wakeups", "connects", "tx", "rx")
 
 
+def tracker_id(device_id):
+    """OwnTracks ``tid``: the last two characters of the device id (as ``tracker.wire`` writes
+    it)."""
+    return device_id[-2:]
+
+
 class WireError(ValueError):
     """A message that does not follow the wire format; ``reason`` is a short counter key."""
 
@@ -47,7 +52,7 @@ class WireError(ValueError):
 
 def fences_announcement(version, size):
     """The retained message on :func:`fences_topic`: which set is current, and its size."""
-    return '{"version":%s,"size":%d}' % (_json_str(version), size)
+    return '{"version":%s,"size":%d}' % (json.dumps(version), size)
 
 
 def parse_topic(topic):
