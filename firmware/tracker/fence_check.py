@@ -112,7 +112,41 @@ def load(opener):
         else:
             start, _end, size, wrapped = wrapper(text, 34, b'"data"')
             src = _Source(f, start, size)
-        hd, version = verify(src, size)
+        # Hash and structure of the set behind ``src``.
+        head = src.read_at(0, _HEADER_SIZE)
+        if len(head) != _HEADER_SIZE:
+            raise FenceSetError("size", "truncated header")
+        fields = struct.unpack(HEADER, head)
+        if fields[0] != MAGIC:
+            raise FenceSetError("format", "bad magic number")
+        hd = fields[2:]
+        sizes = counts(hd)
+        offs, total = offsets(sizes)
+        if size != total:
+            raise FenceSetError("size", "size %d, header says %d" % (size, total))
+        version = ""  # unless 12 lowercase hex digits (then the hash check names it)
+        for c in fields[1]:
+            if not (48 <= c <= 57 or 97 <= c <= 102):
+                break
+        else:
+            version = str(fields[1], "ascii")
+        if hashlib is not None:
+            h = hashlib.sha256()
+            h.update(head[:4])
+            h.update(bytes(12))
+            h.update(head[16:])
+            pos = _HEADER_SIZE
+            while pos < total:
+                k = total - pos if total - pos < _CHUNK else _CHUNK
+                raw = src.read_at(pos, k)
+                if len(raw) != k:
+                    raise FenceSetError("size", "truncated body")
+                h.update(raw)
+                pos += k
+            if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
+                raise FenceSetError("hash", "content hash does not match version %r" % (version,))
+        check(hd, lambda sec: _values(src, offs[sec], _CODES[sec], sizes[sec]),
+               lambda a, b: src.read_at(offs[_S_BLOB] + a, b - a))
     except (FenceSetError, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - a read error or garbage: corrupt either way
@@ -122,45 +156,6 @@ def load(opener):
     if wrapped is not None and wrapped != version:
         raise FenceSetError("hash", "wrapper version does not match content")
     return hd, version, start
-
-
-def verify(src, size):
-    """Hash and structure of the set behind ``src``; returns ``(header fields, version)``."""
-    head = src.read_at(0, _HEADER_SIZE)
-    if len(head) != _HEADER_SIZE:
-        raise FenceSetError("size", "truncated header")
-    fields = struct.unpack(HEADER, head)
-    if fields[0] != MAGIC:
-        raise FenceSetError("format", "bad magic")
-    hd = fields[2:]
-    sizes = counts(hd)
-    offs, total = offsets(sizes)
-    if size != total:
-        raise FenceSetError("size", "size %d, header says %d" % (size, total))
-    version = ""  # unless 12 lowercase hex digits (then the hash check names it)
-    for c in fields[1]:
-        if not (48 <= c <= 57 or 97 <= c <= 102):
-            break
-    else:
-        version = str(fields[1], "ascii")
-    if hashlib is not None:
-        h = hashlib.sha256()
-        h.update(head[:4])
-        h.update(bytes(12))
-        h.update(head[16:])
-        pos = _HEADER_SIZE
-        while pos < total:
-            k = total - pos if total - pos < _CHUNK else _CHUNK
-            raw = src.read_at(pos, k)
-            if len(raw) != k:
-                raise FenceSetError("size", "truncated body")
-            h.update(raw)
-            pos += k
-        if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
-            raise FenceSetError("hash", "content hash does not match version %r" % (version,))
-    check(hd, lambda sec: _values(src, offs[sec], _CODES[sec], sizes[sec]),
-           lambda a, b: src.read_at(offs[_S_BLOB] + a, b - a))
-    return hd, version
 
 
 def wrapper(text, quote, key):
