@@ -85,10 +85,10 @@ class DirStorage:
         except OSError:
             return b""
 
-    def read_at(self, name, offset, n):
-        """``n`` bytes of ``name`` from ``offset``."""
+    def read_at(self, name, pos, n):
+        """``n`` bytes of ``name`` from offset ``pos``."""
         with open(self.path(name), "rb") as f:
-            f.seek(offset)
+            f.seek(pos)
             return f.read(n)
 
     def append(self, name, data):

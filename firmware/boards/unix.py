@@ -37,17 +37,17 @@ class SerialLines:
     the module driver's commands to a tty (to a file they go nowhere: it is a recording)."""
 
     def __init__(self, path):
-        self._file = open(path, "rb")
+        self._f = open(path, "rb")
         self._out = None
         try:
             import termios
 
-            termios.setraw(self._file.fileno())
+            termios.setraw(self._f.fileno())
         except Exception:  # a plain file, not a tty
             pass
         else:
             self._out = open(path, "wb")  # unbuffered on MicroPython: each write goes out
-        self._stream = asyncio.StreamReader(self._file)
+        self._stream = asyncio.StreamReader(self._f)
 
     def write(self, data):
         if self._out is not None:
@@ -58,7 +58,7 @@ class SerialLines:
 
     def tty(self):
         """The tty (for a light sleep to wake on its hang-up), or None for a recording."""
-        return self._file if self._out is not None else None
+        return self._f if self._out is not None else None
 
     async def readline(self):
         try:
@@ -87,9 +87,9 @@ def drop(name):
         delattr(parent, attr)
 
 
-def tls_opener(ca_path):
+def tls_opener(path):
     """An ``open_connection`` that speaks TLS and checks the broker's certificate against the CA
-    in ``ca_path`` (a PEM file), by the host name or IP address it was asked to reach."""
+    in the PEM file ``path``, by the host name or IP address it was asked to reach."""
     try:
         # MicroPython's built-in TLS module: ``ssl`` is a Python wrapper around it that costs
         # 1 KB of heap for a keyword argument (docs/memory.md).
@@ -99,7 +99,7 @@ def tls_opener(ca_path):
 
     import binascii
 
-    with open(ca_path, "rb") as f:
+    with open(path, "rb") as f:
         pem = f.read()
     # The first certificate of the PEM file as DER bytes (what both TLS stacks accept).
     body = pem.split(b"-----BEGIN CERTIFICATE-----", 1)[1].split(b"-----END", 1)[0]
@@ -138,7 +138,7 @@ def main(argv):
         # when the settings name one, and dropped once they are built (boards.unix_devices).
         from boards import unix_devices
 
-        devices = unix_devices.attach(cfg, serial)
+        devices = unix_devices.start(cfg, serial)
         drop("boards.unix_devices")
     from tracker import app
 

@@ -33,7 +33,7 @@ def open_modem(path, settings, log=print, ca_pem=None):
     return Modem(asyncio.StreamReader(uart), settings, log, ca_pem)
 
 
-def attach(cfg, serial):
+def start(cfg, serial):
     """Build the devices the settings ``cfg`` name, before the core is imported (the bench
     clock must be in place first); returns them as ``tracker.app.Ports`` attributes (a dict).
     ``serial``: the GNSS line (``boards.unix.SerialLines``)."""

@@ -226,8 +226,9 @@ class Tracker:
                 if engine is not None:
                     ids = engine.fences.ids  # the hot spots read in near this fix
                     regions = [ids[i] for i in engine.inside]
+                battery = self.battery
                 payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
-                                        self._battery_pct(), trigger)
+                                        battery.percent() if battery is not None else -1, trigger)
                 self._put(seq, "loc", payload, fix.t)  # tracker.wire.KIND_LOCATION
                 self._last_report = (fix.t, fix.lat_e6, fix.lon_e6)
             except MemoryError:
@@ -257,9 +258,6 @@ class Tracker:
             self.oldest_pending_t = t
         self.outbox.put(seq, kind, payload)
 
-    def _battery_pct(self):
-        return self.battery.percent() if self.battery is not None else -1
-
     def command(self, payload):
         """Apply a command from the gateway; returns a line for the log (``tracker.commands``,
         loaded for the command and dropped again on MicroPython: rare code, out of the heap)."""
@@ -277,9 +275,11 @@ class Tracker:
 
     def status(self, online):
         """The retained status message (``online`` false doubles as the last will)."""
+        battery = self.battery
         return wire.status(self.device_id, online, self.now_s(),
                            self.fence_set.version if self.fence_set else "",
-                           len(self.outbox), self._battery_pct(), FIRMWARE_VERSION,
+                           len(self.outbox), battery.percent() if battery is not None else -1,
+                           FIRMWARE_VERSION,
                            gnss=self.gnss_module.status() if self.gnss_module else None,
                            energy=self.energy(), fence_err=self.fence_error,
                            fence_rej=self.fence_rejects)

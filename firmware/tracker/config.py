@@ -47,12 +47,11 @@ SECRETS = ("password", "wifi_password", "apn_password")
 # The choices of ``link``, ``gnss_module``, ``sampling`` and ``radio_sleep`` are written where
 # they are checked (in build): module-level names would be interned for good at every boot.
 
-# key: (type, default). A default of None means "not set"; REQUIRED must be given.
-_REQUIRED = object()
+# key: (type, default). A default of None means "not set"; ... (Ellipsis) means "required".
 _SPEC = {
     "device_id": (str, None),
     "station": (str, "main"),
-    "broker_host": (str, _REQUIRED),
+    "broker_host": (str, ...),
     "broker_port": (int, None),
     "user": (str, None),
     "password": (str, None),
@@ -94,11 +93,6 @@ class ConfigError(ValueError):
     """The configuration cannot run: the message names the key and what to change."""
 
 
-def _check_choice(cfg, key, choices):
-    if cfg[key] not in choices:
-        raise ConfigError("%s must be one of %s, got %r" % (key, ", ".join(choices), cfg[key]))
-
-
 def build(values, default_device_id=None):
     """The validated settings dict from ``values`` (a dict, e.g. parsed ``config.json``).
 
@@ -115,7 +109,7 @@ def build(values, default_device_id=None):
     for key, (kind, default) in _SPEC.items():
         value = values.get(key)
         if value is None:
-            if default is _REQUIRED:
+            if default is ...:
                 raise ConfigError("%s is required" % key)
             cfg[key] = default
             continue
@@ -145,7 +139,14 @@ def build(values, default_device_id=None):
         raise ConfigError("broker_port must be 1-65535, got %d" % cfg["broker_port"])
     if (cfg["user"] is None) != (cfg["password"] is None):
         raise ConfigError("user and password go together: give both or neither")
-    _check_choice(cfg, "link", ("wifi", "cellular", "host"))
+    # The settings with a fixed set of values (radio_sleep may be unset).
+    for key, choices in (("link", ("wifi", "cellular", "host")),
+                         ("gnss_module", ("ublox", "mtk", "nmea")),
+                         ("sampling", ("adaptive", "fixed")),
+                         ("radio_sleep", ("cfun0", "psm", "none"))):
+        if cfg[key] is not None and cfg[key] not in choices:
+            raise ConfigError("%s must be one of %s, got %r"
+                              % (key, ", ".join(choices), cfg[key]))
     if cfg["link"] == "wifi" and not cfg["wifi_ssid"]:
         raise ConfigError("link wifi needs wifi_ssid")
     for key, low, high in (("wifi_timeout_s", 1, 600), ("wifi_max_backoff_s", 1, 86400)):
@@ -153,10 +154,6 @@ def build(values, default_device_id=None):
             raise ConfigError("%s must be %d-%d, got %d" % (key, low, high, cfg[key]))
     if cfg["link"] == "cellular" and not cfg["apn"]:
         raise ConfigError("link cellular needs apn (the SIM provider's access point name)")
-    _check_choice(cfg, "gnss_module", ("ublox", "mtk", "nmea"))
-    _check_choice(cfg, "sampling", ("adaptive", "fixed"))
-    if cfg["radio_sleep"] is not None:
-        _check_choice(cfg, "radio_sleep", ("cfun0", "psm", "none"))
     if cfg["keepalive_s"] is None:
         # A held cellular link pings rarely (each PINGREQ is a radio wake-up), yet inside the
         # shortest carrier NAT idle time (5 min); Wi-Fi and the host ping every minute.

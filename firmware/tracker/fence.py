@@ -73,10 +73,12 @@ _CHUNK = const(192)
 class Strings:
     """Read-only sequence of str decoded on access from one UTF-8 blob."""
 
-    def __init__(self, blob, off, first):
-        self._blob = blob
+    def __init__(self, data, off, start):
+        # ``data``: the UTF-8 blob; string ``i`` is data[off[2 * i + start] : off[2 * i + start
+        # + 1]] (a window's ids and names share one blob and one offset array: start 0 and 1).
+        self._blob = data
         self._off = off
-        self._first = first
+        self._first = start
 
     def __len__(self):
         return (len(self._off) - 1) // 2
@@ -100,8 +102,8 @@ class Strings:
                 return i
         raise ValueError(s)
 
-    def __eq__(self, other):
-        return list(self) == list(other)
+    def __eq__(self, value):
+        return list(self) == list(value)
 
     def __repr__(self):
         return repr(list(self))
@@ -263,13 +265,9 @@ class FenceSet:
 
     # -- queries used by the engine and by tests --------------------------------------------
 
-    def candidates(self, lat_e6, lon_e6):
-        """Return ``(start, end)`` into ``gent``: fences whose near range may hold the point."""
-        s = self.cand_start(lat_e6, lon_e6)
-        return s, self.cand_end
-
     def cand_start(self, lat_e6, lon_e6):
-        """Like :meth:`candidates` without building a tuple: returns start, sets ``cand_end``."""
+        """Where in ``gent`` the fences whose near range may hold the point start; sets
+        ``cand_end``, where they end (no tuple built)."""
         self.cand_end = 0
         r = lat_e6 - self.g_lat0
         c = lon_e6 - self.g_lon0
@@ -400,7 +398,8 @@ class FenceSet:
 
     def locate(self, lat_e6, lon_e6):
         """Return the sorted indexes of fences containing the point (raw, no hysteresis)."""
-        s, e = self.candidates(lat_e6, lon_e6)
+        s = self.cand_start(lat_e6, lon_e6)
+        e = self.cand_end
         out = []
         for k in range(s, e):
             i = self.gent[k]

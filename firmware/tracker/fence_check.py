@@ -55,24 +55,19 @@ class FileText:
     """
 
     def __init__(self, f):
-        self._f = f
+        self.file = f
         self._size = f.seek(0, 2)
 
     def __len__(self):
         return self._size
-
-    def rewound(self):
-        """The file, at its start."""
-        self._f.seek(0)
-        return self._f
 
     def _read(self, start, stop):
         if stop > self._size:
             stop = self._size
         if start >= stop:
             return b""
-        self._f.seek(start)
-        return self._f.read(stop - start)
+        self.file.seek(start)
+        return self.file.read(stop - start)
 
     def __getitem__(self, key):
         if isinstance(key, slice):
@@ -145,7 +140,7 @@ def load(opener):
                 pos += k
             if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
                 raise FenceSetError("hash", "content hash does not match version %r" % (version,))
-        check(hd, lambda sec: _values(src, offs[sec], _CODES[sec], sizes[sec]),
+        check(hd, lambda s: _values(src, offs[s], _CODES[s], sizes[s]),
                lambda a, b: src.read_at(offs[_S_BLOB] + a, b - a))
     except (FenceSetError, MemoryError):
         raise

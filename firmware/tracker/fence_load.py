@@ -88,7 +88,8 @@ def from_json(cls, text):
     if isinstance(text, (bytes, bytearray, FileText)):
         if bytes(text[:4]) == MAGIC:
             if isinstance(text, FileText):
-                return from_stream(cls, text.rewound(), len(text))
+                text.file.seek(0)
+                return from_stream(cls, text.file, len(text))
             return from_stream(cls, _MemReader(text), len(text))
         quote = 34  # ord('"') for bytes
         key = b'"data"'

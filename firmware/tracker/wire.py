@@ -148,9 +148,9 @@ def decode(payload):
     ``missing_field`` or ``bad_field``). The checks are in :mod:`tracker.wire_check`, loaded
     here on first use: the tracker never decodes a message, so their bytecode stays out of its
     heap."""
-    from tracker.wire_check import decode as check
+    from tracker import wire_check
 
-    return check(payload)
+    return wire_check.decode(payload)
 
 
 def __getattr__(name):
