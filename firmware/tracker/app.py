@@ -599,9 +599,9 @@ async def run(ports, cfg):
     tracker.link = client
     reader = asyncio.create_task(read_gnss())
     if module is not None:
-        from tracker.lowpower import configure_gnss  # only with a GNSS module driver
+        from tracker import lowpower  # only with a GNSS module driver
 
-        asyncio.create_task(configure_gnss(module, ports.log, state, wake))
+        asyncio.create_task(lowpower.configure_gnss(module, ports.log, state, wake))
     for start in ports.tasks:
         asyncio.create_task(start(tracker))
     if ports.dock is not None:  # the dock link's code is loaded only on a board with a dock
@@ -672,17 +672,17 @@ async def run(ports, cfg):
                         fetching = state[_S_FETCHING] and ticks_diff(
                             ticks_ms(), state[_S_FETCH_MS]) < _FETCH_HOLD_MS
                         if ports.radio is not None and not state[_S_EOF] and not fetching:
-                            from tracker.lowpower import radio_sleep  # with a modem only
+                            from tracker import lowpower  # with a modem only
 
-                            await radio_sleep(ports, client, tracker, state, wake)
+                            await lowpower.sleep(ports, client, tracker, state, wake)
                             break  # reconnect: open_connection wakes the radio
                     if state[_S_EOF]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
                         # The summary's code is loaded only now (tracker.summary).
-                        from tracker.summary import log_summary
+                        from tracker import summary
 
-                        log_summary(ports, tracker, heap, state[_S_PUBLISHED], state[_S_OOM])
+                        summary.log(ports, tracker, heap, state[_S_PUBLISHED], state[_S_OOM])
                         return tracker
                     wake.clear()
                     try:

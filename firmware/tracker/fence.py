@@ -52,8 +52,9 @@ from array import array
 
 from tracker.compat import MICROPYTHON, const
 
-MAGIC = b"HSF1"
-HEADER = "<4s12sHHHHHHiiBBHHHHH"
+# The header's magic and struct format are ``tracker.fence_load.MAGIC`` and ``HEADER`` (the
+# tracker's check, ``tracker.fence_check``, writes them out): as globals here their names would
+# be interned on every tracker (docs/memory.md).
 _HEADER_SIZE = const(48)  # bytes (struct.calcsize(HEADER)); private, so no interned name
 
 _RING = const(32)  # fixes kept to estimate crossing times
@@ -646,9 +647,8 @@ class FenceEngine:
 
     def __init__(self, fence_set, on_transition):
         self._cb = on_transition
-        self._rt = array("i", [0] * _RING)
-        self._rlat = array("i", [0] * _RING)
-        self._rlon = array("i", [0] * _RING)
+        # The last _RING fixes, by seq % _RING: time since the first (s), lat_e6, lon_e6.
+        self._ring = (array("i", [0] * _RING), array("i", [0] * _RING), array("i", [0] * _RING))
         self.store = None
         self._key = -1
         self._spare = None  # the window before the current one, refilled at the next move
@@ -709,7 +709,8 @@ class FenceEngine:
             key = -1
             if self._seq >= 0:
                 k = self._seq % _RING
-                key = store.cell_key(self._rlat[k], self._rlon[k])
+                rt, rlat, rlon = self._ring
+                key = store.cell_key(rlat[k], rlon[k])
             new_set = store.window(key)
             self.store = store
             self._key = key
@@ -745,7 +746,8 @@ class FenceEngine:
                     kept.append((j, i))
                 elif self._seq >= 0:
                     k = self._seq % _RING
-                    self._cb(False, i, self._t0 + self._rt[k], self._rlat[k], self._rlon[k])
+                    rt, rlat, rlon = self._ring
+                    self._cb(False, i, self._t0 + rt[k], rlat[k], rlon[k])
         prev = old_fence[_PREV]
         ev = old_fence[_EV]
         lo = old_fence[_LO]
@@ -810,9 +812,10 @@ class FenceEngine:
         self._seq += 1
         seq = self._seq
         k = seq % _RING
-        self._rt[k] = dt
-        self._rlat[k] = lat_e6
-        self._rlon[k] = lon_e6
+        rt, rlat, rlon = self._ring
+        rt[k] = dt
+        rlat[k] = lat_e6
+        rlon[k] = lon_e6
         h = acc_cm * _H_K // 100
         if h < _H_MIN_Q:
             h = _H_MIN_Q
@@ -926,9 +929,7 @@ class FenceEngine:
             first = seq - _RING + 1
         if first < 0:
             first = 0
-        rt = self._rt
-        rlat = self._rlat
-        rlon = self._rlon
+        rt, rlat, rlon = self._ring
         cum = 0
         best = 0
         best_s = first

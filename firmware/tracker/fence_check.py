@@ -13,8 +13,6 @@ import struct
 from tracker.compat import const
 from tracker.fence import (
     _CODES,
-    HEADER,
-    MAGIC,
     FenceSetError,
     _Source,
     _values,
@@ -99,20 +97,20 @@ def load(opener):
         raise FenceSetError("format", "no set stored")
     try:
         text = FileText(f)
-        if bytes(text[:4]) == MAGIC:
+        if bytes(text[:4]) == b"HSF1":  # tracker.fence_load.MAGIC: raw binary
             start = -1
             wrapped = None
             size = len(text)
             src = _Source(f, -1, size)
         else:
-            start, _end, size, wrapped = wrapper(text, 34, b'"data"')
+            start, _end, size, wrapped = wrapper(text)
             src = _Source(f, start, size)
         # Hash and structure of the set behind ``src``.
         head = src.read_at(0, _HEADER_SIZE)
         if len(head) != _HEADER_SIZE:
             raise FenceSetError("size", "truncated header")
-        fields = struct.unpack(HEADER, head)
-        if fields[0] != MAGIC:
+        fields = struct.unpack("<4s12sHHHHHHiiBBHHHHH", head)  # tracker.fence_load.HEADER
+        if fields[0] != b"HSF1":
             raise FenceSetError("format", "bad magic number")
         hd = fields[2:]
         sizes = counts(hd)
@@ -153,22 +151,23 @@ def load(opener):
     return hd, version, start
 
 
-def wrapper(text, quote, key):
+def wrapper(text):
     """Where the base64 ``data`` of a JSON wrapper is: ``(start, end, size, version)``.
 
-    ``text`` is a str, bytes or :class:`FileText`; ``quote``/``key`` its quote and ``"data"``
-    in its own type. Only the few dozen bytes around the payload are parsed as JSON.
+    ``text`` is a str, bytes or :class:`FileText`. Only the few dozen bytes around the payload
+    are parsed as JSON.
     """
-    k = text.find(key)
+    binary = not isinstance(text, str)
+    k = text.find(b'"data"' if binary else '"data"')
     # The value's opening quote: the first quote after the colon that follows the key.
-    colon = text.find(b":" if quote == 34 else ":", k + 6) if k >= 0 else -1
-    start = text.find(b'"' if quote == 34 else '"', colon + 1) if colon >= 0 else -1
-    end = text.find(b'"' if quote == 34 else '"', start + 1) if start >= 0 else -1
+    colon = text.find(b":" if binary else ":", k + 6) if k >= 0 else -1
+    start = text.find(b'"' if binary else '"', colon + 1) if colon >= 0 else -1
+    end = text.find(b'"' if binary else '"', start + 1) if start >= 0 else -1
     if end < 0:
         raise FenceSetError("format", "bad JSON wrapper: no data")
     start += 1
     try:
-        if quote == 34:
+        if binary:
             doc = json.loads(str(bytes(text[:start]) + bytes(text[end:]), "utf-8"))
         else:
             doc = json.loads(text[:start] + text[end:])

@@ -11,8 +11,6 @@ from array import array
 
 from tracker.compat import MICROPYTHON, const
 from tracker.fence import (
-    HEADER,
-    MAGIC,
     FenceSetError,
     Strings,
     counts,
@@ -25,6 +23,8 @@ try:
 except ImportError:  # pragma: no cover - port without hashlib: structure checks only
     hashlib = None
 
+MAGIC = b"HSF1"
+HEADER = "<4s12sHHHHHHiiBBHHHHH"  # struct format of the 48-byte header (docs/fences.md)
 _HEADER_SIZE = const(48)  # tracker.fence._HEADER_SIZE
 _CHUNK = const(384)  # bytes read at a time while loading (a multiple of 2, 3 and 4)
 _B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
@@ -91,14 +91,9 @@ def from_json(cls, text):
                 text.file.seek(0)
                 return from_stream(cls, text.file, len(text))
             return from_stream(cls, _MemReader(text), len(text))
-        quote = 34  # ord('"') for bytes
-        key = b'"data"'
-    elif isinstance(text, str):
-        quote = '"'
-        key = '"data"'
-    else:
+    elif not isinstance(text, str):
         raise FenceSetError("format", "expected str or bytes, not %s" % type(text).__name__)
-    start, end, size, version = wrapper(text, quote, key)
+    start, end, size, version = wrapper(text)
     reader = _Base64Reader(text, start, end)
     fs = from_stream(cls, reader, size)
     if not reader.exhausted():
