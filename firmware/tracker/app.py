@@ -224,8 +224,12 @@ class Tracker:
                 seq = self.outbox.next_seq()
                 regions = ()
                 if engine is not None:
+                    # A loop, not a comprehension: one would make ``ids`` a closure cell,
+                    # allocated at every fix.
+                    regions = []
                     ids = engine.fences.ids  # the hot spots read in near this fix
-                    regions = [ids[i] for i in engine.inside]
+                    for i in engine.inside:
+                        regions.append(ids[i])
                 battery = self.battery
                 payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
                                         battery.percent() if battery is not None else -1, trigger)
