@@ -21,6 +21,7 @@ from gateway.intake.intake import Intake
 from hotspots.cli import cli
 from tracker import wire
 from tracker.app import Tracker
+from tracker.dock import apply_fences
 from tracker.fence import FenceSet
 from tracker.outbox import Outbox
 
@@ -68,7 +69,7 @@ def test_published_set_is_retained_and_applied_by_a_device(mosquitto):
     payload = retained(mosquitto.address, device,
                        wire.fences_set_topic("greenwich", compiled.version))
     tracker = Tracker("T-0007", Outbox(None))
-    new_set = tracker.apply_fences(payload)
+    new_set = apply_fences(tracker, payload)
     assert new_set.version == compiled.version
     status = wire.decode(tracker.status(True))
     assert status["fences"] == compiled.version
@@ -96,12 +97,12 @@ def test_a_new_set_replaces_the_announcement_and_clears_the_old_body(mosquitto):
 def test_a_bad_set_is_rejected_and_the_old_one_stays_active():
     tracker = Tracker("T-0008", Outbox(None))
     good = compile_geojson(SAMPLE)
-    tracker.apply_fences(good.text.encode())
+    apply_fences(tracker, good.text.encode())
     doc = json.loads(good.text)
     doc["data"] = doc["data"][:-8] + "AAAAAAAA"
     for bad in (json.dumps(doc).encode(), b"", b"{", good.data[:100]):
         with pytest.raises(ValueError):
-            tracker.apply_fences(bad)
+            apply_fences(tracker, bad)
         assert tracker.fence_set.version == good.version
         assert wire.decode(tracker.status(True))["fences"] == good.version
 

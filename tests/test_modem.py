@@ -410,12 +410,12 @@ def test_modem_tls_on_the_micropython_unix_port(tmp_path, tls_mosquitto, run_mic
     with SimulatedModem(register_delay_s=0) as sim:
         script.write_text(f"""
 import asyncio
-from boards import unix
+from boards import unix_devices
 from tracker.mqtt import MQTTClient
 async def main():
     with open({str(tls_mosquitto.ca_path)!r}, "rb") as f:
         ca = f.read()
-    modem = unix.open_modem({sim.path!r}, {{"apn": "internet"}}, print, ca)
+    modem = unix_devices.open_modem({sim.path!r}, {{"apn": "internet"}}, print, ca)
     c = MQTTClient("modem-mp", modem.open_connection, user={account.username!r},
                    password={account.password!r})
     await c.connect("127.0.0.1", {tls_mosquitto.tls_port})

@@ -8,11 +8,9 @@ place with ``replace``; the outbox log grows with ``append``, which flushes befo
 
 import os
 
-# CPython and Linux can force the data to disk; MicroPython's VFS flushes on close.
-_fsync = getattr(os, "fsync", None)
-# The next version of a blob written piece by piece (``create``): its own suffix, so a ``write``
-# of the same name meanwhile (``.tmp``) cannot truncate or rename it.
-_NEW = ".new"
+# The next version of a blob written piece by piece (``create``) has its own suffix, ``.new``,
+# so a ``write`` of the same name meanwhile (``.tmp``) cannot truncate or rename it. (Literals,
+# not module globals: a global's name is interned for good, docs/memory.md.)
 
 
 class DirStorage:
@@ -49,28 +47,28 @@ class DirStorage:
     def create(self, name):
         """A binary file to write the next version of ``name`` into, piece by piece; it takes
         the place of ``name`` only on :meth:`replace`, so a power cut keeps the old one."""
-        return open(self.path(name) + _NEW, "wb")
+        return open(self.path(name) + ".new", "wb")
 
     def open(self, name, new=False):
         """``name`` (or its next version, with ``new``) for reading bytes, or None."""
         try:
-            return open(self.path(name) + (_NEW if new else ""), "rb")
+            return open(self.path(name) + (".new" if new else ""), "rb")
         except OSError:
             return None
 
     def replace(self, name):
         """Make the next version of ``name`` (see :meth:`create`) the current one, atomically."""
-        os.rename(self.path(name) + _NEW, self.path(name))
+        os.rename(self.path(name) + ".new", self.path(name))
 
     def discard(self, name):
         """Drop the next version of ``name``."""
-        self.remove(name + _NEW)
+        self.remove(name + ".new")
 
     # -- binary logs (the outbox) ---------------------------------------------------------------
     def names(self):
         """Names of the blobs in the folder."""
         return [n for n in os.listdir(self.root)
-                if not n.endswith(".tmp") and not n.endswith(_NEW)]
+                if not n.endswith(".tmp") and not n.endswith(".new")]
 
     def size(self, name):
         """Size of ``name`` in bytes (0 when missing)."""
@@ -87,10 +85,10 @@ class DirStorage:
         except OSError:
             return b""
 
-    def read_at(self, name, offset, n):
-        """``n`` bytes of ``name`` from ``offset``."""
+    def read_at(self, name, pos, n):
+        """``n`` bytes of ``name`` from offset ``pos``."""
         with open(self.path(name), "rb") as f:
-            f.seek(offset)
+            f.seek(pos)
             return f.read(n)
 
     def append(self, name, data):
@@ -98,8 +96,8 @@ class DirStorage:
         with open(self.path(name), "ab") as f:
             f.write(data)
             f.flush()
-            if _fsync is not None:
-                _fsync(f.fileno())
+            if hasattr(os, "fsync"):  # CPython and Linux force the data to disk; MicroPython's
+                os.fsync(f.fileno())  # VFS flushes on close
 
     def remove(self, name):
         """Delete ``name`` if it exists."""

@@ -37,17 +37,17 @@ class SerialLines:
     the module driver's commands to a tty (to a file they go nowhere: it is a recording)."""
 
     def __init__(self, path):
-        self._file = open(path, "rb")
+        self._f = open(path, "rb")
         self._out = None
         try:
             import termios
 
-            termios.setraw(self._file.fileno())
+            termios.setraw(self._f.fileno())
         except Exception:  # a plain file, not a tty
             pass
         else:
             self._out = open(path, "wb")  # unbuffered on MicroPython: each write goes out
-        self._stream = asyncio.StreamReader(self._file)
+        self._stream = asyncio.StreamReader(self._f)
 
     def write(self, data):
         if self._out is not None:
@@ -58,7 +58,7 @@ class SerialLines:
 
     def tty(self):
         """The tty (for a light sleep to wake on its hang-up), or None for a recording."""
-        return self._file if self._out is not None else None
+        return self._f if self._out is not None else None
 
     async def readline(self):
         try:
@@ -87,17 +87,9 @@ def drop(name):
         delattr(parent, attr)
 
 
-def pem_to_der(pem):
-    """The first certificate of a PEM file as DER bytes (what both TLS stacks accept)."""
-    import binascii
-
-    body = pem.split(b"-----BEGIN CERTIFICATE-----", 1)[1].split(b"-----END", 1)[0]
-    return binascii.a2b_base64(b"".join(body.split()))
-
-
-def tls_opener(ca_path):
+def tls_opener(path):
     """An ``open_connection`` that speaks TLS and checks the broker's certificate against the CA
-    in ``ca_path`` (a PEM file), by the host name or IP address it was asked to reach."""
+    in the PEM file ``path``, by the host name or IP address it was asked to reach."""
     try:
         # MicroPython's built-in TLS module: ``ssl`` is a Python wrapper around it that costs
         # 1 KB of heap for a keyword argument (docs/memory.md).
@@ -105,8 +97,13 @@ def tls_opener(ca_path):
     except ImportError:  # CPython
         import ssl as tls
 
-    with open(ca_path, "rb") as f:
-        der = pem_to_der(f.read())
+    import binascii
+
+    with open(path, "rb") as f:
+        pem = f.read()
+    # The first certificate of the PEM file as DER bytes (what both TLS stacks accept).
+    body = pem.split(b"-----BEGIN CERTIFICATE-----", 1)[1].split(b"-----END", 1)[0]
+    der = binascii.a2b_base64(b"".join(body.split()))
     context = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     context.verify_mode = tls.CERT_REQUIRED
     # MicroPython's mbedTLS wants DER (its cafile path rejects PEM); CPython takes DER too.
@@ -121,29 +118,6 @@ def tls_opener(ca_path):
     return open_connection
 
 
-def open_modem(path, settings, log=print, ca_pem=None):
-    """A :class:`drivers.modem_sim7080.Modem` on the serial device ``path`` (raw mode), with
-    the tracker's settings dict (``apn``, PSM/eDRX timers); its ``open_connection`` is the
-    tracker's. ``ca_pem``: the broker's CA, for TLS in the modem."""
-    from drivers.modem_sim7080 import Modem
-
-    uart = open(path, "r+b")
-    try:
-        import termios
-
-        fd = uart.fileno()
-        termios.setraw(fd)
-        # VMIN=0: MicroPython's readinto reads until the buffer is full on a blocking tty; with
-        # VMIN=0 it returns what has arrived, so the event loop never waits inside a read.
-        attrs = termios.tcgetattr(fd)
-        attrs[6][5] = 0  # VTIME
-        attrs[6][6] = 0  # VMIN
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
-    except Exception:  # not a tty
-        pass
-    return Modem(asyncio.StreamReader(uart), settings, log, ca_pem)
-
-
 def main(argv):
     import gc
 
@@ -156,42 +130,22 @@ def main(argv):
     gc.collect()
     cfg = dict(cfg)
     gc.collect()
-    scale = cfg.get("time_scale") or 1
-    if scale > 1:  # a bench: the firmware's clock runs faster (before the core reads it)
-        from boards import unix_clock
+    serial = SerialLines(cfg["gnss_device"])
+    devices = None
+    if (cfg.get("time_scale") or 1) > 1 or cfg["modem"] or cfg["gnss_module"] != "nmea" or (
+            cfg["dock"] or cfg["battery"]):
+        # The bench clock, the modem, the module driver, the dock: their wiring is loaded only
+        # when the settings name one, and dropped once they are built (boards.unix_devices).
+        from boards import unix_devices
 
-        unix_clock.install(scale)
+        devices = unix_devices.start(cfg, serial)
+        drop("boards.unix_devices")
     from tracker import app
 
-    opener = tls_opener(cfg["ca"]) if cfg["ca"] else asyncio.open_connection
-    modem = None
-    if cfg["modem"]:
-        ca_pem = None
-        if cfg["ca"]:  # TLS in the modem: no mbedTLS in the tracker's heap
-            with open(cfg["ca"], "rb") as f:
-                ca_pem = f.read()
-        if not cfg["apn"]:
-            cfg["apn"] = "internet"  # the simulated modem takes any APN
-        modem = open_modem(cfg["modem"], cfg, print, ca_pem)
-        opener = modem.open_connection
-    serial = SerialLines(cfg["gnss_device"])
-    ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]), radio=modem)
-    if modem is not None:
-        # As on the cellular board: the radio sleeps between uploads, so while the receiver
-        # is off nothing can arrive and the MCU light-sleeps (here: the process blocks).
-        from boards.unix_clock import light_sleep
-        from drivers.sleep import LightSleep
-
-        ports.idle = LightSleep(light_sleep(scale, serial.tty()))
-    if cfg["gnss_module"] != "nmea":  # UBX or PMTK set-up, and the receiver off between fixes
-        from drivers.gnss_module import GnssModule
-
-        module = GnssModule(cfg["gnss_module"], serial, cfg["gnss_rate_ms"])
-        ports.gnss_module = module
-        ports.gnss_power = module
-    if cfg["dock"] or cfg["battery"]:  # the dock port and the fuel gauge
-        from boards.dock_serial import DockSerial, FileBattery
-
-        ports.dock = DockSerial(cfg["dock"]) if cfg["dock"] else None
-        ports.battery = FileBattery(cfg["battery"]) if cfg["battery"] else None
+    # With a modem, TLS runs in the modem (boards.unix_devices): no mbedTLS context here.
+    opener = tls_opener(cfg["ca"]) if cfg["ca"] and not cfg["modem"] else asyncio.open_connection
+    ports = app.Ports(serial, opener, DirStorage(cfg["state_dir"]))
+    if devices:
+        for name in devices:
+            setattr(ports, name, devices[name])
     asyncio.run(app.run(ports, cfg))

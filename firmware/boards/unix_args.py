@@ -10,13 +10,6 @@ city-sized fence set, ``tests/test_fences_on_device.py``).
 import json
 import sys
 
-_USAGE = ("usage: main.py (--config FILE | --gps PATH --broker HOST:PORT --device-id ID) "
-          "--state DIR [options]")
-# command-line option -> settings key (tracker.config); every other option is its own key
-_OPTION_KEYS = {"gps": "gnss_device", "tls_ca": "ca", "state": "state_dir"}
-_INT_KEYS = ("report_s", "broker_port", "gnss_baud", "gnss_rate_ms", "psm_tau_s", "psm_active_s",
-             "edrx_s", "register_timeout_s", "time_scale")
-
 
 def parse(argv):
     """The settings dict of ``tracker.config`` from the command line (and ``--config FILE``).
@@ -24,6 +17,13 @@ def parse(argv):
     Exits with the usage line on a malformed command line, and with the configuration error
     (which never shows a secret) on a setting that cannot run.
     """
+    # Tables local to the function, not module globals: a global's name is interned for good.
+    usage = ("usage: main.py (--config FILE | --gps PATH --broker HOST:PORT --device-id ID) "
+             "--state DIR [options]")
+    # command-line option -> settings key (tracker.config); every other option is its own key
+    option_keys = {"gps": "gnss_device", "tls_ca": "ca", "state": "state_dir"}
+    int_keys = ("report_s", "broker_port", "gnss_baud", "gnss_rate_ms", "psm_tau_s",
+                "psm_active_s", "edrx_s", "register_timeout_s", "time_scale")
     values = {}
     path = None
     i = 0
@@ -34,7 +34,7 @@ def parse(argv):
             i += 1
             continue
         if i + 1 >= len(argv) or not name.startswith("--"):
-            raise SystemExit(_USAGE)
+            raise SystemExit(usage)
         key = name[2:].replace("-", "_")
         value = argv[i + 1]
         i += 2
@@ -47,8 +47,8 @@ def parse(argv):
             values["broker_host"] = host
             values["broker_port"] = int(port)
         else:
-            key = _OPTION_KEYS.get(key, key)
-            if key in _INT_KEYS:
+            key = option_keys.get(key, key)
+            if key in int_keys:
                 if not value.isdigit():
                     raise SystemExit("--%s must be a whole number, got %r" % (name[2:], value))
                 value = int(value)
@@ -64,9 +64,9 @@ def parse(argv):
             with open(path) as f:
                 loaded = json.loads(f.read())
         except (OSError, ValueError) as exc:
-            raise SystemExit("%s: %s" % (path, exc))
+            raise SystemExit(path + ": " + str(exc))
         if not isinstance(loaded, dict):
-            raise SystemExit("%s: not a JSON object" % path)
+            raise SystemExit(path + ": not a JSON object")
         ca = loaded.get("ca")
         if isinstance(ca, str) and ca and not ca.startswith("/"):
             cut = path.rfind("/")  # beside the file (tracker.config.beside)
@@ -74,21 +74,15 @@ def parse(argv):
         loaded.update(values)
         values = loaded
     if not values.get("gnss_device") or not values.get("state_dir"):
-        raise SystemExit(_USAGE)
+        raise SystemExit(usage)
     # The unix port's bench clock (boards/unix_clock.py): not a tracker setting.
     scale = values.pop("time_scale", 1)
-    cfg = settings(values)
-    cfg["time_scale"] = scale
-    return cfg
-
-
-def settings(values):
-    """``tracker.config.build(values)``, then the config module is dropped again: its bytecode
-    is heap on the unix port (several KB), needed once at boot and never after."""
+    # tracker.config.build(values), then the config module is dropped again: its bytecode is
+    # heap on the unix port (several KB), needed once at boot and never after.
     from tracker import config
 
     try:
-        return config.build(values)
+        cfg = config.build(values)
     except config.ConfigError as exc:
         raise SystemExit("configuration: %s" % exc)
     finally:
@@ -97,5 +91,7 @@ def settings(values):
 
         if hasattr(tracker, "config"):
             delattr(tracker, "config")
+    cfg["time_scale"] = scale
+    return cfg
 
 

@@ -24,7 +24,6 @@ FIRMWARE_VERSION = "0.1.0"
 
 _REPORT_INTERVAL_S = const(10)
 _MOVE_REPORT_M = const(50)
-_FENCES_FILE = "fences.json"
 _BATCH = const(20)  # messages in flight per round trip
 _MAX_BACKOFF_S = const(60)
 # Longest the radio stays on after an upload for a fence set still coming in; then it sleeps, and
@@ -79,9 +78,9 @@ class Tracker:
         self.fence_set = fence_set
         self.engine = FenceEngine(fence_set, self._on_transition) if fence_set else None
         # Where a set handed over whole (the dock) is written before it is used: with a
-        # storage, the running set is always read from flash (see ``apply_fences``).
+        # storage, the running set is always read from flash (``tracker.dock.apply_fences``).
         self.storage = None
-        self.fences_file = _FENCES_FILE
+        self.fences_file = "fences.json"  # the set running, in flash
         self.fence_rejects = 0  # sets refused since start-up (status ``fence_rej``)
         self.memory_errors = 0  # fixes whose fence update or report ran out of heap
         self.fence_error = ""  # why the last one was refused (status ``fence_err``)
@@ -90,9 +89,7 @@ class Tracker:
         self.last_fix_t = 0
         self._last_fix_ms = 0
         self._now_ms = 0
-        self._last_report_t = 0
-        self._last_report_lat = 0
-        self._last_report_lon = 0
+        self._last_report = (0, 0, 0)  # (t, lat_e6, lon_e6) of the last location (fixed sampling)
         # Pooled trackers record nothing off patrol: in the dock, or not signed out to anyone
         # (tracker.dock keeps both). A board without a dock counts as signed out, undocked.
         self.docked = False
@@ -136,35 +133,6 @@ class Tracker:
         self._now_ms = now_ms
         self.parser.flush()
 
-    def apply_fences(self, text):
-        """Swap in a new compiled fence set held whole in memory (the dock hands it over so);
-        raises ``ValueError`` (or ``MemoryError``, ``OSError``), counted in the status, and keeps
-        the old one if it cannot be used.
-
-        With a ``storage``, the set goes to flash first and runs from there, so the text is not
-        kept in memory once this returns.
-        """
-        try:
-            storage = self.storage
-            if storage is None:
-                return self.use_fences(FenceStore.from_text(text))
-            f = storage.create(self.fences_file)
-            try:
-                for i in range(0, len(text), 512):  # no second whole copy as bytes
-                    piece = text[i : i + 512]
-                    f.write(piece.encode() if isinstance(piece, str) else piece)
-            finally:
-                f.close()
-            new_set = stored_fences(storage, self.fences_file, True)
-            storage.replace(self.fences_file)
-            new_set.reopen(lambda: storage.open(self.fences_file))
-            return self.use_fences(new_set)
-        except (ValueError, MemoryError, OSError) as exc:
-            if self.storage is not None:
-                self.storage.discard(self.fences_file)
-            self.fence_refused(exc)
-            raise
-
     def fence_refused(self, exc):
         """Count a fence set that could not be used; returns the reason for the log."""
         self.fence_rejects += 1
@@ -201,8 +169,14 @@ class Tracker:
     # -- core -----------------------------------------------------------------------------------
     def _on_fix(self, fix):
         policy = self.policy
-        if policy is not None and fix.t and self._receiver_off(fix.t):
-            return
+        off = self.gnss_off_until
+        if off and policy is not None and fix.t:
+            # The policy has the receiver switched off: the epoch is dropped unseen.
+            if fix.t < off:
+                self.gnss_off_epochs += 1
+                return
+            self.gnss_off_until = 0
+            policy.gnss_on(fix.t)
         if not fix.valid:
             self.invalid_epochs += 1
             if policy is not None and fix.t and self.tracking() and policy.no_fix(fix.t):
@@ -222,7 +196,16 @@ class Tracker:
                 # would keep the receiver on, and every extra fix makes it worse.
                 self.memory_errors += 1
         if policy is None:
-            trigger = self._report_trigger(fix)
+            # Fixed sampling: a transition, the interval, or 50 m moved.
+            last = self._last_report
+            if self._transitioned:
+                trigger = "c"
+            elif not last[0] or fix.t - last[0] >= self.report_interval_s:
+                trigger = "t"
+            elif approx_distance_m(last[1], last[2], fix.lat_e6, fix.lon_e6) >= _MOVE_REPORT_M:
+                trigger = "v"
+            else:
+                trigger = ""
         else:
             nearest = _FAR_M
             density = 0
@@ -238,20 +221,22 @@ class Tracker:
         self._transitioned = False
         if trigger:
             try:
-                self._queue_location(fix, trigger)
+                seq = self.outbox.next_seq()
+                regions = ()
+                if engine is not None:
+                    # A loop, not a comprehension: one would make ``ids`` a closure cell,
+                    # allocated at every fix.
+                    regions = []
+                    ids = engine.fences.ids  # the hot spots read in near this fix
+                    for i in engine.inside:
+                        regions.append(ids[i])
+                battery = self.battery
+                payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
+                                        battery.percent() if battery is not None else -1, trigger)
+                self._put(seq, "loc", payload, fix.t)  # tracker.wire.KIND_LOCATION
+                self._last_report = (fix.t, fix.lat_e6, fix.lon_e6)
             except MemoryError:
                 self.memory_errors += 1
-
-    def _receiver_off(self, t):
-        """True (and the epoch is dropped) while the policy has the receiver switched off."""
-        if not self.gnss_off_until:
-            return False
-        if t < self.gnss_off_until:
-            self.gnss_off_epochs += 1
-            return True
-        self.gnss_off_until = 0
-        self.policy.gnss_on(t)
-        return False
 
     def upload_due(self):
         """Whether the publisher should send what is waiting now (always, without a policy)."""
@@ -263,45 +248,19 @@ class Tracker:
             return True
         return self.policy.upload_due(self.now_s(), n, self.oldest_pending_t)
 
-    def _report_trigger(self, fix):
-        if self._transitioned:
-            return "c"
-        if not self._last_report_t or fix.t - self._last_report_t >= self.report_interval_s:
-            return "t"
-        if approx_distance_m(self._last_report_lat, self._last_report_lon,
-                             fix.lat_e6, fix.lon_e6) >= _MOVE_REPORT_M:
-            return "v"
-        return ""
-
-    def _queue_location(self, fix, trigger):
-        seq = self.outbox.next_seq()
-        regions = ()
-        if self.engine is not None:
-            ids = self.engine.fences.ids  # the hot spots read in near this fix
-            regions = [ids[i] for i in self.engine.inside]
-        payload = wire.location(self.device_id, seq, fix, self.now_s(), regions,
-                                self._battery_pct(), trigger)
-        self._put(seq, wire.KIND_LOCATION, payload, fix.t)
-        self._last_report_t = fix.t
-        self._last_report_lat = fix.lat_e6
-        self._last_report_lon = fix.lon_e6
-
     def _on_transition(self, entering, index, tst, lat_e6, lon_e6):
         seq = self.outbox.next_seq()
         fences = self.engine.fences
         payload = wire.transition(self.device_id, seq, entering, fences.ids[index],
                                   fences.names[index], tst, lat_e6, lon_e6,
                                   self.parser.fix.acc_cm, self.now_s())
-        self._put(seq, wire.KIND_EVENT, payload, tst)
+        self._put(seq, "event", payload, tst)  # tracker.wire.KIND_EVENT
         self._transitioned = True
 
     def _put(self, seq, kind, payload, t):
         if not len(self.outbox):
             self.oldest_pending_t = t
         self.outbox.put(seq, kind, payload)
-
-    def _battery_pct(self):
-        return self.battery.percent() if self.battery is not None else -1
 
     def command(self, payload):
         """Apply a command from the gateway; returns a line for the log (``tracker.commands``,
@@ -311,27 +270,26 @@ class Tracker:
         try:
             return commands.apply(self, payload)
         finally:
-            _drop("tracker.commands")
+            if MICROPYTHON:  # CPython keeps it: there it costs nothing that matters
+                import tracker
 
-    def set_report_interval(self, seconds):
-        """The gateway's location interval while moving: fixed sampling reports this often, and
-        the policy uses it instead of its tier's interval (it still sleeps in between)."""
-        self.report_override_s = seconds
-        self.report_interval_s = seconds
-        if self.policy is not None:
-            self.policy.report_s = seconds
+                sys.modules.pop("tracker.commands", None)
+                if hasattr(tracker, "commands"):
+                    delattr(tracker, "commands")
 
     def status(self, online):
         """The retained status message (``online`` false doubles as the last will)."""
+        battery = self.battery
         return wire.status(self.device_id, online, self.now_s(),
                            self.fence_set.version if self.fence_set else "",
-                           len(self.outbox), self._battery_pct(), FIRMWARE_VERSION,
+                           len(self.outbox), battery.percent() if battery is not None else -1,
+                           FIRMWARE_VERSION,
                            gnss=self.gnss_module.status() if self.gnss_module else None,
                            energy=self.energy(), fence_err=self.fence_error,
                            fence_rej=self.fence_rejects)
 
     def energy(self):
-        """The energy counters (``wire.ENERGY_FIELDS`` order), or None before ``run``."""
+        """The energy counters (``tracker.wire.ENERGY_FIELDS`` order), or None before ``run``."""
         meter = self.meter
         if meter is None:
             return None
@@ -343,60 +301,45 @@ class Tracker:
                 link.bytes_in if link else 0)
 
 
-def _drop(name):
-    """Forget module ``name`` of the ``tracker`` package on MicroPython, so the GC takes its
-    bytecode (CPython keeps it: there it costs nothing that matters)."""
-    if MICROPYTHON:
-        import tracker
-
-        sys.modules.pop(name, None)
-        attr = name.rpartition(".")[2]
-        if hasattr(tracker, attr):
-            delattr(tracker, attr)
-
-
 class HeapWatch:
-    """Heap figures for the memory budget (docs/memory.md), where ``gc.mem_alloc`` exists
-    (MicroPython; on CPython every figure stays 0).
+    """Heap figures for the memory budget (docs/memory.md), on MicroPython (``gc.mem_alloc``;
+    on CPython every figure stays 0).
 
-    ``base``: bytes in use after the imports, collected; ``sample()`` (cheap, on every GNSS
-    line) keeps the peak in use; ``collect()`` (every few seconds) keeps the largest working
-    set, i.e. live data above ``base``.
+    The figures, in the order :meth:`line` prints them: bytes in use after the imports,
+    collected (the base); the largest working set, i.e. live data above the base, kept by
+    ``collect()`` (every few seconds); the peak in use, kept by ``sample()`` (cheap, on every
+    GNSS line); the least free after a collection. One list rather than four attributes, whose
+    names would be interned for good (docs/memory.md).
     """
 
     def __init__(self):
-        self._alloc = getattr(gc, "mem_alloc", None)
-        self._free = getattr(gc, "mem_free", None)
-        self.base = 0
-        self.peak = 0
-        self.working = 0
-        self.free_min = -1
-        if self._alloc is not None:
+        self._figures = [0, 0, 0, -1]  # base, working set, peak, free at least
+        if MICROPYTHON:
             gc.collect()
-            self.base = self._alloc()
-            self.peak = self.base
+            self._figures[0] = self._figures[2] = gc.mem_alloc()
 
     def sample(self):
-        if self._alloc is not None:
-            used = self._alloc()
-            if used > self.peak:
-                self.peak = used
+        if MICROPYTHON:
+            used = gc.mem_alloc()
+            if used > self._figures[2]:
+                self._figures[2] = used
 
     def collect(self):
-        if self._alloc is None:
+        if not MICROPYTHON:
             return
         self.sample()
         gc.collect()
-        live = self._alloc() - self.base
-        if live > self.working:
-            self.working = live
-        free = self._free()
-        if self.free_min < 0 or free < self.free_min:
-            self.free_min = free
+        figures = self._figures
+        live = gc.mem_alloc() - figures[0]
+        if live > figures[1]:
+            figures[1] = live
+        free = gc.mem_free()
+        if figures[3] < 0 or free < figures[3]:
+            figures[3] = free
 
     def line(self):
         return ("heap: %d after start-up, working set %d above it, peak %d in use, %d free at"
-                " least" % (self.base, self.working, self.peak, self.free_min))
+                " least" % tuple(self._figures))
 
 
 class Ports:
@@ -441,7 +384,7 @@ class Ports:
         self.radio = radio
 
 
-def stored_fences(storage, name=_FENCES_FILE, new=False):
+def stored_fences(storage, name="fences.json", new=False):
     """The fence set in flash (or the one just spooled there, with ``new``) as a checked
     :class:`tracker.fence.FenceStore`, or None when there is none. It stays in flash: checking
     it reads it a few hundred bytes at a time, and the engine reads the hot spots near the
@@ -502,11 +445,12 @@ async def run(ports, cfg):
     station = cfg["station"]
     sampling = cfg["sampling"]
     storage = ports.storage
+    fences_file = "fences.json"  # Tracker.fences_file
     outbox = Outbox(storage)
     fence_set = None
     refused = None
     try:
-        fence_set = stored_fences(storage)
+        fence_set = stored_fences(storage, fences_file)
     except (ValueError, MemoryError, OSError) as exc:
         refused = exc
     policy = Policy() if sampling == "adaptive" else None
@@ -584,47 +528,35 @@ async def run(ports, cfg):
                 power.on()
                 meter.gnss_on(ticks_ms())
 
-    def budget_power():
-        """Tell the policy the battery state (shift: ten hours from the first fix)."""
-        if policy is None or battery is None or not tracker.last_fix_t:
-            return
-        if not state[_S_SHIFT_END]:
-            state[_S_SHIFT_END] = tracker.last_fix_t + _SHIFT_S
-        charging = battery.charging() if hasattr(battery, "charging") else False
-        policy.power(tracker.now_s(), battery.percent(), charging, tracker.docked,
-                     state[_S_SHIFT_END])
-
     fences_topic = wire.fences_topic(station)
     set_prefix = fences_topic + "/"
 
-    def spool(topic, _length):
+    def spool(topic, size):
         # A fence set goes to flash as it arrives and is checked there: it is never in RAM
         # (docs/memory.md).
-        return _Spool(storage, _FENCES_FILE) if topic.startswith(set_prefix) else None
-
-    def on_announcement(payload):
-        """The station's current set is named on the fences topic (a few dozen bytes, at
-        every connect): fetch its body only when it is not the set running, nor one refused
-        already (it would fail the same way). An unchanged set costs nothing more."""
-        try:
-            doc = json.loads(payload)
-            version = doc["version"]
-            if not isinstance(version, str) or not 0 < len(version) <= 32 or "/" in version:
-                raise ValueError(version)
-        except (ValueError, KeyError, TypeError):
-            ports.log("fence set rejected: %s" % tracker.fence_refused(
-                ValueError("announcement is not {\"version\": ..., \"size\": ...}")))
-            state[_S_STATUS_DUE] = True
-            return
-        running = tracker.fence_set.version if tracker.fence_set is not None else ""
-        if version != running and version != state[_S_REFUSED]:
-            state[_S_FETCH] = version
-            wake.set()
+        return _Spool(storage, fences_file) if topic.startswith(set_prefix) else None
 
     def on_message(topic, payload):
         if topic == fences_topic:
             if payload is not None:
-                on_announcement(payload)
+                # The station's current set is named here (a few dozen bytes, at every
+                # connect): fetch its body only when it is not the set running, nor one refused
+                # already (it would fail the same way). An unchanged set costs nothing more.
+                try:
+                    doc = json.loads(payload)
+                    version = doc["version"]
+                    if not isinstance(version, str) or not 0 < len(version) <= 32 or (
+                            "/" in version):
+                        raise ValueError(version)
+                except (ValueError, KeyError, TypeError):
+                    ports.log("fence set rejected: %s" % tracker.fence_refused(
+                        ValueError("announcement is not {\"version\": ..., \"size\": ...}")))
+                    state[_S_STATUS_DUE] = True
+                    return
+                running = tracker.fence_set.version if tracker.fence_set is not None else ""
+                if version != running and version != state[_S_REFUSED]:
+                    state[_S_FETCH] = version
+                    wake.set()
                 return
             # Larger than a RAM payload: an old publisher sending the whole set here.
             ports.log("fence set rejected: %s" % tracker.fence_refused(
@@ -639,15 +571,15 @@ async def run(ports, cfg):
             try:
                 if not payload.ok:
                     raise OSError("flash write failed")
-                new_set = stored_fences(storage, _FENCES_FILE, True)
+                new_set = stored_fences(storage, fences_file, True)
                 if new_set is None:
                     raise OSError("spooled set missing")
-                storage.replace(_FENCES_FILE)  # in flash first: what runs is what reboots
-                new_set.reopen(lambda: storage.open(_FENCES_FILE))
+                storage.replace(fences_file)  # in flash first: what runs is what reboots
+                new_set.reopen(lambda: storage.open(fences_file))
                 tracker.use_fences(new_set)
                 heap.sample()
             except (ValueError, MemoryError, OSError) as exc:
-                storage.discard(_FENCES_FILE)
+                storage.discard(fences_file)
                 # Counted and reported in the status (the gateway raises an alert); the old
                 # set keeps running.
                 ports.log("fence set rejected: %s" % tracker.fence_refused(exc))
@@ -661,8 +593,8 @@ async def run(ports, cfg):
         state[_S_STATUS_DUE] = True
         wake.set()
 
-    status_topic = wire.device_topic(device_id, wire.KIND_STATUS)
-    command_topic = wire.device_topic(device_id, wire.KIND_COMMAND)
+    status_topic = wire.device_topic(device_id, "status")
+    command_topic = wire.device_topic(device_id, "cmd")
     client = MQTTClient(device_id, ports.open_connection, user=cfg["user"],
                         password=cfg["password"],
                         will=(status_topic, wire.status(device_id, False, 0), 1, True),
@@ -671,9 +603,9 @@ async def run(ports, cfg):
     tracker.link = client
     reader = asyncio.create_task(read_gnss())
     if module is not None:
-        from tracker.lowpower import configure_gnss  # only with a GNSS module driver
+        from tracker import lowpower  # only with a GNSS module driver
 
-        asyncio.create_task(configure_gnss(module, ports.log, state, wake))
+        asyncio.create_task(lowpower.configure_gnss(module, ports.log, state, wake))
     for start in ports.tasks:
         asyncio.create_task(start(tracker))
     if ports.dock is not None:  # the dock link's code is loaded only on a board with a dock
@@ -718,7 +650,13 @@ async def run(ports, cfg):
                     heap.collect()
                 if ticks_diff(ticks_ms(), state[_S_BUDGET_MS]) >= 60000:
                     state[_S_BUDGET_MS] = ticks_ms()
-                    budget_power()
+                    # The battery state for the policy (shift: ten hours from the first fix).
+                    if policy is not None and battery is not None and tracker.last_fix_t:
+                        if not state[_S_SHIFT_END]:
+                            state[_S_SHIFT_END] = tracker.last_fix_t + _SHIFT_S
+                        policy.power(tracker.now_s(), battery.percent(),
+                                     battery.charging() if hasattr(battery, "charging") else False,
+                                     tracker.docked, state[_S_SHIFT_END])
                 # Adaptive sampling batches reports per radio wake-up: wait until one is due,
                 # then send everything waiting. At the end of the stream, send it all.
                 if not state[_S_DRAINING] and (state[_S_EOF] or tracker.upload_due()):
@@ -738,17 +676,17 @@ async def run(ports, cfg):
                         fetching = state[_S_FETCHING] and ticks_diff(
                             ticks_ms(), state[_S_FETCH_MS]) < _FETCH_HOLD_MS
                         if ports.radio is not None and not state[_S_EOF] and not fetching:
-                            from tracker.lowpower import radio_sleep  # with a modem only
+                            from tracker import lowpower  # with a modem only
 
-                            await radio_sleep(ports, client, tracker, state, wake)
+                            await lowpower.sleep(ports, client, tracker, state, wake)
                             break  # reconnect: open_connection wakes the radio
                     if state[_S_EOF]:
                         await client.publish(status_topic, tracker.status(False), 1, True)
                         await client.disconnect()
                         # The summary's code is loaded only now (tracker.summary).
-                        from tracker.summary import log_summary
+                        from tracker import summary
 
-                        log_summary(ports, tracker, heap, state[_S_PUBLISHED], state[_S_OOM])
+                        summary.log(ports, tracker, heap, state[_S_PUBLISHED], state[_S_OOM])
                         return tracker
                     wake.clear()
                     try:
@@ -761,7 +699,9 @@ async def run(ports, cfg):
                         raise MQTTError("connection lost")
                     continue
                 # One radio wake-up sends everything waiting, in batches acknowledged together.
-                messages = [(wire.device_topic(device_id, kind), payload, packet_id(seq))
+                # The packet id of a message is derived from its sequence number: the same on
+                # every resend.
+                messages = [(wire.device_topic(device_id, kind), payload, (seq - 1) % 65535 + 1)
                             for seq, kind, payload in batch]
                 try:
                     await client.publish_batch(messages)
@@ -784,8 +724,3 @@ async def run(ports, cfg):
             # final status (and logs), as a clean end of stream does.
             if reader.done() and state[_S_EOF] and not len(outbox):
                 return tracker
-
-
-def packet_id(seq):
-    """MQTT packet id of the message with sequence number ``seq``: the same on every resend."""
-    return (seq - 1) % 65535 + 1

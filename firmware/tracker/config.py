@@ -44,16 +44,14 @@ import json
 
 FILE = "config.json"  # in the tracker's state folder (the storage port's root)
 SECRETS = ("password", "wifi_password", "apn_password")
-LINKS = ("wifi", "cellular", "host")
-GNSS_MODULES = ("ublox", "mtk", "nmea")
-SAMPLINGS = ("adaptive", "fixed")
+# The choices of ``link``, ``gnss_module``, ``sampling`` and ``radio_sleep`` are written where
+# they are checked (in build): module-level names would be interned for good at every boot.
 
-# key: (type, default). A default of None means "not set"; REQUIRED must be given.
-_REQUIRED = object()
+# key: (type, default). A default of None means "not set"; ... (Ellipsis) means "required".
 _SPEC = {
     "device_id": (str, None),
     "station": (str, "main"),
-    "broker_host": (str, _REQUIRED),
+    "broker_host": (str, ...),
     "broker_port": (int, None),
     "user": (str, None),
     "password": (str, None),
@@ -95,15 +93,6 @@ class ConfigError(ValueError):
     """The configuration cannot run: the message names the key and what to change."""
 
 
-def _type_name(kind):
-    return {str: "a string", int: "an integer", bool: "true or false", dict: "an object"}[kind]
-
-
-def _check_choice(cfg, key, choices):
-    if cfg[key] not in choices:
-        raise ConfigError("%s must be one of %s, got %r" % (key, ", ".join(choices), cfg[key]))
-
-
 def build(values, default_device_id=None):
     """The validated settings dict from ``values`` (a dict, e.g. parsed ``config.json``).
 
@@ -120,15 +109,18 @@ def build(values, default_device_id=None):
     for key, (kind, default) in _SPEC.items():
         value = values.get(key)
         if value is None:
-            if default is _REQUIRED:
+            if default is ...:
                 raise ConfigError("%s is required" % key)
             cfg[key] = default
             continue
         # bool is an int in Python: refuse true for a number and 1 for a flag.
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            # Whole phrases, not "a string" and the like: short literals are interned names.
+            must = {str: " must be a string", int: " must be an integer",
+                    bool: " must be true or false", dict: " must be an object"}[kind]
             if key in SECRETS:
-                raise ConfigError("%s must be %s" % (key, _type_name(kind)))
-            raise ConfigError("%s must be %s, got %r" % (key, _type_name(kind), value))
+                raise ConfigError(key + must)
+            raise ConfigError("%s%s, got %r" % (key, must, value))
         cfg[key] = value
     if cfg["device_id"] is None:
         cfg["device_id"] = default_device_id
@@ -147,7 +139,14 @@ def build(values, default_device_id=None):
         raise ConfigError("broker_port must be 1-65535, got %d" % cfg["broker_port"])
     if (cfg["user"] is None) != (cfg["password"] is None):
         raise ConfigError("user and password go together: give both or neither")
-    _check_choice(cfg, "link", LINKS)
+    # The settings with a fixed set of values (radio_sleep may be unset).
+    for key, choices in (("link", ("wifi", "cellular", "host")),
+                         ("gnss_module", ("ublox", "mtk", "nmea")),
+                         ("sampling", ("adaptive", "fixed")),
+                         ("radio_sleep", ("cfun0", "psm", "none"))):
+        if cfg[key] is not None and cfg[key] not in choices:
+            raise ConfigError("%s must be one of %s, got %r"
+                              % (key, ", ".join(choices), cfg[key]))
     if cfg["link"] == "wifi" and not cfg["wifi_ssid"]:
         raise ConfigError("link wifi needs wifi_ssid")
     for key, low, high in (("wifi_timeout_s", 1, 600), ("wifi_max_backoff_s", 1, 86400)):
@@ -155,10 +154,6 @@ def build(values, default_device_id=None):
             raise ConfigError("%s must be %d-%d, got %d" % (key, low, high, cfg[key]))
     if cfg["link"] == "cellular" and not cfg["apn"]:
         raise ConfigError("link cellular needs apn (the SIM provider's access point name)")
-    _check_choice(cfg, "gnss_module", GNSS_MODULES)
-    _check_choice(cfg, "sampling", SAMPLINGS)
-    if cfg["radio_sleep"] is not None:
-        _check_choice(cfg, "radio_sleep", ("cfun0", "psm", "none"))
     if cfg["keepalive_s"] is None:
         # A held cellular link pings rarely (each PINGREQ is a radio wake-up), yet inside the
         # shortest carrier NAT idle time (5 min); Wi-Fi and the host ping every minute.

@@ -28,6 +28,7 @@ import asyncio
 import binascii
 import json
 
+from tracker.commands import set_report_interval
 from tracker.compat import const, ticks_diff, ticks_ms
 
 DOCK_FILE = "dock.json"
@@ -188,7 +189,7 @@ class DockLink:
         self.due_ts = state.get("due") or 0
         report_s = state.get("report_s")
         if isinstance(report_s, int) and 5 <= report_s <= 3600:
-            self.tracker.set_report_interval(report_s)
+            set_report_interval(self.tracker, report_s)
         self.tracker.set_state(self.tracker.docked, bool(self.collar))
 
     def _save(self):
@@ -347,7 +348,7 @@ class DockLink:
         if report_s is not None:
             if not isinstance(report_s, int) or not 5 <= report_s <= 3600:
                 return False, "report_s must be 5..3600"
-            self.tracker.set_report_interval(report_s)
+            set_report_interval(self.tracker, report_s)
         self._save()
         self.changed = True
         return True, ""
@@ -449,13 +450,48 @@ class DockLink:
         text = str(data, "utf-8")
         data = None
         try:
-            new_set = self.tracker.apply_fences(text)
+            new_set = apply_fences(self.tracker, text)
         except ValueError as exc:
             return False, "fences " + str(exc)
         if self.storage is not None:
             self.storage.write(self.fences_file, text)
         self.changed = True
         return True, new_set.version
+
+
+def apply_fences(tracker, text):
+    """Swap a new compiled fence set held whole in memory (the dock hands it over so) into
+    ``tracker`` (a ``tracker.app.Tracker``); raises ``ValueError`` (or ``MemoryError``,
+    ``OSError``), counted in the status, and keeps the old one if it cannot be used.
+
+    With the tracker's ``storage``, the set goes to flash first and runs from there, so the text
+    is not kept in memory once this returns. Here, not in ``tracker.app``: only the dock hands a
+    set over whole, and this module is loaded only on a board with a dock (docs/memory.md).
+    """
+    from tracker.app import stored_fences
+    from tracker.fence import FenceStore
+
+    storage = tracker.storage
+    name = tracker.fences_file
+    try:
+        if storage is None:
+            return tracker.use_fences(FenceStore.from_text(text))
+        f = storage.create(name)
+        try:
+            for i in range(0, len(text), 512):  # no second whole copy as bytes
+                piece = text[i : i + 512]
+                f.write(piece.encode() if isinstance(piece, str) else piece)
+        finally:
+            f.close()
+        new_set = stored_fences(storage, name, True)
+        storage.replace(name)
+        new_set.reopen(lambda: storage.open(name))
+        return tracker.use_fences(new_set)
+    except (ValueError, MemoryError, OSError) as exc:
+        if storage is not None:
+            storage.discard(name)
+        tracker.fence_refused(exc)
+        raise
 
 
 def _settings_refused(values, device_id):

@@ -45,21 +45,17 @@ every intermediate product on the per-fix path stays below 2**30 (31-bit small i
 Times: ``t`` may be a big int (epoch seconds exceed 2**30); the engine only keeps differences.
 """
 
+import binascii
+import gc
 import struct
+from array import array
 
 from tracker.compat import MICROPYTHON, const
 
-try:
-    from array import array
-except ImportError:  # pragma: no cover - very old MicroPython
-    from uarray import array
-
-import binascii
-import gc
-
-MAGIC = b"HSF1"
-HEADER = "<4s12sHHHHHHiiBBHHHHH"
-HEADER_SIZE = const(48)
+# The header's magic and struct format are ``tracker.fence_load.MAGIC`` and ``HEADER`` (the
+# tracker's check, ``tracker.fence_check``, writes them out): as globals here their names would
+# be interned on every tracker (docs/memory.md).
+_HEADER_SIZE = const(48)  # bytes (struct.calcsize(HEADER)); private, so no interned name
 
 _RING = const(32)  # fixes kept to estimate crossing times
 _NONE = const(-(1 << 29))  # "fence not within the near range of this fix"
@@ -73,95 +69,45 @@ _L2_FINE = const(1 << 22)  # ... and (l2 << 8) < 2**30
 # Bytes read at a time while loading (a multiple of 2, 3 and 4); a set check has up to six
 # sections open at once, each holding its chunk (twice), beside the set that runs.
 _CHUNK = const(192)
-_B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
 
 
 class Strings:
     """Read-only sequence of str decoded on access from one UTF-8 blob."""
 
-    def __init__(self, blob, off, first):
-        self._blob = blob
+    def __init__(self, data, off, start):
+        # ``data``: the UTF-8 blob; string ``i`` is data[off[2 * i + start] : off[2 * i + start
+        # + 1]] (a window's ids and names share one blob and one offset array: start 0 and 1).
+        self._blob = data
         self._off = off
-        self._first = first
-        self._n = (len(off) - 1) // 2
+        self._first = start
 
     def __len__(self):
-        return self._n
+        return (len(self._off) - 1) // 2
 
     def __getitem__(self, i):
+        n = len(self)
         if i < 0:
-            i += self._n
-        if i < 0 or i >= self._n:
+            i += n
+        if i < 0 or i >= n:
             raise IndexError(i)
         k = 2 * i + self._first
         return str(self._blob[self._off[k] : self._off[k + 1]], "utf-8")
 
     def __iter__(self):
-        for i in range(self._n):
+        for i in range(len(self)):
             yield self[i]
 
     def index(self, s):
-        for i in range(self._n):
+        for i in range(len(self)):
             if self[i] == s:
                 return i
         raise ValueError(s)
 
-    def __eq__(self, other):
-        return list(self) == list(other)
+    def __eq__(self, value):
+        return list(self) == list(value)
 
     def __repr__(self):
         return repr(list(self))
-
-
-class FileText:
-    """The bytes of a seekable binary file (``read``, ``seek``), with just what
-    :meth:`FenceSet.from_json` asks of its text: ``len``, ``find``, indexing and slicing
-    (non-negative indexes, step 1).
-
-    So a fence set spooled to flash as it arrived is parsed from flash, and neither the JSON
-    text nor the decoded set is ever whole in RAM beside the arrays being filled.
-    """
-
-    def __init__(self, f):
-        self._f = f
-        self._size = f.seek(0, 2)
-
-    def __len__(self):
-        return self._size
-
-    def rewound(self):
-        """The file, at its start."""
-        self._f.seek(0)
-        return self._f
-
-    def _read(self, start, stop):
-        if stop > self._size:
-            stop = self._size
-        if start >= stop:
-            return b""
-        self._f.seek(start)
-        return self._f.read(stop - start)
-
-    def __getitem__(self, key):
-        if isinstance(key, slice):
-            start = 0 if key.start is None else key.start
-            stop = self._size if key.stop is None else key.stop
-            return self._read(start, stop)
-        data = self._read(key, key + 1)
-        if not data:
-            raise IndexError("offset beyond the file")
-        return data[0]
-
-    def find(self, sub, start=0):
-        """Offset of ``sub`` at or after ``start``, or -1; reads a few hundred bytes at a time."""
-        n = len(sub)
-        while start < self._size:
-            chunk = self._read(start, start + _B64_CHUNK + n - 1)
-            i = chunk.find(sub)
-            if i >= 0:
-                return start + i
-            start += _B64_CHUNK
-        return -1
 
 
 class FenceSetError(ValueError):
@@ -198,51 +144,51 @@ def _width(code):
     return 1 if code == "B" else (4 if code == "i" else 2)
 
 
-def counts(n, nr, nv, ng, ne, ns):
-    """Element count of every section, in file order."""
-    return (n, n, 4 * n, n, n, n, n, n, n + 1, nr + 1, 2 * nv, ng, ng + 1, ne, 2 * n + 1, ns)
+def counts(hd):
+    """Element count of every section, in file order; ``hd``: the header's fields after the
+    version (``n, nr, nv, ng, ne, ns, ...``)."""
+    n = hd[0]
+    nr = hd[1]
+    nv = hd[2]
+    ng = hd[3]
+    return (n, n, 4 * n, n, n, n, n, n, n + 1, nr + 1, 2 * nv, ng, ng + 1, hd[4], 2 * n + 1,
+            hd[5])
 
 
 def offsets(counts):
     """Byte offset of every section from the start of the set, and the total size."""
     out = []
-    pos = HEADER_SIZE
+    pos = _HEADER_SIZE
     for s in range(16):
         out.append(pos)
         pos += counts[s] * _width(_CODES[s])
     return out, pos
 
 
-class _FileSource:
-    """``read_at`` over a binary set in a seekable file."""
+class _Source:
+    """``read_at(pos, n)``: bytes of the binary set in a seekable file, raw (``start`` -1) or
+    base64 in a JSON wrapper from character ``start`` on (``size``: the set's size in bytes).
+    Base64 maps every 3 bytes to 4 characters, so any byte range is decoded from its own few
+    characters, read from the file, without decoding what comes before."""
 
-    def __init__(self, f):
+    def __init__(self, f, start, size):
         self._f = f
-
-    def read_at(self, pos, n):
-        self._f.seek(pos)
-        return self._f.read(n)
-
-
-class _B64Source:
-    """``read_at`` over the binary set inside a JSON wrapper (str, bytes or :class:`FileText`):
-    base64 maps every 3 bytes to 4 characters, so any byte range is decoded from its own few
-    characters, without decoding what comes before."""
-
-    def __init__(self, text, start, size):
-        self._text = text
         self._start = start
         self._size = size
 
     def read_at(self, pos, n):
+        f = self._f
+        if self._start < 0:
+            f.seek(pos)
+            return f.read(n)
         if pos + n > self._size:
             n = self._size - pos
         if n <= 0:
             return b""
         q0 = pos // 3
         q1 = (pos + n + 2) // 3
-        chars = self._text[self._start + 4 * q0 : self._start + 4 * q1]
-        raw = binascii.a2b_base64(chars)
+        f.seek(self._start + 4 * q0)
+        raw = binascii.a2b_base64(f.read(4 * (q1 - q0)))
         k = pos - 3 * q0
         return raw[k : k + n]
 
@@ -297,8 +243,9 @@ class FenceSet:
     # and never loads that bytecode (docs/memory.md).
     @classmethod
     def from_json(cls, text):
-        """Parse the JSON wrapper (str, bytes, or a :class:`FileText` over a file) or, if it
-        starts with the magic, raw binary, into memory. Raises :class:`FenceSetError`."""
+        """Parse the JSON wrapper (str, bytes, or a ``tracker.fence_check.FileText`` over a
+        file) or, if it starts with the magic, raw binary, into memory. Raises
+        :class:`FenceSetError`."""
         from tracker.fence_load import from_json
 
         return from_json(cls, text)
@@ -319,13 +266,9 @@ class FenceSet:
 
     # -- queries used by the engine and by tests --------------------------------------------
 
-    def candidates(self, lat_e6, lon_e6):
-        """Return ``(start, end)`` into ``gent``: fences whose near range may hold the point."""
-        s = self.cand_start(lat_e6, lon_e6)
-        return s, self.cand_end
-
     def cand_start(self, lat_e6, lon_e6):
-        """Like :meth:`candidates` without building a tuple: returns start, sets ``cand_end``."""
+        """Where in ``gent`` the fences whose near range may hold the point start; sets
+        ``cand_end``, where they end (no tuple built)."""
         self.cand_end = 0
         r = lat_e6 - self.g_lat0
         c = lon_e6 - self.g_lon0
@@ -456,7 +399,8 @@ class FenceSet:
 
     def locate(self, lat_e6, lon_e6):
         """Return the sorted indexes of fences containing the point (raw, no hysteresis)."""
-        s, e = self.candidates(lat_e6, lon_e6)
+        s = self.cand_start(lat_e6, lon_e6)
+        e = self.cand_end
         out = []
         for k in range(s, e):
             i = self.gent[k]
@@ -500,7 +444,7 @@ class FenceStore:
         self.version = version
         self.n = hd[0]
         self.near_m = hd[13]
-        self._offs, self._size = offsets(counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5]))
+        self._offs, self._size = offsets(counts(hd))
         self._start = start  # where the base64 starts in a JSON wrapper; -1: raw binary
 
     def __len__(self):
@@ -565,117 +509,112 @@ class FenceStore:
         if f is None:
             raise OSError("fence set missing from flash")
         try:
-            if self._start < 0:
-                src = _FileSource(f)
-            else:
-                src = _B64Source(FileText(f), self._start, self._size)
-            return self._window(src, key, keep, into)
+            src = _Source(f, self._start, self._size)
+            offs = self._offs
+            hd = self._hd
+            wanted = []
+            if key >= 0 and hd[3]:
+                lo = 0
+                hi = hd[3]
+                while lo < hi:  # binary search of the sorted keys, in flash
+                    mid = (lo + hi) >> 1
+                    if _at(src, offs[_S_GKEY], "i", mid) < key:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < hd[3] and _at(src, offs[_S_GKEY], "i", lo) == key:
+                    a = _at(src, offs[_S_GOFF], "H", lo)
+                    b = _at(src, offs[_S_GOFF], "H", lo + 1)
+                    wanted = list(_values(src, offs[_S_GENT] + 2 * a, "H", b - a))
+            for g in keep:
+                if g not in wanted:
+                    wanted.append(g)
+            wanted.sort()
+            k = len(wanted)
+            fs = into if into is not None else FenceSet()
+            fs.version = self.version
+            fs.n = k
+            fs.gidx = array("H", wanted)
+            fs.lat0 = array("i", [_at(src, offs[_S_LAT0], "i", g) for g in wanted])
+            fs.lon0 = array("i", [_at(src, offs[_S_LON0], "i", g) for g in wanted])
+            bb = array("h", bytearray(8 * k))
+            for j in range(k):
+                raw = src.read_at(offs[_S_BB] + 8 * wanted[j], 8)
+                bb[4 * j : 4 * j + 4] = array("h", raw)
+            fs.bb = bb
+            fs.kxq = array("H", [_at(src, offs[_S_KXQ], "H", g) for g in wanted])
+            fs.kyq = array("H", [_at(src, offs[_S_KYQ], "H", g) for g in wanted])
+            fs.hmax = array("H", [_at(src, offs[_S_HMAX], "H", g) for g in wanted])
+            fs.radius = array("H", [_at(src, offs[_S_RADIUS], "H", g) for g in wanted])
+            fs.density = bytearray([_at(src, offs[_S_DENSITY], "B", g) for g in wanted])
+            # Rings and vertices, re-based to this window. Every array is allocated once at its
+            # final size: one grown by appending is reallocated as it grows, and the blocks it
+            # leaves behind fragment a small heap (docs/memory.md).
+            ring = array("H", bytearray(2 * (k + 1)))
+            bounds = []
+            nr = 0
+            for g in wanted:
+                r0 = _at(src, offs[_S_RING], "H", g)
+                r1 = _at(src, offs[_S_RING], "H", g + 1)
+                bounds.append((r0, r1))
+                nr += r1 - r0
+            rstart = array("H", bytearray(2 * (nr + 1)))
+            spans = []
+            nv = 0
+            p = 0
+            for j in range(k):
+                r0, r1 = bounds[j]
+                v0 = _at(src, offs[_S_RSTART], "H", r0)
+                for r in range(r0 + 1, r1 + 1):
+                    p += 1
+                    rstart[p] = nv + _at(src, offs[_S_RSTART], "H", r) - v0
+                if r1 > r0:
+                    v1 = rstart[p] - nv + v0
+                    spans.append((v0, v1))
+                    nv += v1 - v0
+                ring[j + 1] = p
+            fs.ring = ring
+            fs.rstart = rstart
+            v = array("h", bytearray(4 * nv))
+            p = 0
+            for v0, v1 in spans:
+                q = p + 2 * (v1 - v0)
+                v[p:q] = array("h", src.read_at(offs[_S_V] + 4 * v0, 4 * (v1 - v0)))
+                p = q
+            fs.v = v
+            fs.gkey = array("i", [0])
+            fs.goff = array("H", [0, k])
+            fs.gent = array("H", range(k))
+            fs.g_lat0 = _W_LAT0
+            fs.g_lon0 = _W_LON0
+            fs.g_shift = _W_SHIFT
+            fs.g_cols = 1
+            fs.g_rows = 1
+            near_lat = hd[12]
+            fs.near_lat = near_lat
+            fs.near_m = hd[13]
+            fs.near_lon = array("H", [near_lat * fs.kyq[j] // fs.kxq[j] + 1 for j in range(k)])
+            soff = array("H", bytearray(2 * (2 * k + 1)))
+            size = 0
+            for j in range(k):
+                a, m, b = _values(src, offs[_S_SOFF] + 4 * wanted[j], "H", 3)
+                bounds[j] = (a, b)
+                soff[2 * j + 1] = size + m - a
+                size += b - a
+                soff[2 * j + 2] = size
+            blob = bytearray(size)
+            for j in range(k):
+                a, b = bounds[j]
+                raw = src.read_at(offs[_S_BLOB] + a, b - a)
+                if len(raw) != b - a:
+                    raise OSError("fence set changed in flash")
+                blob[soff[2 * j] : soff[2 * j + 2]] = raw
+            fs.ids = Strings(blob, soff, 0)
+            fs.names = Strings(blob, soff, 1)
+            return fs
+
         finally:
             f.close()
-
-    def _window(self, src, key, keep, into):
-        offs = self._offs
-        hd = self._hd
-        wanted = []
-        if key >= 0 and hd[3]:
-            lo = 0
-            hi = hd[3]
-            while lo < hi:  # binary search of the sorted keys, in flash
-                mid = (lo + hi) >> 1
-                if _at(src, offs[_S_GKEY], "i", mid) < key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < hd[3] and _at(src, offs[_S_GKEY], "i", lo) == key:
-                a = _at(src, offs[_S_GOFF], "H", lo)
-                b = _at(src, offs[_S_GOFF], "H", lo + 1)
-                wanted = list(_values(src, offs[_S_GENT] + 2 * a, "H", b - a))
-        for g in keep:
-            if g not in wanted:
-                wanted.append(g)
-        wanted.sort()
-        k = len(wanted)
-        fs = into if into is not None else FenceSet()
-        fs.version = self.version
-        fs.n = k
-        fs.gidx = array("H", wanted)
-        fs.lat0 = array("i", [_at(src, offs[_S_LAT0], "i", g) for g in wanted])
-        fs.lon0 = array("i", [_at(src, offs[_S_LON0], "i", g) for g in wanted])
-        bb = array("h", bytearray(8 * k))
-        for j in range(k):
-            raw = src.read_at(offs[_S_BB] + 8 * wanted[j], 8)
-            bb[4 * j : 4 * j + 4] = array("h", raw)
-        fs.bb = bb
-        fs.kxq = array("H", [_at(src, offs[_S_KXQ], "H", g) for g in wanted])
-        fs.kyq = array("H", [_at(src, offs[_S_KYQ], "H", g) for g in wanted])
-        fs.hmax = array("H", [_at(src, offs[_S_HMAX], "H", g) for g in wanted])
-        fs.radius = array("H", [_at(src, offs[_S_RADIUS], "H", g) for g in wanted])
-        fs.density = bytearray([_at(src, offs[_S_DENSITY], "B", g) for g in wanted])
-        # Rings and vertices, re-based to this window. Every array is allocated once at its
-        # final size: one grown by appending is reallocated as it grows, and the blocks it
-        # leaves behind fragment a small heap (docs/memory.md).
-        ring = array("H", bytearray(2 * (k + 1)))
-        bounds = []
-        nr = 0
-        for g in wanted:
-            r0 = _at(src, offs[_S_RING], "H", g)
-            r1 = _at(src, offs[_S_RING], "H", g + 1)
-            bounds.append((r0, r1))
-            nr += r1 - r0
-        rstart = array("H", bytearray(2 * (nr + 1)))
-        spans = []
-        nv = 0
-        p = 0
-        for j in range(k):
-            r0, r1 = bounds[j]
-            v0 = _at(src, offs[_S_RSTART], "H", r0)
-            for r in range(r0 + 1, r1 + 1):
-                p += 1
-                rstart[p] = nv + _at(src, offs[_S_RSTART], "H", r) - v0
-            if r1 > r0:
-                v1 = rstart[p] - nv + v0
-                spans.append((v0, v1))
-                nv += v1 - v0
-            ring[j + 1] = p
-        fs.ring = ring
-        fs.rstart = rstart
-        v = array("h", bytearray(4 * nv))
-        p = 0
-        for v0, v1 in spans:
-            q = p + 2 * (v1 - v0)
-            v[p:q] = array("h", src.read_at(offs[_S_V] + 4 * v0, 4 * (v1 - v0)))
-            p = q
-        fs.v = v
-        fs.gkey = array("i", [0])
-        fs.goff = array("H", [0, k])
-        fs.gent = array("H", range(k))
-        fs.g_lat0 = _W_LAT0
-        fs.g_lon0 = _W_LON0
-        fs.g_shift = _W_SHIFT
-        fs.g_cols = 1
-        fs.g_rows = 1
-        near_lat = hd[12]
-        fs.near_lat = near_lat
-        fs.near_m = hd[13]
-        fs.near_lon = array("H", [near_lat * fs.kyq[j] // fs.kxq[j] + 1 for j in range(k)])
-        soff = array("H", bytearray(2 * (2 * k + 1)))
-        size = 0
-        for j in range(k):
-            a, m, b = _values(src, offs[_S_SOFF] + 4 * wanted[j], "H", 3)
-            bounds[j] = (a, b)
-            soff[2 * j + 1] = size + m - a
-            size += b - a
-            soff[2 * j + 2] = size
-        blob = bytearray(size)
-        for j in range(k):
-            a, b = bounds[j]
-            raw = src.read_at(offs[_S_BLOB] + a, b - a)
-            if len(raw) != b - a:
-                raise OSError("fence set changed in flash")
-            blob[soff[2 * j] : soff[2 * j + 2]] = raw
-        fs.ids = Strings(blob, soff, 0)
-        fs.names = Strings(blob, soff, 1)
-        return fs
 
 
 def _at(src, pos, code, i):
@@ -692,14 +631,24 @@ def _at(src, pos, code, i):
 
 
 
+# The engine's per-fence state: one array per item, indexed by the bound set's fence index, held
+# in one list (``FenceEngine._fence``) whose slots are these constants -- as six attributes their
+# names would be interned for good (docs/memory.md).
+_ST = const(0)  # bytearray: confirmed inside
+_PREV = const(1)  # bytearray: the previous fix was a band deep on the other side
+_EV = const(2)  # array("i"): evidence for the other side (CUSUM), quarter metres
+_ACT = const(3)  # bytearray: listed in ``_active``
+_LO = const(4)  # array("i"): seq of the last fix deep on the confirmed side
+_SEEN = const(5)  # array("i"): seq at which the fence was last evaluated
+
+
 class FenceEngine:
     """Confirmed enter/leave with hysteresis and interpolated crossing times (see module doc)."""
 
     def __init__(self, fence_set, on_transition):
         self._cb = on_transition
-        self._rt = array("i", [0] * _RING)
-        self._rlat = array("i", [0] * _RING)
-        self._rlon = array("i", [0] * _RING)
+        # The last _RING fixes, by seq % _RING: time since the first (s), lat_e6, lon_e6.
+        self._ring = (array("i", [0] * _RING), array("i", [0] * _RING), array("i", [0] * _RING))
         self.store = None
         self._key = -1
         self._spare = None  # the window before the current one, refilled at the next move
@@ -714,37 +663,28 @@ class FenceEngine:
         n = len(fs)
         # Everything allocated before anything is assigned: a MemoryError half way must leave
         # the engine bound to its old set, with arrays of that set's size.
-        st = bytearray(n)  # confirmed inside
-        prev = bytearray(n)  # previous fix was a band deep on the other side
-        ev = array("i", bytearray(4 * n))  # evidence for the other side (CUSUM), q
-        act = bytearray(n)  # listed in _active
-        lo = array("i", bytearray(4 * n))  # seq of last fix deep on the confirmed side
-        seen = array("i", bytearray(4 * n))  # seq at which the fence was last evaluated
+        fence = [bytearray(n), bytearray(n), array("i", bytearray(4 * n)), bytearray(n),
+                 array("i", bytearray(4 * n)), array("i", bytearray(4 * n))]  # _ST ... _SEEN
         active = []  # fences inside or with a run pending
         inside = []
+        seen = fence[_SEEN]
         for i in range(n):
             seen[i] = -1
         self.fences = fs
-        self._st = st
-        self._prev = prev
-        self._ev = ev
-        self._act = act
-        self._lo = lo
-        self._seen = seen
+        self._fence = fence
         self._active = active
         self.inside = inside
-        self.pending = 0  # fences with _prev set: a change that the next deep fix confirms
+        self.pending = 0  # fences with _PREV set: a change that the next deep fix confirms
 
     def reset(self):
         """Forget all state (no events are emitted)."""
         n = len(self.fences)
+        for a in self._fence:
+            for i in range(n):
+                a[i] = 0
+        seen = self._fence[_SEEN]
         for i in range(n):
-            self._st[i] = 0
-            self._prev[i] = 0
-            self._ev[i] = 0
-            self._act[i] = 0
-            self._lo[i] = 0
-            self._seen[i] = -1
+            seen[i] = -1
         self._active = []
         self.inside = []
         self.pending = 0
@@ -769,7 +709,8 @@ class FenceEngine:
             key = -1
             if self._seq >= 0:
                 k = self._seq % _RING
-                key = store.cell_key(self._rlat[k], self._rlon[k])
+                rt, rlat, rlon = self._ring
+                key = store.cell_key(rlat[k], rlon[k])
             new_set = store.window(key)
             self.store = store
             self._key = key
@@ -778,31 +719,13 @@ class FenceEngine:
             self.store = None
         self._swap(new_set, False)
 
-    def _move(self, key):
-        """The fix is in another grid cell of the store: read that cell's fences, keeping the
-        ones inside or pending with their whole state, so that evaluation goes on exactly as
-        with the whole set in memory."""
-        fs = self.fences
-        keep = [fs.gidx[i] for i in self._active]
-        # The window's arrays live until the next cell: collected garbage first, they go low
-        # in the heap instead of between the pieces of it (fragmentation is what runs a small
-        # heap out of memory, not its total use; docs/memory.md).
-        if MICROPYTHON:  # a few ms there; on CPython a full collection of a big process
-            gc.collect()
-        # A MemoryError here leaves the current window and its state as they were (the spare
-        # may be half filled: it is not in use); the next fix tries the move again.
-        window = self.store.window(key, keep, self._spare)
-        self._spare = None
-        self._swap(window, True)
-        self._spare = fs
-        self._key = key
-        self.windows += 1
-
     def _swap(self, new_set, same):
         """Bind ``new_set``, carrying state over: with ``same`` (another window of the same
         store) every fence in both keeps all of its state; otherwise fences matched by id keep
         "inside" and vanished ones the tracker is in get a leave at the last fix."""
         old = self.fences
+        old_fence = self._fence
+        st = old_fence[_ST]
         kept = []
         if same:
             # Both windows list their fences in store order: one merge pass.
@@ -816,35 +739,37 @@ class FenceEngine:
                     kept.append((j, i))
         else:
             for i in self._active:
-                if not self._st[i]:
+                if not st[i]:
                     continue
                 j = new_set.index_of(old.ids[i])
                 if j >= 0:
                     kept.append((j, i))
                 elif self._seq >= 0:
                     k = self._seq % _RING
-                    self._cb(False, i, self._t0 + self._rt[k], self._rlat[k], self._rlon[k])
-        st = self._st
-        prev = self._prev
-        ev = self._ev
-        lo = self._lo
-        act = self._act
+                    rt, rlat, rlon = self._ring
+                    self._cb(False, i, self._t0 + rt[k], rlat[k], rlon[k])
+        prev = old_fence[_PREV]
+        ev = old_fence[_EV]
+        lo = old_fence[_LO]
+        act = old_fence[_ACT]
         active = self._active
         self._bind(new_set)
+        fence = self._fence
+        new_lo = fence[_LO]
         for j in range(len(new_set)):
-            self._lo[j] = self._seq if self._seq > 0 else 0
+            new_lo[j] = self._seq if self._seq > 0 else 0
         inside = []
         for j, i in kept:
-            self._st[j] = st[i]
+            fence[_ST][j] = st[i]
             if st[i]:
                 inside.append(j)
             if same:  # the same fence, only read again: it keeps its evidence
-                self._prev[j] = prev[i]
-                self._ev[j] = ev[i]
-                self._lo[j] = lo[i]
+                fence[_PREV][j] = prev[i]
+                fence[_EV][j] = ev[i]
+                new_lo[j] = lo[i]
                 self.pending += prev[i]
             if act[i] or st[i]:
-                self._act[j] = 1
+                fence[_ACT][j] = 1
         # The active list in its old order (the order fences far away are stepped in).
         for i in active:
             for j, i2 in kept:
@@ -859,7 +784,26 @@ class FenceEngine:
         if self.store is not None:
             key = self.store.cell_key(lat_e6, lon_e6)
             if key != self._key:
-                self._move(key)
+                # The fix is in another grid cell of the store: read that cell's fences,
+                # keeping the ones inside or pending with their whole state, so that evaluation
+                # goes on exactly as with the whole set in memory.
+                fs = self.fences
+                keep = []  # a loop, not a comprehension: one would make ``fs`` a closure cell,
+                for i in self._active:  # allocated at every call of update (heap_lock test)
+                    keep.append(fs.gidx[i])
+                # The window's arrays live until the next cell: collected garbage first, they
+                # go low in the heap instead of between the pieces of it (fragmentation is
+                # what runs a small heap out of memory, not its total use; docs/memory.md).
+                if MICROPYTHON:  # a few ms there; on CPython a full collection of a big process
+                    gc.collect()
+                # A MemoryError here leaves the current window and its state as they were (the
+                # spare may be half filled: it is not in use); the next fix tries the move again.
+                window = self.store.window(key, keep, self._spare)
+                self._spare = None
+                self._swap(window, True)
+                self._spare = fs
+                self._key = key
+                self.windows += 1
         if self._t0 is None:
             self._t0 = t
         dt = t - self._t0
@@ -868,14 +812,15 @@ class FenceEngine:
         self._seq += 1
         seq = self._seq
         k = seq % _RING
-        self._rt[k] = dt
-        self._rlat[k] = lat_e6
-        self._rlon[k] = lon_e6
+        rt, rlat, rlon = self._ring
+        rt[k] = dt
+        rlat[k] = lat_e6
+        rlon[k] = lon_e6
         h = acc_cm * _H_K // 100
         if h < _H_MIN_Q:
             h = _H_MIN_Q
         fs = self.fences
-        seen = self._seen
+        seen = self._fence[_SEEN]
         hmax = fs.hmax
         best = 1 << 29
         s = fs.cand_start(lat_e6, lon_e6)
@@ -914,11 +859,12 @@ class FenceEngine:
         tracker standing on the edge adds about minus half a band per fix, so GNSS wander of a
         band's size does not add up; a genuine crossing adds up within a few fixes.
         """
-        st = self._st[i]
-        prev = self._prev[i]
+        fence = self._fence
+        st = fence[_ST][i]
+        prev = fence[_PREV][i]
         other = d if not st else -d  # positive = on the other side than confirmed
         half = h >> 1
-        ev = self._ev[i]
+        ev = fence[_EV][i]
         deep = other >= h
         confirm = False
         if deep:
@@ -929,44 +875,45 @@ class FenceEngine:
             ev += other - half
         else:
             ev = 0
-            self._lo[i] = seq  # deep on the confirmed side: crossings are searched after this
+            fence[_LO][i] = seq  # deep on the confirmed side: crossings are searched after this
         if ev < 0:
             ev = 0
         if ev >= _EV_K * h:
             confirm = True
         if confirm:
             tst, lat, lon = self._crossing(i, seq, not st)
-            self._st[i] = 1 - st
-            self._ev[i] = 0
-            self._prev[i] = 0
+            fence[_ST][i] = 1 - st
+            fence[_EV][i] = 0
+            fence[_PREV][i] = 0
             self.pending -= prev
-            self._lo[i] = seq
+            fence[_LO][i] = seq
             if st:
                 self.inside.remove(i)
-                self._act[i] = 0
+                fence[_ACT][i] = 0
                 self._active.remove(i)
             else:
                 self.inside.append(i)
                 self.inside.sort()
-                if not self._act[i]:
-                    self._act[i] = 1
+                if not fence[_ACT][i]:
+                    fence[_ACT][i] = 1
                     self._active.append(i)
             self._cb(not st, i, tst, lat, lon)
             return
-        self._ev[i] = ev
+        fence[_EV][i] = ev
         dp = 1 if deep else 0
         if dp != prev:
-            self._prev[i] = dp
+            fence[_PREV][i] = dp
             self.pending += dp - prev
         if not st:
             # Outside fences stay listed while an enter is pending, so they are still
             # evaluated (as far outside) if the next fix is beyond their near range.
             pending = ev > 0 or deep
-            if pending and not self._act[i]:
-                self._act[i] = 1
+            act = fence[_ACT]
+            if pending and not act[i]:
+                act[i] = 1
                 self._active.append(i)
-            elif not pending and self._act[i]:
-                self._act[i] = 0
+            elif not pending and act[i]:
+                act[i] = 0
                 self._active.remove(i)
 
     def _crossing(self, i, seq, entering):
@@ -977,14 +924,12 @@ class FenceEngine:
         sums of the signed depths), then interpolate linearly between the two fixes around it.
         """
         fs = self.fences
-        first = self._lo[i]
+        first = self._fence[_LO][i]
         if first < seq - _RING + 1:
             first = seq - _RING + 1
         if first < 0:
             first = 0
-        rt = self._rt
-        rlat = self._rlat
-        rlon = self._rlon
+        rt, rlat, rlon = self._ring
         cum = 0
         best = 0
         best_s = first

@@ -13,13 +13,8 @@ import struct
 from tracker.compat import const
 from tracker.fence import (
     _CODES,
-    HEADER,
-    HEADER_SIZE,
-    MAGIC,
     FenceSetError,
-    FileText,
-    _B64Source,
-    _FileSource,
+    _Source,
     _values,
     counts,
     offsets,
@@ -44,6 +39,54 @@ _S_GENT = const(13)
 _S_SOFF = const(14)
 _S_BLOB = const(15)
 _CHUNK = const(384)
+_HEADER_SIZE = const(48)  # tracker.fence._HEADER_SIZE
+_B64_CHUNK = const(512)  # base64 characters searched at a time
+
+
+class FileText:
+    """The bytes of a seekable binary file (``read``, ``seek``), with just what :func:`wrapper`
+    and :meth:`tracker.fence.FenceSet.from_json` ask of its text: ``len``, ``find``, indexing
+    and slicing (non-negative indexes, step 1).
+
+    So a fence set spooled to flash as it arrived is parsed from flash, and neither the JSON
+    text nor the decoded set is ever whole in RAM beside the arrays being filled.
+    """
+
+    def __init__(self, f):
+        self.file = f
+        self._size = f.seek(0, 2)
+
+    def __len__(self):
+        return self._size
+
+    def _read(self, start, stop):
+        if stop > self._size:
+            stop = self._size
+        if start >= stop:
+            return b""
+        self.file.seek(start)
+        return self.file.read(stop - start)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start = 0 if key.start is None else key.start
+            stop = self._size if key.stop is None else key.stop
+            return self._read(start, stop)
+        data = self._read(key, key + 1)
+        if not data:
+            raise IndexError("offset beyond the file")
+        return data[0]
+
+    def find(self, sub, start=0):
+        """Offset of ``sub`` at or after ``start``, or -1; reads a few hundred bytes at a time."""
+        n = len(sub)
+        while start < self._size:
+            chunk = self._read(start, start + _B64_CHUNK + n - 1)
+            i = chunk.find(sub)
+            if i >= 0:
+                return start + i
+            start += _B64_CHUNK
+        return -1
 
 
 def load(opener):
@@ -54,15 +97,49 @@ def load(opener):
         raise FenceSetError("format", "no set stored")
     try:
         text = FileText(f)
-        if bytes(text[:4]) == MAGIC:
+        if bytes(text[:4]) == b"HSF1":  # tracker.fence_load.MAGIC: raw binary
             start = -1
             wrapped = None
             size = len(text)
-            src = _FileSource(f)
+            src = _Source(f, -1, size)
         else:
-            start, _end, size, wrapped = wrapper(text, 34, b'"data"')
-            src = _B64Source(text, start, size)
-        hd, version = verify(src, size)
+            start, _end, size, wrapped = wrapper(text)
+            src = _Source(f, start, size)
+        # Hash and structure of the set behind ``src``.
+        head = src.read_at(0, _HEADER_SIZE)
+        if len(head) != _HEADER_SIZE:
+            raise FenceSetError("size", "truncated header")
+        fields = struct.unpack("<4s12sHHHHHHiiBBHHHHH", head)  # tracker.fence_load.HEADER
+        if fields[0] != b"HSF1":
+            raise FenceSetError("format", "bad magic number")
+        hd = fields[2:]
+        sizes = counts(hd)
+        offs, total = offsets(sizes)
+        if size != total:
+            raise FenceSetError("size", "size %d, header says %d" % (size, total))
+        version = ""  # unless 12 lowercase hex digits (then the hash check names it)
+        for c in fields[1]:
+            if not (48 <= c <= 57 or 97 <= c <= 102):
+                break
+        else:
+            version = str(fields[1], "ascii")
+        if hashlib is not None:
+            h = hashlib.sha256()
+            h.update(head[:4])
+            h.update(bytes(12))
+            h.update(head[16:])
+            pos = _HEADER_SIZE
+            while pos < total:
+                k = total - pos if total - pos < _CHUNK else _CHUNK
+                raw = src.read_at(pos, k)
+                if len(raw) != k:
+                    raise FenceSetError("size", "truncated body")
+                h.update(raw)
+                pos += k
+            if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
+                raise FenceSetError("hash", "content hash does not match version %r" % (version,))
+        check(hd, lambda s: _values(src, offs[s], _CODES[s], sizes[s]),
+               lambda a, b: src.read_at(offs[_S_BLOB] + a, b - a))
     except (FenceSetError, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - a read error or garbage: corrupt either way
@@ -74,63 +151,23 @@ def load(opener):
     return hd, version, start
 
 
-def verify(src, size):
-    """Hash and structure of the set behind ``src``; returns ``(header fields, version)``."""
-    head = src.read_at(0, HEADER_SIZE)
-    if len(head) != HEADER_SIZE:
-        raise FenceSetError("size", "truncated header")
-    fields = struct.unpack(HEADER, head)
-    if fields[0] != MAGIC:
-        raise FenceSetError("format", "bad magic")
-    hd = fields[2:]
-    sizes = counts(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5])
-    offs, total = offsets(sizes)
-    if size != total:
-        raise FenceSetError("size", "size %d, header says %d" % (size, total))
-    version = str(fields[1], "ascii") if _hex(fields[1]) else ""
-    if hashlib is not None:
-        h = hashlib.sha256()
-        h.update(head[:4])
-        h.update(bytes(12))
-        h.update(head[16:])
-        pos = HEADER_SIZE
-        while pos < total:
-            k = total - pos if total - pos < _CHUNK else _CHUNK
-            raw = src.read_at(pos, k)
-            if len(raw) != k:
-                raise FenceSetError("size", "truncated body")
-            h.update(raw)
-            pos += k
-        if str(binascii.hexlify(h.digest()[:6]), "ascii") != version:
-            raise FenceSetError("hash", "content hash does not match version %r" % (version,))
-    check(hd, lambda sec: _values(src, offs[sec], _CODES[sec], sizes[sec]),
-           lambda a, b: src.read_at(offs[_S_BLOB] + a, b - a))
-    return hd, version
-
-
-def _hex(raw):
-    for c in raw:
-        if not (48 <= c <= 57 or 97 <= c <= 102):
-            return False
-    return True
-
-
-def wrapper(text, quote, key):
+def wrapper(text):
     """Where the base64 ``data`` of a JSON wrapper is: ``(start, end, size, version)``.
 
-    ``text`` is a str, bytes or :class:`FileText`; ``quote``/``key`` its quote and ``"data"``
-    in its own type. Only the few dozen bytes around the payload are parsed as JSON.
+    ``text`` is a str, bytes or :class:`FileText`. Only the few dozen bytes around the payload
+    are parsed as JSON.
     """
-    k = text.find(key)
+    binary = not isinstance(text, str)
+    k = text.find(b'"data"' if binary else '"data"')
     # The value's opening quote: the first quote after the colon that follows the key.
-    colon = text.find(b":" if quote == 34 else ":", k + 6) if k >= 0 else -1
-    start = text.find(b'"' if quote == 34 else '"', colon + 1) if colon >= 0 else -1
-    end = text.find(b'"' if quote == 34 else '"', start + 1) if start >= 0 else -1
+    colon = text.find(b":" if binary else ":", k + 6) if k >= 0 else -1
+    start = text.find(b'"' if binary else '"', colon + 1) if colon >= 0 else -1
+    end = text.find(b'"' if binary else '"', start + 1) if start >= 0 else -1
     if end < 0:
         raise FenceSetError("format", "bad JSON wrapper: no data")
     start += 1
     try:
-        if quote == 34:
+        if binary:
             doc = json.loads(str(bytes(text[:start]) + bytes(text[end:]), "utf-8"))
         else:
             doc = json.loads(text[:start] + text[end:])

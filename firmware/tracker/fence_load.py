@@ -7,30 +7,25 @@ heap (docs/memory.md). ``FenceSet.from_json``, ``from_bytes`` and ``from_stream`
 
 import binascii
 import struct
+from array import array
 
 from tracker.compat import MICROPYTHON, const
 from tracker.fence import (
-    HEADER,
-    HEADER_SIZE,
-    MAGIC,
     FenceSetError,
-    FileText,
     Strings,
     counts,
     offsets,
 )
-from tracker.fence_check import check, wrapper
-
-try:
-    from array import array
-except ImportError:  # pragma: no cover - very old MicroPython
-    from uarray import array
+from tracker.fence_check import FileText, check, wrapper
 
 try:
     import hashlib
 except ImportError:  # pragma: no cover - port without hashlib: structure checks only
     hashlib = None
 
+MAGIC = b"HSF1"
+HEADER = "<4s12sHHHHHHiiBBHHHHH"  # struct format of the 48-byte header (docs/fences.md)
+_HEADER_SIZE = const(48)  # tracker.fence._HEADER_SIZE
 _CHUNK = const(384)  # bytes read at a time while loading (a multiple of 2, 3 and 4)
 _B64_CHUNK = const(512)  # base64 characters decoded at a time (384 bytes)
 
@@ -93,16 +88,12 @@ def from_json(cls, text):
     if isinstance(text, (bytes, bytearray, FileText)):
         if bytes(text[:4]) == MAGIC:
             if isinstance(text, FileText):
-                return from_stream(cls, text.rewound(), len(text))
+                text.file.seek(0)
+                return from_stream(cls, text.file, len(text))
             return from_stream(cls, _MemReader(text), len(text))
-        quote = 34  # ord('"') for bytes
-        key = b'"data"'
-    elif isinstance(text, str):
-        quote = '"'
-        key = '"data"'
-    else:
+    elif not isinstance(text, str):
         raise FenceSetError("format", "expected str or bytes, not %s" % type(text).__name__)
-    start, end, size, version = wrapper(text, quote, key)
+    start, end, size, version = wrapper(text)
     reader = _Base64Reader(text, start, end)
     fs = from_stream(cls, reader, size)
     if not reader.exhausted():
@@ -127,14 +118,14 @@ def from_stream(cls, f, size=-1):
 
 
 def _parse(cls, f, size):
-    head = f.read(HEADER_SIZE)
-    if len(head) != HEADER_SIZE:
+    head = f.read(_HEADER_SIZE)
+    if len(head) != _HEADER_SIZE:
         raise FenceSetError("size", "truncated header")
     (magic, version, n, nr, nv, ng, ne, ns, g_lat0, g_lon0, g_shift, _flags, g_cols, g_rows,
      near_lat, near_m, _reserved) = struct.unpack(HEADER, head)
     if magic != MAGIC:
         raise FenceSetError("format", "bad magic")
-    _offs, total = offsets(counts(n, nr, nv, ng, ne, ns))
+    _offs, total = offsets(counts((n, nr, nv, ng, ne, ns)))
     if size >= 0 and size != total:
         raise FenceSetError("size", "size %d, header says %d" % (size, total))
     h = hashlib.sha256() if hashlib is not None else None

@@ -13,7 +13,7 @@ _S_RADIO_OFF = const(14)
 _S_STATUS_DUE = const(2)
 
 
-async def radio_sleep(ports, client, tracker, state, wake):
+async def sleep(ports, client, tracker, state, wake):
     """Between uploads: end the MQTT session cleanly (no will), switch the radio off, and wait
     until something is due again. The broker keeps the session (clean=False), so fence sets
     and commands published meanwhile arrive at the next connect."""

@@ -5,24 +5,24 @@ long messages are not in the heap while the tracker patrols (docs/memory.md).
 """
 
 
-def log_summary(ports, tracker, heap, published, oom):
+def log(ports, tracker, heap, published, oom):
     """Log what the run did: NMEA counts, fixes, the outbox, messages published, the energy
     counters, fence windows, the heap figures (``heap``: the run's ``tracker.app.HeapWatch``)
     and, if any, what ran short of heap (``oom``: GNSS lines dropped)."""
-    log = ports.log
+    out = ports.log
     outbox = tracker.outbox
-    log("nmea: %r" % (tracker.parser.stats(),))
-    log("gnss: %d fixes used, %d epochs skipped with the receiver off"
+    out("nmea: %r" % (tracker.parser.stats(),))
+    out("gnss: %d fixes used, %d epochs skipped with the receiver off"
         % (tracker.fixes, tracker.gnss_off_epochs))
-    log("outbox: last seq %d, pending %d, thinned %d" % (
+    out("outbox: last seq %d, pending %d, thinned %d" % (
         outbox.last_seq, len(outbox), outbox.dropped))
-    log("published %d messages" % published)
-    log("energy: %r" % (tracker.energy(),))
+    out("published %d messages" % published)
+    out("energy: %r" % (tracker.energy(),))
     if tracker.engine is not None:
-        log("fences: %d cells read from flash, %d hot spots in RAM"
+        out("fences: %d cells read from flash, %d hot spots in RAM"
             % (tracker.engine.windows, len(tracker.engine.fences)))
     heap.collect()
-    log(heap.line())
+    out(heap.line())
     try:
         from micropython import qstr_info
     except ImportError:  # CPython
@@ -32,5 +32,5 @@ def log_summary(ports, tracker, heap, published, oom):
         # 64-bit unix port (docs/memory.md). Printed, not logged: MicroPython prints it itself.
         qstr_info()
     if oom or tracker.memory_errors:
-        log("memory: %d GNSS lines dropped, %d fixes short of heap"
+        out("memory: %d GNSS lines dropped, %d fixes short of heap"
             % (oom, tracker.memory_errors))

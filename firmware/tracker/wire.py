@@ -6,51 +6,34 @@ both. See ``docs/contracts.md`` for the field list.
 
 Messages are built by string formatting rather than ``json.dumps`` of a dict: it fixes the field
 order (so golden files are stable), and coordinates are printed from integer micro-degrees without
-ever becoming floats, which are 32-bit on many boards.
+ever becoming floats, which are 32-bit on many boards. Strings go through ``json.dumps`` (hot
+spot names come from a trusted compiler but may still hold quotes or non-ASCII); the ``tid`` is
+the device id's last two characters (``tracker_id``, in :mod:`tracker.wire_check`).
 """
 
 import json
 
-from tracker.compat import const
-
-TOPIC_ROOT = "hotspots"
-OWNTRACKS_ROOT = "owntracks"
-
-KIND_LOCATION = "loc"
-KIND_EVENT = "event"
-KIND_STATUS = "status"
-KIND_COMMAND = "cmd"
-
-# Largest payload the gateway accepts; OwnTracks messages are a few hundred bytes.
-MAX_PAYLOAD = const(4096)
-# Deepest nesting of objects and arrays: the message object is 1, ``inregions`` in it is 2. The
-# messages of the contract need 2; the slack is for OwnTracks fields to come. Checked on the text,
-# before the JSON parser (which recurses) ever sees it.
-MAX_DEPTH = const(4)
-# Integers must be exact in every JSON parser, IEEE doubles included (RFC 7493, I-JSON).
-# A plain global, not const(): 2**53 is not a small int on a board.
-INT_MAX = 9007199254740991
+# The topic roots, the kinds (``loc``, ``event``, ``status``, ``cmd``), ``MAX_PAYLOAD``,
+# ``MAX_DEPTH``, ``INT_MAX`` and ``ENERGY_FIELDS`` are the gateway's side of the format: they
+# live in :mod:`tracker.wire_check` and are reached as ``tracker.wire.<name>`` (``__getattr__``
+# below), so none of them is an interned name in the tracker's heap (docs/memory.md). The
+# tracker writes its topics from the literals below, which the golden tests pin.
 
 
 def device_topic(device_id, kind):
     """Topic a tracker publishes ``kind`` messages on (or receives commands on)."""
-    return TOPIC_ROOT + "/dev/" + device_id + "/" + kind
+    return "hotspots/dev/%s/%s" % (device_id, kind)
 
 
 def fences_topic(station):
     """Retained topic announcing a station's current fence set: ``{"version", "size"}``."""
-    return TOPIC_ROOT + "/station/" + station + "/fences"
+    return "hotspots/station/%s/fences" % station
 
 
 def fences_set_topic(station, version):
     """Topic holding the body of fence set ``version`` (retained): a tracker subscribes to it
     only when the announcement on :func:`fences_topic` names a version it does not run."""
-    return fences_topic(station) + "/" + version
-
-
-def tracker_id(device_id):
-    """OwnTracks ``tid``: the last two characters of the device id."""
-    return device_id[-2:] if len(device_id) >= 2 else device_id
+    return "hotspots/station/%s/fences/%s" % (station, version)
 
 
 def format_e6(value):
@@ -62,22 +45,6 @@ def format_e6(value):
     return "%s%d.%06d" % (sign, value // 1000000, value % 1000000)
 
 
-def _round_div(value, divisor):
-    """Integer division rounding half away from zero (``//`` alone floors negatives)."""
-    if value < 0:
-        return -((-value + divisor // 2) // divisor)
-    return (value + divisor // 2) // divisor
-
-
-def _json_str(text):
-    # Hot spot names come from a trusted compiler but may still hold quotes or non-ASCII.
-    return json.dumps(text)
-
-
-def _regions(ids):
-    return "[" + ",".join([_json_str(i) for i in ids]) + "]"
-
-
 def location(device_id, seq, fix, created_at, inregions=(), batt=-1, trigger="t"):
     """Build a ``location`` message for a valid fix.
 
@@ -87,24 +54,28 @@ def location(device_id, seq, fix, created_at, inregions=(), batt=-1, trigger="t"
     :param trigger: OwnTracks trigger letter (``t`` timer, ``v`` moved, ``c`` region, ``p`` ping)
     """
     parts = [
-        '{"_type":"location","tid":%s,"dev":%s,"seq":%d,"tst":%d,"created_at":%d'
-        % (_json_str(tracker_id(device_id)), _json_str(device_id), seq, fix.t, created_at),
-        ',"lat":%s,"lon":%s' % (format_e6(fix.lat_e6), format_e6(fix.lon_e6)),
-        ',"acc":%d' % ((fix.acc_cm + 50) // 100),
+        '{"_type":"location","tid":%s,"dev":%s,"seq":%d,"tst":%d,"created_at":%d,"lat":%s,'
+        '"lon":%s,"acc":%d'
+        % (json.dumps(device_id[-2:]), json.dumps(device_id), seq, fix.t, created_at,
+           format_e6(fix.lat_e6), format_e6(fix.lon_e6), (fix.acc_cm + 50) // 100),
     ]
     if fix.speed_cmps >= 0:
         # km/h, as OwnTracks has it: cm/s * 0.036.
         parts.append(',"vel":%d' % ((fix.speed_cmps * 36 + 500) // 1000))
     if fix.course_cdeg >= 0:
         parts.append(',"cog":%d' % ((fix.course_cdeg + 50) // 100 % 360))
-    if fix.alt_cm > -1000000:
-        parts.append(',"alt":%d' % _round_div(fix.alt_cm, 100))
+    alt = fix.alt_cm
+    if alt > -1000000:
+        # Metres, rounded half away from zero (``//`` alone floors negatives).
+        alt = (alt + 50) // 100 if alt >= 0 else -((50 - alt) // 100)
+        parts.append(',"alt":%d' % alt)
     if batt >= 0:
         parts.append(',"batt":%d' % batt)
     parts.append(',"fix":%d,"sats":%d' % (fix.quality, fix.sats))
     if fix.hdop_x100 >= 0:
         parts.append(',"hdop":%d.%02d' % (fix.hdop_x100 // 100, fix.hdop_x100 % 100))
-    parts.append(',"inregions":%s,"t":%s}' % (_regions(inregions), _json_str(trigger)))
+    parts.append(',"inregions":[%s],"t":%s}' % (",".join([json.dumps(i) for i in inregions]),
+                                                  json.dumps(trigger)))
     return "".join(parts)
 
 
@@ -114,14 +85,14 @@ def transition(device_id, seq, entering, rid, desc, tst, lat_e6, lon_e6, acc_cm,
         '{"_type":"transition","tid":%s,"dev":%s,"seq":%d,"tst":%d,"created_at":%d,'
         '"event":%s,"rid":%s,"desc":%s,"lat":%s,"lon":%s,"acc":%d,"t":"c"}'
         % (
-            _json_str(tracker_id(device_id)),
-            _json_str(device_id),
+            json.dumps(device_id[-2:]),
+            json.dumps(device_id),
             seq,
             tst,
             created_at,
             '"enter"' if entering else '"leave"',
-            _json_str(rid),
-            _json_str(desc),
+            json.dumps(rid),
+            json.dumps(desc),
             format_e6(lat_e6),
             format_e6(lon_e6),
             (acc_cm + 50) // 100,
@@ -141,36 +112,34 @@ def status(device_id, online, created_at, fences="", outbox=0, batt=-1, fw="", s
     empty once a set is applied; ``fence_rej``: sets refused since start-up.
     """
     text = '{"_type":"status","tid":%s,"dev":%s,"online":%s,"created_at":%d' % (
-        _json_str(tracker_id(device_id)),
-        _json_str(device_id),
-        "true" if online else "false",
+        json.dumps(device_id[-2:]),
+        json.dumps(device_id),
+        json.dumps(bool(online)),  # true or false
         created_at,
     )
     if seq:
         text += ',"seq":%d' % seq
     if fences:
-        text += ',"fences":%s' % _json_str(fences)
+        text += ',"fences":%s' % json.dumps(fences)
     text += ',"outbox":%d' % outbox
     if batt >= 0:
         text += ',"batt":%d' % batt
     if fw:
-        text += ',"fw":%s' % _json_str(fw)
+        text += ',"fw":%s' % json.dumps(fw)
     if gnss:
-        text += ',"gnss":{"module":%s,"state":%s,"refused":%d,"no_answer":%d}' % (
-            _json_str(gnss["module"]), _json_str(gnss["state"]), gnss["refused"],
-            gnss["no_answer"])
+        # The counts by key inside the format: "refused" and "no_answer" as literals would be
+        # interned names on a tracker without a module driver too.
+        text += ',"gnss":{"module":%s,"state":%s' % (json.dumps(gnss["module"]),
+                                                     json.dumps(gnss["state"]))
+        text += ',"refused":%(refused)d,"no_answer":%(no_answer)d}' % gnss
     if energy:
         text += (',"energy":{"up_ms":%d,"awake_ms":%d,"gnss_on_ms":%d,"fixes":%d,"wakeups":%d,'
                  '"connects":%d,"tx":%d,"rx":%d}' % energy)
     if fence_err:
-        text += ',"fence_err":%s' % _json_str(fence_err)
+        text += ',"fence_err":%s' % json.dumps(fence_err)
     if fence_rej:
         text += ',"fence_rej":%d' % fence_rej
     return text + "}"
-
-
-#: The keys of the status message's ``energy`` object, in the order ``status`` takes them.
-ENERGY_FIELDS = ("up_ms", "awake_ms", "gnss_on_ms", "fixes", "wakeups", "connects", "tx", "rx")
 
 
 def decode(payload):
@@ -179,20 +148,16 @@ def decode(payload):
     ``missing_field`` or ``bad_field``). The checks are in :mod:`tracker.wire_check`, loaded
     here on first use: the tracker never decodes a message, so their bytecode stays out of its
     heap."""
-    from tracker.wire_check import decode as check
+    from tracker import wire_check
 
-    return check(payload)
-
-
-# Only the gateway, the simulators and the tests use these; the tracker never does, so they are
-# in tracker.wire_check, loaded on first use (PEP 562, which MicroPython supports too): their
-# bytecode stays out of the tracker's heap (docs/memory.md).
-_CHECK_NAMES = ("WireError", "parse_topic", "fences_announcement")
+    return wire_check.decode(payload)
 
 
 def __getattr__(name):
-    if name in _CHECK_NAMES:
-        from tracker import wire_check
+    # Only the gateway, the simulators and the tests use these (WireError, parse_topic,
+    # fences_announcement, the constants above); the tracker never does, so they are in
+    # tracker.wire_check, loaded on first use (PEP 562, which MicroPython supports too): their
+    # bytecode and names stay out of the tracker's heap (docs/memory.md).
+    from tracker import wire_check
 
-        return getattr(wire_check, name)
-    raise AttributeError(name)
+    return getattr(wire_check, name)

@@ -9,7 +9,36 @@ loads it on first use; it runs on MicroPython as on CPython (the portable tests 
 
 import json
 
-from tracker.wire import INT_MAX, MAX_DEPTH, MAX_PAYLOAD, OWNTRACKS_ROOT, TOPIC_ROOT, _json_str
+from tracker.compat import const
+
+# Reached as ``tracker.wire.<name>`` too: the format's constants for the gateway's side.
+TOPIC_ROOT = "hotspots"
+OWNTRACKS_ROOT = "owntracks"
+
+KIND_LOCATION = "loc"
+KIND_EVENT = "event"
+KIND_STATUS = "status"
+KIND_COMMAND = "cmd"
+
+# Largest payload the gateway accepts; OwnTracks messages are a few hundred bytes.
+MAX_PAYLOAD = const(4096)
+# Deepest nesting of objects and arrays: the message object is 1, ``inregions`` in it is 2. The
+# messages of the contract need 2; the slack is for OwnTracks fields to come. Checked on the text,
+# before the JSON parser (which recurses) ever sees it.
+MAX_DEPTH = const(4)
+# Integers must be exact in every JSON parser, IEEE doubles included (RFC 7493, I-JSON).
+# A plain global, not const(): 2**53 is not a small int on a board.
+INT_MAX = 9007199254740991
+
+#: The keys of the status message's ``energy`` object, in the order ``tracker.wire.status``
+#: takes them.
+ENERGY_FIELDS = ("up_ms", "awake_ms", "gnss_on_ms", "fixes", "wakeups", "connects", "tx", "rx")
+
+
+def tracker_id(device_id):
+    """OwnTracks ``tid``: the last two characters of the device id (as ``tracker.wire`` writes
+    it)."""
+    return device_id[-2:]
 
 
 class WireError(ValueError):
@@ -23,7 +52,7 @@ class WireError(ValueError):
 
 def fences_announcement(version, size):
     """The retained message on :func:`fences_topic`: which set is current, and its size."""
-    return '{"version":%s,"size":%d}' % (_json_str(version), size)
+    return '{"version":%s,"size":%d}' % (json.dumps(version), size)
 
 
 def parse_topic(topic):

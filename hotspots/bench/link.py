@@ -45,8 +45,9 @@ async def main():
         if MODE == "modem_tls":
             with open(%(ca)r, "rb") as f:
                 ca = f.read()
-        opener = unix.open_modem(%(modem)r, {"apn": "internet"}, lambda line: None,
-                                 ca).open_connection
+        from boards.unix_devices import open_modem
+        opener = open_modem(%(modem)r, {"apn": "internet"}, lambda line: None,
+                            ca).open_connection
     c = MQTTClient("bench", opener, user=%(user)r, password=%(password)r)
     await c.connect(%(host)r, %(port)d)
     await c.publish("bench/link", b"x" * 200, 1)

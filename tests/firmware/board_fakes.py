@@ -42,7 +42,7 @@ def _raw(path):
         termios.setraw(fd)
         attrs = termios.tcgetattr(fd)
         attrs[6][5] = 0  # VTIME
-        attrs[6][6] = 0  # VMIN: reads return what has arrived (as boards.unix.open_modem)
+        attrs[6][6] = 0  # VMIN: reads return what has arrived (as boards.unix_devices.open_modem)
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
     except Exception:  # not a tty
         pass

@@ -14,7 +14,8 @@ import hashlib
 import json
 import struct
 
-from tracker.fence import HEADER, FenceEngine, FenceSet, FenceSetError, FenceStore
+from tracker.fence import FenceEngine, FenceSet, FenceSetError, FenceStore
+from tracker.fence_load import HEADER
 
 DATA = "tests/data/fences/"
 T0 = 1795000000

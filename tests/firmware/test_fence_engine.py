@@ -10,7 +10,8 @@ import math
 
 from scratch import scratch, wipe
 
-from tracker.fence import FenceEngine, FenceSet, FileText, isqrt
+from tracker.fence import FenceEngine, FenceSet, isqrt
+from tracker.fence_check import FileText
 
 DATA = "tests/data/fences/"
 T0 = 1795000000  # epoch seconds: a big int on boards, which the engine must cope with
@@ -264,10 +265,11 @@ def test_prefilter_skips_far_fences_and_caps_the_nearest_distance():
     fs = meridian()
     rec = Recorder()
     eng = FenceEngine(fs, rec)
-    assert fs.candidates(52500000, 0) == (0, 0)  # 110 km north: no candidate at all
+    assert fs.cand_start(52500000, 0) == 0 == fs.cand_end  # 110 km north: no candidate at all
     eng.update(T0, 52500000, 0, 300)
     assert eng.nearest_m == fs.near_m == 250
-    s, e = fs.candidates(51480900, -1000)
+    s = fs.cand_start(51480900, -1000)
+    e = fs.cand_end
     assert 0 < e - s < len(fs)  # near the square: some fences, not all
     eng.update(T0 + 1, 51479900, -1000, 300)  # about 11 m south of the square
     assert 10 <= eng.nearest_m <= 12, eng.nearest_m
