@@ -277,6 +277,15 @@ class Tracker:
                 if hasattr(tracker, "commands"):
                     delattr(tracker, "commands")
 
+    def set_report_interval(self, seconds):
+        """The gateway's location interval while moving (a command or the dock's ``report_s``):
+        fixed sampling reports this often, and the policy uses it instead of its tier's
+        interval (it still sleeps in between)."""
+        self.report_override_s = seconds
+        self.report_interval_s = seconds
+        if self.policy is not None:
+            self.policy.report_s = seconds
+
     def status(self, online):
         """The retained status message (``online`` false doubles as the last will)."""
         battery = self.battery

@@ -23,18 +23,9 @@ def apply(tracker, payload):
         interval = body.get("interval_s")
         if not isinstance(interval, int) or not 5 <= interval <= 3600:
             return "command rejected: interval_s must be 5..3600"
-        set_report_interval(tracker, interval)
+        tracker.set_report_interval(interval)
         return "report interval now %d s" % interval
     if name == "status":
         return "status requested"
     return "command rejected: unknown cmd %r" % (name,)
 
-
-def set_report_interval(tracker, seconds):
-    """The gateway's location interval while moving (from a command or the dock's ``report_s``):
-    fixed sampling reports this often, and the policy uses it instead of its tier's interval
-    (it still sleeps in between)."""
-    tracker.report_override_s = seconds
-    tracker.report_interval_s = seconds
-    if tracker.policy is not None:
-        tracker.policy.report_s = seconds

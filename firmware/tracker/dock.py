@@ -28,7 +28,6 @@ import asyncio
 import binascii
 import json
 
-from tracker.commands import set_report_interval
 from tracker.compat import const, ticks_diff, ticks_ms
 
 DOCK_FILE = "dock.json"
@@ -189,7 +188,7 @@ class DockLink:
         self.due_ts = state.get("due") or 0
         report_s = state.get("report_s")
         if isinstance(report_s, int) and 5 <= report_s <= 3600:
-            set_report_interval(self.tracker, report_s)
+            self.tracker.set_report_interval(report_s)
         self.tracker.set_state(self.tracker.docked, bool(self.collar))
 
     def _save(self):
@@ -348,7 +347,7 @@ class DockLink:
         if report_s is not None:
             if not isinstance(report_s, int) or not 5 <= report_s <= 3600:
                 return False, "report_s must be 5..3600"
-            set_report_interval(self.tracker, report_s)
+            self.tracker.set_report_interval(report_s)
         self._save()
         self.changed = True
         return True, ""

@@ -111,7 +111,7 @@ def load(opener):
             raise FenceSetError("size", "truncated header")
         fields = struct.unpack("<4s12sHHHHHHiiBBHHHHH", head)  # tracker.fence_load.HEADER
         if fields[0] != b"HSF1":
-            raise FenceSetError("format", "bad magic number")
+            raise FenceSetError("format", "bad magic")
         hd = fields[2:]
         sizes = counts(hd)
         offs, total = offsets(sizes)

@@ -16,7 +16,7 @@ from tracker.fence import (
     counts,
     offsets,
 )
-from tracker.fence_check import FileText, check, wrapper
+from tracker.fence_check import check, wrapper
 
 try:
     import hashlib
@@ -85,9 +85,13 @@ def from_json(cls, text):
     """
     if isinstance(text, memoryview):
         text = bytes(text)
-    if isinstance(text, (bytes, bytearray, FileText)):
+    # A FileText is recognised by its ``file``, not by its class: on MicroPython
+    # tracker.fence_check is dropped after every FenceStore.load and imported afresh, so a
+    # FileText made before and one this module imported need not be the same class.
+    filetext = hasattr(text, "file") and hasattr(text, "find")
+    if filetext or isinstance(text, (bytes, bytearray)):
         if bytes(text[:4]) == MAGIC:
-            if isinstance(text, FileText):
+            if filetext:
                 text.file.seek(0)
                 return from_stream(cls, text.file, len(text))
             return from_stream(cls, _MemReader(text), len(text))
