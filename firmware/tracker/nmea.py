@@ -748,16 +748,39 @@ class NmeaParser:
                 fix.course_cdeg = course
             if mode:
                 fix.mode = mode
-        elif kind == _GGA:
+        elif kind == _GGA or kind == _GNS:
             # $--GGA,time,lat,N,lon,E,quality,sats,hdop,alt,M,sep,M,age,station
+            # $--GNS,time,lat,N,lon,E,mode,sats,hdop,alt,sep,age,station[,navstatus] (4.10+)
+            # The same fields but the sixth. GNS's mode: one letter per constellation (GPS,
+            # GLONASS, Galileo, BeiDou, QZSS, NavIC); the position is real when any of them is,
+            # and that letter becomes the epoch's mode.
             if nf < 10:
                 raise ValueError("bad field")
             tod = _time_cs(b, fs[1], fs[2] - 1)
             s = fs[6]
             e = fs[7] - 1
-            quality = _uint(b, s, e) if e > s else 0
-            if quality > 8:  # 0-8 since NMEA 2.3; anything else is not a GGA we can trust
-                raise ValueError("bad field")
+            if kind == _GGA:
+                quality = _uint(b, s, e) if e > s else 0
+                if quality > 8:  # 0-8 since NMEA 2.3; anything else is not a GGA to trust
+                    raise ValueError("bad field")
+                valid = quality != 0 and quality != 7 and quality != 8  # none, manual, simulator
+            else:
+                if e <= s:
+                    raise ValueError("bad field")
+                mode = 0
+                while s < e:
+                    c = b[s]
+                    if c < 65 or c > 90:
+                        raise ValueError("bad field")
+                    if c != _MODE_NONE and c != _MODE_MANUAL and c != _MODE_SIMULATOR:
+                        if not mode or mode == _MODE_NONE or mode == _MODE_MANUAL or (
+                                mode == _MODE_SIMULATOR):
+                            mode = c
+                    elif not mode:
+                        mode = c
+                    s += 1
+                valid = (mode != _MODE_NONE and mode != _MODE_MANUAL
+                         and mode != _MODE_SIMULATOR and nav != _NAV_UNSAFE)
             s = fs[7]
             e = fs[8] - 1
             sats = _uint(b, s, e) if e > s else -1
@@ -768,22 +791,36 @@ class NmeaParser:
             e = fs[10] - 1
             alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
             has_pos = self._position(b, fs, 2)
-            if not self._begin(_GGA, tod):
+            if not self._begin(kind, tod):
                 return
-            if has_pos:
-                fix.lat_e6 = st[_LAT]
-                fix.lon_e6 = st[_LON]
-                if quality != 0:
-                    st[_POS] = 1
-            fix.quality = quality
-            if quality == 0 or quality == 7 or quality == 8:  # none, manual input, simulator
+            if not valid:
                 st[_BAD] = 1
-            if sats >= 0:
-                st[_GGA_SATS] = sats
-            if hdop >= 0:
-                fix.hdop_x100 = hdop
-            if alt != ALT_UNKNOWN:
-                fix.alt_cm = alt
+            if kind == _GGA:
+                if has_pos:
+                    fix.lat_e6 = st[_LAT]
+                    fix.lon_e6 = st[_LON]
+                    if quality != 0:
+                        st[_POS] = 1
+                fix.quality = quality
+                if sats >= 0:
+                    st[_GGA_SATS] = sats
+                if hdop >= 0:
+                    fix.hdop_x100 = hdop
+                if alt != ALT_UNKNOWN:
+                    fix.alt_cm = alt
+            else:  # GGA's figures win where an epoch has both
+                if has_pos:
+                    fix.lat_e6 = st[_LAT]
+                    fix.lon_e6 = st[_LON]
+                    if mode != _MODE_NONE and mode != _MODE_MANUAL and mode != _MODE_SIMULATOR:
+                        st[_POS] = 1
+                fix.mode = mode
+                if sats > st[_GGA_SATS]:
+                    st[_GGA_SATS] = sats
+                if hdop >= 0 and fix.hdop_x100 < 0:
+                    fix.hdop_x100 = hdop
+                if alt != ALT_UNKNOWN and fix.alt_cm == ALT_UNKNOWN:
+                    fix.alt_cm = alt
         elif kind == _VTG:
             # $--VTG,course,T,course_mag,M,knots,N,kmh,K[,mode]; before NMEA 2.0 without letters
             if nf > 8 and fs[3] - fs[2] <= 2:
@@ -864,56 +901,6 @@ class NmeaParser:
                     x = y
                     y = (x + sq // x) >> 1
                 st[_GST_CM] = x * scale
-        elif kind == _GNS:
-            # $--GNS,time,lat,N,lon,E,mode,sats,hdop,alt,sep,age,station[,navstatus] (4.10+)
-            # mode: one letter per constellation (GPS, GLONASS, Galileo, BeiDou, QZSS, NavIC);
-            # the position is real when any of them is, and that letter becomes the epoch's mode.
-            if nf < 10:
-                raise ValueError("bad field")
-            tod = _time_cs(b, fs[1], fs[2] - 1)
-            s = fs[6]
-            e = fs[7] - 1
-            if e <= s:
-                raise ValueError("bad field")
-            mode = 0
-            while s < e:
-                c = b[s]
-                if c < 65 or c > 90:
-                    raise ValueError("bad field")
-                if c != _MODE_NONE and c != _MODE_MANUAL and c != _MODE_SIMULATOR:
-                    if not mode or mode == _MODE_NONE or mode == _MODE_MANUAL or (
-                            mode == _MODE_SIMULATOR):
-                        mode = c
-                elif not mode:
-                    mode = c
-                s += 1
-            s = fs[7]
-            e = fs[8] - 1
-            sats = _uint(b, s, e) if e > s else -1
-            if sats > 255:
-                raise ValueError("bad field")
-            hdop = _field_udec(b, fs, 8, 2)
-            s = fs[9]
-            e = fs[10] - 1
-            alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
-            has_pos = self._position(b, fs, 2)
-            if not self._begin(_GNS, tod):
-                return
-            valid = mode != _MODE_NONE and mode != _MODE_MANUAL and mode != _MODE_SIMULATOR
-            if has_pos:
-                fix.lat_e6 = st[_LAT]
-                fix.lon_e6 = st[_LON]
-                if valid:
-                    st[_POS] = 1
-            fix.mode = mode
-            if not valid or nav == _NAV_UNSAFE:
-                st[_BAD] = 1
-            if sats > st[_GGA_SATS]:
-                st[_GGA_SATS] = sats
-            if hdop >= 0 and fix.hdop_x100 < 0:
-                fix.hdop_x100 = hdop
-            if alt != ALT_UNKNOWN and fix.alt_cm == ALT_UNKNOWN:
-                fix.alt_cm = alt
         else:
             # $--ZDA,time,day,month,year,zone_h,zone_min
             if nf < 5:
