@@ -97,8 +97,8 @@ cdef class NmeaParser:
     cdef index _sentence(self, const unsigned char[:] b, index s, index n) except? -2
 
     # epochs
-    @cython.locals(st="i64*", k=i64, i=index)
-    cdef bint _begin(self, index kind, i64 tod) except -1
+    @cython.locals(st="i64*", k=i64, i=index, fix=Fix)
+    cdef bint _begin(self, index kind, i64 tod, bint pos=*, bint usable=*) except -1
     @cython.locals(st="i64*", fix=Fix, tod=i64, days=i64, sats=i64, total=i64, i=index, mode=i64)
     cdef _emit(self)
 
@@ -106,7 +106,7 @@ cdef class NmeaParser:
     @cython.locals(st="i64*")
     cdef bint _position(self, const unsigned char[:] b, index* fs, index i) except -1
     @cython.locals(st="i64*", fix=Fix, tod=i64, status=int, s=index, e=index, days=i64, yy=i64,
-                   speed=i64, course=i64, mode=i64, nav=i64, has_pos=bint, quality=i64,
+                   speed=i64, course=i64, mode=i64, nav=i64, pos=bint, usable=bint, quality=i64,
                    sats=i64, hdop=i64, alt=i64, ic=index, ik=index, ih=index, fix_type=i64,
                    used=i64, i=index, pdop=i64, vdop=i64, c=i64, valid=bint, total=i64,
                    num=i64, in_view=i64, best=i64, snr=i64, slat=i64, slon=i64, scale=i64,

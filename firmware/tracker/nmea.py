@@ -546,8 +546,10 @@ class NmeaParser:
         return i
 
     # -- epochs --------------------------------------------------------------------------------
-    def _begin(self, kind, tod):
-        """Add a sentence of ``kind`` stamped ``tod`` (-1 if untimed) to the epoch it belongs to.
+    def _begin(self, kind, tod, pos=False, usable=False):
+        """Add a sentence of ``kind`` stamped ``tod`` (-1 if untimed) to the epoch it belongs to,
+        with the position :meth:`_position` read from it (``pos``), which the sentence says is
+        a real one (``usable``).
 
         Returns False for a late sentence of an epoch already emitted (its data is dropped).
         """
@@ -579,6 +581,12 @@ class NmeaParser:
             k += 1
             st[_SEEN + kind] = k
         st[_KEY] = kind << 8 | k
+        if pos:
+            fix = self.fix
+            fix.lat_e6 = st[_LAT]
+            fix.lon_e6 = st[_LON]
+            if usable:
+                st[_POS] = 1
         return True
 
     def _emit(self):
@@ -728,14 +736,9 @@ class NmeaParser:
             e = fs[9] - 1
             course = _udec(b, s, e, 2) % 36000 if e > s else -1
             mode = b[fs[12]] if nf > 12 and fs[13] - fs[12] > 1 else 0
-            has_pos = self._position(b, fs, 3)
-            if not self._begin(_RMC, tod):
+            pos = self._position(b, fs, 3)
+            if not self._begin(_RMC, tod, pos, status == 65):
                 return
-            if has_pos:
-                fix.lat_e6 = st[_LAT]
-                fix.lon_e6 = st[_LON]
-                if status == 65:
-                    st[_POS] = 1
             if days >= 0:
                 st[_EP_DAYS] = days
             if status != 65:  # 'A'
@@ -763,7 +766,8 @@ class NmeaParser:
                 quality = _uint(b, s, e) if e > s else 0
                 if quality > 8:  # 0-8 since NMEA 2.3; anything else is not a GGA to trust
                     raise ValueError("bad field")
-                valid = quality != 0 and quality != 7 and quality != 8  # none, manual, simulator
+                usable = quality != 0
+                valid = usable and quality != 7 and quality != 8  # none, manual, simulator
             else:
                 if e <= s:
                     raise ValueError("bad field")
@@ -779,8 +783,9 @@ class NmeaParser:
                     elif not mode:
                         mode = c
                     s += 1
-                valid = (mode != _MODE_NONE and mode != _MODE_MANUAL
-                         and mode != _MODE_SIMULATOR and nav != _NAV_UNSAFE)
+                usable = (mode != _MODE_NONE and mode != _MODE_MANUAL
+                          and mode != _MODE_SIMULATOR)
+                valid = usable and nav != _NAV_UNSAFE
             s = fs[7]
             e = fs[8] - 1
             sats = _uint(b, s, e) if e > s else -1
@@ -790,17 +795,12 @@ class NmeaParser:
             s = fs[9]
             e = fs[10] - 1
             alt = _sdec(b, s, e, 2) if e > s else ALT_UNKNOWN
-            has_pos = self._position(b, fs, 2)
-            if not self._begin(kind, tod):
+            pos = self._position(b, fs, 2)
+            if not self._begin(kind, tod, pos, usable):
                 return
             if not valid:
                 st[_BAD] = 1
             if kind == _GGA:
-                if has_pos:
-                    fix.lat_e6 = st[_LAT]
-                    fix.lon_e6 = st[_LON]
-                    if quality != 0:
-                        st[_POS] = 1
                 fix.quality = quality
                 if sats >= 0:
                     st[_GGA_SATS] = sats
@@ -809,11 +809,6 @@ class NmeaParser:
                 if alt != ALT_UNKNOWN:
                     fix.alt_cm = alt
             else:  # GGA's figures win where an epoch has both
-                if has_pos:
-                    fix.lat_e6 = st[_LAT]
-                    fix.lon_e6 = st[_LON]
-                    if mode != _MODE_NONE and mode != _MODE_MANUAL and mode != _MODE_SIMULATOR:
-                        st[_POS] = 1
                 fix.mode = mode
                 if sats > st[_GGA_SATS]:
                     st[_GGA_SATS] = sats
@@ -862,14 +857,9 @@ class NmeaParser:
             tod = _time_cs(b, fs[5], fs[6] - 1) if nf > 5 else -1
             status = b[fs[6]] if nf > 6 and fs[7] - fs[6] == 2 else 65
             mode = b[fs[7]] if nf > 7 and fs[8] - fs[7] > 1 else 0
-            has_pos = self._position(b, fs, 1)
-            if not self._begin(_GLL, tod):
+            pos = self._position(b, fs, 1)
+            if not self._begin(_GLL, tod, pos, status == 65):
                 return
-            if has_pos:
-                fix.lat_e6 = st[_LAT]
-                fix.lon_e6 = st[_LON]
-                if status == 65:
-                    st[_POS] = 1
             if status != 65:
                 st[_BAD] = 1
             if mode:
