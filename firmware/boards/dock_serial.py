@@ -1,9 +1,9 @@
 """Dock port and battery gauge for the MicroPython unix port (and CPython): wiring only.
 
 ``DockSerial`` is the tracker's end of the dock's USB serial, here a tty (a pseudo-terminal from
-``simulators/dock.py``). The tty is switched to raw mode with VMIN=0, so a read returns what
-has arrived instead of blocking until a whole line is there: a frame cut short by unplugging
-must not freeze the event loop (and with it the GNSS reader).
+``simulators/dock.py``), opened by ``boards.unix_devices.open_raw``: raw mode with VMIN=0, so a
+read returns what has arrived instead of blocking until a whole line is there: a frame cut short
+by unplugging must not freeze the event loop (and with it the GNSS reader).
 
 ``FileBattery`` reads the simulated fuel gauge: a file holding ``<percent> <charging 0|1>``,
 rewritten by the dock simulator's battery model.
@@ -16,18 +16,9 @@ class DockSerial:
     """Lines from, and frames to, the dock's serial link."""
 
     def __init__(self, path):
-        self._file = open(path, "r+b")
-        try:
-            import termios
+        from boards.unix_devices import open_raw
 
-            fd = self._file.fileno()
-            termios.setraw(fd)
-            attrs = termios.tcgetattr(fd)
-            attrs[6][5] = 0  # VTIME
-            attrs[6][6] = 0  # VMIN: return what is there
-            termios.tcsetattr(fd, termios.TCSANOW, attrs)
-        except Exception:  # not a tty (a test double on a pipe)
-            pass
+        self._file = open_raw(path)
         self._stream = asyncio.StreamReader(self._file)
 
     async def readline(self):

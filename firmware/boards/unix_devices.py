@@ -10,27 +10,34 @@ settings ask for one, and drops it once the devices are built (docs/memory.md).
 import asyncio
 
 
-def open_modem(path, settings, log=print, ca_pem=None):
-    """A :class:`drivers.modem_sim7080.Modem` on the serial device ``path`` (raw mode), with
-    the tracker's settings dict (``apn``, PSM/eDRX timers); its ``open_connection`` is the
-    tracker's. ``ca_pem``: the broker's CA, for TLS in the modem."""
-    from drivers.modem_sim7080 import Modem
-
-    uart = open(path, "r+b")
+def open_raw(path):
+    """The serial device ``path`` (a tty: a pseudo-terminal from a simulator) opened for
+    reading and writing in raw mode with VMIN=0. MicroPython's ``readinto`` reads until the
+    buffer is full on a blocking tty; with VMIN=0 it returns what has arrived, so the event loop
+    never waits inside a read (a frame cut short by unplugging must not freeze it). Anything
+    that is not a tty (a test double on a pipe) is opened as it is."""
+    f = open(path, "r+b")
     try:
         import termios
 
-        fd = uart.fileno()
+        fd = f.fileno()
         termios.setraw(fd)
-        # VMIN=0: MicroPython's readinto reads until the buffer is full on a blocking tty; with
-        # VMIN=0 it returns what has arrived, so the event loop never waits inside a read.
         attrs = termios.tcgetattr(fd)
         attrs[6][5] = 0  # VTIME
         attrs[6][6] = 0  # VMIN
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
     except Exception:  # not a tty
         pass
-    return Modem(asyncio.StreamReader(uart), settings, log, ca_pem)
+    return f
+
+
+def open_modem(path, settings, log=print, ca_pem=None):
+    """A :class:`drivers.modem_sim7080.Modem` on the serial device ``path`` (:func:`open_raw`),
+    with the tracker's settings dict (``apn``, PSM/eDRX timers); its ``open_connection`` is the
+    tracker's. ``ca_pem``: the broker's CA, for TLS in the modem."""
+    from drivers.modem_sim7080 import Modem
+
+    return Modem(asyncio.StreamReader(open_raw(path)), settings, log, ca_pem)
 
 
 def start(cfg, serial):

@@ -33,25 +33,13 @@ class Pin:
         Pin.writes.append((self.id, v))
 
 
-def _raw(path):
-    uart = open(path, "r+b")
-    try:
-        import termios
-
-        fd = uart.fileno()
-        termios.setraw(fd)
-        attrs = termios.tcgetattr(fd)
-        attrs[6][5] = 0  # VTIME
-        attrs[6][6] = 0  # VMIN: reads return what has arrived (as boards.unix_devices.open_modem)
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
-    except Exception:  # not a tty
-        pass
-    return uart
-
-
 def UART(uart_id, baudrate=9600, tx=None, rx=None, rxbuf=256):  # noqa: N802 - the port's name
     path = UART_PATHS.get(uart_id)
-    return _raw(path) if path else open("/dev/null", "r+b")
+    if not path:
+        return open("/dev/null", "r+b")
+    from boards.unix_devices import open_raw
+
+    return open_raw(path)
 
 
 class I2C:
